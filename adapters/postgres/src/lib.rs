@@ -1,0 +1,1 @@
+//! Herald's postgres adapter: lands in a later issue (see ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! Herald's smtp adapter: lands in a later issue (see ARCHITECTURE.md).

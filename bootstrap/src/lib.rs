@@ -1,0 +1,1 @@
+//! Herald bootstrap: configuration, wiring, CLI. Lands with the server issue.

@@ -1,0 +1,506 @@
+//! Messages and their state machine.
+//!
+//! ```text
+//! pending ──lease──▶ leased ──ok──────────────▶ sent
+//!    ▲                 │  ──retryable, attempts+1 < max──▶ temporary_failure ──after retry interval──▶ (leasable again)
+//!    │                 │  ──retryable, attempts+1 = max──▶ permanent_failure
+//!    │                 │  ──permanent error──────────────▶ permanent_failure
+//!    │                 │  ──user disabled it / user deleted─▶ inhibited
+//!    └── lease expired (leased_until < now): leasable again, attempt NOT counted
+//! ```
+//!
+//! The functions here are pure: they compute the next state or refuse the transition. Stores
+//! apply what they compute (the in-memory store literally, PostgreSQL in SQL that the contract
+//! suites hold to the same behaviour).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{DedupeHash, InvalidValue, MessageId, Method, Payload, TemplateId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Pending,
+    Leased,
+    Sent,
+    TemporaryFailure,
+    PermanentFailure,
+    Inhibited,
+}
+
+impl MessageStatus {
+    pub const ALL: [MessageStatus; 6] = [
+        MessageStatus::Pending,
+        MessageStatus::Leased,
+        MessageStatus::Sent,
+        MessageStatus::TemporaryFailure,
+        MessageStatus::PermanentFailure,
+        MessageStatus::Inhibited,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "pending",
+            MessageStatus::Leased => "leased",
+            MessageStatus::Sent => "sent",
+            MessageStatus::TemporaryFailure => "temporary_failure",
+            MessageStatus::PermanentFailure => "permanent_failure",
+            MessageStatus::Inhibited => "inhibited",
+        }
+    }
+
+    /// Final states: nothing moves a message out of them (only purge deletes it).
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Sent | MessageStatus::PermanentFailure | MessageStatus::Inhibited
+        )
+    }
+}
+
+impl fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MessageStatus {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| InvalidValue::new("status", format!("unknown message status {s:?}")))
+    }
+}
+
+/// How failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The upper limit of attempts to send a message (at least 1).
+    pub max_attempts: u32,
+    /// How long after a retryable failure the message may be leased again.
+    pub retry_interval: Duration,
+}
+
+/// How a dispatch ended, as the notifier reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    Sent,
+    Failed {
+        reason: String,
+        retryable: bool,
+        /// The earliest time the receiver asked to be retried at (HTTP `Retry-After`).
+        retry_after: Option<DateTime<Utc>>,
+    },
+    /// The recipient opted out or was deleted after the message was queued.
+    Inhibited { reason: String },
+}
+
+/// A transition the state machine refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message {id} cannot {action} while {status}")]
+pub struct IllegalTransition {
+    pub id: MessageId,
+    pub status: MessageStatus,
+    pub action: &'static str,
+}
+
+/// The new state of one message, computed by the state machine and written back by a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub id: MessageId,
+    pub status: MessageStatus,
+    pub status_reason: Option<String>,
+    pub attempt_count: u32,
+    pub next_retry_after: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// One queued message: one recipient, one delivery method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub template_id: TemplateId,
+    pub recipient: UserId,
+    pub method: Method,
+    pub status: MessageStatus,
+    pub status_reason: Option<String>,
+    pub attempt_count: u32,
+    pub payload: Payload,
+    pub targets: Vec<Uuid>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub leased_until: Option<DateTime<Utc>>,
+    pub next_retry_after: Option<DateTime<Utc>>,
+    /// Seconds the message waited between its last state change and its latest lease.
+    pub queued_seconds: f64,
+    pub dedupe_hash: Option<DedupeHash>,
+}
+
+impl Message {
+    /// Whether a notifier may lease the message at `now`: pending; a temporary failure whose
+    /// retry time has come; or leased with an expired lease. Never once `max_attempts` is
+    /// reached.
+    pub fn is_leasable(&self, now: DateTime<Utc>, max_attempts: u32) -> bool {
+        if self.attempt_count >= max_attempts {
+            return false;
+        }
+        match self.status {
+            MessageStatus::Pending => true,
+            MessageStatus::TemporaryFailure => self.next_retry_after.is_none_or(|at| at <= now),
+            MessageStatus::Leased => self.leased_until.is_none_or(|until| until < now),
+            MessageStatus::Sent | MessageStatus::PermanentFailure | MessageStatus::Inhibited => false,
+        }
+    }
+
+    /// Leases the message until `now + lease_period`. An expired lease is taken over without
+    /// counting an attempt.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] when the message is not leasable at `now`.
+    pub fn lease(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_period: Duration,
+        max_attempts: u32,
+    ) -> Result<(), IllegalTransition> {
+        if !self.is_leasable(now, max_attempts) {
+            return Err(self.refuse("be leased"));
+        }
+        self.queued_seconds = (now - self.updated_at).num_milliseconds().max(0) as f64 / 1000.0;
+        self.status = MessageStatus::Leased;
+        self.leased_until = Some(now + lease_period);
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Computes where a leased message goes once its dispatch ended.
+    ///
+    /// Sent and failed dispatches count an attempt; an inhibited one does not (nothing was
+    /// attempted). A retryable failure is retried after the retry interval, or later if the
+    /// receiver asked for later, until the attempts reach the maximum.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless the message is leased.
+    pub fn complete(
+        &self,
+        completion: &Completion,
+        now: DateTime<Utc>,
+        policy: RetryPolicy,
+    ) -> Result<StatusChange, IllegalTransition> {
+        if self.status != MessageStatus::Leased {
+            return Err(self.refuse("complete a dispatch"));
+        }
+        let attempts = self.attempt_count.saturating_add(1);
+        let (status, status_reason, attempt_count, next_retry_after) = match completion {
+            Completion::Sent => (MessageStatus::Sent, None, attempts, None),
+            Completion::Inhibited { reason } => {
+                (MessageStatus::Inhibited, Some(reason.clone()), self.attempt_count, None)
+            }
+            Completion::Failed {
+                reason,
+                retryable: true,
+                retry_after,
+            } if attempts < policy.max_attempts => {
+                let earliest = now + policy.retry_interval;
+                let next = retry_after.map_or(earliest, |asked| asked.max(earliest));
+                (MessageStatus::TemporaryFailure, Some(reason.clone()), attempts, Some(next))
+            }
+            Completion::Failed {
+                reason,
+                retryable: true,
+                ..
+            } => (
+                MessageStatus::PermanentFailure,
+                Some(format!("{reason} (gave up after {attempts} attempts)")),
+                attempts,
+                None,
+            ),
+            Completion::Failed {
+                reason,
+                retryable: false,
+                ..
+            } => (MessageStatus::PermanentFailure, Some(reason.clone()), attempts, None),
+        };
+        Ok(StatusChange {
+            id: self.id,
+            status,
+            status_reason,
+            attempt_count,
+            next_retry_after,
+            at: now,
+        })
+    }
+
+    /// Computes the inhibition of a message that has not reached a final state (its recipient
+    /// was deleted or opted out).
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] when the message is already sent, failed permanently or inhibited.
+    pub fn inhibit(&self, reason: &str, now: DateTime<Utc>) -> Result<StatusChange, IllegalTransition> {
+        if self.status.is_final() {
+            return Err(self.refuse("be inhibited"));
+        }
+        Ok(StatusChange {
+            id: self.id,
+            status: MessageStatus::Inhibited,
+            status_reason: Some(reason.to_owned()),
+            attempt_count: self.attempt_count,
+            next_retry_after: None,
+            at: now,
+        })
+    }
+
+    /// Applies a computed change.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] when the change is for another message, or the message is already
+    /// final (a stale write-back from a notifier whose lease was taken over).
+    pub fn apply(&mut self, change: &StatusChange) -> Result<(), IllegalTransition> {
+        if change.id != self.id || self.status.is_final() {
+            return Err(self.refuse("take a new status"));
+        }
+        self.status = change.status;
+        self.status_reason.clone_from(&change.status_reason);
+        self.attempt_count = change.attempt_count;
+        self.next_retry_after = change.next_retry_after;
+        self.leased_until = None;
+        self.updated_at = change.at;
+        Ok(())
+    }
+
+    fn refuse(&self, action: &'static str) -> IllegalTransition {
+        IllegalTransition {
+            id: self.id,
+            status: self.status,
+            action,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::Labels;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 3,
+        retry_interval: Duration::minutes(5),
+    };
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_780_000_000, 0).unwrap()
+    }
+
+    fn message() -> Message {
+        let user = UserId::from_uuid(Uuid::nil());
+        Message {
+            id: MessageId::random(),
+            template_id: crate::catalogue::TEST_NOTIFICATION,
+            recipient: user,
+            method: Method::Webhook,
+            status: MessageStatus::Pending,
+            status_reason: None,
+            attempt_count: 0,
+            payload: Payload {
+                version: Payload::VERSION.into(),
+                notification_name: "Test Notification".into(),
+                notification_template_id: crate::catalogue::TEST_NOTIFICATION,
+                user_id: user,
+                user_email: "a@b.io".into(),
+                user_name: "a".into(),
+                user_username: "a".into(),
+                actions: vec![],
+                labels: Labels::new(),
+                data: None,
+                targets: vec![],
+            },
+            targets: vec![],
+            created_by: "test".into(),
+            created_at: t0(),
+            updated_at: t0(),
+            leased_until: None,
+            next_retry_after: None,
+            queued_seconds: 0.0,
+            dedupe_hash: None,
+        }
+    }
+
+    fn fail(retryable: bool) -> Completion {
+        Completion::Failed {
+            reason: "boom".into(),
+            retryable,
+            retry_after: None,
+        }
+    }
+
+    fn leased(at: DateTime<Utc>) -> Message {
+        let mut m = message();
+        m.lease(at, Duration::minutes(2), POLICY.max_attempts).unwrap();
+        m
+    }
+
+    #[test]
+    fn lease_sets_the_lease_and_records_the_wait() {
+        let mut m = message();
+        m.lease(t0() + Duration::seconds(3), Duration::minutes(2), 3).unwrap();
+        assert_eq!(m.status, MessageStatus::Leased);
+        assert_eq!(m.leased_until, Some(t0() + Duration::seconds(123)));
+        assert_eq!(m.queued_seconds, 3.0);
+    }
+
+    #[test]
+    fn success_is_sent_and_counts_an_attempt() {
+        let m = leased(t0());
+        let change = m.complete(&Completion::Sent, t0(), POLICY).unwrap();
+        assert_eq!(change.status, MessageStatus::Sent);
+        assert_eq!(change.attempt_count, 1);
+        assert_eq!(change.status_reason, None);
+    }
+
+    #[test]
+    fn retryable_failure_waits_the_retry_interval() {
+        let m = leased(t0());
+        let change = m.complete(&fail(true), t0(), POLICY).unwrap();
+        assert_eq!(change.status, MessageStatus::TemporaryFailure);
+        assert_eq!(change.next_retry_after, Some(t0() + Duration::minutes(5)));
+        assert_eq!(change.status_reason.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn retry_after_later_than_the_interval_is_honoured_and_earlier_is_not() {
+        let m = leased(t0());
+        let later = t0() + Duration::hours(1);
+        let asked_later = Completion::Failed { reason: "429".into(), retryable: true, retry_after: Some(later) };
+        assert_eq!(m.complete(&asked_later, t0(), POLICY).unwrap().next_retry_after, Some(later));
+        let asked_sooner =
+            Completion::Failed { reason: "429".into(), retryable: true, retry_after: Some(t0() + Duration::seconds(1)) };
+        assert_eq!(
+            m.complete(&asked_sooner, t0(), POLICY).unwrap().next_retry_after,
+            Some(t0() + Duration::minutes(5))
+        );
+    }
+
+    #[test]
+    fn the_max_th_retryable_failure_is_permanent() {
+        let mut m = leased(t0());
+        m.attempt_count = POLICY.max_attempts - 1;
+        let change = m.complete(&fail(true), t0(), POLICY).unwrap();
+        assert_eq!(change.status, MessageStatus::PermanentFailure);
+        assert_eq!(change.attempt_count, POLICY.max_attempts);
+        assert!(change.status_reason.unwrap().contains("gave up after 3 attempts"));
+    }
+
+    #[test]
+    fn a_permanent_error_is_permanent_at_once() {
+        let change = leased(t0()).complete(&fail(false), t0(), POLICY).unwrap();
+        assert_eq!(change.status, MessageStatus::PermanentFailure);
+        assert_eq!(change.attempt_count, 1);
+    }
+
+    #[test]
+    fn inhibition_does_not_count_an_attempt() {
+        let change = leased(t0())
+            .complete(&Completion::Inhibited { reason: "disabled".into() }, t0(), POLICY)
+            .unwrap();
+        assert_eq!(change.status, MessageStatus::Inhibited);
+        assert_eq!(change.attempt_count, 0);
+    }
+
+    #[test]
+    fn only_a_leased_message_can_complete() {
+        let err = message().complete(&Completion::Sent, t0(), POLICY).unwrap_err();
+        assert_eq!(err.status, MessageStatus::Pending);
+        assert!(err.to_string().contains("cannot complete a dispatch while pending"));
+    }
+
+    #[test]
+    fn a_live_lease_is_not_leasable_and_an_expired_one_is_without_counting() {
+        let mut m = leased(t0());
+        assert!(!m.is_leasable(t0() + Duration::minutes(1), 3));
+        assert!(m.lease(t0() + Duration::minutes(1), Duration::minutes(2), 3).is_err());
+        let later = t0() + Duration::minutes(2) + Duration::milliseconds(1);
+        m.lease(later, Duration::minutes(2), 3).unwrap();
+        assert_eq!(m.attempt_count, 0);
+        assert_eq!(m.leased_until, Some(later + Duration::minutes(2)));
+    }
+
+    #[test]
+    fn temporary_failure_is_leasable_only_after_its_retry_time() {
+        let mut m = leased(t0());
+        let change = m.complete(&fail(true), t0(), POLICY).unwrap();
+        m.apply(&change).unwrap();
+        assert!(!m.is_leasable(t0() + Duration::minutes(4), 3));
+        assert!(m.is_leasable(t0() + Duration::minutes(5), 3));
+    }
+
+    #[test]
+    fn final_states_refuse_everything() {
+        for status in [MessageStatus::Sent, MessageStatus::PermanentFailure, MessageStatus::Inhibited] {
+            let mut m = message();
+            m.status = status;
+            assert!(!m.is_leasable(t0() + Duration::days(1), 3));
+            assert!(m.inhibit("x", t0()).is_err());
+            let change = StatusChange {
+                id: m.id,
+                status: MessageStatus::Sent,
+                status_reason: None,
+                attempt_count: 1,
+                next_retry_after: None,
+                at: t0(),
+            };
+            assert!(m.apply(&change).is_err(), "{status}");
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for status in MessageStatus::ALL {
+            assert_eq!(status.as_str().parse::<MessageStatus>().unwrap(), status);
+        }
+        assert!("done".parse::<MessageStatus>().is_err());
+    }
+
+    fn completion() -> impl Strategy<Value = Completion> {
+        prop_oneof![
+            Just(Completion::Sent),
+            any::<bool>().prop_map(|retryable| Completion::Failed { reason: "x".into(), retryable, retry_after: None }),
+            Just(Completion::Inhibited { reason: "x".into() }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens, attempts never exceed the maximum, a message at the maximum is
+        /// never leasable, and every completion lands in a non-leased state.
+        #[test]
+        fn attempts_never_exceed_the_maximum(outcomes in proptest::collection::vec(completion(), 1..20), max in 1u32..6) {
+            let policy = RetryPolicy { max_attempts: max, retry_interval: Duration::minutes(5) };
+            let mut m = message();
+            let mut now = t0();
+            for outcome in outcomes {
+                now += Duration::hours(1);
+                if m.lease(now, Duration::minutes(2), max).is_err() {
+                    prop_assert!(m.status.is_final() || m.attempt_count >= max);
+                    break;
+                }
+                let change = m.complete(&outcome, now, policy).unwrap();
+                prop_assert_ne!(change.status, MessageStatus::Leased);
+                prop_assert!(change.attempt_count <= max);
+                m.apply(&change).unwrap();
+                if m.status == MessageStatus::TemporaryFailure {
+                    prop_assert!(m.attempt_count < max);
+                }
+            }
+        }
+    }
+}
