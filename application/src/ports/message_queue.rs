@@ -1,0 +1,105 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use herald_domain::message::StatusChange;
+use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, TemplateId, UserId};
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A message to queue, fully built by the enqueue use case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub template_id: TemplateId,
+    pub recipient: UserId,
+    pub method: Method,
+    pub payload: Payload,
+    pub targets: Vec<Uuid>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// `None` for events that are never deduplicated.
+    pub dedupe_hash: Option<DedupeHash>,
+}
+
+/// What became of one [`NewMessage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    Queued(MessageId),
+    /// A message with the same dedupe hash is already stored.
+    Duplicate,
+}
+
+/// A notifier's request for work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub now: DateTime<Utc>,
+    pub lease_period: Duration,
+    pub count: usize,
+    pub max_attempts: u32,
+}
+
+/// Troubleshooting filter over stored messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MessageFilter {
+    pub status: Option<MessageStatus>,
+    pub recipient: Option<UserId>,
+    pub template_id: Option<TemplateId>,
+    pub limit: usize,
+}
+
+/// Whether a purge ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeOutcome {
+    Purged(u64),
+    /// Another replica is purging right now.
+    Skipped,
+}
+
+/// The message queue: where messages wait, are leased, and end.
+///
+/// Implementations MUST:
+/// - store a whole `enqueue` batch atomically (all rows or none), report a row whose dedupe
+///   hash is already stored as [`EnqueueOutcome::Duplicate`], and return one outcome per input
+///   in input order;
+/// - in `lease`, take up to `count` messages for which [`Message::is_leasable`] holds at `now`,
+///   oldest first, never handing one message to two concurrent callers, and move each to
+///   `leased` with `leased_until = now + lease_period` exactly as [`Message::lease`] does
+///   (an expired lease is taken over without counting an attempt);
+/// - in `mark_sent` / `mark_failed`, apply each [`StatusChange`] only to a message that is
+///   still `leased` (a stale write-back after a takeover changes nothing) and return how many
+///   rows changed;
+/// - purge only messages whose `updated_at` is older than the cutoff, and never run two purges
+///   at once across replicas.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the store cannot be reached (nothing was written);
+/// [`StoreError::Other`] for anything else.
+#[async_trait]
+pub trait MessageQueue: Send + Sync + std::fmt::Debug {
+    async fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError>;
+
+    async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError>;
+
+    /// Writes back a buffer of successful dispatches in one statement.
+    async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError>;
+
+    /// Writes back a buffer of failed or inhibited dispatches in one statement.
+    async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError>;
+
+    /// Inhibits every message of `recipient` that is not final yet (pending, leased or waiting
+    /// for a retry); returns how many.
+    async fn inhibit_recipient(
+        &self,
+        recipient: UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes messages not updated since `cutoff`.
+    async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError>;
+
+    async fn get(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
+
+    /// Messages matching the filter, newest first, at most `filter.limit`.
+    async fn list(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError>;
+}

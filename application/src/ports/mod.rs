@@ -1,0 +1,30 @@
+//! Ports: what the use cases need from the outside world. One trait per file; each trait's
+//! documentation is the contract an implementation MUST keep. Held as `Arc<dyn Port>`.
+
+mod clock;
+mod dispatcher;
+mod inbox_feed;
+mod inbox_store;
+mod message_queue;
+mod preference_store;
+mod settings_store;
+mod store_error;
+mod template_store;
+mod user_directory;
+mod user_registry;
+mod wakeup;
+
+pub use clock::{Clock, SystemClock};
+pub use dispatcher::{Delivery, DeliveryError, Dispatcher};
+pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
+pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
+pub use message_queue::{
+    EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
+};
+pub use preference_store::PreferenceStore;
+pub use settings_store::SettingsStore;
+pub use store_error::StoreError;
+pub use template_store::TemplateStore;
+pub use user_directory::UserDirectory;
+pub use user_registry::UserRegistry;
+pub use wakeup::{Wakeup, WakeupHub, WakeupListener};

@@ -1,0 +1,17 @@
+use async_trait::async_trait;
+use herald_domain::{User, UserId};
+
+use super::{StoreError, UserDirectory};
+
+/// A directory Herald itself keeps (standalone mode): hosts sync their users into it.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when another user already has the username or email.
+#[async_trait]
+pub trait UserRegistry: UserDirectory {
+    /// Inserts or replaces the user with this id (un-deleting it).
+    async fn upsert(&self, user: &User) -> Result<(), StoreError>;
+
+    /// Flags the user deleted; returns whether a non-deleted user existed.
+    async fn delete(&self, id: UserId) -> Result<bool, StoreError>;
+}
