@@ -4,5 +4,26 @@
 //! structs of already-validated domain types; outputs are domain types. Nothing here knows
 //! which database, mail relay or HTTP framework sits behind a port.
 
+pub mod config;
+mod error;
+pub mod events;
+pub mod inbox;
+pub mod notifier;
 pub mod ports;
+pub mod preferences;
+pub mod purge;
 pub mod rendering;
+pub mod settings;
+pub mod templates;
+pub mod users;
+
+pub use config::{ConfigError, DeliveryConfig, NotifierConfig};
+pub use error::Error;
+pub use events::{CustomContent, EnqueueResult, Event, Events, SkipReason, Skipped, TemplateRef};
+pub use inbox::{Inbox, InboxFilter, InboxPage};
+pub use notifier::{Cycle, Flushed, Notifier, NotifierHandle, NotifierPorts};
+pub use preferences::Preferences;
+pub use purge::Purger;
+pub use settings::Settings;
+pub use templates::{TemplateView, Templates};
+pub use users::{UserInput, Users};

@@ -1,0 +1,49 @@
+use herald_domain::InvalidValue;
+
+use crate::ports::StoreError;
+
+/// What a use case reports. Variants are the ones callers branch on (the HTTP adapter maps
+/// them to 400, 404, 409 and 503); `Internal` is the opaque rest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Bad input: which field, and why.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A store could not be reached; the same request may succeed later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(what) => Error::Conflict(what),
+            StoreError::Unavailable(why) => Error::Unavailable(why),
+            StoreError::Other(why) => Error::Internal(why),
+        }
+    }
+}
+
+impl From<InvalidValue> for Error {
+    fn from(err: InvalidValue) -> Self {
+        Error::Invalid {
+            field: err.field.to_owned(),
+            reason: err.reason,
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! The notifier (DESIGN §5): leases messages, dispatches them concurrently, and writes the
+//! results back in bulk. One runs per replica; several share the queue safely.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use herald_domain::message::StatusChange;
+use herald_domain::{
+    Completion, Message, MessageStatus, Method, RetryPolicy, Template, TemplateId, is_enabled,
+};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::config::{ConfigError, NotifierConfig};
+use crate::ports::{
+    Clock, Delivery, DeliveryError, Dispatcher, LeaseRequest, MessageQueue, PreferenceStore,
+    SettingsStore, StoreError, TemplateStore, UserDirectory, WakeupListener,
+};
+use crate::rendering::Renderer;
+
+/// Reason recorded on messages inhibited because their recipient is gone.
+pub const REASON_RECIPIENT_DELETED: &str = "inhibited: the recipient was deleted";
+/// Reason recorded on messages inhibited by the recipient's preferences.
+pub const REASON_DISABLED: &str = "inhibited: the recipient disabled this notification";
+
+/// The ports a notifier drives.
+#[derive(Debug, Clone)]
+pub struct NotifierPorts {
+    pub queue: Arc<dyn MessageQueue>,
+    pub templates: Arc<dyn TemplateStore>,
+    pub directory: Arc<dyn UserDirectory>,
+    pub preferences: Arc<dyn PreferenceStore>,
+    pub settings: Arc<dyn SettingsStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cycle {
+    /// The pause switch is on: nothing was leased.
+    Paused,
+    /// This many messages were leased and dispatched (0: nothing to do).
+    Dispatched(usize),
+}
+
+/// Results waiting to be written back.
+#[derive(Debug, Default)]
+struct ResultBuffer {
+    sent: Vec<StatusChange>,
+    failed: Vec<StatusChange>,
+}
+
+impl ResultBuffer {
+    fn len(&self) -> usize {
+        self.sent.len() + self.failed.len()
+    }
+
+    fn push(&mut self, change: StatusChange) {
+        if change.status == MessageStatus::Sent {
+            self.sent.push(change);
+        } else {
+            self.failed.push(change);
+        }
+    }
+}
+
+/// What a flush wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flushed {
+    pub sent: u64,
+    pub failed: u64,
+    /// Results dropped because the write-back failed; their rows stay leased and are
+    /// delivered again after the lease expires.
+    pub dropped: usize,
+}
+
+/// One replica's notifier.
+#[derive(Debug)]
+pub struct Notifier {
+    name: String,
+    config: NotifierConfig,
+    policy: RetryPolicy,
+    ports: NotifierPorts,
+    dispatchers: HashMap<Method, Arc<dyn Dispatcher>>,
+    renderer: Renderer,
+    wakeup: WakeupListener,
+    buffer: ResultBuffer,
+}
+
+impl Notifier {
+    /// # Errors
+    /// [`ConfigError`] when the configuration is invalid (see [`NotifierConfig::validate`]).
+    pub fn new(
+        name: impl Into<String>,
+        config: NotifierConfig,
+        ports: NotifierPorts,
+        dispatchers: Vec<Arc<dyn Dispatcher>>,
+        renderer: Renderer,
+        wakeup: WakeupListener,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let retry_interval = chrono::Duration::from_std(config.retry_interval)
+            .map_err(|_| ConfigError::new("--notifications-retry-interval", "is too large"))?;
+        chrono::Duration::from_std(config.lease_period)
+            .map_err(|_| ConfigError::new("--notifications-lease-period", "is too large"))?;
+        Ok(Self {
+            name: name.into(),
+            policy: RetryPolicy {
+                max_attempts: config.max_send_attempts,
+                retry_interval,
+            },
+            config,
+            ports,
+            dispatchers: dispatchers.into_iter().map(|d| (d.method(), d)).collect(),
+            renderer,
+            wakeup,
+            buffer: ResultBuffer::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Results buffered and not yet written back.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// One cycle: unless paused, lease up to `lease-count` messages, dispatch them
+    /// concurrently (each under the dispatch timeout), and buffer their results. The buffer
+    /// is written back whenever it fills, before anything else is leased (backpressure).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the pause flag or the lease could not be read; nothing was leased.
+    pub async fn run_cycle(&mut self) -> Result<Cycle, StoreError> {
+        if self.ports.settings.notifier_paused().await? {
+            return Ok(Cycle::Paused);
+        }
+        let now = self.ports.clock.now();
+        let leased = self
+            .ports
+            .queue
+            .lease(LeaseRequest {
+                now,
+                lease_period: chrono::Duration::from_std(self.config.lease_period)
+                    .unwrap_or(chrono::Duration::MAX),
+                count: self.config.lease_count,
+                max_attempts: self.config.max_send_attempts,
+            })
+            .await?;
+        let count = leased.len();
+        if count == 0 {
+            return Ok(Cycle::Dispatched(0));
+        }
+        tracing::debug!(notifier = %self.name, count, "notifications: leased messages");
+
+        let prepared = self.prepare(leased, now).await;
+        let mut in_flight = JoinSet::new();
+        let mut by_task = HashMap::new();
+        for (message, next) in prepared {
+            match next {
+                Next::Complete(completion) => self.record(&message, &completion).await,
+                Next::Dispatch(dispatcher, delivery) => {
+                    let timeout = self.config.dispatch_timeout;
+                    let handle = in_flight.spawn(async move {
+                        match tokio::time::timeout(timeout, dispatcher.dispatch(&delivery)).await {
+                            Ok(result) => result,
+                            Err(_) => Err(DeliveryError::retryable(format!(
+                                "dispatch timed out after {timeout:?}"
+                            ))),
+                        }
+                    });
+                    by_task.insert(handle.id(), message);
+                }
+            }
+        }
+        while let Some(joined) = in_flight.join_next_with_id().await {
+            let (task, result) = match joined {
+                Ok((task, result)) => (task, result),
+                Err(err) => (
+                    err.id(),
+                    Err(DeliveryError::retryable(format!(
+                        "dispatcher crashed: {err}"
+                    ))),
+                ),
+            };
+            let Some(message) = by_task.remove(&task) else {
+                continue;
+            };
+            let completion = match result {
+                Ok(()) => Completion::Sent,
+                Err(err) => {
+                    tracing::warn!(
+                        notifier = %self.name,
+                        message_id = %message.id,
+                        method = %message.method,
+                        retryable = err.retryable,
+                        reason = %err.reason,
+                        "notifications: dispatch failed"
+                    );
+                    Completion::Failed {
+                        reason: err.reason,
+                        retryable: err.retryable,
+                        retry_after: err.retry_after,
+                    }
+                }
+            };
+            self.record(&message, &completion).await;
+        }
+        Ok(Cycle::Dispatched(count))
+    }
+
+    /// Writes the buffered results back: one statement for the sent, one for the rest. On
+    /// failure the results are dropped: their rows stay leased and come back when the lease
+    /// expires (at least once, never lost).
+    pub async fn flush(&mut self) -> Flushed {
+        let mut flushed = Flushed::default();
+        let sent = std::mem::take(&mut self.buffer.sent);
+        let failed = std::mem::take(&mut self.buffer.failed);
+        for (changes, all_sent, counter) in [
+            (sent, true, &mut flushed.sent),
+            (failed, false, &mut flushed.failed),
+        ] {
+            if changes.is_empty() {
+                continue;
+            }
+            let result = if all_sent {
+                self.ports.queue.mark_sent(&changes).await
+            } else {
+                self.ports.queue.mark_failed(&changes).await
+            };
+            match result {
+                Ok(written) => *counter = written,
+                Err(err) => {
+                    flushed.dropped += changes.len();
+                    tracing::warn!(
+                        notifier = %self.name,
+                        error = %err,
+                        results = changes.len(),
+                        "notifications: could not write results back; the messages will be retried when their lease expires"
+                    );
+                }
+            }
+        }
+        flushed
+    }
+
+    /// Runs until stopped: a cycle, then — unless the lease came back full — a wait for a
+    /// wake-up, the fetch interval or the stop signal, flushing every store-sync interval.
+    /// On stop it finishes the cycle in flight and flushes.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(notifier = %self.name, "notifications: notifier started");
+        let sync_every = self.config.store_sync_interval;
+        let mut last_flush = Instant::now();
+        'run: while !*stop.borrow() {
+            let full = match self.run_cycle().await {
+                Ok(Cycle::Dispatched(count)) => count >= self.config.lease_count,
+                Ok(Cycle::Paused) => false,
+                Err(err) => {
+                    tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
+                    false
+                }
+            };
+            if last_flush.elapsed() >= sync_every {
+                self.flush().await;
+                last_flush = Instant::now();
+            }
+            if full {
+                continue;
+            }
+            let poll = tokio::time::sleep(self.config.fetch_interval);
+            tokio::pin!(poll);
+            loop {
+                let next_flush = last_flush + sync_every;
+                tokio::select! {
+                    changed = stop.changed() => {
+                        if changed.is_err() || *stop.borrow() {
+                            break 'run;
+                        }
+                    }
+                    () = self.wakeup.wait() => break,
+                    () = &mut poll => break,
+                    () = tokio::time::sleep_until(next_flush), if self.buffer.len() > 0 => {
+                        self.flush().await;
+                        last_flush = Instant::now();
+                    }
+                }
+            }
+        }
+        let flushed = self.flush().await;
+        tracing::info!(
+            notifier = %self.name,
+            sent = flushed.sent,
+            failed = flushed.failed,
+            "notifications: notifier stopped"
+        );
+    }
+
+    /// Starts [`Notifier::run`] on the runtime.
+    pub fn spawn(self) -> NotifierHandle {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(self.run(stopped));
+        NotifierHandle { stop, task }
+    }
+
+    /// Buffers a result, writing the buffer back first when it is full.
+    async fn record(&mut self, message: &Message, completion: &Completion) {
+        let now = self.ports.clock.now();
+        match message.complete(completion, now, self.policy) {
+            Ok(change) => self.buffer.push(change),
+            Err(err) => {
+                tracing::error!(notifier = %self.name, error = %err, "notifications: dispatch result refused by the state machine");
+                return;
+            }
+        }
+        if self.buffer.len() >= self.config.store_sync_buffer_size {
+            self.flush().await;
+        }
+    }
+
+    /// Decides, per leased message, whether to inhibit it, fail it, or dispatch it.
+    async fn prepare(&self, leased: Vec<Message>, now: DateTime<Utc>) -> Vec<(Message, Next)> {
+        let recipients: Vec<_> = leased
+            .iter()
+            .map(|m| m.recipient)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let pairs: Vec<_> = leased
+            .iter()
+            .map(|m| (m.recipient, m.template_id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let users = self.ports.directory.get_many(&recipients).await;
+        let stored = self.ports.preferences.lookup(&pairs).await;
+        let live: Option<HashSet<_>> = users
+            .map(|users| {
+                users
+                    .into_iter()
+                    .filter(|u| !u.deleted)
+                    .map(|u| u.id)
+                    .collect()
+            })
+            .map_err(|err| tracing::warn!(error = %err, "notifications: could not read recipients"))
+            .ok();
+        let stored = stored
+            .map_err(
+                |err| tracing::warn!(error = %err, "notifications: could not read preferences"),
+            )
+            .ok();
+        let templates: Option<HashMap<TemplateId, Template>> = self
+            .ports
+            .templates
+            .list()
+            .await
+            .map(|all| all.into_iter().map(|t| (t.id, t)).collect())
+            .map_err(|err| tracing::warn!(error = %err, "notifications: could not read templates"))
+            .ok();
+
+        let mut prepared = Vec::with_capacity(leased.len());
+        for message in leased {
+            let next = match (&live, &stored, &templates) {
+                (Some(live), Some(stored), Some(templates)) => {
+                    match templates.get(&message.template_id) {
+                        Some(template) => self.next_step(&message, template, live, stored, now),
+                        None => Next::Complete(Completion::Failed {
+                            reason: format!("template {} does not exist", message.template_id),
+                            retryable: false,
+                            retry_after: None,
+                        }),
+                    }
+                }
+                // What the message needs is unknown: leave it leased; it comes back when the
+                // lease expires, without an attempt counted against it.
+                _ => continue,
+            };
+            prepared.push((message, next));
+        }
+        prepared
+    }
+
+    fn next_step(
+        &self,
+        message: &Message,
+        template: &Template,
+        live: &HashSet<herald_domain::UserId>,
+        stored: &HashMap<(herald_domain::UserId, TemplateId), bool>,
+        now: DateTime<Utc>,
+    ) -> Next {
+        if !live.contains(&message.recipient) {
+            return Next::Complete(Completion::Inhibited {
+                reason: REASON_RECIPIENT_DELETED.to_owned(),
+            });
+        }
+        let stored_disabled = stored
+            .get(&(message.recipient, message.template_id))
+            .copied();
+        if !is_enabled(template.enabled_by_default, stored_disabled) {
+            return Next::Complete(Completion::Inhibited {
+                reason: REASON_DISABLED.to_owned(),
+            });
+        }
+        let Some(dispatcher) = self.dispatchers.get(&message.method) else {
+            return Next::Complete(Completion::Failed {
+                reason: format!(
+                    "delivery method {} is not configured on this deployment",
+                    message.method
+                ),
+                retryable: false,
+                retry_after: None,
+            });
+        };
+        match self
+            .renderer
+            .render_message(template, &message.payload, now)
+        {
+            Ok(rendered) => Next::Dispatch(
+                Arc::clone(dispatcher),
+                Box::new(Delivery {
+                    message_id: message.id,
+                    method: message.method,
+                    template_id: message.template_id,
+                    recipient: message.recipient,
+                    payload: message.payload.clone(),
+                    targets: message.targets.clone(),
+                    rendered,
+                }),
+            ),
+            Err(err) => Next::Complete(Completion::Failed {
+                reason: err.to_string(),
+                retryable: false,
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+enum Next {
+    Complete(Completion),
+    Dispatch(Arc<dyn Dispatcher>, Box<Delivery>),
+}
+
+/// A running notifier.
+#[derive(Debug)]
+pub struct NotifierHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl NotifierHandle {
+    /// Stops leasing, lets the dispatches in flight finish (each bounded by the dispatch
+    /// timeout), writes every result back, and returns once the notifier has stopped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(err) = self.task.await {
+            tracing::error!(error = %err, "notifications: notifier task ended abnormally");
+        }
+    }
+}
