@@ -93,6 +93,8 @@ impl InboxFanout {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&user)
-            .map_or(0, |senders| senders.iter().filter(|s| !s.is_closed()).count())
+            .map_or(0, |senders| {
+                senders.iter().filter(|s| !s.is_closed()).count()
+            })
     }
 }

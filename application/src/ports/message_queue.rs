@@ -1,7 +1,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use herald_domain::message::StatusChange;
-use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, TemplateId, UserId};
+use herald_domain::{
+    DedupeHash, Message, MessageId, MessageStatus, Method, Payload, TemplateId, UserId,
+};
 use uuid::Uuid;
 
 use super::StoreError;

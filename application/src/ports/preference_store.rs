@@ -18,7 +18,11 @@ pub trait PreferenceStore: Send + Sync + std::fmt::Debug {
     async fn for_user(&self, user: UserId) -> Result<BTreeMap<TemplateId, bool>, StoreError>;
 
     /// Stores (inserts or replaces) the given rows for the user.
-    async fn set(&self, user: UserId, disabled: &BTreeMap<TemplateId, bool>) -> Result<(), StoreError>;
+    async fn set(
+        &self,
+        user: UserId,
+        disabled: &BTreeMap<TemplateId, bool>,
+    ) -> Result<(), StoreError>;
 
     /// The stored rows among these (user, template) pairs; pairs without a row are absent.
     async fn lookup(

@@ -51,7 +51,10 @@ impl WakeupHub {
 
     /// Wakes every live listener (a listener not waiting keeps the wake-up for its next wait).
     pub fn wake_all(&self) {
-        let mut listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         listeners.retain(|weak| match weak.upgrade() {
             Some(notify) => {
                 notify.notify_one();
