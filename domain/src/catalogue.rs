@@ -100,7 +100,10 @@ fn specs() -> Vec<Spec> {
             title: "Workspace \"{{labels.name}}\" deleted",
             body: "Hi {{user_name}},\n\nYour workspace **{{labels.name}}** has been deleted.\n\n\
                    Reason given: {{labels.reason}}{{#if labels.initiator}} (by {{labels.initiator}}){{/if}}.",
-            actions: &[("View workspaces", "/workspaces"), ("View templates", "/templates")],
+            actions: &[
+                ("View workspaces", "/workspaces"),
+                ("View templates", "/templates"),
+            ],
         },
         Spec {
             id: WORKSPACE_AUTOBUILD_FAILED,
@@ -408,7 +411,10 @@ pub fn templates() -> Vec<Template> {
     specs()
         .into_iter()
         .map(|spec| {
-            let never_deduplicated = matches!(spec.group, TASK_EVENTS | NOTIFICATION_EVENTS | CUSTOM_EVENTS);
+            let never_deduplicated = matches!(
+                spec.group,
+                TASK_EVENTS | NOTIFICATION_EVENTS | CUSTOM_EVENTS
+            );
             Template {
                 id: spec.id,
                 name: spec.name.to_owned(),
@@ -446,30 +452,150 @@ mod tests {
 
     /// Transcribed from `shared/reference/catalogue.tsv`: id, name, group, enabled_by_default.
     const REFERENCE: &[(&str, &str, &str, bool)] = &[
-        ("f517da0b-cdc9-410f-ab89-a86107c420ed", "Workspace Deleted", WORKSPACE_EVENTS, true),
-        ("381df2a9-c0c0-4749-420f-80a9280c66f9", "Workspace Autobuild Failed", WORKSPACE_EVENTS, true),
-        ("0ea69165-ec14-4314-91f1-69566ac3c5a0", "Workspace Marked as Dormant", WORKSPACE_EVENTS, true),
-        ("c34a0c09-0704-4cac-bd1c-0c0146811c2b", "Workspace Updated Automatically", WORKSPACE_EVENTS, true),
-        ("51ce2fdf-c9ca-4be1-8d70-628674f9bc42", "Workspace Marked for Deletion", WORKSPACE_EVENTS, true),
-        ("2faeee0f-26cb-4e96-821c-85ccb9f71513", "Workspace Manual Build Failed", WORKSPACE_EVENTS, true),
-        ("281fdf73-c6d6-4cbb-8ff5-888baf8a2fff", "Workspace Created", WORKSPACE_EVENTS, false),
-        ("d089fe7b-d5c5-4c0c-aaf5-689859f7d392", "Workspace Manually Updated", WORKSPACE_EVENTS, false),
-        ("a9d027b4-ac49-4fb1-9f6d-45af15f64e7a", "Workspace Out Of Memory", WORKSPACE_EVENTS, true),
-        ("f047f6a3-5713-40f7-85aa-0394cce9fa3a", "Workspace Out Of Disk", WORKSPACE_EVENTS, true),
-        ("4e19c0ac-94e1-4532-9515-d1801aa283b2", "User account created", USER_EVENTS, true),
-        ("f44d9314-ad03-4bc8-95d0-5cad491da6b6", "User account deleted", USER_EVENTS, true),
-        ("b02ddd82-4733-4d02-a2d7-c36f3598997d", "User account suspended", USER_EVENTS, true),
-        ("9f5af851-8408-4e73-a7a1-c6502ba46689", "User account activated", USER_EVENTS, true),
-        ("6a2f0609-9b69-4d36-a989-9f5925b6cbff", "Your account has been suspended", USER_EVENTS, true),
-        ("1a6a6bea-ee0a-43e2-9e7c-eabdb53730e4", "Your account has been activated", USER_EVENTS, true),
-        ("62f86a30-2330-4b61-a26d-311ff3b608cf", "One-Time Passcode", USER_EVENTS, true),
-        ("29a09665-2a4c-403f-9648-54301670e7be", "Template Deleted", TEMPLATE_EVENTS, true),
-        ("f40fae84-55a2-42cd-99fa-b41c1ca64894", "Template Deprecated", TEMPLATE_EVENTS, true),
-        ("34a20db2-e9cc-4a93-b0e4-8569699d7a00", "Report: Workspace Builds Failed", TEMPLATE_EVENTS, true),
-        ("bd4b7168-d05e-4e19-ad0f-3593b77aa90f", "Task Working", TASK_EVENTS, false),
-        ("d4a6271c-cced-4ed0-84ad-afd02a9c7799", "Task Idle", TASK_EVENTS, false),
-        ("c425f63e-716a-4bf4-ae24-78348f706c3f", "Test Notification", NOTIFICATION_EVENTS, true),
-        ("39b1e189-c857-4b0c-877a-511144c18516", "Custom Notification", CUSTOM_EVENTS, true),
+        (
+            "f517da0b-cdc9-410f-ab89-a86107c420ed",
+            "Workspace Deleted",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "381df2a9-c0c0-4749-420f-80a9280c66f9",
+            "Workspace Autobuild Failed",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "0ea69165-ec14-4314-91f1-69566ac3c5a0",
+            "Workspace Marked as Dormant",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "c34a0c09-0704-4cac-bd1c-0c0146811c2b",
+            "Workspace Updated Automatically",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "51ce2fdf-c9ca-4be1-8d70-628674f9bc42",
+            "Workspace Marked for Deletion",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "2faeee0f-26cb-4e96-821c-85ccb9f71513",
+            "Workspace Manual Build Failed",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "281fdf73-c6d6-4cbb-8ff5-888baf8a2fff",
+            "Workspace Created",
+            WORKSPACE_EVENTS,
+            false,
+        ),
+        (
+            "d089fe7b-d5c5-4c0c-aaf5-689859f7d392",
+            "Workspace Manually Updated",
+            WORKSPACE_EVENTS,
+            false,
+        ),
+        (
+            "a9d027b4-ac49-4fb1-9f6d-45af15f64e7a",
+            "Workspace Out Of Memory",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "f047f6a3-5713-40f7-85aa-0394cce9fa3a",
+            "Workspace Out Of Disk",
+            WORKSPACE_EVENTS,
+            true,
+        ),
+        (
+            "4e19c0ac-94e1-4532-9515-d1801aa283b2",
+            "User account created",
+            USER_EVENTS,
+            true,
+        ),
+        (
+            "f44d9314-ad03-4bc8-95d0-5cad491da6b6",
+            "User account deleted",
+            USER_EVENTS,
+            true,
+        ),
+        (
+            "b02ddd82-4733-4d02-a2d7-c36f3598997d",
+            "User account suspended",
+            USER_EVENTS,
+            true,
+        ),
+        (
+            "9f5af851-8408-4e73-a7a1-c6502ba46689",
+            "User account activated",
+            USER_EVENTS,
+            true,
+        ),
+        (
+            "6a2f0609-9b69-4d36-a989-9f5925b6cbff",
+            "Your account has been suspended",
+            USER_EVENTS,
+            true,
+        ),
+        (
+            "1a6a6bea-ee0a-43e2-9e7c-eabdb53730e4",
+            "Your account has been activated",
+            USER_EVENTS,
+            true,
+        ),
+        (
+            "62f86a30-2330-4b61-a26d-311ff3b608cf",
+            "One-Time Passcode",
+            USER_EVENTS,
+            true,
+        ),
+        (
+            "29a09665-2a4c-403f-9648-54301670e7be",
+            "Template Deleted",
+            TEMPLATE_EVENTS,
+            true,
+        ),
+        (
+            "f40fae84-55a2-42cd-99fa-b41c1ca64894",
+            "Template Deprecated",
+            TEMPLATE_EVENTS,
+            true,
+        ),
+        (
+            "34a20db2-e9cc-4a93-b0e4-8569699d7a00",
+            "Report: Workspace Builds Failed",
+            TEMPLATE_EVENTS,
+            true,
+        ),
+        (
+            "bd4b7168-d05e-4e19-ad0f-3593b77aa90f",
+            "Task Working",
+            TASK_EVENTS,
+            false,
+        ),
+        (
+            "d4a6271c-cced-4ed0-84ad-afd02a9c7799",
+            "Task Idle",
+            TASK_EVENTS,
+            false,
+        ),
+        (
+            "c425f63e-716a-4bf4-ae24-78348f706c3f",
+            "Test Notification",
+            NOTIFICATION_EVENTS,
+            true,
+        ),
+        (
+            "39b1e189-c857-4b0c-877a-511144c18516",
+            "Custom Notification",
+            CUSTOM_EVENTS,
+            true,
+        ),
     ];
 
     #[test]
@@ -498,13 +624,30 @@ mod tests {
         let by_id = |id| templates().into_iter().find(|t| t.id == id).unwrap();
         assert_eq!(
             by_id(WORKSPACE_DELETED).audience,
-            Audience::Subject { not_when_initiator: true }
+            Audience::Subject {
+                not_when_initiator: true
+            }
         );
-        assert_eq!(by_id(WORKSPACE_MANUAL_BUILD_FAILED).audience, roles(&[Role::TemplateAdmin], false));
-        for id in [USER_ACCOUNT_CREATED, USER_ACCOUNT_DELETED, USER_ACCOUNT_SUSPENDED, USER_ACCOUNT_ACTIVATED] {
-            assert_eq!(by_id(id).audience, roles(&[Role::Owner, Role::UserAdmin], true));
+        assert_eq!(
+            by_id(WORKSPACE_MANUAL_BUILD_FAILED).audience,
+            roles(&[Role::TemplateAdmin], false)
+        );
+        for id in [
+            USER_ACCOUNT_CREATED,
+            USER_ACCOUNT_DELETED,
+            USER_ACCOUNT_SUSPENDED,
+            USER_ACCOUNT_ACTIVATED,
+        ] {
+            assert_eq!(
+                by_id(id).audience,
+                roles(&[Role::Owner, Role::UserAdmin], true)
+            );
         }
-        for id in [TEMPLATE_DELETED, TEMPLATE_DEPRECATED, REPORT_WORKSPACE_BUILDS_FAILED] {
+        for id in [
+            TEMPLATE_DELETED,
+            TEMPLATE_DEPRECATED,
+            REPORT_WORKSPACE_BUILDS_FAILED,
+        ] {
             assert_eq!(by_id(id).audience, roles(&[Role::TemplateAdmin], false));
         }
         assert_eq!(by_id(TEST_NOTIFICATION).audience, Audience::Caller);
@@ -516,13 +659,30 @@ mod tests {
     #[test]
     fn only_the_one_time_passcode_stays_out_of_the_inbox() {
         for template in templates() {
-            assert_eq!(template.inbox_allowed, template.id != ONE_TIME_PASSCODE, "{}", template.name);
+            assert_eq!(
+                template.inbox_allowed,
+                template.id != ONE_TIME_PASSCODE,
+                "{}",
+                template.name
+            );
         }
     }
 
     #[test]
     fn test_custom_and_task_events_are_never_deduplicated() {
-        let never: Vec<_> = templates().into_iter().filter(|t| !t.deduplicate).map(|t| t.id).collect();
-        assert_eq!(never, vec![TASK_WORKING, TASK_IDLE, TEST_NOTIFICATION, CUSTOM_NOTIFICATION]);
+        let never: Vec<_> = templates()
+            .into_iter()
+            .filter(|t| !t.deduplicate)
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(
+            never,
+            vec![
+                TASK_WORKING,
+                TASK_IDLE,
+                TEST_NOTIFICATION,
+                CUSTOM_NOTIFICATION
+            ]
+        );
     }
 }

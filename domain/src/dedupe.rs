@@ -111,7 +111,10 @@ mod tests {
             user_name: "a".into(),
             user_username: "a".into(),
             actions: vec![],
-            labels: labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect::<Labels>(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect::<Labels>(),
             data,
             targets: vec![],
         }
@@ -145,14 +148,22 @@ mod tests {
         let base = hash(&p, Method::Smtp, 1);
         assert_ne!(base, hash(&p, Method::Smtp, 2));
         assert_ne!(base, hash(&p, Method::Webhook, 1));
-        assert_ne!(base, hash(&payload(&[("name", "ws2")], None), Method::Smtp, 1));
+        assert_ne!(
+            base,
+            hash(&payload(&[("name", "ws2")], None), Method::Smtp, 1)
+        );
     }
 
     #[test]
     fn key_order_in_data_does_not_matter() {
-        let a: Value = serde_json::from_str(r#"{"a":1,"b":{"c":2,"d":[1,{"y":1,"x":2}]}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"b":{"d":[1,{"x":2,"y":1}],"c":2},"a":1}"#).unwrap();
-        assert_eq!(hash(&payload(&[], Some(a)), Method::Smtp, 1), hash(&payload(&[], Some(b)), Method::Smtp, 1));
+        let a: Value =
+            serde_json::from_str(r#"{"a":1,"b":{"c":2,"d":[1,{"y":1,"x":2}]}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"b":{"d":[1,{"x":2,"y":1}],"c":2},"a":1}"#).unwrap();
+        assert_eq!(
+            hash(&payload(&[], Some(a)), Method::Smtp, 1),
+            hash(&payload(&[], Some(b)), Method::Smtp, 1)
+        );
     }
 
     proptest! {

@@ -41,7 +41,9 @@ impl EmailAddress {
             return Err(invalid("the part before @ must be 1 to 64 characters"));
         }
         if local.contains(['@', '<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']']) {
-            return Err(invalid("the part before @ has a character addresses cannot hold"));
+            return Err(invalid(
+                "the part before @ has a character addresses cannot hold",
+            ));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(invalid("the part before @ has a misplaced dot"));
@@ -91,7 +93,12 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_addresses_and_trims_them() {
-        for ok in ["a@b.co", "  danny@coder.com ", "first.last+tag@mail.example.org", "x@localhost"] {
+        for ok in [
+            "a@b.co",
+            "  danny@coder.com ",
+            "first.last+tag@mail.example.org",
+            "x@localhost",
+        ] {
             let parsed = EmailAddress::parse(ok).unwrap();
             assert_eq!(parsed.as_str(), ok.trim());
         }

@@ -20,7 +20,9 @@ pub use dedupe::DedupeHash;
 pub use email::EmailAddress;
 pub use id::{InboxNotificationId, MessageId, TemplateId, UserId};
 pub use inbox::InboxNotification;
-pub use message::{Completion, IllegalTransition, Message, MessageStatus, RetryPolicy, StatusChange};
+pub use message::{
+    Completion, IllegalTransition, Message, MessageStatus, RetryPolicy, StatusChange,
+};
 pub use method::Method;
 pub use payload::{Action, Labels, Payload};
 pub use preference::is_enabled;

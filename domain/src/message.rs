@@ -100,7 +100,9 @@ pub enum Completion {
         retry_after: Option<DateTime<Utc>>,
     },
     /// The recipient opted out or was deleted after the message was queued.
-    Inhibited { reason: String },
+    Inhibited {
+        reason: String,
+    },
 }
 
 /// A transition the state machine refuses.
@@ -157,7 +159,9 @@ impl Message {
             MessageStatus::Pending => true,
             MessageStatus::TemporaryFailure => self.next_retry_after.is_none_or(|at| at <= now),
             MessageStatus::Leased => self.leased_until.is_none_or(|until| until < now),
-            MessageStatus::Sent | MessageStatus::PermanentFailure | MessageStatus::Inhibited => false,
+            MessageStatus::Sent | MessageStatus::PermanentFailure | MessageStatus::Inhibited => {
+                false
+            }
         }
     }
 
@@ -202,9 +206,12 @@ impl Message {
         let attempts = self.attempt_count.saturating_add(1);
         let (status, status_reason, attempt_count, next_retry_after) = match completion {
             Completion::Sent => (MessageStatus::Sent, None, attempts, None),
-            Completion::Inhibited { reason } => {
-                (MessageStatus::Inhibited, Some(reason.clone()), self.attempt_count, None)
-            }
+            Completion::Inhibited { reason } => (
+                MessageStatus::Inhibited,
+                Some(reason.clone()),
+                self.attempt_count,
+                None,
+            ),
             Completion::Failed {
                 reason,
                 retryable: true,
@@ -212,7 +219,12 @@ impl Message {
             } if attempts < policy.max_attempts => {
                 let earliest = now + policy.retry_interval;
                 let next = retry_after.map_or(earliest, |asked| asked.max(earliest));
-                (MessageStatus::TemporaryFailure, Some(reason.clone()), attempts, Some(next))
+                (
+                    MessageStatus::TemporaryFailure,
+                    Some(reason.clone()),
+                    attempts,
+                    Some(next),
+                )
             }
             Completion::Failed {
                 reason,
@@ -228,7 +240,12 @@ impl Message {
                 reason,
                 retryable: false,
                 ..
-            } => (MessageStatus::PermanentFailure, Some(reason.clone()), attempts, None),
+            } => (
+                MessageStatus::PermanentFailure,
+                Some(reason.clone()),
+                attempts,
+                None,
+            ),
         };
         Ok(StatusChange {
             id: self.id,
@@ -245,7 +262,11 @@ impl Message {
     ///
     /// # Errors
     /// [`IllegalTransition`] when the message is already sent, failed permanently or inhibited.
-    pub fn inhibit(&self, reason: &str, now: DateTime<Utc>) -> Result<StatusChange, IllegalTransition> {
+    pub fn inhibit(
+        &self,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange, IllegalTransition> {
         if self.status.is_final() {
             return Err(self.refuse("be inhibited"));
         }
@@ -346,14 +367,16 @@ mod tests {
 
     fn leased(at: DateTime<Utc>) -> Message {
         let mut m = message();
-        m.lease(at, Duration::minutes(2), POLICY.max_attempts).unwrap();
+        m.lease(at, Duration::minutes(2), POLICY.max_attempts)
+            .unwrap();
         m
     }
 
     #[test]
     fn lease_sets_the_lease_and_records_the_wait() {
         let mut m = message();
-        m.lease(t0() + Duration::seconds(3), Duration::minutes(2), 3).unwrap();
+        m.lease(t0() + Duration::seconds(3), Duration::minutes(2), 3)
+            .unwrap();
         assert_eq!(m.status, MessageStatus::Leased);
         assert_eq!(m.leased_until, Some(t0() + Duration::seconds(123)));
         assert_eq!(m.queued_seconds, 3.0);
@@ -381,12 +404,26 @@ mod tests {
     fn retry_after_later_than_the_interval_is_honoured_and_earlier_is_not() {
         let m = leased(t0());
         let later = t0() + Duration::hours(1);
-        let asked_later = Completion::Failed { reason: "429".into(), retryable: true, retry_after: Some(later) };
-        assert_eq!(m.complete(&asked_later, t0(), POLICY).unwrap().next_retry_after, Some(later));
-        let asked_sooner =
-            Completion::Failed { reason: "429".into(), retryable: true, retry_after: Some(t0() + Duration::seconds(1)) };
+        let asked_later = Completion::Failed {
+            reason: "429".into(),
+            retryable: true,
+            retry_after: Some(later),
+        };
         assert_eq!(
-            m.complete(&asked_sooner, t0(), POLICY).unwrap().next_retry_after,
+            m.complete(&asked_later, t0(), POLICY)
+                .unwrap()
+                .next_retry_after,
+            Some(later)
+        );
+        let asked_sooner = Completion::Failed {
+            reason: "429".into(),
+            retryable: true,
+            retry_after: Some(t0() + Duration::seconds(1)),
+        };
+        assert_eq!(
+            m.complete(&asked_sooner, t0(), POLICY)
+                .unwrap()
+                .next_retry_after,
             Some(t0() + Duration::minutes(5))
         );
     }
@@ -398,7 +435,12 @@ mod tests {
         let change = m.complete(&fail(true), t0(), POLICY).unwrap();
         assert_eq!(change.status, MessageStatus::PermanentFailure);
         assert_eq!(change.attempt_count, POLICY.max_attempts);
-        assert!(change.status_reason.unwrap().contains("gave up after 3 attempts"));
+        assert!(
+            change
+                .status_reason
+                .unwrap()
+                .contains("gave up after 3 attempts")
+        );
     }
 
     #[test]
@@ -411,7 +453,13 @@ mod tests {
     #[test]
     fn inhibition_does_not_count_an_attempt() {
         let change = leased(t0())
-            .complete(&Completion::Inhibited { reason: "disabled".into() }, t0(), POLICY)
+            .complete(
+                &Completion::Inhibited {
+                    reason: "disabled".into(),
+                },
+                t0(),
+                POLICY,
+            )
             .unwrap();
         assert_eq!(change.status, MessageStatus::Inhibited);
         assert_eq!(change.attempt_count, 0);
@@ -419,16 +467,24 @@ mod tests {
 
     #[test]
     fn only_a_leased_message_can_complete() {
-        let err = message().complete(&Completion::Sent, t0(), POLICY).unwrap_err();
+        let err = message()
+            .complete(&Completion::Sent, t0(), POLICY)
+            .unwrap_err();
         assert_eq!(err.status, MessageStatus::Pending);
-        assert!(err.to_string().contains("cannot complete a dispatch while pending"));
+        assert!(
+            err.to_string()
+                .contains("cannot complete a dispatch while pending")
+        );
     }
 
     #[test]
     fn a_live_lease_is_not_leasable_and_an_expired_one_is_without_counting() {
         let mut m = leased(t0());
         assert!(!m.is_leasable(t0() + Duration::minutes(1), 3));
-        assert!(m.lease(t0() + Duration::minutes(1), Duration::minutes(2), 3).is_err());
+        assert!(
+            m.lease(t0() + Duration::minutes(1), Duration::minutes(2), 3)
+                .is_err()
+        );
         let later = t0() + Duration::minutes(2) + Duration::milliseconds(1);
         m.lease(later, Duration::minutes(2), 3).unwrap();
         assert_eq!(m.attempt_count, 0);
@@ -446,7 +502,11 @@ mod tests {
 
     #[test]
     fn final_states_refuse_everything() {
-        for status in [MessageStatus::Sent, MessageStatus::PermanentFailure, MessageStatus::Inhibited] {
+        for status in [
+            MessageStatus::Sent,
+            MessageStatus::PermanentFailure,
+            MessageStatus::Inhibited,
+        ] {
             let mut m = message();
             m.status = status;
             assert!(!m.is_leasable(t0() + Duration::days(1), 3));
@@ -474,7 +534,11 @@ mod tests {
     fn completion() -> impl Strategy<Value = Completion> {
         prop_oneof![
             Just(Completion::Sent),
-            any::<bool>().prop_map(|retryable| Completion::Failed { reason: "x".into(), retryable, retry_after: None }),
+            any::<bool>().prop_map(|retryable| Completion::Failed {
+                reason: "x".into(),
+                retryable,
+                retry_after: None
+            }),
             Just(Completion::Inhibited { reason: "x".into() }),
         ]
     }

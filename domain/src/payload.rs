@@ -83,8 +83,14 @@ mod tests {
             ]
         );
         assert_eq!(json["_version"], "1.1");
-        assert_eq!(json["notification_template_id"], "f517da0b-cdc9-410f-ab89-a86107c420ed");
-        assert_eq!(json["actions"][0]["url"], "https://herald.example/workspaces");
+        assert_eq!(
+            json["notification_template_id"],
+            "f517da0b-cdc9-410f-ab89-a86107c420ed"
+        );
+        assert_eq!(
+            json["actions"][0]["url"],
+            "https://herald.example/workspaces"
+        );
         let back: Payload = serde_json::from_value(json).unwrap();
         assert_eq!(back, payload);
     }

@@ -20,7 +20,10 @@ mod tests {
         assert!(!is_enabled(false, None));
         assert!(!is_enabled(true, Some(true)));
         assert!(is_enabled(true, Some(false)));
-        assert!(is_enabled(false, Some(false)), "opting in to an off-by-default event");
+        assert!(
+            is_enabled(false, Some(false)),
+            "opting in to an off-by-default event"
+        );
         assert!(!is_enabled(false, Some(true)));
     }
 }

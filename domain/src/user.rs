@@ -20,7 +20,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Owner, Role::UserAdmin, Role::TemplateAdmin, Role::Member];
+    pub const ALL: [Role; 4] = [
+        Role::Owner,
+        Role::UserAdmin,
+        Role::TemplateAdmin,
+        Role::Member,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -48,7 +53,9 @@ impl FromStr for Role {
             .ok_or_else(|| {
                 InvalidValue::new(
                     "roles",
-                    format!("unknown role {s:?}; expected owner, user-admin, template-admin or member"),
+                    format!(
+                        "unknown role {s:?}; expected owner, user-admin, template-admin or member"
+                    ),
                 )
             })
     }
@@ -103,7 +110,10 @@ impl Username {
             return Err(InvalidValue::new("username", "must not be empty"));
         }
         if text.chars().count() > 64 {
-            return Err(InvalidValue::new("username", "must be at most 64 characters"));
+            return Err(InvalidValue::new(
+                "username",
+                "must be at most 64 characters",
+            ));
         }
         if !text
             .chars()
@@ -185,7 +195,10 @@ impl User {
             return Err(InvalidValue::new("name", "must be at most 128 characters"));
         }
         if name.chars().any(char::is_control) {
-            return Err(InvalidValue::new("name", "must not contain control characters"));
+            return Err(InvalidValue::new(
+                "name",
+                "must not contain control characters",
+            ));
         }
         Ok(name.to_owned())
     }
@@ -236,7 +249,10 @@ mod tests {
     #[test]
     fn names_are_validated() {
         assert_eq!(User::parse_name("  Ann  ").unwrap(), "Ann");
-        assert_eq!(User::parse_name(&"x".repeat(129)).unwrap_err().field, "name");
+        assert_eq!(
+            User::parse_name(&"x".repeat(129)).unwrap_err().field,
+            "name"
+        );
         assert_eq!(User::parse_name("a\u{7}b").unwrap_err().field, "name");
     }
 }

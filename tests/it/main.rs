@@ -1,1 +1,8 @@
-fn main(){}
+//! Herald's workspace integration tests, one binary: the architecture rule, the contract
+//! suites every adapter of a port must pass, and the use cases end to end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod architecture;
+mod contract;
+mod usecases;

@@ -47,7 +47,9 @@ fn workspace_root() -> std::path::PathBuf {
 
 fn run(step: &str, command: &mut Command) -> Result<()> {
     eprintln!("xtask: {step}");
-    let status = command.status().with_context(|| format!("could not start {step}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {step}"))?;
     if !status.success() {
         bail!("{step} failed ({status})");
     }
@@ -62,15 +64,32 @@ fn has_nextest() -> bool {
 }
 
 fn ci() -> Result<()> {
-    run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
     run(
         "cargo clippy",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     if has_nextest() {
         run(
             "cargo nextest run",
-            cargo().args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]),
+            cargo().args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ]),
         )?;
     } else {
         eprintln!("xtask: cargo-nextest not found; using cargo test");
@@ -86,7 +105,14 @@ fn golden() -> Result<()> {
     run(
         "regenerate golden files",
         cargo()
-            .args(["test", "-p", "herald-application", "--test", "rendering", "golden"])
+            .args([
+                "test",
+                "-p",
+                "herald-application",
+                "--test",
+                "rendering",
+                "golden",
+            ])
             .env("HERALD_BLESS", "1"),
     )
 }

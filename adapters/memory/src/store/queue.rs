@@ -1,0 +1,219 @@
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_application::ports::{
+    EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+};
+use herald_domain::message::StatusChange;
+use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, UserId};
+
+use super::MemoryStore;
+
+/// Where a message sits in age order: its creation time, then the order it was queued in.
+type AgeKey = (DateTime<Utc>, u64);
+
+/// The message queue. Every state change goes through the domain's state machine
+/// ([`Message::lease`], [`Message::inhibit`], [`Message::apply`]).
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    by_age: BTreeMap<AgeKey, Message>,
+    keys: HashMap<MessageId, AgeKey>,
+    hashes: HashSet<DedupeHash>,
+    queued: u64,
+}
+
+impl Queue {
+    /// How many messages `list` returns when the filter gives no limit.
+    const DEFAULT_LIST_LIMIT: usize = 100;
+
+    fn enqueue(&mut self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        // Refuse the whole batch before storing any of it.
+        let mut ids = HashSet::new();
+        if let Some(clash) = batch
+            .iter()
+            .find(|new| self.keys.contains_key(&new.id) || !ids.insert(new.id))
+        {
+            return Err(StoreError::Conflict(format!(
+                "message id {} is already queued",
+                clash.id
+            )));
+        }
+        let outcomes = batch
+            .iter()
+            .map(|new| {
+                if let Some(hash) = &new.dedupe_hash {
+                    if !self.hashes.insert(hash.clone()) {
+                        return EnqueueOutcome::Duplicate;
+                    }
+                }
+                self.insert(pending(new));
+                EnqueueOutcome::Queued(new.id)
+            })
+            .collect();
+        Ok(outcomes)
+    }
+
+    fn insert(&mut self, message: Message) {
+        let key = (message.created_at, self.queued);
+        self.queued += 1;
+        self.keys.insert(message.id, key);
+        self.by_age.insert(key, message);
+    }
+
+    fn get_mut(&mut self, id: MessageId) -> Option<&mut Message> {
+        let key = self.keys.get(&id)?;
+        self.by_age.get_mut(key)
+    }
+
+    fn lease(&mut self, request: LeaseRequest) -> Vec<Message> {
+        let mut leased = Vec::new();
+        for message in self.by_age.values_mut() {
+            if leased.len() >= request.count {
+                break;
+            }
+            // `lease` refuses messages that are not leasable now.
+            if message
+                .lease(request.now, request.lease_period, request.max_attempts)
+                .is_ok()
+            {
+                leased.push(message.clone());
+            }
+        }
+        leased
+    }
+
+    /// Applies each change to a message that is still leased; returns how many changed.
+    fn write_back(&mut self, changes: &[StatusChange]) -> u64 {
+        let mut changed = 0;
+        for change in changes {
+            if let Some(message) = self.get_mut(change.id) {
+                if message.status == MessageStatus::Leased && message.apply(change).is_ok() {
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
+    fn inhibit_recipient(&mut self, recipient: UserId, reason: &str, now: DateTime<Utc>) -> u64 {
+        let mut inhibited = 0;
+        for message in self.by_age.values_mut() {
+            if message.recipient != recipient {
+                continue;
+            }
+            // `inhibit` refuses messages that are already final.
+            if let Ok(change) = message.inhibit(reason, now) {
+                if message.apply(&change).is_ok() {
+                    inhibited += 1;
+                }
+            }
+        }
+        inhibited
+    }
+
+    fn purge(&mut self, cutoff: DateTime<Utc>) -> u64 {
+        let mut purged = 0;
+        self.by_age.retain(|_, message| {
+            if message.updated_at >= cutoff {
+                return true;
+            }
+            self.keys.remove(&message.id);
+            if let Some(hash) = &message.dedupe_hash {
+                self.hashes.remove(hash);
+            }
+            purged += 1;
+            false
+        });
+        purged
+    }
+
+    fn list(&self, filter: &MessageFilter) -> Vec<Message> {
+        let limit = match filter.limit {
+            0 => Self::DEFAULT_LIST_LIMIT,
+            limit => limit,
+        };
+        self.by_age
+            .values()
+            .rev()
+            .filter(|m| filter.status.is_none_or(|status| m.status == status))
+            .filter(|m| filter.recipient.is_none_or(|user| m.recipient == user))
+            .filter(|m| {
+                filter
+                    .template_id
+                    .is_none_or(|template| m.template_id == template)
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A freshly queued message: pending, never attempted.
+fn pending(new: &NewMessage) -> Message {
+    Message {
+        id: new.id,
+        template_id: new.template_id,
+        recipient: new.recipient,
+        method: new.method,
+        status: MessageStatus::Pending,
+        status_reason: None,
+        attempt_count: 0,
+        payload: new.payload.clone(),
+        targets: new.targets.clone(),
+        created_by: new.created_by.clone(),
+        created_at: new.created_at,
+        updated_at: new.created_at,
+        leased_until: None,
+        next_retry_after: None,
+        queued_seconds: 0.0,
+        dedupe_hash: new.dedupe_hash.clone(),
+    }
+}
+
+#[async_trait]
+impl MessageQueue for MemoryStore {
+    async fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        self.with(|state| state.queue.enqueue(messages))?
+    }
+
+    async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
+        self.with(|state| state.queue.lease(request))
+    }
+
+    async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
+        self.with(|state| state.queue.write_back(changes))
+    }
+
+    async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
+        self.with(|state| state.queue.write_back(changes))
+    }
+
+    async fn inhibit_recipient(
+        &self,
+        recipient: UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.with(|state| state.queue.inhibit_recipient(recipient, reason, now))
+    }
+
+    async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError> {
+        self.ensure_available()?;
+        let Some(_lock) = self.try_purge_lock() else {
+            return Ok(PurgeOutcome::Skipped);
+        };
+        self.with(|state| PurgeOutcome::Purged(state.queue.purge(cutoff)))
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        self.with(|state| {
+            let key = state.queue.keys.get(&id)?;
+            state.queue.by_age.get(key).cloned()
+        })
+    }
+
+    async fn list(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError> {
+        self.with(|state| state.queue.list(filter))
+    }
+}

@@ -1,0 +1,26 @@
+use async_trait::async_trait;
+use herald_application::ports::{StoreError, Wakeup, WakeupHub, WakeupListener};
+
+/// Wake-ups within a single process: every listener subscribed here is woken.
+#[derive(Debug, Default)]
+pub struct MemoryWakeup {
+    hub: WakeupHub,
+}
+
+impl MemoryWakeup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Wakeup for MemoryWakeup {
+    async fn wake(&self) -> Result<(), StoreError> {
+        self.hub.wake_all();
+        Ok(())
+    }
+
+    fn subscribe(&self) -> WakeupListener {
+        self.hub.subscribe()
+    }
+}

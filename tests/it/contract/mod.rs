@@ -1,0 +1,12 @@
+//! Contract suites: one per storage, queue and feed port, each run against every backend
+//! (see `herald_tests::fixture`). They hold every adapter of a port to the port's documented
+//! contract, so the in-memory fakes cannot drift from PostgreSQL.
+
+mod inbox;
+mod inbox_feed;
+mod preferences;
+mod queue;
+mod settings;
+mod templates;
+mod users;
+mod wakeup;

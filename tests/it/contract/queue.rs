@@ -1,0 +1,729 @@
+//! The `MessageQueue` contract: enqueue and dedupe, leases, write-back, inhibition, purge,
+//! troubleshooting listings.
+
+use std::collections::{BTreeSet, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use herald_application::ports::{
+    EnqueueOutcome, LeaseRequest, MessageFilter, NewMessage, PurgeOutcome, StoreError,
+};
+use herald_domain::message::StatusChange;
+use herald_domain::{
+    Completion, DedupeHash, Message, MessageId, MessageStatus, RetryPolicy, UserId, catalogue,
+};
+use herald_tests::fixture::Backend;
+use herald_tests::sample::{self, t0};
+
+const LEASE_PERIOD: Duration = Duration::minutes(2);
+const POLICY: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    retry_interval: Duration::minutes(5),
+};
+
+fn lease_request(now: DateTime<Utc>, count: usize) -> LeaseRequest {
+    LeaseRequest {
+        now,
+        lease_period: LEASE_PERIOD,
+        count,
+        max_attempts: POLICY.max_attempts,
+    }
+}
+
+fn secs(seconds: i64) -> Duration {
+    Duration::seconds(seconds)
+}
+
+fn queued(id: MessageId) -> EnqueueOutcome {
+    EnqueueOutcome::Queued(id)
+}
+
+fn id_set(messages: &[Message]) -> BTreeSet<MessageId> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+/// Queues one message per creation time (offsets from t0) for `recipient`, in that order;
+/// returns their ids in the same order.
+async fn queue_at(backend: &Backend, recipient: UserId, offsets: &[Duration]) -> Vec<MessageId> {
+    let batch: Vec<NewMessage> = offsets
+        .iter()
+        .map(|offset| sample::new_message(recipient, t0() + *offset))
+        .collect();
+    enqueue(backend, &batch).await;
+    batch.iter().map(|m| m.id).collect()
+}
+
+async fn stored(backend: &Backend, id: MessageId) -> Message {
+    backend
+        .queue
+        .get(id)
+        .await
+        .unwrap()
+        .expect("the message is stored")
+}
+
+async fn lease(backend: &Backend, now: DateTime<Utc>, count: usize) -> Vec<Message> {
+    backend
+        .queue
+        .lease(lease_request(now, count))
+        .await
+        .unwrap()
+}
+
+/// How a leased copy's dispatch ended, as the notifier computes it.
+fn completed(leased: &Message, completion: Completion, now: DateTime<Utc>) -> StatusChange {
+    leased.complete(&completion, now, POLICY).unwrap()
+}
+
+fn retryable(reason: &str) -> Completion {
+    Completion::Failed {
+        reason: reason.to_owned(),
+        retryable: true,
+        retry_after: None,
+    }
+}
+
+fn permanent(reason: &str) -> Completion {
+    Completion::Failed {
+        reason: reason.to_owned(),
+        retryable: false,
+        retry_after: None,
+    }
+}
+
+/// Queues one message, leases it at `now` and writes back a retryable failure: it waits for
+/// its retry at `now + POLICY.retry_interval` with one attempt counted.
+async fn queue_a_temporary_failure(backend: &Backend, now: DateTime<Utc>) -> MessageId {
+    let [id] = queue_at(backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    let leased = lease(backend, now, 1).await;
+    let change = completed(&leased[0], retryable("connection refused"), now);
+    assert_eq!(backend.queue.mark_failed(&[change]).await.unwrap(), 1);
+    id
+}
+
+/// A message to anyone, created at `created_at`, deduplicated by `hash`.
+fn hashed(hash: &DedupeHash, created_at: DateTime<Utc>) -> NewMessage {
+    NewMessage {
+        dedupe_hash: Some(hash.clone()),
+        ..sample::new_message(UserId::random(), created_at)
+    }
+}
+
+async fn enqueue(backend: &Backend, batch: &[NewMessage]) -> Vec<EnqueueOutcome> {
+    backend.queue.enqueue(batch).await.unwrap()
+}
+
+async fn enqueue_reports_one_outcome_per_message_in_input_order(backend: Backend) {
+    let user = UserId::random();
+    let batch = [
+        sample::new_message(user, t0() + secs(2)),
+        hashed(&sample::dedupe_hash(), t0()),
+        sample::new_message(user, t0() + secs(1)),
+    ];
+    let outcomes = enqueue(&backend, &batch).await;
+    let expected: Vec<_> = batch.iter().map(|m| queued(m.id)).collect();
+    assert_eq!(outcomes, expected);
+}
+
+async fn a_queued_message_is_stored_pending_and_never_attempted(backend: Backend) {
+    let new = NewMessage {
+        targets: vec![uuid::Uuid::new_v4()],
+        ..hashed(&sample::dedupe_hash(), t0())
+    };
+    enqueue(&backend, std::slice::from_ref(&new)).await;
+
+    let message = stored(&backend, new.id).await;
+    assert_eq!(message.status, MessageStatus::Pending);
+    assert_eq!(message.attempt_count, 0);
+    assert_eq!(message.status_reason, None);
+    assert_eq!((message.created_at, message.updated_at), (t0(), t0()));
+    assert_eq!(message.leased_until, None);
+    assert_eq!(message.next_retry_after, None);
+    assert_eq!(
+        (message.template_id, message.recipient, message.method),
+        (new.template_id, new.recipient, new.method)
+    );
+    assert_eq!(message.payload, new.payload);
+    assert_eq!(message.targets, new.targets);
+    assert_eq!(message.created_by, new.created_by);
+    assert_eq!(message.dedupe_hash, new.dedupe_hash);
+    assert_eq!(backend.queue.get(MessageId::random()).await.unwrap(), None);
+}
+
+async fn a_repeated_hash_in_one_batch_is_a_duplicate(backend: Backend) {
+    let hash = sample::dedupe_hash();
+    let (first, second) = (hashed(&hash, t0()), hashed(&hash, t0()));
+    let unhashed = sample::new_message(UserId::random(), t0());
+
+    let outcomes = enqueue(&backend, &[first.clone(), second.clone(), unhashed.clone()]).await;
+
+    let expected = [
+        queued(first.id),
+        EnqueueOutcome::Duplicate,
+        queued(unhashed.id),
+    ];
+    assert_eq!(outcomes, expected);
+    assert_eq!(backend.queue.get(second.id).await.unwrap(), None);
+}
+
+async fn a_hash_already_stored_is_a_duplicate_in_a_later_batch(backend: Backend) {
+    let hash = sample::dedupe_hash();
+    enqueue(&backend, &[hashed(&hash, t0())]).await;
+    let again = hashed(&hash, t0() + secs(60));
+
+    let outcomes = enqueue(&backend, std::slice::from_ref(&again)).await;
+
+    assert_eq!(outcomes, [EnqueueOutcome::Duplicate]);
+    assert_eq!(backend.queue.get(again.id).await.unwrap(), None);
+}
+
+async fn messages_without_a_hash_are_never_duplicates(backend: Backend) {
+    let first = sample::new_message(UserId::random(), t0());
+    let twin = NewMessage {
+        id: MessageId::random(),
+        ..first.clone()
+    };
+    let outcomes = enqueue(&backend, &[first.clone(), twin.clone()]).await;
+    assert_eq!(outcomes, [queued(first.id), queued(twin.id)]);
+}
+
+async fn a_purged_message_frees_its_dedupe_hash(backend: Backend) {
+    let hash = sample::dedupe_hash();
+    enqueue(&backend, &[hashed(&hash, t0())]).await;
+    let purged = backend.queue.purge(t0() + secs(1)).await.unwrap();
+    assert_eq!(purged, PurgeOutcome::Purged(1));
+    let again = hashed(&hash, t0() + Duration::days(8));
+
+    let outcomes = enqueue(&backend, std::slice::from_ref(&again)).await;
+
+    assert_eq!(outcomes, [queued(again.id)]);
+}
+
+async fn a_batch_with_a_message_id_already_queued_stores_none_of_its_rows(backend: Backend) {
+    let existing = sample::new_message(UserId::random(), t0());
+    enqueue(&backend, std::slice::from_ref(&existing)).await;
+    let hash = sample::dedupe_hash();
+    let fresh = hashed(&hash, t0());
+    let clashing = NewMessage {
+        id: existing.id,
+        ..sample::new_message(UserId::random(), t0() + secs(5))
+    };
+
+    let refused = backend.queue.enqueue(&[fresh.clone(), clashing]).await;
+
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(backend.queue.get(fresh.id).await.unwrap(), None);
+    assert_eq!(stored(&backend, existing.id).await.created_at, t0());
+    let retry = hashed(&hash, t0());
+    let outcomes = enqueue(&backend, std::slice::from_ref(&retry)).await;
+    assert_eq!(
+        outcomes,
+        [queued(retry.id)],
+        "the refused batch took no hash"
+    );
+}
+
+async fn an_unavailable_queue_refuses_everything_and_changes_nothing(backend: Backend) {
+    let user = UserId::random();
+    let [kept] = queue_at(&backend, user, &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    if !backend.set_unavailable(true).await {
+        return;
+    }
+    let refused = sample::new_message(user, t0());
+    let unavailable =
+        |result: Result<_, StoreError>| matches!(result, Err(StoreError::Unavailable(_)));
+
+    assert!(unavailable(
+        backend
+            .queue
+            .enqueue(std::slice::from_ref(&refused))
+            .await
+            .map(drop)
+    ));
+    assert!(unavailable(
+        backend.queue.lease(lease_request(t0(), 10)).await.map(drop)
+    ));
+    assert!(unavailable(
+        backend
+            .queue
+            .purge(t0() + Duration::days(30))
+            .await
+            .map(drop)
+    ));
+
+    backend.set_unavailable(false).await;
+    assert_eq!(backend.queue.get(refused.id).await.unwrap(), None);
+    assert_eq!(stored(&backend, kept).await.status, MessageStatus::Pending);
+}
+
+async fn lease_takes_the_oldest_leasable_messages_up_to_the_count(backend: Backend) {
+    let user = UserId::random();
+    let offsets = [secs(3), secs(1), secs(4), secs(0), secs(2)];
+    let ids = queue_at(&backend, user, &offsets).await;
+    let (t0_id, t1_id, t2_id, t3_id, t4_id) = (ids[3], ids[1], ids[4], ids[0], ids[2]);
+    let now = t0() + Duration::hours(1);
+
+    assert!(lease(&backend, now, 0).await.is_empty());
+    let first = lease(&backend, now, 3).await;
+    let rest = lease(&backend, now, 10).await;
+
+    assert_eq!(id_set(&first), BTreeSet::from([t0_id, t1_id, t2_id]));
+    assert_eq!(id_set(&rest), BTreeSet::from([t3_id, t4_id]));
+    for message in first.iter().chain(&rest) {
+        assert_eq!(message.status, MessageStatus::Leased);
+        assert_eq!(message.leased_until, Some(now + LEASE_PERIOD));
+        assert_eq!(message.updated_at, now);
+        assert_eq!(message.attempt_count, 0);
+        assert_eq!(
+            stored(&backend, message.id).await.status,
+            MessageStatus::Leased
+        );
+    }
+    assert!(lease(&backend, now, 10).await.is_empty());
+}
+
+async fn a_leased_message_is_not_leased_again_while_its_lease_runs(backend: Backend) {
+    queue_at(&backend, UserId::random(), &[secs(0)]).await;
+    assert_eq!(lease(&backend, t0(), 5).await.len(), 1);
+
+    assert!(lease(&backend, t0() + secs(1), 5).await.is_empty());
+    assert!(
+        lease(&backend, t0() + LEASE_PERIOD, 5).await.is_empty(),
+        "a lease runs until its end, inclusive"
+    );
+}
+
+async fn an_expired_lease_is_taken_over_without_counting_an_attempt(backend: Backend) {
+    let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    lease(&backend, t0(), 1).await;
+    let later = t0() + LEASE_PERIOD + secs(1);
+
+    let taken_over = lease(&backend, later, 1).await;
+
+    assert_eq!(id_set(&taken_over), BTreeSet::from([id]));
+    let message = stored(&backend, id).await;
+    assert_eq!(message.status, MessageStatus::Leased);
+    assert_eq!(message.attempt_count, 0);
+    assert_eq!(message.leased_until, Some(later + LEASE_PERIOD));
+}
+
+async fn a_temporary_failure_is_leased_again_only_once_its_retry_time_has_come(backend: Backend) {
+    let id = queue_a_temporary_failure(&backend, t0()).await;
+    let retry_at = t0() + POLICY.retry_interval;
+    let waiting = stored(&backend, id).await;
+    assert_eq!(waiting.status, MessageStatus::TemporaryFailure);
+    assert_eq!(waiting.next_retry_after, Some(retry_at));
+
+    assert!(lease(&backend, retry_at - secs(1), 1).await.is_empty());
+    let retried = lease(&backend, retry_at, 1).await;
+
+    assert_eq!(id_set(&retried), BTreeSet::from([id]));
+    assert_eq!(retried[0].attempt_count, 1);
+}
+
+async fn a_message_at_its_maximum_attempts_is_never_leased(backend: Backend) {
+    let id = queue_a_temporary_failure(&backend, t0()).await;
+    let much_later = t0() + Duration::days(1);
+    let request = |max_attempts| LeaseRequest {
+        max_attempts,
+        ..lease_request(much_later, 10)
+    };
+
+    assert!(backend.queue.lease(request(1)).await.unwrap().is_empty());
+    let leased = backend.queue.lease(request(2)).await.unwrap();
+    assert_eq!(id_set(&leased), BTreeSet::from([id]));
+}
+
+async fn sent_failed_and_inhibited_messages_are_never_leased(backend: Backend) {
+    queue_at(&backend, UserId::random(), &[secs(0), secs(1), secs(2)]).await;
+    let leased = lease(&backend, t0(), 3).await;
+    let now = t0() + secs(10);
+    let sent = completed(&leased[0], Completion::Sent, now);
+    let failed = completed(&leased[1], permanent("no such mailbox"), now);
+    let inhibited = completed(
+        &leased[2],
+        Completion::Inhibited {
+            reason: "disabled by the user".to_owned(),
+        },
+        now,
+    );
+    backend.queue.mark_sent(&[sent]).await.unwrap();
+    backend
+        .queue
+        .mark_failed(&[failed, inhibited])
+        .await
+        .unwrap();
+
+    let request = LeaseRequest {
+        max_attempts: 100,
+        ..lease_request(t0() + Duration::days(1), 10)
+    };
+    assert!(backend.queue.lease(request).await.unwrap().is_empty());
+}
+
+async fn leasing_from_many_tasks_never_hands_one_message_out_twice(backend: Backend) {
+    let offsets: Vec<_> = (0..200).map(secs).collect();
+    let queued_ids = queue_at(&backend, UserId::random(), &offsets).await;
+    let replica = backend.replica().await;
+    let now = t0() + Duration::hours(1);
+
+    let leasers: Vec<_> = [&backend, &replica, &backend, &replica]
+        .into_iter()
+        .map(|side| {
+            let queue = side.queue.clone();
+            tokio::spawn(async move {
+                let mut taken = Vec::new();
+                loop {
+                    let leased = queue.lease(lease_request(now, 7)).await.unwrap();
+                    if leased.is_empty() {
+                        return taken;
+                    }
+                    taken.extend(leased.into_iter().map(|m| m.id));
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for leaser in leasers {
+        taken.extend(leaser.await.unwrap());
+    }
+
+    let distinct: HashSet<_> = taken.iter().copied().collect();
+    assert_eq!(distinct.len(), taken.len(), "a message was leased twice");
+    assert_eq!(distinct, queued_ids.into_iter().collect::<HashSet<_>>());
+}
+
+async fn mark_sent_records_the_send_and_counts_the_attempt(backend: Backend) {
+    queue_at(&backend, UserId::random(), &[secs(0), secs(1)]).await;
+    let leased = lease(&backend, t0(), 2).await;
+    let now = t0() + secs(30);
+    let changes: Vec<_> = leased
+        .iter()
+        .map(|m| completed(m, Completion::Sent, now))
+        .collect();
+
+    assert_eq!(backend.queue.mark_sent(&changes).await.unwrap(), 2);
+
+    for message in &leased {
+        let message = stored(&backend, message.id).await;
+        assert_eq!(message.status, MessageStatus::Sent);
+        assert_eq!(message.attempt_count, 1);
+        assert_eq!(
+            (message.leased_until, message.next_retry_after),
+            (None, None)
+        );
+        assert_eq!(message.updated_at, now);
+    }
+}
+
+async fn mark_failed_records_each_failure_with_its_reason(backend: Backend) {
+    let ids = queue_at(&backend, UserId::random(), &[secs(0), secs(1), secs(2)]).await;
+    let leased = lease(&backend, t0(), 3).await;
+    let by_id = |id| leased.iter().find(|m| m.id == id).unwrap();
+    let now = t0() + secs(30);
+    let asked_retry = now + Duration::hours(1);
+    let changes = [
+        completed(
+            by_id(ids[0]),
+            Completion::Failed {
+                reason: "503 from the endpoint".to_owned(),
+                retryable: true,
+                retry_after: Some(asked_retry),
+            },
+            now,
+        ),
+        completed(by_id(ids[1]), permanent("no such mailbox"), now),
+        completed(
+            by_id(ids[2]),
+            Completion::Inhibited {
+                reason: "disabled by the user".to_owned(),
+            },
+            now,
+        ),
+    ];
+
+    assert_eq!(backend.queue.mark_failed(&changes).await.unwrap(), 3);
+
+    let mut ended = Vec::new();
+    for &id in &ids {
+        let message = stored(&backend, id).await;
+        assert_eq!((message.leased_until, message.updated_at), (None, now));
+        let reason = message.status_reason.unwrap_or_default();
+        ended.push((
+            message.status,
+            reason,
+            message.attempt_count,
+            message.next_retry_after,
+        ));
+    }
+    let reason = str::to_owned;
+    assert_eq!(
+        ended,
+        [
+            (
+                MessageStatus::TemporaryFailure,
+                reason("503 from the endpoint"),
+                1,
+                Some(asked_retry)
+            ),
+            (
+                MessageStatus::PermanentFailure,
+                reason("no such mailbox"),
+                1,
+                None
+            ),
+            (
+                MessageStatus::Inhibited,
+                reason("disabled by the user"),
+                0,
+                None
+            ),
+        ]
+    );
+}
+
+async fn a_stale_write_back_after_a_takeover_and_send_changes_nothing(backend: Backend) {
+    let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    let first_lease = lease(&backend, t0(), 1).await.remove(0);
+    let takeover_at = t0() + LEASE_PERIOD + secs(1);
+    let second_lease = lease(&backend, takeover_at, 1).await.remove(0);
+    let sent = completed(&second_lease, Completion::Sent, takeover_at + secs(1));
+    assert_eq!(backend.queue.mark_sent(&[sent]).await.unwrap(), 1);
+
+    let late = takeover_at + secs(5);
+    let stale_failure = completed(&first_lease, retryable("timed out"), late);
+    let stale_send = completed(&first_lease, Completion::Sent, late);
+
+    assert_eq!(
+        backend.queue.mark_failed(&[stale_failure]).await.unwrap(),
+        0
+    );
+    assert_eq!(backend.queue.mark_sent(&[stale_send]).await.unwrap(), 0);
+    let message = stored(&backend, id).await;
+    assert_eq!(message.status, MessageStatus::Sent);
+    assert_eq!(message.attempt_count, 1);
+    assert_eq!(message.updated_at, takeover_at + secs(1));
+}
+
+async fn write_back_skips_unknown_messages_and_messages_never_leased(backend: Backend) {
+    let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    let change = |id| StatusChange {
+        id,
+        status: MessageStatus::Sent,
+        status_reason: None,
+        attempt_count: 1,
+        next_retry_after: None,
+        at: t0() + secs(5),
+    };
+
+    assert_eq!(backend.queue.mark_sent(&[change(id)]).await.unwrap(), 0);
+    assert_eq!(
+        backend
+            .queue
+            .mark_failed(&[change(MessageId::random())])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(stored(&backend, id).await.status, MessageStatus::Pending);
+}
+
+async fn inhibiting_a_recipient_stops_its_unfinished_messages_but_not_sent_ones(backend: Backend) {
+    let (gone, other) = (UserId::random(), UserId::random());
+    let ids = queue_at(&backend, gone, &[secs(0), secs(1), secs(2), secs(3)]).await;
+    let [others] = queue_at(&backend, other, &[secs(4)]).await[..] else {
+        unreachable!()
+    };
+    let leased = lease(&backend, t0() + secs(10), 3).await;
+    let by_id = |id| leased.iter().find(|m| m.id == id).unwrap();
+    let done_at = t0() + secs(20);
+    let retrying = completed(by_id(ids[1]), retryable("connection refused"), done_at);
+    let sent = completed(by_id(ids[2]), Completion::Sent, done_at);
+    backend.queue.mark_failed(&[retrying]).await.unwrap();
+    backend.queue.mark_sent(&[sent]).await.unwrap();
+    let now = t0() + Duration::minutes(1);
+
+    let inhibited = backend
+        .queue
+        .inhibit_recipient(gone, "user deleted", now)
+        .await
+        .unwrap();
+
+    assert_eq!(inhibited, 3, "leased, retrying and pending");
+    for id in [ids[0], ids[1], ids[3]] {
+        let message = stored(&backend, id).await;
+        assert_eq!(message.status, MessageStatus::Inhibited);
+        assert_eq!(message.status_reason.as_deref(), Some("user deleted"));
+        assert_eq!(message.updated_at, now);
+    }
+    assert_eq!(stored(&backend, ids[2]).await.status, MessageStatus::Sent);
+    assert_eq!(
+        stored(&backend, others).await.status,
+        MessageStatus::Pending
+    );
+    let leasable = lease(&backend, t0() + Duration::days(1), 10).await;
+    assert_eq!(id_set(&leasable), BTreeSet::from([others]));
+}
+
+async fn purge_deletes_only_messages_not_updated_since_the_cutoff(backend: Backend) {
+    let user = UserId::random();
+    let cutoff = t0() + Duration::days(1);
+    let [touched, stale, at_cutoff] =
+        queue_at(&backend, user, &[secs(-1), secs(0), Duration::days(1)]).await[..]
+    else {
+        unreachable!()
+    };
+    let leased = lease(&backend, t0() + Duration::days(2), 1).await;
+    assert_eq!(id_set(&leased), BTreeSet::from([touched]));
+
+    assert_eq!(
+        backend.queue.purge(cutoff).await.unwrap(),
+        PurgeOutcome::Purged(1)
+    );
+
+    assert_eq!(backend.queue.get(stale).await.unwrap(), None);
+    assert_eq!(
+        stored(&backend, touched).await.status,
+        MessageStatus::Leased
+    );
+    assert_eq!(
+        stored(&backend, at_cutoff).await.status,
+        MessageStatus::Pending
+    );
+}
+
+async fn purge_is_skipped_while_another_replica_holds_the_purge_lock(backend: Backend) {
+    let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    let cutoff = t0() + Duration::days(8);
+    let held = backend.hold_purge_lock().await;
+
+    assert_eq!(
+        backend.queue.purge(cutoff).await.unwrap(),
+        PurgeOutcome::Skipped
+    );
+    assert!(backend.queue.get(id).await.unwrap().is_some());
+
+    drop(held);
+    assert_eq!(
+        backend.queue.purge(cutoff).await.unwrap(),
+        PurgeOutcome::Purged(1)
+    );
+    assert_eq!(backend.queue.get(id).await.unwrap(), None);
+}
+
+async fn list_shows_messages_newest_first_up_to_the_limit(backend: Backend) {
+    let ids = queue_at(
+        &backend,
+        UserId::random(),
+        &[secs(2), secs(4), secs(0), secs(3), secs(1)],
+    )
+    .await;
+    let filter = MessageFilter {
+        limit: 3,
+        ..MessageFilter::default()
+    };
+
+    let listed = backend.queue.list(&filter).await.unwrap();
+
+    let listed: Vec<_> = listed.iter().map(|m| m.id).collect();
+    assert_eq!(listed, [ids[1], ids[3], ids[0]]);
+}
+
+async fn list_keeps_only_messages_matching_status_recipient_and_template(backend: Backend) {
+    let (ann, bob) = (UserId::random(), UserId::random());
+    let ann_deleted = sample::new_message(ann, t0());
+    let ann_dormant = NewMessage {
+        template_id: catalogue::WORKSPACE_MARKED_DORMANT,
+        ..sample::new_message(ann, t0() + secs(1))
+    };
+    let bob_deleted = sample::new_message(bob, t0() - secs(1));
+    backend
+        .queue
+        .enqueue(&[
+            ann_deleted.clone(),
+            ann_dormant.clone(),
+            bob_deleted.clone(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        id_set(&lease(&backend, t0(), 1).await),
+        BTreeSet::from([bob_deleted.id])
+    );
+    let list = |filter: MessageFilter| {
+        let queue = backend.queue.clone();
+        async move {
+            let filter = MessageFilter {
+                limit: 50,
+                ..filter
+            };
+            let listed = queue.list(&filter).await.unwrap();
+            listed.iter().map(|m| m.id).collect::<Vec<_>>()
+        }
+    };
+
+    let by_recipient = list(MessageFilter {
+        recipient: Some(ann),
+        ..MessageFilter::default()
+    });
+    assert_eq!(by_recipient.await, [ann_dormant.id, ann_deleted.id]);
+    let by_template = list(MessageFilter {
+        template_id: Some(catalogue::WORKSPACE_DELETED),
+        ..MessageFilter::default()
+    });
+    assert_eq!(by_template.await, [ann_deleted.id, bob_deleted.id]);
+    let by_status = list(MessageFilter {
+        status: Some(MessageStatus::Leased),
+        ..MessageFilter::default()
+    });
+    assert_eq!(by_status.await, [bob_deleted.id]);
+    let by_all = list(MessageFilter {
+        status: Some(MessageStatus::Pending),
+        recipient: Some(ann),
+        template_id: Some(catalogue::WORKSPACE_DELETED),
+        limit: 0,
+    });
+    assert_eq!(by_all.await, [ann_deleted.id]);
+}
+
+herald_tests::contract_suite! {
+    enqueue_reports_one_outcome_per_message_in_input_order,
+    a_queued_message_is_stored_pending_and_never_attempted,
+    a_repeated_hash_in_one_batch_is_a_duplicate,
+    a_hash_already_stored_is_a_duplicate_in_a_later_batch,
+    messages_without_a_hash_are_never_duplicates,
+    a_purged_message_frees_its_dedupe_hash,
+    a_batch_with_a_message_id_already_queued_stores_none_of_its_rows,
+    an_unavailable_queue_refuses_everything_and_changes_nothing,
+    lease_takes_the_oldest_leasable_messages_up_to_the_count,
+    a_leased_message_is_not_leased_again_while_its_lease_runs,
+    an_expired_lease_is_taken_over_without_counting_an_attempt,
+    a_temporary_failure_is_leased_again_only_once_its_retry_time_has_come,
+    a_message_at_its_maximum_attempts_is_never_leased,
+    sent_failed_and_inhibited_messages_are_never_leased,
+    leasing_from_many_tasks_never_hands_one_message_out_twice,
+    mark_sent_records_the_send_and_counts_the_attempt,
+    mark_failed_records_each_failure_with_its_reason,
+    a_stale_write_back_after_a_takeover_and_send_changes_nothing,
+    write_back_skips_unknown_messages_and_messages_never_leased,
+    inhibiting_a_recipient_stops_its_unfinished_messages_but_not_sent_ones,
+    purge_deletes_only_messages_not_updated_since_the_cutoff,
+    purge_is_skipped_while_another_replica_holds_the_purge_lock,
+    list_shows_messages_newest_first_up_to_the_limit,
+    list_keeps_only_messages_matching_status_recipient_and_template,
+}

@@ -1,0 +1,593 @@
+//! DESIGN §4: audience, methods, preferences, dedupe.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use herald_application::ports::{MessageFilter, MessageQueue};
+use herald_application::{
+    CustomContent, DeliveryConfig, Error, Event, SkipReason, Skipped, TemplateRef,
+};
+use herald_domain::catalogue::{
+    CUSTOM_NOTIFICATION, ONE_TIME_PASSCODE, TASK_IDLE, TEMPLATE_DELETED, TEST_NOTIFICATION,
+    USER_ACCOUNT_SUSPENDED, WORKSPACE_CREATED, WORKSPACE_DELETED,
+};
+use herald_domain::{Message, Method, Role, UserId};
+use serde_json::json;
+
+use super::support::{ACCESS_URL, Harness, webhook_and_inbox};
+
+fn event(template: herald_domain::TemplateId, subject: Option<UserId>) -> Event {
+    let mut event = Event::new(template);
+    event.subject = subject;
+    event.created_by = "tests".into();
+    event.labels.insert("name".into(), "ws-1".into());
+    event
+}
+
+async fn messages(h: &Harness) -> Vec<Message> {
+    h.store
+        .list(&MessageFilter {
+            limit: 10_000,
+            ..MessageFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn recipients(messages: &[Message]) -> BTreeSet<UserId> {
+    messages.iter().map(|m| m.recipient).collect()
+}
+
+#[tokio::test]
+async fn a_role_event_fans_out_to_every_holder_of_the_roles_except_the_subject() {
+    let h = Harness::new();
+    let owner = h.user("owner", &[Role::Owner]).await;
+    let admin = h.user("admin", &[Role::UserAdmin, Role::Member]).await;
+    let both = h.user("both", &[Role::Owner, Role::UserAdmin]).await;
+    let _member = h.user("member", &[Role::Member]).await;
+    let _templater = h.user("templater", &[Role::TemplateAdmin]).await;
+    let suspended_admin = h.user("suspended", &[Role::UserAdmin]).await;
+
+    let result = h
+        .events
+        .enqueue(event(USER_ACCOUNT_SUSPENDED, Some(suspended_admin.id)))
+        .await
+        .unwrap();
+
+    let stored = messages(&h).await;
+    assert_eq!(
+        recipients(&stored),
+        BTreeSet::from([owner.id, admin.id, both.id])
+    );
+    // webhook (the default) and inbox for each of the three.
+    assert_eq!(result.message_ids.len(), 6);
+    assert_eq!(stored.len(), 6);
+    assert!(result.skipped.is_empty());
+}
+
+#[tokio::test]
+async fn deleted_users_get_nothing_from_a_role_event_or_as_subject() {
+    let h = Harness::new();
+    let kept = h.user("kept", &[Role::TemplateAdmin]).await;
+    let gone = h.user("gone", &[Role::TemplateAdmin]).await;
+    h.users.delete(gone.id).await.unwrap();
+
+    h.events
+        .enqueue(event(TEMPLATE_DELETED, None))
+        .await
+        .unwrap();
+    assert_eq!(recipients(&messages(&h).await), BTreeSet::from([kept.id]));
+
+    let result = h
+        .events
+        .enqueue(event(WORKSPACE_DELETED, Some(gone.id)))
+        .await
+        .unwrap();
+    assert!(result.message_ids.is_empty());
+    assert_eq!(
+        result.skipped,
+        vec![Skipped {
+            user_id: gone.id,
+            reason: SkipReason::Deleted
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_preference_blocks_enqueue_for_that_user_only() {
+    let h = Harness::new();
+    let quiet = h.user("quiet", &[Role::TemplateAdmin]).await;
+    let loud = h.user("loud", &[Role::TemplateAdmin]).await;
+    h.preferences
+        .update(quiet.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .await
+        .unwrap();
+
+    let result = h
+        .events
+        .enqueue(event(TEMPLATE_DELETED, None))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        result.skipped,
+        vec![Skipped {
+            user_id: quiet.id,
+            reason: SkipReason::Disabled
+        }]
+    );
+    assert_eq!(recipients(&messages(&h).await), BTreeSet::from([loud.id]));
+}
+
+#[tokio::test]
+async fn an_off_by_default_event_is_sent_only_to_users_who_opted_in() {
+    let h = Harness::new();
+    let opted_in = h.user("opted-in", &[]).await;
+    let silent = h.user("silent", &[]).await;
+    h.preferences
+        .update(opted_in.id, BTreeMap::from([(WORKSPACE_CREATED, false)]))
+        .await
+        .unwrap();
+
+    let silent_result = h
+        .events
+        .enqueue(event(WORKSPACE_CREATED, Some(silent.id)))
+        .await
+        .unwrap();
+    assert!(silent_result.message_ids.is_empty());
+    assert_eq!(silent_result.skipped[0].reason, SkipReason::Disabled);
+
+    let result = h
+        .events
+        .enqueue(event(WORKSPACE_CREATED, Some(opted_in.id)))
+        .await
+        .unwrap();
+    assert_eq!(result.message_ids.len(), 2);
+    assert_eq!(
+        recipients(&messages(&h).await),
+        BTreeSet::from([opted_in.id])
+    );
+}
+
+#[tokio::test]
+async fn the_template_override_wins_over_default_and_inbox() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    assert!(
+        h.templates
+            .set_method(WORKSPACE_DELETED, Some(Method::Inbox))
+            .await
+            .unwrap()
+    );
+
+    h.events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+
+    let methods: Vec<_> = messages(&h).await.iter().map(|m| m.method).collect();
+    assert_eq!(methods, vec![Method::Inbox]);
+}
+
+#[tokio::test]
+async fn the_default_method_is_used_only_when_configured() {
+    let smtp_unconfigured =
+        DeliveryConfig::new(Method::Smtp, BTreeSet::from([Method::Webhook]), true).unwrap();
+    let h = Harness::with_delivery(smtp_unconfigured);
+    let user = h.user("u", &[]).await;
+
+    h.events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+
+    let methods: Vec<_> = messages(&h).await.iter().map(|m| m.method).collect();
+    assert_eq!(
+        methods,
+        vec![Method::Inbox],
+        "smtp has no smarthost: only the inbox"
+    );
+}
+
+#[tokio::test]
+async fn the_inbox_is_added_only_when_enabled() {
+    let no_inbox =
+        DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), false).unwrap();
+    let h = Harness::with_delivery(no_inbox);
+    let user = h.user("u", &[]).await;
+    h.events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+    let methods: Vec<_> = messages(&h).await.iter().map(|m| m.method).collect();
+    assert_eq!(methods, vec![Method::Webhook]);
+
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    h.events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+    let methods: BTreeSet<_> = messages(&h).await.iter().map(|m| m.method).collect();
+    assert_eq!(methods, BTreeSet::from([Method::Webhook, Method::Inbox]));
+}
+
+#[tokio::test]
+async fn the_one_time_passcode_never_goes_to_the_inbox() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let mut otp = event(ONE_TIME_PASSCODE, Some(user.id));
+    otp.labels
+        .insert("one_time_passcode".into(), "fad9020b".into());
+
+    h.events.enqueue(otp).await.unwrap();
+    let stored = messages(&h).await;
+    assert_eq!(
+        stored.iter().map(|m| m.method).collect::<Vec<_>>(),
+        vec![Method::Webhook]
+    );
+    assert_eq!(
+        stored[0].payload.actions[0].url,
+        format!("{ACCESS_URL}/reset-password/change?otp=fad9020b&email=u%40example.com")
+    );
+
+    let err = h
+        .templates
+        .set_method(ONE_TIME_PASSCODE, Some(Method::Inbox))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "method"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn inbox_is_refused_as_the_default_method() {
+    let err = DeliveryConfig::new(Method::Inbox, BTreeSet::new(), true).unwrap_err();
+    assert_eq!(err.option, "--notifications-method");
+    assert!(err.reason.contains("inbox cannot be the default"), "{err}");
+}
+
+#[tokio::test]
+async fn zero_messages_is_a_valid_result() {
+    let nothing_configured = DeliveryConfig::new(Method::Smtp, BTreeSet::new(), false).unwrap();
+    let h = Harness::with_delivery(nothing_configured);
+    let user = h.user("u", &[]).await;
+    let result = h
+        .events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+    assert!(result.message_ids.is_empty() && result.skipped.is_empty());
+
+    // A role event with no role holders is fine too.
+    let h = Harness::new();
+    let result = h
+        .events
+        .enqueue(event(TEMPLATE_DELETED, None))
+        .await
+        .unwrap();
+    assert!(result.message_ids.is_empty());
+    assert!(messages(&h).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_identical_enqueue_on_the_same_utc_day_is_a_duplicate_and_the_next_day_is_accepted() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+
+    let first = h
+        .events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+    assert_eq!(first.message_ids.len(), 2);
+
+    h.clock.advance(chrono::Duration::hours(2));
+    let second = h
+        .events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+    assert!(second.message_ids.is_empty());
+    assert_eq!(
+        second.skipped,
+        vec![Skipped {
+            user_id: user.id,
+            reason: SkipReason::Duplicate
+        }]
+    );
+
+    h.clock.advance(chrono::Duration::days(1));
+    let next_day = h
+        .events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+    assert_eq!(next_day.message_ids.len(), 2);
+    assert_eq!(messages(&h).await.len(), 4);
+}
+
+#[tokio::test]
+async fn test_custom_and_task_events_are_never_deduplicated() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    h.preferences
+        .update(user.id, BTreeMap::from([(TASK_IDLE, false)]))
+        .await
+        .unwrap();
+    let content = CustomContent::parse("Build done", "All green").unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            h.events.send_test(user.id).await.unwrap().message_ids.len(),
+            2
+        );
+        assert_eq!(
+            h.events
+                .send_custom(user.id, content.clone())
+                .await
+                .unwrap()
+                .message_ids
+                .len(),
+            2
+        );
+        assert_eq!(
+            h.events
+                .enqueue(event(TASK_IDLE, Some(user.id)))
+                .await
+                .unwrap()
+                .message_ids
+                .len(),
+            2
+        );
+        h.clock.advance(chrono::Duration::milliseconds(1));
+    }
+    let stored = messages(&h).await;
+    assert_eq!(stored.len(), 12);
+    assert!(stored.iter().all(|m| m.dedupe_hash.is_none()));
+    assert!(stored.iter().all(|m| {
+        m.payload
+            .data
+            .as_ref()
+            .is_some_and(|d| d["timestamp"].is_string())
+    }));
+}
+
+#[tokio::test]
+async fn workspace_deleted_is_not_sent_when_the_initiator_is_the_subject() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let mut own_act = event(WORKSPACE_DELETED, Some(user.id));
+    own_act.initiator = Some(user.id);
+    let result = h.events.enqueue(own_act).await.unwrap();
+    assert!(result.message_ids.is_empty());
+    assert_eq!(
+        result.skipped,
+        vec![Skipped {
+            user_id: user.id,
+            reason: SkipReason::Initiator
+        }]
+    );
+}
+
+#[tokio::test]
+async fn caller_events_go_to_the_caller_only() {
+    let h = Harness::new();
+    let caller = h.user("caller", &[Role::Owner]).await;
+    let _other = h.user("other", &[Role::Owner]).await;
+    h.events.send_test(caller.id).await.unwrap();
+    let stored = messages(&h).await;
+    assert_eq!(recipients(&stored), BTreeSet::from([caller.id]));
+    assert!(stored.iter().all(|m| m.template_id == TEST_NOTIFICATION));
+}
+
+#[tokio::test]
+async fn the_payload_carries_the_recipient_labels_data_targets_and_absolute_actions() {
+    let h = Harness::new();
+    let user = h.user("ada", &[]).await;
+    let target = uuid::Uuid::new_v4();
+    let mut deleted = event(WORKSPACE_DELETED, Some(user.id));
+    deleted.labels.insert("reason".into(), "inactivity".into());
+    deleted.data = Some(json!({"k": [1, 2]}));
+    deleted.targets = vec![target];
+    h.events.enqueue(deleted).await.unwrap();
+
+    let message = messages(&h).await.pop().unwrap();
+    let payload = &message.payload;
+    assert_eq!(payload.notification_name, "Workspace Deleted");
+    assert_eq!(payload.notification_template_id, WORKSPACE_DELETED);
+    assert_eq!(payload.user_id, user.id);
+    assert_eq!(payload.user_email, "ada@example.com");
+    assert_eq!(payload.user_name, "ada", "no display name: the username");
+    assert_eq!(payload.labels["reason"], "inactivity");
+    assert_eq!(payload.data, Some(json!({"k": [1, 2]})));
+    assert_eq!(payload.targets, vec![target]);
+    assert_eq!(message.targets, vec![target]);
+    assert_eq!(message.created_by, "tests");
+    let urls: Vec<_> = payload.actions.iter().map(|a| a.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            format!("{ACCESS_URL}/workspaces"),
+            format!("{ACCESS_URL}/templates")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bad_events_are_refused_naming_the_field() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let field_of = |err: Error| match err {
+        Error::Invalid { field, .. } => field,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+
+    let unknown = Event::new(herald_domain::TemplateId::random());
+    assert_eq!(
+        field_of(h.events.enqueue(unknown).await.unwrap_err()),
+        "template_id"
+    );
+
+    let mut by_name = Event::new(WORKSPACE_DELETED);
+    by_name.template = TemplateRef::Name("No Such Event".into());
+    assert_eq!(
+        field_of(h.events.enqueue(by_name).await.unwrap_err()),
+        "template_name"
+    );
+
+    assert_eq!(
+        field_of(
+            h.events
+                .enqueue(event(WORKSPACE_DELETED, None))
+                .await
+                .unwrap_err()
+        ),
+        "user_id"
+    );
+    assert_eq!(
+        field_of(
+            h.events
+                .enqueue(event(WORKSPACE_DELETED, Some(UserId::random())))
+                .await
+                .unwrap_err()
+        ),
+        "user_id"
+    );
+    assert_eq!(
+        field_of(
+            h.events
+                .enqueue(Event::new(TEST_NOTIFICATION))
+                .await
+                .unwrap_err()
+        ),
+        "initiator_id"
+    );
+
+    let mut bad_data = event(WORKSPACE_DELETED, Some(user.id));
+    bad_data.data = Some(json!([1, 2]));
+    assert_eq!(
+        field_of(h.events.enqueue(bad_data).await.unwrap_err()),
+        "data"
+    );
+
+    let mut long_label = event(WORKSPACE_DELETED, Some(user.id));
+    long_label.labels.insert("reason".into(), "x".repeat(5000));
+    assert_eq!(
+        field_of(h.events.enqueue(long_label).await.unwrap_err()),
+        "labels.reason"
+    );
+
+    assert!(
+        messages(&h).await.is_empty(),
+        "nothing is queued for a refused event"
+    );
+}
+
+#[tokio::test]
+async fn templates_can_be_named_case_insensitively() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let mut by_name = event(WORKSPACE_DELETED, Some(user.id));
+    by_name.template = TemplateRef::Name("workspace deleted".into());
+    assert_eq!(
+        h.events.enqueue(by_name).await.unwrap().message_ids.len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_at_once_and_answers_in_event_order() {
+    let h = Harness::new();
+    let a = h.user("a", &[]).await;
+    let b = h.user("b", &[]).await;
+    let results = h
+        .events
+        .enqueue_batch(vec![
+            event(WORKSPACE_DELETED, Some(a.id)),
+            event(WORKSPACE_DELETED, Some(b.id)),
+            event(WORKSPACE_DELETED, Some(a.id)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].message_ids.len(), 2);
+    assert_eq!(results[1].message_ids.len(), 2);
+    assert_eq!(
+        results[2].skipped,
+        vec![Skipped {
+            user_id: a.id,
+            reason: SkipReason::Duplicate
+        }]
+    );
+    for id in &results[1].message_ids {
+        assert_eq!(h.message(*id).await.recipient, b.id);
+    }
+
+    let err = h
+        .events
+        .enqueue_batch(vec![
+            event(WORKSPACE_DELETED, Some(b.id)),
+            Event::new(TEST_NOTIFICATION),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "events[1].initiator_id"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn custom_notification_content_is_validated() {
+    let field = |title: &str, message: &str| match CustomContent::parse(title, message).unwrap_err()
+    {
+        Error::Invalid { field, reason } => (field, reason),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field("   ", "body").0, "content.title");
+    assert_eq!(field("title", " \n ").0, "content.message");
+    let (f, reason) = field(&"t".repeat(121), "body");
+    assert_eq!(f, "content.title");
+    assert!(reason.contains("120"), "{reason}");
+    assert_eq!(field("title", &"m".repeat(2001)).0, "content.message");
+    assert!(CustomContent::parse(&"t".repeat(120), &"m".repeat(2000)).is_ok());
+    assert!(
+        CustomContent::parse(&"é".repeat(120), "ok").is_ok(),
+        "limits count characters, not bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_notification_carries_the_trimmed_title_and_message() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let content = CustomContent::parse("  Deploy done ", " it worked ").unwrap();
+    h.events.send_custom(user.id, content).await.unwrap();
+    let message = messages(&h).await.pop().unwrap();
+    assert_eq!(message.template_id, CUSTOM_NOTIFICATION);
+    assert_eq!(message.payload.labels["custom_title"], "Deploy done");
+    assert_eq!(message.payload.labels["custom_message"], "it worked");
+}
+
+#[tokio::test]
+async fn enqueue_wakes_the_notifiers() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let listener = herald_application::ports::Wakeup::subscribe(h.wakeup.as_ref());
+    h.events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), listener.wait())
+        .await
+        .expect("enqueue must wake the notifiers");
+}
+
+#[test]
+fn webhook_and_inbox_lists_both_as_available() {
+    assert_eq!(
+        webhook_and_inbox().available(),
+        BTreeSet::from([Method::Webhook, Method::Inbox])
+    );
+}

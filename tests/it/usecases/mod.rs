@@ -1,0 +1,6 @@
+//! Use cases end to end over the in-memory adapters, with a controllable clock and no sleeps.
+
+mod enqueue;
+mod notifier;
+mod services;
+mod support;

@@ -1,0 +1,532 @@
+//! DESIGN §5: the notifier's state transitions, leases, pause, backpressure, wake-up, stop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Duration as Age;
+use herald_application::notifier::{REASON_DISABLED, REASON_RECIPIENT_DELETED};
+use herald_application::ports::{DeliveryError, Dispatcher, LeaseRequest, MessageQueue};
+use herald_application::{Cycle, Event, NotifierConfig};
+use herald_domain::catalogue::{TEMPLATE_DELETED, WORKSPACE_DELETED};
+use herald_domain::{MessageId, MessageStatus, Method, Role, UserId};
+
+use super::support::{GatedQueue, Harness, ScriptedDispatcher, quiet_config, settle};
+
+/// Queues one Workspace Deleted event per subject: a webhook and an inbox message each.
+async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId> {
+    let mut event = Event::new(WORKSPACE_DELETED);
+    event.subject = Some(subject);
+    event.labels.insert("name".into(), name.into());
+    h.events.enqueue(event).await.unwrap().message_ids
+}
+
+/// A webhook-only deployment, so every event makes exactly one message.
+fn webhook_only() -> Harness {
+    let delivery = herald_application::DeliveryConfig::new(
+        Method::Webhook,
+        std::collections::BTreeSet::from([Method::Webhook]),
+        false,
+    )
+    .unwrap();
+    Harness::with_delivery(delivery)
+}
+
+async fn one_message(h: &Harness) -> (UserId, MessageId) {
+    let user = h.user("u", &[]).await;
+    let ids = enqueue_for(h, user.id, "ws").await;
+    assert_eq!(ids.len(), 1);
+    (user.id, ids[0])
+}
+
+fn as_dispatchers(d: &Arc<ScriptedDispatcher>) -> Vec<Arc<dyn Dispatcher>> {
+    vec![d.clone()]
+}
+
+#[tokio::test]
+async fn a_successful_dispatch_ends_sent_with_the_rendered_message() {
+    let h = webhook_only();
+    let (user, id) = one_message(&h).await;
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    assert_eq!(notifier.buffered(), 1);
+    let flushed = notifier.flush().await;
+    assert_eq!((flushed.sent, flushed.failed, flushed.dropped), (1, 0, 0));
+
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::Sent);
+    assert_eq!(message.attempt_count, 1);
+    assert_eq!(message.leased_until, None);
+    let delivery = &webhook.delivered()[0];
+    assert_eq!(delivery.message_id, id);
+    assert_eq!(delivery.recipient, user);
+    assert!(!delivery.rendered.title.is_empty());
+    assert!(!delivery.rendered.body.is_empty());
+}
+
+#[tokio::test]
+async fn a_retryable_failure_waits_the_retry_interval_then_is_retried() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let webhook = ScriptedDispatcher::scripted(
+        Method::Webhook,
+        [Err(DeliveryError::retryable("503 from receiver"))],
+    );
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+
+    notifier.run_cycle().await.unwrap();
+    notifier.flush().await;
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::TemporaryFailure);
+    assert_eq!(message.status_reason.as_deref(), Some("503 from receiver"));
+    assert_eq!(message.attempt_count, 1);
+    assert_eq!(
+        message.next_retry_after,
+        Some(h.clock_now() + Age::seconds(60))
+    );
+
+    h.clock.advance(Age::seconds(59));
+    assert_eq!(
+        notifier.run_cycle().await.unwrap(),
+        Cycle::Dispatched(0),
+        "not before the retry time"
+    );
+    h.clock.advance(Age::seconds(1));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    notifier.flush().await;
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::Sent);
+    assert_eq!(message.attempt_count, 2);
+    assert_eq!(message.status_reason, None);
+}
+
+#[tokio::test]
+async fn the_max_th_attempt_ends_permanent_failure() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let failing = (0..5).map(|i| Err(DeliveryError::retryable(format!("timeout {i}"))));
+    let webhook = ScriptedDispatcher::scripted(Method::Webhook, failing);
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+
+    for attempt in 1..=3 {
+        assert_eq!(
+            notifier.run_cycle().await.unwrap(),
+            Cycle::Dispatched(1),
+            "attempt {attempt}"
+        );
+        notifier.flush().await;
+        h.clock.advance(Age::minutes(2));
+    }
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::PermanentFailure);
+    assert_eq!(message.attempt_count, 3);
+    assert!(message.status_reason.unwrap().contains("timeout 2"));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(0));
+    assert_eq!(webhook.delivered().len(), 3);
+}
+
+#[tokio::test]
+async fn a_permanent_error_ends_permanent_failure_at_once() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let webhook = ScriptedDispatcher::scripted(
+        Method::Webhook,
+        [Err(DeliveryError::permanent("404 from receiver"))],
+    );
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+    notifier.run_cycle().await.unwrap();
+    notifier.flush().await;
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::PermanentFailure);
+    assert_eq!(message.attempt_count, 1);
+    assert_eq!(message.status_reason.as_deref(), Some("404 from receiver"));
+}
+
+#[tokio::test]
+async fn the_retry_time_a_receiver_asks_for_is_honoured() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let later = h.clock_now() + Age::hours(1);
+    let webhook = ScriptedDispatcher::scripted(
+        Method::Webhook,
+        [Err(DeliveryError {
+            reason: "429".into(),
+            retryable: true,
+            retry_after: Some(later),
+        })],
+    );
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+    notifier.run_cycle().await.unwrap();
+    notifier.flush().await;
+    assert_eq!(h.message(id).await.next_retry_after, Some(later));
+}
+
+#[tokio::test]
+async fn disabling_after_enqueue_ends_the_message_inhibited_with_the_reason() {
+    let h = Harness::new();
+    let admin = h.user("admin", &[Role::TemplateAdmin]).await;
+    let mut event = Event::new(TEMPLATE_DELETED);
+    event.labels.insert("name".into(), "t".into());
+    let ids = h.events.enqueue(event).await.unwrap().message_ids;
+    assert_eq!(ids.len(), 2);
+    h.preferences
+        .update(admin.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .await
+        .unwrap();
+
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let inbox = ScriptedDispatcher::ok(Method::Inbox);
+    let mut notifier = h.notifier(quiet_config(), vec![webhook.clone(), inbox.clone()]);
+    notifier.run_cycle().await.unwrap();
+    notifier.flush().await;
+
+    for id in ids {
+        let message = h.message(id).await;
+        assert_eq!(message.status, MessageStatus::Inhibited);
+        assert_eq!(message.status_reason.as_deref(), Some(REASON_DISABLED));
+        assert_eq!(message.attempt_count, 0);
+    }
+    assert!(webhook.delivered().is_empty() && inbox.delivered().is_empty());
+}
+
+#[tokio::test]
+async fn deleting_a_user_inhibits_their_queued_messages() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let other = h.user("other", &[]).await;
+    let ids = enqueue_for(&h, user.id, "ws").await;
+    let others = enqueue_for(&h, other.id, "ws").await;
+
+    assert_eq!(h.users.delete(user.id).await.unwrap(), 2);
+    for id in ids {
+        let message = h.message(id).await;
+        assert_eq!(message.status, MessageStatus::Inhibited);
+        assert_eq!(
+            message.status_reason.as_deref(),
+            Some(REASON_RECIPIENT_DELETED)
+        );
+    }
+    for id in others {
+        assert_eq!(h.message(id).await.status, MessageStatus::Pending);
+    }
+}
+
+#[tokio::test]
+async fn a_recipient_deleted_while_leased_is_inhibited_at_dispatch() {
+    let h = webhook_only();
+    let (user, id) = one_message(&h).await;
+    // Deleted behind the use case's back (an embedded host's directory does this).
+    herald_application::ports::UserRegistry::delete(&h.store, user)
+        .await
+        .unwrap();
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+    notifier.run_cycle().await.unwrap();
+    notifier.flush().await;
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::Inhibited);
+    assert_eq!(
+        message.status_reason.as_deref(),
+        Some(REASON_RECIPIENT_DELETED)
+    );
+    assert!(webhook.delivered().is_empty());
+}
+
+#[tokio::test]
+async fn a_method_without_a_dispatcher_fails_permanently_saying_so() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let mut notifier = h.notifier(quiet_config(), vec![ScriptedDispatcher::ok(Method::Smtp)]);
+    notifier.run_cycle().await.unwrap();
+    notifier.flush().await;
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::PermanentFailure);
+    assert!(
+        message
+            .status_reason
+            .unwrap()
+            .contains("webhook is not configured")
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_leased_again_by_another_notifier_without_counting_an_attempt() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+
+    // Notifier A leases and dies before writing anything back.
+    let leased = h
+        .store
+        .lease(LeaseRequest {
+            now: h.clock_now(),
+            lease_period: Age::minutes(2),
+            count: 10,
+            max_attempts: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut b = h.notifier(quiet_config(), as_dispatchers(&webhook));
+    h.clock.advance(Age::minutes(1));
+    assert_eq!(
+        b.run_cycle().await.unwrap(),
+        Cycle::Dispatched(0),
+        "the lease is still live"
+    );
+
+    h.clock.advance(Age::minutes(1) + Age::milliseconds(1));
+    assert_eq!(b.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    b.flush().await;
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::Sent);
+    assert_eq!(
+        message.attempt_count, 1,
+        "the expiry did not count an attempt"
+    );
+    assert_eq!(webhook.delivered_ids(), vec![id]);
+}
+
+#[tokio::test]
+async fn paused_messages_stay_pending_however_long_and_go_out_once_resumed() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+
+    assert!(h.settings.set_notifier_paused(true).await.unwrap());
+    assert!(
+        !h.settings.set_notifier_paused(true).await.unwrap(),
+        "unchanged"
+    );
+    for _ in 0..5 {
+        assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Paused);
+        h.clock.advance(Age::days(1));
+    }
+    assert_eq!(h.message(id).await.status, MessageStatus::Pending);
+    assert!(webhook.delivered().is_empty());
+
+    assert!(h.settings.set_notifier_paused(false).await.unwrap());
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    notifier.flush().await;
+    assert_eq!(h.message(id).await.status, MessageStatus::Sent);
+}
+
+#[tokio::test]
+async fn write_back_failure_loses_nothing_the_messages_come_back_after_the_lease() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
+
+    notifier.run_cycle().await.unwrap();
+    h.store.set_unavailable(true);
+    let flushed = notifier.flush().await;
+    assert_eq!(flushed.dropped, 1);
+    h.store.set_unavailable(false);
+    assert_eq!(h.message(id).await.status, MessageStatus::Leased);
+
+    h.clock.advance(Age::minutes(2) + Age::seconds(1));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    notifier.flush().await;
+    assert_eq!(h.message(id).await.status, MessageStatus::Sent);
+    assert_eq!(
+        webhook.delivered_ids(),
+        vec![id, id],
+        "delivered at least once: here twice"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dispatch_slower_than_the_timeout_is_a_retryable_failure() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let mut notifier = h.notifier(
+        quiet_config(),
+        vec![ScriptedDispatcher::hanging(Method::Webhook)],
+    );
+    let started = tokio::time::Instant::now();
+    notifier.run_cycle().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    notifier.flush().await;
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::TemporaryFailure);
+    assert!(message.status_reason.unwrap().contains("timed out"));
+}
+
+#[tokio::test]
+async fn a_dispatch_timeout_not_shorter_than_the_lease_period_is_refused() {
+    let h = webhook_only();
+    for timeout in [120, 300] {
+        let config = NotifierConfig {
+            dispatch_timeout: Duration::from_secs(timeout),
+            ..quiet_config()
+        };
+        let err = herald_application::Notifier::new(
+            "n",
+            config,
+            h.notifier_ports(Arc::new(h.store.clone())),
+            vec![],
+            herald_application::rendering::Renderer::new("Herald", "https://h.example"),
+            herald_application::ports::Wakeup::subscribe(h.wakeup.as_ref()),
+        )
+        .unwrap_err();
+        assert_eq!(err.option, "--notifications-dispatch-timeout");
+        assert!(
+            err.reason
+                .contains("shorter than --notifications-lease-period"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_buffer_stops_leasing_until_it_is_written_and_nothing_is_lost() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
+    }
+    let gated = GatedQueue::closed(h.store.clone());
+    let config = NotifierConfig {
+        lease_count: 5,
+        store_sync_buffer_size: 2,
+        ..quiet_config()
+    };
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let notifier = h.notifier_over(gated.clone(), config, as_dispatchers(&webhook));
+    let handle = notifier.spawn();
+
+    settle().await;
+    // The first batch filled the buffer; its write-back is held: no second lease.
+    assert_eq!(gated.leases(), 1);
+    assert_eq!(
+        gated
+            .write_backs_waiting
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        gated.leases(),
+        1,
+        "leasing stays stopped while the buffer cannot be written"
+    );
+
+    gated.open();
+    webhook.wait_for(12).await;
+    handle.stop().await;
+    for id in &ids {
+        assert_eq!(
+            h.message(*id).await.status,
+            MessageStatus::Sent,
+            "stop flushed everything"
+        );
+    }
+    assert_eq!(webhook.delivered().len(), 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notifier_picks_up_a_new_message_on_the_wake_up_without_waiting_for_the_poll() {
+    let h = webhook_only();
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let handle = h.notifier(quiet_config(), as_dispatchers(&webhook)).spawn();
+    settle().await;
+
+    let started = tokio::time::Instant::now();
+    let (_, id) = one_message(&h).await;
+    tokio::time::timeout(Duration::from_secs(1), webhook.wait_for(1))
+        .await
+        .expect("delivered on the wake-up, long before the 1 h poll");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    handle.stop().await;
+    assert_eq!(h.message(id).await.status, MessageStatus::Sent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_wake_up_the_fallback_poll_still_delivers() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let config = NotifierConfig {
+        fetch_interval: Duration::from_secs(15),
+        ..quiet_config()
+    };
+    // Subscribed after the enqueue's wake-up: only the poll can find the message... after the
+    // first cycle, which runs at start. So enqueue a second message without waking anyone.
+    let handle = h.notifier(config, as_dispatchers(&webhook)).spawn();
+    webhook.wait_for(1).await;
+    let started = tokio::time::Instant::now();
+    let user = h.user("late", &[]).await;
+    let late = h
+        .store
+        .enqueue(&[herald_application::ports::NewMessage {
+            id: MessageId::random(),
+            template_id: WORKSPACE_DELETED,
+            recipient: user.id,
+            method: Method::Webhook,
+            payload: h.message(id).await.payload,
+            targets: vec![],
+            created_by: "no wake-up".into(),
+            created_at: h.clock_now(),
+            dedupe_hash: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(late.len(), 1);
+    webhook.wait_for(2).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(14) && waited <= Duration::from_secs(16),
+        "{waited:?}"
+    );
+    handle.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_finishes_in_flight_dispatches_and_flushes_the_buffer() {
+    let h = webhook_only();
+    let user = h.user("u", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.extend(enqueue_for(&h, user.id, &format!("ws-{i}")).await);
+    }
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let handle = h.notifier(quiet_config(), as_dispatchers(&webhook)).spawn();
+    webhook.wait_for(3).await;
+    // The buffer (50) is not full and the sync interval is an hour: nothing is written yet.
+    for id in &ids {
+        assert_eq!(h.message(*id).await.status, MessageStatus::Leased);
+    }
+    handle.stop().await;
+    for id in &ids {
+        assert_eq!(h.message(*id).await.status, MessageStatus::Sent);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_buffer_is_written_back_every_store_sync_interval() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let config = NotifierConfig {
+        store_sync_interval: Duration::from_secs(2),
+        ..quiet_config()
+    };
+    let handle = h.notifier(config, as_dispatchers(&webhook)).spawn();
+    webhook.wait_for(1).await;
+    assert_eq!(h.message(id).await.status, MessageStatus::Leased);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(h.message(id).await.status, MessageStatus::Sent);
+    handle.stop().await;
+}
+
+impl Harness {
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        herald_application::ports::Clock::now(&self.clock)
+    }
+}

@@ -1,0 +1,309 @@
+//! The harness: every use case wired over `herald-memory`, plus a scriptable dispatcher.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_application::ports::{
+    Delivery, DeliveryError, Dispatcher, EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue,
+    NewMessage, PurgeOutcome, StoreError, Wakeup as _,
+};
+use herald_application::rendering::Renderer;
+use herald_application::{
+    DeliveryConfig, Events, Inbox, Notifier, NotifierConfig, NotifierPorts, Preferences, Purger,
+    Settings, Templates, UserInput, Users,
+};
+use herald_domain::message::StatusChange;
+use herald_domain::{Message, MessageId, Method, Role, User, UserId};
+use herald_memory::{ManualClock, MemoryStore, MemoryWakeup};
+use tokio::sync::{Notify, Semaphore};
+
+pub const ACCESS_URL: &str = "https://herald.example.com";
+
+/// Every use case over one in-memory store.
+pub struct Harness {
+    pub store: MemoryStore,
+    pub wakeup: Arc<MemoryWakeup>,
+    pub clock: ManualClock,
+    pub events: Events,
+    pub settings: Settings,
+    pub preferences: Preferences,
+    pub templates: Templates,
+    pub inbox: Inbox,
+    pub users: Users,
+    pub purger: Purger,
+}
+
+/// Webhook configured and the default; inbox enabled.
+pub fn webhook_and_inbox() -> DeliveryConfig {
+    DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), true).unwrap()
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_delivery(webhook_and_inbox())
+    }
+
+    pub fn with_delivery(delivery: DeliveryConfig) -> Self {
+        let store = MemoryStore::new();
+        let queue: Arc<dyn MessageQueue> = Arc::new(store.clone());
+        let wakeup = Arc::new(MemoryWakeup::new());
+        let clock = ManualClock::default();
+        let shared = Arc::new(store.clone());
+        let renderer = Renderer::new("Herald", ACCESS_URL);
+        Self {
+            events: Events::new(
+                shared.clone(),
+                shared.clone(),
+                shared.clone(),
+                queue.clone(),
+                wakeup.clone(),
+                Arc::new(clock.clone()),
+                delivery.clone(),
+                renderer,
+            ),
+            settings: Settings::new(shared.clone(), wakeup.clone()),
+            preferences: Preferences::new(shared.clone(), shared.clone(), shared.clone()),
+            templates: Templates::new(shared.clone(), delivery.clone()),
+            inbox: Inbox::new(shared.clone(), Arc::new(clock.clone())),
+            users: Users::new(shared.clone(), queue.clone(), Arc::new(clock.clone())),
+            purger: Purger::new(queue, Arc::new(clock.clone())),
+            store,
+            wakeup,
+            clock,
+        }
+    }
+
+    /// Syncs a user into the directory.
+    pub async fn user(&self, username: &str, roles: &[Role]) -> User {
+        let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
+        let input = UserInput::parse(
+            &format!("{username}@example.com"),
+            username,
+            "",
+            &roles,
+            "active",
+        )
+        .unwrap();
+        self.users.upsert(UserId::random(), input).await.unwrap()
+    }
+
+    pub fn notifier_ports(&self, queue: Arc<dyn MessageQueue>) -> NotifierPorts {
+        let shared = Arc::new(self.store.clone());
+        NotifierPorts {
+            queue,
+            templates: shared.clone(),
+            directory: shared.clone(),
+            preferences: shared.clone(),
+            settings: shared,
+            clock: Arc::new(self.clock.clone()),
+        }
+    }
+
+    pub fn notifier(
+        &self,
+        config: NotifierConfig,
+        dispatchers: Vec<Arc<dyn Dispatcher>>,
+    ) -> Notifier {
+        self.notifier_over(Arc::new(self.store.clone()), config, dispatchers)
+    }
+
+    pub fn notifier_over(
+        &self,
+        queue: Arc<dyn MessageQueue>,
+        config: NotifierConfig,
+        dispatchers: Vec<Arc<dyn Dispatcher>>,
+    ) -> Notifier {
+        Notifier::new(
+            "test-notifier",
+            config,
+            self.notifier_ports(queue),
+            dispatchers,
+            Renderer::new("Herald", ACCESS_URL),
+            self.wakeup.subscribe(),
+        )
+        .unwrap()
+    }
+
+    pub async fn message(&self, id: MessageId) -> Message {
+        MessageQueue::get(&self.store, id).await.unwrap().unwrap()
+    }
+}
+
+/// A dispatcher that answers from a script (then `Ok`), records what it delivered, and can
+/// hang until the dispatch timeout.
+#[derive(Debug)]
+pub struct ScriptedDispatcher {
+    method: Method,
+    script: Mutex<VecDeque<Result<(), DeliveryError>>>,
+    delivered: Mutex<Vec<Delivery>>,
+    hang: bool,
+    arrived: Notify,
+}
+
+impl ScriptedDispatcher {
+    pub fn ok(method: Method) -> Arc<Self> {
+        Self::scripted(method, [])
+    }
+
+    pub fn scripted(
+        method: Method,
+        script: impl IntoIterator<Item = Result<(), DeliveryError>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            method,
+            script: Mutex::new(script.into_iter().collect()),
+            delivered: Mutex::new(Vec::new()),
+            hang: false,
+            arrived: Notify::new(),
+        })
+    }
+
+    pub fn hanging(method: Method) -> Arc<Self> {
+        Arc::new(Self {
+            method,
+            script: Mutex::new(VecDeque::new()),
+            delivered: Mutex::new(Vec::new()),
+            hang: true,
+            arrived: Notify::new(),
+        })
+    }
+
+    pub fn delivered(&self) -> Vec<Delivery> {
+        self.delivered.lock().unwrap().clone()
+    }
+
+    pub fn delivered_ids(&self) -> Vec<MessageId> {
+        self.delivered().iter().map(|d| d.message_id).collect()
+    }
+
+    /// Waits until at least `count` deliveries were attempted.
+    pub async fn wait_for(&self, count: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.delivered.lock().unwrap().len() >= count {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Dispatcher for ScriptedDispatcher {
+    fn method(&self) -> Method {
+        self.method
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        self.delivered.lock().unwrap().push(delivery.clone());
+        self.arrived.notify_waiters();
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        self.script.lock().unwrap().pop_front().unwrap_or(Ok(()))
+    }
+}
+
+/// A queue that counts leases and holds write-backs until let through.
+#[derive(Debug)]
+pub struct GatedQueue {
+    inner: MemoryStore,
+    pub leases: AtomicUsize,
+    pub write_backs_waiting: AtomicUsize,
+    gate: Semaphore,
+}
+
+impl GatedQueue {
+    pub fn closed(inner: MemoryStore) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            leases: AtomicUsize::new(0),
+            write_backs_waiting: AtomicUsize::new(0),
+            gate: Semaphore::new(0),
+        })
+    }
+
+    /// Lets every write-back through from now on.
+    pub fn open(&self) {
+        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+
+    pub fn leases(&self) -> usize {
+        self.leases.load(Ordering::SeqCst)
+    }
+
+    async fn pass(&self) {
+        self.write_backs_waiting.fetch_add(1, Ordering::SeqCst);
+        let _permit = self.gate.acquire().await.unwrap();
+        self.write_backs_waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl MessageQueue for GatedQueue {
+    async fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        self.inner.enqueue(messages).await
+    }
+
+    async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
+        self.leases.fetch_add(1, Ordering::SeqCst);
+        self.inner.lease(request).await
+    }
+
+    async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
+        self.pass().await;
+        self.inner.mark_sent(changes).await
+    }
+
+    async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
+        self.pass().await;
+        self.inner.mark_failed(changes).await
+    }
+
+    async fn inhibit_recipient(
+        &self,
+        recipient: UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.inhibit_recipient(recipient, reason, now).await
+    }
+
+    async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError> {
+        self.inner.purge(cutoff).await
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        self.inner.get(id).await
+    }
+
+    async fn list(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError> {
+        self.inner.list(filter).await
+    }
+}
+
+/// Notifier settings for tests: short, valid, and with a huge fetch interval so only
+/// wake-ups and explicit cycles move things.
+pub fn quiet_config() -> NotifierConfig {
+    NotifierConfig {
+        max_send_attempts: 3,
+        retry_interval: Duration::from_secs(60),
+        fetch_interval: Duration::from_secs(3600),
+        lease_period: Duration::from_secs(120),
+        lease_count: 20,
+        dispatch_timeout: Duration::from_secs(10),
+        store_sync_interval: Duration::from_secs(3600),
+        store_sync_buffer_size: 50,
+    }
+}
+
+/// Lets every other task run until nothing is ready (with paused time, no clock moves).
+pub async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}

@@ -1,0 +1,183 @@
+//! The backends every contract suite runs against.
+//!
+//! A contract test is an `async fn name(backend: Backend)` that drives the ports of a fresh
+//! [`Backend`]. `contract_suite!(name, …)` turns each into one `#[tokio::test]` per backend,
+//! in a module named after the backend (`contract::queue::memory::name`).
+//!
+//! Adding a backend (PostgreSQL) takes a function `pub async fn postgres() -> Backend` giving
+//! ports over a fresh database, and one line in [`contract_suite!`]:
+//! `$crate::contract_tests!(postgres => $crate::fixture::postgres; $($test),+);`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_application::ports::{
+    InboxFeed, InboxStore, MessageQueue, PreferenceStore, SettingsStore, TemplateStore,
+    UserRegistry, Wakeup,
+};
+use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
+
+/// The ports of one backend for one test: a store of its own (the catalogue seeded, nothing
+/// else), its inbox feed and its wake-ups.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: &'static str,
+    pub users: Arc<dyn UserRegistry>,
+    pub preferences: Arc<dyn PreferenceStore>,
+    pub templates: Arc<dyn TemplateStore>,
+    pub queue: Arc<dyn MessageQueue>,
+    pub settings: Arc<dyn SettingsStore>,
+    pub inbox: Arc<dyn InboxStore>,
+    pub inbox_feed: Arc<dyn InboxFeed>,
+    pub wakeup: Arc<dyn Wakeup>,
+    pub hooks: Arc<dyn BackendHooks>,
+}
+
+impl Backend {
+    /// The ports of a second replica sharing this backend's store, feed and wake-ups.
+    pub async fn replica(&self) -> Backend {
+        self.hooks.replica().await
+    }
+
+    /// Plays another replica holding the purge lock until the returned value is dropped.
+    pub async fn hold_purge_lock(&self) -> PurgeLockHeld {
+        self.hooks.hold_purge_lock().await
+    }
+
+    /// Makes the storage ports fail with `StoreError::Unavailable` (changing nothing) while
+    /// `true`. Returns `false`, doing nothing, when the backend cannot simulate an outage; a
+    /// test needing one then has nothing to check.
+    pub async fn set_unavailable(&self, unavailable: bool) -> bool {
+        self.hooks.set_unavailable(unavailable).await
+    }
+}
+
+/// What a backend offers beyond its ports: replicas, and failure injection.
+#[async_trait]
+pub trait BackendHooks: Send + Sync + fmt::Debug {
+    async fn replica(&self) -> Backend;
+
+    async fn hold_purge_lock(&self) -> PurgeLockHeld;
+
+    /// Optional: return `false` when an outage cannot be simulated.
+    async fn set_unavailable(&self, unavailable: bool) -> bool;
+}
+
+/// The purge lock, held by a pretend replica until dropped.
+pub struct PurgeLockHeld {
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl PurgeLockHeld {
+    /// Wraps whatever releases the lock when dropped (a guard, a connection holding it).
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for PurgeLockHeld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PurgeLockHeld")
+    }
+}
+
+/// A fresh in-memory backend: one [`MemoryStore`] behind every storage port.
+pub async fn memory() -> Backend {
+    MemoryBackend {
+        store: MemoryStore::new(),
+        inbox_feed: Arc::new(MemoryInboxFeed::new()),
+        wakeup: Arc::new(MemoryWakeup::new()),
+    }
+    .backend()
+}
+
+/// The in-memory backend: replicas in one process share the store, the feed and the wake-ups.
+#[derive(Debug, Clone)]
+struct MemoryBackend {
+    store: MemoryStore,
+    inbox_feed: Arc<MemoryInboxFeed>,
+    wakeup: Arc<MemoryWakeup>,
+}
+
+impl MemoryBackend {
+    fn backend(self) -> Backend {
+        let store = Arc::new(self.store.clone());
+        Backend {
+            name: "memory",
+            users: store.clone(),
+            preferences: store.clone(),
+            templates: store.clone(),
+            queue: store.clone(),
+            settings: store.clone(),
+            inbox: store,
+            inbox_feed: self.inbox_feed.clone(),
+            wakeup: self.wakeup.clone(),
+            hooks: Arc::new(self),
+        }
+    }
+}
+
+#[async_trait]
+impl BackendHooks for MemoryBackend {
+    async fn replica(&self) -> Backend {
+        self.clone().backend()
+    }
+
+    async fn hold_purge_lock(&self) -> PurgeLockHeld {
+        PurgeLockHeld::new(self.store.hold_purge_lock())
+    }
+
+    async fn set_unavailable(&self, unavailable: bool) -> bool {
+        self.store.set_unavailable(unavailable);
+        true
+    }
+}
+
+/// How long a test waits for something that must happen (a notification, a wake-up) before
+/// failing. Generous: only a broken backend ever waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
+///
+/// # Panics
+/// When `future` does not finish in time; `what` says what was awaited.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not happen within {PATIENCE:?}"),
+    }
+}
+
+/// Whether `future` is ready on its first poll, without waiting at all.
+pub async fn is_ready_now<F: Future>(future: F) -> bool {
+    tokio::time::timeout(Duration::ZERO, future).await.is_ok()
+}
+
+/// Stamps a suite's tests out for one backend: a module named after the backend holding one
+/// `#[tokio::test]` per test fn, each given a fresh backend from `$fresh`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($backend:ident => $fresh:path; $($test:ident),+ $(,)?) => {
+        mod $backend {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test($fresh().await).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Stamps a contract suite's tests out for every backend. The backends are listed here, once.
+#[macro_export]
+macro_rules! contract_suite {
+    ($($test:ident),+ $(,)?) => {
+        $crate::contract_tests!(memory => $crate::fixture::memory; $($test),+);
+    };
+}

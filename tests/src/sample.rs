@@ -1,0 +1,107 @@
+//! Sample domain values for tests, at a fixed time.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use herald_application::ports::{Clock, NewMessage};
+use herald_domain::{
+    DedupeHash, EmailAddress, InboxNotification, InboxNotificationId, Labels, MessageId, Method,
+    Payload, Role, TemplateId, User, UserId, UserStatus, Username, catalogue,
+};
+use herald_memory::ManualClock;
+use uuid::Uuid;
+
+/// The time tests start at: 2026-11-28T09:00:00Z, where a default [`ManualClock`] starts.
+pub fn t0() -> DateTime<Utc> {
+    ManualClock::default().now()
+}
+
+/// An active user named `username`, at `username@example.com`, with a fresh id.
+///
+/// # Panics
+/// When `username` is not a valid username.
+#[allow(clippy::expect_used)] // A test's sample username is a literal; a bad one is the test's bug.
+pub fn user(username: &str, roles: &[Role]) -> User {
+    User {
+        id: UserId::random(),
+        email: EmailAddress::parse(&format!("{username}@example.com"))
+            .expect("a sample username makes a valid address"),
+        username: Username::parse(username).expect("a sample username is valid"),
+        name: String::new(),
+        roles: roles.iter().copied().collect::<BTreeSet<_>>(),
+        status: UserStatus::Active,
+        deleted: false,
+    }
+}
+
+/// The payload of a Workspace Deleted message to `recipient`.
+pub fn payload(recipient: UserId) -> Payload {
+    Payload {
+        version: Payload::VERSION.to_owned(),
+        notification_name: "Workspace Deleted".to_owned(),
+        notification_template_id: catalogue::WORKSPACE_DELETED,
+        user_id: recipient,
+        user_email: "someone@example.com".to_owned(),
+        user_name: "someone".to_owned(),
+        user_username: "someone".to_owned(),
+        actions: vec![],
+        labels: Labels::from([("name".to_owned(), "my-workspace".to_owned())]),
+        data: None,
+        targets: vec![],
+    }
+}
+
+/// A Workspace Deleted email to `recipient`, created at `created_at`, never deduplicated.
+pub fn new_message(recipient: UserId, created_at: DateTime<Utc>) -> NewMessage {
+    NewMessage {
+        id: MessageId::random(),
+        template_id: catalogue::WORKSPACE_DELETED,
+        recipient,
+        method: Method::Smtp,
+        payload: payload(recipient),
+        targets: vec![],
+        created_by: "tests".to_owned(),
+        created_at,
+        dedupe_hash: None,
+    }
+}
+
+/// A dedupe hash no other call returns.
+pub fn dedupe_hash() -> DedupeHash {
+    let recipient = UserId::random();
+    DedupeHash::compute(
+        catalogue::WORKSPACE_DELETED,
+        recipient,
+        Method::Smtp,
+        &payload(recipient),
+        &[],
+        t0().date_naive(),
+    )
+}
+
+/// An unread Workspace Deleted notification in `user`'s inbox, created at `created_at`.
+pub fn inbox_notification(user: UserId, created_at: DateTime<Utc>) -> InboxNotification {
+    inbox_notification_of(user, catalogue::WORKSPACE_DELETED, created_at, vec![])
+}
+
+/// An unread notification of `template` in `user`'s inbox, carrying `targets`.
+pub fn inbox_notification_of(
+    user: UserId,
+    template: TemplateId,
+    created_at: DateTime<Utc>,
+    targets: Vec<Uuid>,
+) -> InboxNotification {
+    InboxNotification {
+        id: InboxNotificationId::random(),
+        user_id: user,
+        template_id: template,
+        targets,
+        title: "Workspace \"my-workspace\" deleted".to_owned(),
+        content: "Your workspace my-workspace has been deleted.".to_owned(),
+        title_markdown: "Workspace \"my-workspace\" deleted".to_owned(),
+        content_markdown: "Your workspace **my-workspace** has been deleted.".to_owned(),
+        actions: vec![],
+        read_at: None,
+        created_at,
+    }
+}
