@@ -118,6 +118,11 @@ pub struct IllegalTransition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
     pub id: MessageId,
+    /// The lease this change completes (`leased_until` when the dispatch began). A store
+    /// applies a write-back only to a message still holding that very lease, so a notifier
+    /// whose lease expired and was taken over cannot overwrite the new holder's outcome.
+    /// `None` for changes that need no lease (inhibiting a recipient's messages).
+    pub lease: Option<DateTime<Utc>>,
     pub status: MessageStatus,
     pub status_reason: Option<String>,
     pub attempt_count: u32,
@@ -249,6 +254,7 @@ impl Message {
         };
         Ok(StatusChange {
             id: self.id,
+            lease: self.leased_until,
             status,
             status_reason,
             attempt_count,
@@ -272,6 +278,7 @@ impl Message {
         }
         Ok(StatusChange {
             id: self.id,
+            lease: None,
             status: MessageStatus::Inhibited,
             status_reason: Some(reason.to_owned()),
             attempt_count: self.attempt_count,
@@ -283,10 +290,13 @@ impl Message {
     /// Applies a computed change.
     ///
     /// # Errors
-    /// [`IllegalTransition`] when the change is for another message, or the message is already
-    /// final (a stale write-back from a notifier whose lease was taken over).
+    /// [`IllegalTransition`] when the change is for another message, the message is already
+    /// final, or the change completes a lease the message no longer holds (a stale write-back
+    /// from a notifier whose lease was taken over).
     pub fn apply(&mut self, change: &StatusChange) -> Result<(), IllegalTransition> {
-        if change.id != self.id || self.status.is_final() {
+        let stale_lease = change.lease.is_some()
+            && (self.status != MessageStatus::Leased || self.leased_until != change.lease);
+        if change.id != self.id || self.status.is_final() || stale_lease {
             return Err(self.refuse("take a new status"));
         }
         self.status = change.status;
@@ -513,6 +523,7 @@ mod tests {
             assert!(m.inhibit("x", t0()).is_err());
             let change = StatusChange {
                 id: m.id,
+                lease: None,
                 status: MessageStatus::Sent,
                 status_reason: None,
                 attempt_count: 1,
@@ -521,6 +532,20 @@ mod tests {
             };
             assert!(m.apply(&change).is_err(), "{status}");
         }
+    }
+
+    #[test]
+    fn a_change_for_a_lease_taken_over_is_refused() {
+        let mut m = leased(t0());
+        let stale = m.complete(&Completion::Sent, t0(), POLICY).unwrap();
+        let takeover = t0() + Duration::minutes(3);
+        m.lease(takeover, Duration::minutes(2), 3).unwrap();
+        let err = m.apply(&stale).unwrap_err();
+        assert_eq!(err.action, "take a new status");
+        assert_eq!(m.status, MessageStatus::Leased);
+        let current = m.complete(&Completion::Sent, takeover, POLICY).unwrap();
+        m.apply(&current).unwrap();
+        assert_eq!(m.status, MessageStatus::Sent);
     }
 
     #[test]

@@ -68,8 +68,8 @@ pub enum PurgeOutcome {
 ///   `leased` with `leased_until = now + lease_period` exactly as [`Message::lease`] does
 ///   (an expired lease is taken over without counting an attempt);
 /// - in `mark_sent` / `mark_failed`, apply each [`StatusChange`] only to a message that is
-///   still `leased` (a stale write-back after a takeover changes nothing) and return how many
-///   rows changed;
+///   still `leased` with `leased_until` equal to the change's `lease` (a stale write-back from a
+///   notifier whose lease was taken over changes nothing) and return how many rows changed;
 /// - purge only messages whose `updated_at` is older than the cutoff, and never run two purges
 ///   at once across replicas.
 ///

@@ -516,12 +516,35 @@ async fn a_stale_write_back_after_a_takeover_and_send_changes_nothing(backend: B
     assert_eq!(message.updated_at, takeover_at + secs(1));
 }
 
+async fn a_stale_write_back_while_the_new_holder_still_dispatches_changes_nothing(
+    backend: Backend,
+) {
+    let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    let first_lease = lease(&backend, t0(), 1).await.remove(0);
+    let takeover_at = t0() + LEASE_PERIOD + secs(1);
+    let second_lease = lease(&backend, takeover_at, 1).await.remove(0);
+
+    let late = takeover_at + secs(5);
+    let stale = completed(&first_lease, retryable("timed out"), late);
+    assert_eq!(backend.queue.mark_failed(&[stale]).await.unwrap(), 0);
+    let message = stored(&backend, id).await;
+    assert_eq!(message.status, MessageStatus::Leased);
+    assert_eq!(message.attempt_count, 0);
+
+    let current = completed(&second_lease, Completion::Sent, late);
+    assert_eq!(backend.queue.mark_sent(&[current]).await.unwrap(), 1);
+    assert_eq!(stored(&backend, id).await.status, MessageStatus::Sent);
+}
+
 async fn write_back_skips_unknown_messages_and_messages_never_leased(backend: Backend) {
     let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
         unreachable!()
     };
     let change = |id| StatusChange {
         id,
+        lease: None,
         status: MessageStatus::Sent,
         status_reason: None,
         attempt_count: 1,
@@ -720,6 +743,7 @@ herald_tests::contract_suite! {
     mark_sent_records_the_send_and_counts_the_attempt,
     mark_failed_records_each_failure_with_its_reason,
     a_stale_write_back_after_a_takeover_and_send_changes_nothing,
+    a_stale_write_back_while_the_new_holder_still_dispatches_changes_nothing,
     write_back_skips_unknown_messages_and_messages_never_leased,
     inhibiting_a_recipient_stops_its_unfinished_messages_but_not_sent_ones,
     purge_deletes_only_messages_not_updated_since_the_cutoff,
