@@ -127,15 +127,21 @@ const MAX_LABEL_KEY_CHARS: usize = 128;
 const MAX_LABEL_VALUE_CHARS: usize = 4096;
 const MAX_TARGETS: usize = 32;
 
+/// The ports enqueueing drives.
+#[derive(Debug, Clone)]
+pub struct EventPorts {
+    pub directory: Arc<dyn UserDirectory>,
+    pub preferences: Arc<dyn PreferenceStore>,
+    pub templates: Arc<dyn TemplateStore>,
+    pub queue: Arc<dyn MessageQueue>,
+    pub wakeup: Arc<dyn Wakeup>,
+    pub clock: Arc<dyn Clock>,
+}
+
 /// The enqueue use cases.
 #[derive(Debug, Clone)]
 pub struct Events {
-    directory: Arc<dyn UserDirectory>,
-    preferences: Arc<dyn PreferenceStore>,
-    templates: Arc<dyn TemplateStore>,
-    queue: Arc<dyn MessageQueue>,
-    wakeup: Arc<dyn Wakeup>,
-    clock: Arc<dyn Clock>,
+    ports: EventPorts,
     delivery: DeliveryConfig,
     renderer: Renderer,
 }
@@ -147,24 +153,9 @@ struct Plan {
 }
 
 impl Events {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        directory: Arc<dyn UserDirectory>,
-        preferences: Arc<dyn PreferenceStore>,
-        templates: Arc<dyn TemplateStore>,
-        queue: Arc<dyn MessageQueue>,
-        wakeup: Arc<dyn Wakeup>,
-        clock: Arc<dyn Clock>,
-        delivery: DeliveryConfig,
-        renderer: Renderer,
-    ) -> Self {
+    pub fn new(ports: EventPorts, delivery: DeliveryConfig, renderer: Renderer) -> Self {
         Self {
-            directory,
-            preferences,
-            templates,
-            queue,
-            wakeup,
-            clock,
+            ports,
             delivery,
             renderer,
         }
@@ -200,7 +191,7 @@ impl Events {
     /// # Errors
     /// As [`Events::enqueue`], with fields named `events[i].field`.
     pub async fn enqueue_batch(&self, events: Vec<Event>) -> Result<Vec<EnqueueResult>, Error> {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let mut plans = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
             let plan = self.plan(event, now).await.map_err(|err| match err {
@@ -219,7 +210,7 @@ impl Events {
         let outcomes = if rows.is_empty() {
             Vec::new()
         } else {
-            self.queue.enqueue(&rows).await?
+            self.ports.queue.enqueue(&rows).await?
         };
         if outcomes.len() != rows.len() {
             return Err(Error::Internal(format!(
@@ -257,7 +248,7 @@ impl Events {
                 result
             })
             .collect();
-        if queued_any && let Err(err) = self.wakeup.wake().await {
+        if queued_any && let Err(err) = self.ports.wakeup.wake().await {
             tracing::warn!(error = %err, "notifications: could not wake the notifiers; they will poll");
         }
         Ok(results)
@@ -309,7 +300,7 @@ impl Events {
         }
 
         let pairs: Vec<_> = recipients.iter().map(|u| (u.id, template.id)).collect();
-        let stored = self.preferences.lookup(&pairs).await?;
+        let stored = self.ports.preferences.lookup(&pairs).await?;
         let data = if template.deduplicate {
             event.data
         } else {
@@ -366,13 +357,20 @@ impl Events {
     async fn template(&self, template: &TemplateRef) -> Result<Template, Error> {
         match template {
             TemplateRef::Id(id) => self
+                .ports
                 .templates
                 .get(*id)
                 .await?
                 .ok_or_else(|| Error::invalid("template_id", format!("unknown template {id}"))),
-            TemplateRef::Name(name) => self.templates.find_by_name(name).await?.ok_or_else(|| {
-                Error::invalid("template_name", format!("unknown template {name:?}"))
-            }),
+            TemplateRef::Name(name) => {
+                self.ports
+                    .templates
+                    .find_by_name(name)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::invalid("template_name", format!("unknown template {name:?}"))
+                    })
+            }
         }
     }
 
@@ -420,7 +418,7 @@ impl Events {
                 roles,
                 exclude_subject,
             } => {
-                let mut users = self.directory.with_any_role(roles).await?;
+                let mut users = self.ports.directory.with_any_role(roles).await?;
                 users.retain(|u| !u.deleted && u.has_any_role(roles));
                 if *exclude_subject && let Some(subject) = event.subject {
                     users.retain(|u| u.id != subject);
@@ -434,7 +432,8 @@ impl Events {
     }
 
     async fn known_user(&self, field: &str, id: UserId) -> Result<User, Error> {
-        self.directory
+        self.ports
+            .directory
             .get(id)
             .await?
             .ok_or_else(|| Error::invalid(field, format!("unknown user {id}")))

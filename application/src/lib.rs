@@ -19,7 +19,9 @@ pub mod users;
 
 pub use config::{ConfigError, DeliveryConfig, NotifierConfig};
 pub use error::Error;
-pub use events::{CustomContent, EnqueueResult, Event, Events, SkipReason, Skipped, TemplateRef};
+pub use events::{
+    CustomContent, EnqueueResult, Event, EventPorts, Events, SkipReason, Skipped, TemplateRef,
+};
 pub use inbox::{Inbox, InboxFilter, InboxPage};
 pub use notifier::{Cycle, Flushed, Notifier, NotifierHandle, NotifierPorts};
 pub use preferences::Preferences;

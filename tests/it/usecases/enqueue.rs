@@ -33,6 +33,21 @@ async fn messages(h: &Harness) -> Vec<Message> {
         .unwrap()
 }
 
+/// Enqueues one Workspace Deleted event about `subject`; the methods of the messages it made.
+async fn methods_of_one_event(h: &Harness, subject: UserId) -> Vec<Method> {
+    let ids = h
+        .events
+        .enqueue(event(WORKSPACE_DELETED, Some(subject)))
+        .await
+        .unwrap()
+        .message_ids;
+    let mut methods = Vec::new();
+    for id in ids {
+        methods.push(h.message(id).await.method);
+    }
+    methods
+}
+
 fn recipients(messages: &[Message]) -> BTreeSet<UserId> {
     messages.iter().map(|m| m.recipient).collect()
 }
@@ -159,12 +174,10 @@ async fn the_template_override_wins_over_default_and_inbox() {
             .unwrap()
     );
 
-    h.events
-        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+    let methods: Vec<_> = methods_of_one_event(&h, user.id)
         .await
-        .unwrap();
-
-    let methods: Vec<_> = messages(&h).await.iter().map(|m| m.method).collect();
+        .into_iter()
+        .collect();
     assert_eq!(methods, vec![Method::Inbox]);
 }
 
@@ -175,12 +188,10 @@ async fn the_default_method_is_used_only_when_configured() {
     let h = Harness::with_delivery(smtp_unconfigured);
     let user = h.user("u", &[]).await;
 
-    h.events
-        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+    let methods: Vec<_> = methods_of_one_event(&h, user.id)
         .await
-        .unwrap();
-
-    let methods: Vec<_> = messages(&h).await.iter().map(|m| m.method).collect();
+        .into_iter()
+        .collect();
     assert_eq!(
         methods,
         vec![Method::Inbox],
@@ -194,20 +205,18 @@ async fn the_inbox_is_added_only_when_enabled() {
         DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), false).unwrap();
     let h = Harness::with_delivery(no_inbox);
     let user = h.user("u", &[]).await;
-    h.events
-        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+    let methods: Vec<_> = methods_of_one_event(&h, user.id)
         .await
-        .unwrap();
-    let methods: Vec<_> = messages(&h).await.iter().map(|m| m.method).collect();
+        .into_iter()
+        .collect();
     assert_eq!(methods, vec![Method::Webhook]);
 
     let h = Harness::new();
     let user = h.user("u", &[]).await;
-    h.events
-        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+    let methods: BTreeSet<_> = methods_of_one_event(&h, user.id)
         .await
-        .unwrap();
-    let methods: BTreeSet<_> = messages(&h).await.iter().map(|m| m.method).collect();
+        .into_iter()
+        .collect();
     assert_eq!(methods, BTreeSet::from([Method::Webhook, Method::Inbox]));
 }
 

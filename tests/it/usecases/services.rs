@@ -8,10 +8,7 @@ use herald_application::{Error, Event, InboxFilter, UserInput};
 use herald_domain::catalogue::{
     ONE_TIME_PASSCODE, TEMPLATE_DELETED, WORKSPACE_CREATED, WORKSPACE_DELETED,
 };
-use herald_domain::{
-    InboxNotification, InboxNotificationId, MessageStatus, Method, Role, TemplateId, TemplateKind,
-    UserId,
-};
+use herald_domain::{MessageStatus, Method, Role, TemplateId, TemplateKind, UserId};
 
 use super::support::Harness;
 
@@ -151,27 +148,6 @@ async fn templates_are_listed_by_kind() {
     assert_eq!(custom[0].template.name, "Custom Notification");
 }
 
-fn note(
-    user: UserId,
-    template: TemplateId,
-    at: chrono::DateTime<chrono::Utc>,
-    targets: Vec<uuid::Uuid>,
-) -> InboxNotification {
-    InboxNotification {
-        id: InboxNotificationId::random(),
-        user_id: user,
-        template_id: template,
-        targets,
-        title: "t".into(),
-        content: "c".into(),
-        title_markdown: "t".into(),
-        content_markdown: "c".into(),
-        actions: vec![],
-        read_at: None,
-        created_at: at,
-    }
-}
-
 #[tokio::test]
 async fn the_inbox_pages_filters_and_counts_unread() {
     let h = Harness::new();
@@ -187,12 +163,22 @@ async fn the_inbox_pages_filters_and_counts_unread() {
             WORKSPACE_DELETED
         };
         let targets = if i % 2 == 0 { vec![target] } else { vec![] };
-        let n = note(user.id, template, start + Duration::seconds(i), targets);
+        let n = herald_tests::sample::inbox_notification_of(
+            user.id,
+            template,
+            start + Duration::seconds(i),
+            targets,
+        );
         ids.push(n.id);
         h.store.insert(&n).await.unwrap();
     }
     h.store
-        .insert(&note(other.id, WORKSPACE_DELETED, start, vec![]))
+        .insert(&herald_tests::sample::inbox_notification_of(
+            other.id,
+            WORKSPACE_DELETED,
+            start,
+            vec![],
+        ))
         .await
         .unwrap();
 

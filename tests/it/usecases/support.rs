@@ -13,8 +13,8 @@ use herald_application::ports::{
 };
 use herald_application::rendering::Renderer;
 use herald_application::{
-    DeliveryConfig, Events, Inbox, Notifier, NotifierConfig, NotifierPorts, Preferences, Purger,
-    Settings, Templates, UserInput, Users,
+    DeliveryConfig, EventPorts, Events, Inbox, Notifier, NotifierConfig, NotifierPorts,
+    Preferences, Purger, Settings, Templates, UserInput, Users,
 };
 use herald_domain::message::StatusChange;
 use herald_domain::{Message, MessageId, Method, Role, User, UserId};
@@ -56,12 +56,14 @@ impl Harness {
         let renderer = Renderer::new("Herald", ACCESS_URL);
         Self {
             events: Events::new(
-                shared.clone(),
-                shared.clone(),
-                shared.clone(),
-                queue.clone(),
-                wakeup.clone(),
-                Arc::new(clock.clone()),
+                EventPorts {
+                    directory: shared.clone(),
+                    preferences: shared.clone(),
+                    templates: shared.clone(),
+                    queue: queue.clone(),
+                    wakeup: wakeup.clone(),
+                    clock: Arc::new(clock.clone()),
+                },
                 delivery.clone(),
                 renderer,
             ),
