@@ -530,3 +530,23 @@ impl Harness {
         herald_application::ports::Clock::now(&self.clock)
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn full_batches_are_leased_again_at_once_without_waiting_for_the_poll() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    for i in 0..12 {
+        enqueue_for(&h, owner.id, &format!("ws-{i}")).await;
+    }
+    // Created after the enqueues: no wake-up is pending, only fullness can trigger re-leasing.
+    let config = NotifierConfig {
+        lease_count: 5,
+        ..quiet_config()
+    };
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let handle = h.notifier(config, as_dispatchers(&webhook)).spawn();
+    tokio::time::timeout(Duration::from_secs(1), webhook.wait_for(12))
+        .await
+        .expect("batches of 5, 5 and 2 go out back to back, not one per 1 h poll");
+    handle.stop().await;
+}
