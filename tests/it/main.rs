@@ -5,4 +5,5 @@
 
 mod architecture;
 mod contract;
+mod delivery;
 mod usecases;

@@ -1,12 +1,15 @@
 //! The backends every contract suite runs against.
 //!
 //! A contract test is an `async fn name(backend: Backend)` that drives the ports of a fresh
-//! [`Backend`]. `contract_suite!(name, …)` turns each into one `#[tokio::test]` per backend,
-//! in a module named after the backend (`contract::queue::memory::name`).
+//! [`Backend`]. `contract_suite! { backends: [memory, postgres]; name, … }` turns each into one
+//! `#[tokio::test]` per listed backend, in a module named after the backend
+//! (`contract::users::postgres::name`). A backend is a function of this module
+//! (`pub async fn postgres() -> Backend`) giving ports over a fresh store.
 //!
-//! Adding a backend (PostgreSQL) takes a function `pub async fn postgres() -> Backend` giving
-//! ports over a fresh database, and one line in [`contract_suite!`]:
-//! `$crate::contract_tests!(postgres => $crate::fixture::postgres; $($test),+);`.
+//! Which suites run on PostgreSQL: those whose port [`herald_postgres::PgStore`] implements —
+//! users, preferences, templates, settings, inbox. Each suite lists its backends where it calls
+//! [`contract_suite!`](crate::contract_suite); the others (queue, inbox feed, wake-up)
+//! list `memory` only until their PostgreSQL adapter lands.
 
 use std::fmt;
 use std::future::Future;
@@ -19,6 +22,9 @@ use herald_application::ports::{
     UserRegistry, Wakeup,
 };
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
+
+use crate::postgres::TestDatabase;
+use herald_postgres::{PgSignals, PgStore};
 
 /// The ports of one backend for one test: a store of its own (the catalogue seeded, nothing
 /// else), its inbox feed and its wake-ups.
@@ -138,6 +144,82 @@ impl BackendHooks for MemoryBackend {
     }
 }
 
+/// A fresh PostgreSQL backend: a database of its own (migrated, the catalogue seeded).
+///
+/// Every port is PostgreSQL: [`herald_postgres::PgStore`] for the stores and the queue,
+/// [`herald_postgres::PgSignals`] (LISTEN/NOTIFY) for the inbox feed and wake-ups. Outages are
+/// not simulated (the one test using them does nothing here).
+///
+/// # Panics
+/// When no test server is available (see [`crate::postgres`]).
+pub async fn postgres() -> Backend {
+    let database = Arc::new(TestDatabase::create().await);
+    let store = database.store.clone();
+    PostgresBackend::on(database, store).await.backend()
+}
+
+/// The PostgreSQL backend. A replica is another pool and LISTEN connection on the same
+/// database, as another `herald` process would have. The database is dropped with the last
+/// handle on it.
+#[derive(Debug, Clone)]
+struct PostgresBackend {
+    database: Arc<TestDatabase>,
+    store: PgStore,
+    signals: Arc<PgSignals>,
+}
+
+impl PostgresBackend {
+    async fn on(database: Arc<TestDatabase>, store: PgStore) -> Self {
+        let signals = match PgSignals::start(store.pool().clone()).await {
+            Ok(signals) => Arc::new(signals),
+            Err(err) => panic!(
+                "cannot LISTEN on the test database {}: {err}",
+                database.name
+            ),
+        };
+        Self {
+            database,
+            store,
+            signals,
+        }
+    }
+
+    fn backend(self) -> Backend {
+        let store = Arc::new(self.store.clone());
+        Backend {
+            name: "postgres",
+            users: store.clone(),
+            preferences: store.clone(),
+            templates: store.clone(),
+            settings: store.clone(),
+            inbox: store.clone(),
+            queue: store,
+            inbox_feed: self.signals.clone(),
+            wakeup: self.signals.clone(),
+            hooks: Arc::new(self),
+        }
+    }
+}
+
+#[async_trait]
+impl BackendHooks for PostgresBackend {
+    async fn replica(&self) -> Backend {
+        let store = self.database.replica().await;
+        Self::on(self.database.clone(), store).await.backend()
+    }
+
+    async fn hold_purge_lock(&self) -> PurgeLockHeld {
+        match self.store.hold_purge_lock().await {
+            Ok(holder) => PurgeLockHeld::new(holder),
+            Err(err) => panic!("cannot take the purge lock: {err}"),
+        }
+    }
+
+    async fn set_unavailable(&self, _unavailable: bool) -> bool {
+        false
+    }
+}
+
 /// How long a test waits for something that must happen (a notification, a wake-up) before
 /// failing. Generous: only a broken backend ever waits this long.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -162,6 +244,9 @@ pub async fn is_ready_now<F: Future>(future: F) -> bool {
 /// `#[tokio::test]` per test fn, each given a fresh backend from `$fresh`.
 #[macro_export]
 macro_rules! contract_tests {
+    ($backend:ident => $fresh:path; [$($test:ident),+ $(,)?]) => {
+        $crate::contract_tests!($backend => $fresh; $($test),+);
+    };
     ($backend:ident => $fresh:path; $($test:ident),+ $(,)?) => {
         mod $backend {
             $(
@@ -174,10 +259,24 @@ macro_rules! contract_tests {
     };
 }
 
-/// Stamps a contract suite's tests out for every backend. The backends are listed here, once.
+/// Stamps a contract suite's tests out for each listed backend (`memory`, `postgres`: functions
+/// of [`crate::fixture`]). Every suite names its backends where it is declared, so which ports
+/// run on which backend reads off the suites:
+///
+/// ```text
+/// herald_tests::contract_suite! {
+///     backends: [memory, postgres];
+///     the_notifier_starts_unpaused,
+/// }
+/// ```
 #[macro_export]
 macro_rules! contract_suite {
-    ($($test:ident),+ $(,)?) => {
-        $crate::contract_tests!(memory => $crate::fixture::memory; $($test),+);
+    (backends: [$($backend:ident),+ $(,)?]; $($test:ident),+ $(,)?) => {
+        $crate::contract_suite!(@each [$($backend),+] [$($test),+]);
+    };
+    (@each [$($backend:ident),+] $tests:tt) => {
+        $(
+            $crate::contract_tests!($backend => $crate::fixture::$backend; $tests);
+        )+
     };
 }

@@ -1,8 +1,12 @@
 //! Shared fixtures for Herald's workspace tests.
 //!
 //! - [`fixture`]: the storage backends the contract suites run against ([`fixture::Backend`],
-//!   [`fixture::memory`]) and the [`contract_suite!`] macro that stamps a suite out per backend;
+//!   [`fixture::memory`], [`fixture::postgres`]) and the [`contract_suite!`] macro that stamps a
+//!   suite out per backend;
+//! - [`postgres`]: a fresh PostgreSQL database per test, on the server `HERALD_TEST_DATABASE_URL`
+//!   names;
 //! - [`sample`]: sample domain values (users, messages, inbox notifications) at a fixed time.
 
 pub mod fixture;
+pub mod postgres;
 pub mod sample;

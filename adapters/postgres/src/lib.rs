@@ -1,1 +1,101 @@
-//! Herald's postgres adapter: lands in a later issue (see ARCHITECTURE.md).
+//! Herald's PostgreSQL adapter: every SQL statement Herald runs lives in this crate, next to
+//! the port method that runs it.
+//!
+//! [`PgStore`] holds a connection pool and implements the storage ports over the schema of
+//! `migrations/` (embedded here, applied by [`PgStore::migrate`]): `UserDirectory`,
+//! `UserRegistry`, `PreferenceStore`, `TemplateStore`, `SettingsStore`, `InboxStore` and
+//! `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]). [`PgSignals`] carries
+//! notifier wake-ups and the live inbox feed across replicas over LISTEN/NOTIFY.
+//!
+//! Driver errors never cross a port: `error` translates them into
+//! [`herald_application::ports::StoreError`], matching the constraint names the migration
+//! spells out.
+
+mod error;
+mod inbox;
+mod preferences;
+mod queue;
+mod settings;
+mod signals;
+mod templates;
+mod users;
+
+pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder};
+pub use signals::{INBOX_CHANNEL, PgSignals, WAKEUP_CHANNEL};
+
+use herald_application::ports::StoreError;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+/// The migrations of `migrations/` at the workspace root, compiled into the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// Herald's storage in PostgreSQL. Clones share one connection pool, like the handles of one
+/// replica; separate `PgStore`s over the same database behave as separate replicas.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool to the database at `url` (`postgres://user@host:port/db`), retrying
+    /// a server that does not answer for sqlx's default acquire timeout (30 s).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the server cannot be reached, else [`StoreError::Other`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPool::connect(url).await.map_err(error::store_error)?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Uses a pool the caller built (an embedding host sharing its own pool).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool this store runs its statements on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations the database has not seen yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the server cannot be reached, else [`StoreError::Other`]
+    /// (a migration failed, or the database holds migrations this binary does not know).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::Execute(err) => error::store_error(err),
+            other => StoreError::Other(format!("migrating the database: {other}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use herald_application::ports::SettingsStore;
+    use sqlx::postgres::PgPoolOptions;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_that_does_not_answer_is_unavailable() {
+        // Port 1 on loopback: nothing listens there, so every connection is refused.
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(300))
+            .connect_lazy("postgres://herald@127.0.0.1:1/herald")
+            .unwrap();
+        let store = PgStore::from_pool(pool);
+
+        let result = store.notifier_paused().await;
+
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+    }
+}

@@ -1,1 +1,14 @@
-//! Herald's webhook adapter: lands in a later issue (see ARCHITECTURE.md).
+//! Herald's webhook dispatcher (DESIGN §6).
+//!
+//! `POST`s each message as JSON to the configured endpoint with `X-Message-Id`, signed per the
+//! Standard Webhooks spec when a secret is configured, and classifies the answer: 2xx sent;
+//! 408, 425, 429, 5xx, connection errors and timeouts retryable (honouring `Retry-After`);
+//! any other status, or an unusable endpoint, permanent.
+
+mod body;
+mod dispatcher;
+mod signature;
+
+pub use body::WebhookBody;
+pub use dispatcher::{WebhookConfig, WebhookDispatcher};
+pub use signature::{InvalidSecret, WebhookSecret};

@@ -278,6 +278,7 @@ async fn mark_all_read_marks_each_unread_notification_of_the_user_once(backend: 
 }
 
 herald_tests::contract_suite! {
+    backends: [memory, postgres];
     inserting_a_notification_twice_stores_it_once,
     a_listing_pages_newest_first_with_the_cursor,
     an_unknown_or_foreign_cursor_lists_from_the_newest,

@@ -83,6 +83,7 @@ async fn a_full_slow_watcher_is_dropped_and_publishing_never_waits_for_it(backen
 }
 
 herald_tests::contract_suite! {
+    backends: [memory, postgres];
     a_watcher_receives_its_users_notifications_and_no_one_elses,
     a_notification_reaches_every_watcher_of_its_user_on_every_replica,
     a_full_slow_watcher_is_dropped_and_publishing_never_waits_for_it,

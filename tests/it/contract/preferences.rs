@@ -63,6 +63,7 @@ async fn lookup_returns_only_the_pairs_that_have_a_row(backend: Backend) {
 }
 
 herald_tests::contract_suite! {
+    backends: [memory, postgres];
     a_user_without_rows_has_no_preferences,
     set_stores_the_given_rows_and_keeps_the_others,
     lookup_returns_only_the_pairs_that_have_a_row,

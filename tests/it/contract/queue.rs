@@ -725,6 +725,7 @@ async fn list_keeps_only_messages_matching_status_recipient_and_template(backend
 }
 
 herald_tests::contract_suite! {
+    backends: [memory, postgres];
     enqueue_reports_one_outcome_per_message_in_input_order,
     a_queued_message_is_stored_pending_and_never_attempted,
     a_repeated_hash_in_one_batch_is_a_duplicate,

@@ -21,6 +21,7 @@ async fn pausing_reports_whether_the_flag_changed_and_every_replica_sees_it(back
 }
 
 herald_tests::contract_suite! {
+    backends: [memory, postgres];
     the_notifier_starts_unpaused,
     pausing_reports_whether_the_flag_changed_and_every_replica_sees_it,
 }

@@ -163,6 +163,7 @@ async fn with_any_role_returns_every_live_holder_of_any_of_the_roles(backend: Ba
 }
 
 herald_tests::contract_suite! {
+    backends: [memory, postgres];
     an_upserted_user_reads_back_as_stored,
     upserting_again_replaces_the_user_with_that_id,
     another_users_username_or_email_is_a_conflict_whatever_its_case,

@@ -35,6 +35,7 @@ async fn every_listener_on_every_replica_is_woken(backend: Backend) {
 }
 
 herald_tests::contract_suite! {
+    backends: [memory, postgres];
     a_wake_is_kept_for_a_listener_that_was_not_waiting,
     every_listener_on_every_replica_is_woken,
 }

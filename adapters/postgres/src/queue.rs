@@ -1,0 +1,359 @@
+//! The message queue (DESIGN §5): batch enqueue, `FOR UPDATE SKIP LOCKED` leases, bulk
+//! write-back, inhibition and purge under an advisory lock.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_application::ports::{
+    EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+};
+use herald_domain::message::StatusChange;
+use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, UserId};
+use sqlx::types::Json;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::error::store_error;
+
+/// The advisory lock key purges take (`pg_try_advisory_xact_lock`), so one replica purges at a
+/// time. Any 64-bit constant works; this one spells "herald p" in ASCII.
+pub const PURGE_LOCK_KEY: i64 = 0x6865_7261_6c64_2070;
+
+/// How many messages a listing returns when the filter gives no limit (as the memory store).
+const DEFAULT_LIST_LIMIT: i64 = 100;
+
+/// The columns every message query selects or returns, in [`MessageRow`]'s order.
+const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS method, \
+    status::text AS status, status_reason, attempt_count, payload, targets, created_by, \
+    created_at, updated_at, leased_until, next_retry_after, queued_seconds, dedupe_hash";
+
+/// A `messages` row as stored.
+#[derive(Debug, sqlx::FromRow)]
+struct MessageRow {
+    id: Uuid,
+    template_id: Uuid,
+    recipient: Uuid,
+    method: String,
+    status: String,
+    status_reason: Option<String>,
+    attempt_count: i32,
+    payload: Json<Payload>,
+    targets: Vec<Uuid>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    leased_until: Option<DateTime<Utc>>,
+    next_retry_after: Option<DateTime<Utc>>,
+    queued_seconds: f64,
+    dedupe_hash: Option<String>,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+
+    fn try_from(row: MessageRow) -> Result<Self, StoreError> {
+        let corrupt = |err: herald_domain::InvalidValue| {
+            StoreError::Other(format!("message {}: {err}", row.id))
+        };
+        Ok(Message {
+            id: row.id.into(),
+            template_id: row.template_id.into(),
+            recipient: row.recipient.into(),
+            method: row.method.parse::<Method>().map_err(corrupt)?,
+            status: row.status.parse::<MessageStatus>().map_err(corrupt)?,
+            status_reason: row.status_reason,
+            attempt_count: u32::try_from(row.attempt_count).unwrap_or(0),
+            payload: row.payload.0,
+            targets: row.targets,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            leased_until: row.leased_until,
+            next_retry_after: row.next_retry_after,
+            queued_seconds: row.queued_seconds,
+            dedupe_hash: row.dedupe_hash.map(DedupeHash::from_hex),
+        })
+    }
+}
+
+fn messages(rows: Vec<MessageRow>) -> Result<Vec<Message>, StoreError> {
+    rows.into_iter().map(Message::try_from).collect()
+}
+
+/// Targets travel as one text array element per message (`{uuid,uuid}`) and are cast back per
+/// row: `UNNEST` of a two-dimensional array would flatten it.
+fn targets_literal(targets: &[Uuid]) -> String {
+    let items: Vec<String> = targets.iter().map(Uuid::to_string).collect();
+    format!("{{{}}}", items.join(","))
+}
+
+impl PgStore {
+    /// Holds the purge lock on a dedicated connection until the holder is dropped, as another
+    /// replica purging would. For tests and operators' maintenance windows.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when no connection can be made; [`StoreError::Conflict`]
+    /// when someone else holds the lock.
+    pub async fn hold_purge_lock(&self) -> Result<PurgeLockHolder, StoreError> {
+        let options = self.pool.connect_options();
+        let mut connection = PgConnection::connect_with(&options)
+            .await
+            .map_err(store_error)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(PURGE_LOCK_KEY)
+            .fetch_one(&mut connection)
+            .await
+            .map_err(store_error)?;
+        if !locked {
+            return Err(StoreError::Conflict(
+                "the purge lock is held elsewhere".to_owned(),
+            ));
+        }
+        Ok(PurgeLockHolder {
+            _connection: connection,
+        })
+    }
+
+    /// Applies a buffer of changes in one statement, only to messages still holding the lease
+    /// each change completes.
+    async fn write_back(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = changes.iter().map(|c| *c.id.as_uuid()).collect();
+        let statuses: Vec<&str> = changes.iter().map(|c| c.status.as_str()).collect();
+        let reasons: Vec<Option<&str>> =
+            changes.iter().map(|c| c.status_reason.as_deref()).collect();
+        let attempts: Vec<i32> = changes
+            .iter()
+            .map(|c| i32::try_from(c.attempt_count).unwrap_or(i32::MAX))
+            .collect();
+        let retries: Vec<Option<DateTime<Utc>>> =
+            changes.iter().map(|c| c.next_retry_after).collect();
+        let ats: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
+        let leases: Vec<Option<DateTime<Utc>>> = changes.iter().map(|c| c.lease).collect();
+        let result = sqlx::query(
+            "UPDATE messages AS m SET \
+                 status = c.status::message_status, \
+                 status_reason = c.reason, \
+                 attempt_count = c.attempts, \
+                 next_retry_after = c.next_retry, \
+                 leased_until = NULL, \
+                 updated_at = c.at \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[], \
+                         $6::timestamptz[], $7::timestamptz[]) \
+                  AS c(id, status, reason, attempts, next_retry, at, lease) \
+             WHERE m.id = c.id \
+               AND m.status = 'leased' \
+               AND (c.lease IS NULL OR m.leased_until = c.lease)",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&reasons)
+        .bind(&attempts)
+        .bind(&retries)
+        .bind(&ats)
+        .bind(&leases)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected())
+    }
+}
+
+/// The purge lock held on its own connection; closing the connection (dropping this) releases it.
+#[derive(Debug)]
+pub struct PurgeLockHolder {
+    _connection: PgConnection,
+}
+
+#[async_trait]
+impl MessageQueue for PgStore {
+    async fn enqueue(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = batch.iter().map(|m| *m.id.as_uuid()).collect();
+        let templates: Vec<Uuid> = batch.iter().map(|m| *m.template_id.as_uuid()).collect();
+        let recipients: Vec<Uuid> = batch.iter().map(|m| *m.recipient.as_uuid()).collect();
+        let methods: Vec<&str> = batch.iter().map(|m| m.method.as_str()).collect();
+        let payloads: Vec<Json<&Payload>> = batch.iter().map(|m| Json(&m.payload)).collect();
+        let targets: Vec<String> = batch.iter().map(|m| targets_literal(&m.targets)).collect();
+        let created_by: Vec<&str> = batch.iter().map(|m| m.created_by.as_str()).collect();
+        let created_at: Vec<DateTime<Utc>> = batch.iter().map(|m| m.created_at).collect();
+        let hashes: Vec<Option<&str>> = batch
+            .iter()
+            .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
+            .collect();
+        // One statement for the whole batch: it is atomic by itself (a clash on a message id
+        // fails it all), and a repeated dedupe hash — stored already, or earlier in this batch
+        // (rows are inserted in array order) — is skipped and reported as a duplicate.
+        let queued: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+                 created_by, created_at, updated_at, dedupe_hash) \
+             SELECT id, template_id, recipient, method::notification_method, payload, \
+                    targets::uuid[], created_by, created_at, created_at, dedupe_hash \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], \
+                         $6::text[], $7::text[], $8::timestamptz[], $9::text[]) WITH ORDINALITY \
+                  AS b(id, template_id, recipient, method, payload, targets, created_by, \
+                       created_at, dedupe_hash, position) \
+             ORDER BY position \
+             ON CONFLICT (dedupe_hash) DO NOTHING \
+             RETURNING id",
+        )
+        .bind(&ids)
+        .bind(&templates)
+        .bind(&recipients)
+        .bind(&methods)
+        .bind(&payloads)
+        .bind(&targets)
+        .bind(&created_by)
+        .bind(&created_at)
+        .bind(&hashes)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|err| match crate::error::unique_violation(&err) {
+            Some("messages_pkey") => {
+                StoreError::Conflict("id: a message with this id is already queued".to_owned())
+            }
+            _ => store_error(err),
+        })?;
+        let queued: std::collections::HashSet<Uuid> = queued.into_iter().collect();
+        Ok(batch
+            .iter()
+            .map(|m| {
+                if queued.contains(m.id.as_uuid()) {
+                    EnqueueOutcome::Queued(m.id)
+                } else {
+                    EnqueueOutcome::Duplicate
+                }
+            })
+            .collect())
+    }
+
+    async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
+        let count = i64::try_from(request.count).unwrap_or(i64::MAX);
+        let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
+        let until = request.now + request.lease_period;
+        // The same rule as `Message::is_leasable`, oldest first; SKIP LOCKED lets concurrent
+        // notifiers take disjoint batches without waiting on each other.
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "WITH leasable AS ( \
+                 SELECT id FROM messages \
+                 WHERE status IN ('pending', 'leased', 'temporary_failure') \
+                   AND attempt_count < $3 \
+                   AND (status = 'pending' \
+                        OR (status = 'temporary_failure' \
+                            AND (next_retry_after IS NULL OR next_retry_after <= $1)) \
+                        OR (status = 'leased' AND (leased_until IS NULL OR leased_until < $1))) \
+                 ORDER BY created_at, id \
+                 LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE messages AS m SET \
+                 status = 'leased', \
+                 leased_until = $2, \
+                 queued_seconds = GREATEST(FLOOR(EXTRACT(EPOCH FROM ($1 - m.updated_at)) * 1000) / 1000, 0), \
+                 updated_at = $1 \
+             FROM leasable WHERE m.id = leasable.id \
+             RETURNING {}",
+            MESSAGE_COLUMNS
+                .split(", ")
+                .map(|column| format!("m.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(request.now)
+        .bind(until)
+        .bind(max_attempts)
+        .bind(count)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut leased = messages(rows)?;
+        leased.sort_by_key(|m| (m.created_at, *m.id.as_uuid()));
+        Ok(leased)
+    }
+
+    async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
+        self.write_back(changes).await
+    }
+
+    async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
+        self.write_back(changes).await
+    }
+
+    async fn inhibit_recipient(
+        &self,
+        recipient: UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE messages SET status = 'inhibited', status_reason = $2, \
+                 next_retry_after = NULL, leased_until = NULL, updated_at = $3 \
+             WHERE recipient = $1 AND status IN ('pending', 'leased', 'temporary_failure')",
+        )
+        .bind(recipient.as_uuid())
+        .bind(reason)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Released with the transaction; a replica that does not get it skips this round.
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(PURGE_LOCK_KEY)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if !locked {
+            return Ok(PurgeOutcome::Skipped);
+        }
+        let deleted = sqlx::query("DELETE FROM messages WHERE updated_at < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+        tx.commit().await.map_err(store_error)?;
+        Ok(PurgeOutcome::Purged(deleted))
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let row: Option<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(Message::try_from).transpose()
+    }
+
+    async fn list(&self, filter: &MessageFilter) -> Result<Vec<Message>, StoreError> {
+        let limit = match filter.limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => i64::try_from(n).unwrap_or(i64::MAX),
+        };
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE ($1::text IS NULL OR status = $1::message_status) \
+               AND ($2::uuid IS NULL OR recipient = $2) \
+               AND ($3::uuid IS NULL OR template_id = $3) \
+             ORDER BY created_at DESC, id DESC \
+             LIMIT $4"
+        ))
+        .bind(filter.status.map(MessageStatus::as_str))
+        .bind(filter.recipient.map(|u| *u.as_uuid()))
+        .bind(filter.template_id.map(|t| *t.as_uuid()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        messages(rows)
+    }
+}

@@ -1,0 +1,183 @@
+//! Cross-replica signals over LISTEN/NOTIFY: notifier wake-ups and the live inbox feed.
+//!
+//! One background task per replica holds a LISTEN connection on both channels and fans
+//! what arrives out in-process ([`WakeupHub`], [`InboxFanout`]). If the connection drops (the
+//! database restarted, the backend was terminated), the listener reconnects by itself and wakes
+//! every notifier once, since a wake-up may have been missed in between; notifiers also keep
+//! their fallback poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_application::ports::{
+    InboxFanout, InboxFeed, InboxSubscription, StoreError, Wakeup, WakeupHub, WakeupListener,
+};
+use herald_domain::{InboxNotification, UserId};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::error::store_error;
+use crate::inbox::fetch_notification;
+
+/// Channel that wakes notifiers after an enqueue.
+pub const WAKEUP_CHANNEL: &str = "herald_wakeup";
+/// Channel announcing inbox notifications (an [`InboxSignal`] as JSON).
+pub const INBOX_CHANNEL: &str = "herald_inbox";
+
+/// NOTIFY payloads must stay under 8000 bytes; a notification larger than this travels by
+/// reference and replicas with watchers of its user load it from the table.
+const MAX_INLINE_PAYLOAD: usize = 7_000;
+
+/// What travels on [`INBOX_CHANNEL`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum InboxSignal {
+    Inline { notification: InboxNotification },
+    Stored { user_id: UserId, id: Uuid },
+}
+
+/// How far a live inbox watcher may fall behind before it is dropped.
+const WATCHER_CAPACITY: usize = 64;
+
+/// Wake-ups and the inbox feed of one replica.
+#[derive(Debug)]
+pub struct PgSignals {
+    pool: PgPool,
+    hub: Arc<WakeupHub>,
+    fanout: Arc<InboxFanout>,
+    listener: JoinHandle<()>,
+}
+
+impl PgSignals {
+    /// Opens the LISTEN connection and starts the task that fans signals out.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the LISTEN connection cannot be made at start.
+    pub async fn start(pool: PgPool) -> Result<Self, StoreError> {
+        let mut listener = PgListener::connect_with(&pool).await.map_err(store_error)?;
+        listener
+            .listen_all([WAKEUP_CHANNEL, INBOX_CHANNEL])
+            .await
+            .map_err(store_error)?;
+        let hub = Arc::new(WakeupHub::default());
+        let fanout = Arc::new(InboxFanout::new(WATCHER_CAPACITY));
+        let task = tokio::spawn(listen(listener, pool.clone(), hub.clone(), fanout.clone()));
+        Ok(Self {
+            pool,
+            hub,
+            fanout,
+            listener: task,
+        })
+    }
+}
+
+impl Drop for PgSignals {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+async fn listen(
+    mut listener: PgListener,
+    pool: PgPool,
+    hub: Arc<WakeupHub>,
+    fanout: Arc<InboxFanout>,
+) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => match notification.channel() {
+                WAKEUP_CHANNEL => hub.wake_all(),
+                INBOX_CHANNEL => forward_inbox(notification.payload(), &pool, &fanout).await,
+                _ => {}
+            },
+            // The connection was lost; the next `try_recv` reconnects and listens again.
+            Ok(None) => {
+                tracing::warn!("notifications: the LISTEN connection was lost; reconnecting");
+                hub.wake_all();
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications: LISTEN failed; retrying in 1s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Hands an announced notification to this replica's watchers of its user, if any (loading it
+/// first when it travelled by reference).
+async fn forward_inbox(payload: &str, pool: &PgPool, fanout: &InboxFanout) {
+    let (user, id) = match serde_json::from_str::<InboxSignal>(payload) {
+        Ok(InboxSignal::Inline { notification }) => {
+            fanout.publish(&notification);
+            return;
+        }
+        Ok(InboxSignal::Stored { user_id, id }) => (user_id, id),
+        Err(err) => {
+            tracing::warn!(error = %err, "notifications: ignoring a malformed inbox signal");
+            return;
+        }
+    };
+    if fanout.watcher_count(user) == 0 {
+        return;
+    }
+    match fetch_notification(pool, id).await {
+        Ok(Some(notification)) => {
+            fanout.publish(&notification);
+        }
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "notifications: could not load an announced inbox notification")
+        }
+    }
+}
+
+#[async_trait]
+impl Wakeup for PgSignals {
+    async fn wake(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WAKEUP_CHANNEL)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> WakeupListener {
+        self.hub.subscribe()
+    }
+}
+
+#[async_trait]
+impl InboxFeed for PgSignals {
+    /// Announces the notification to every replica: inline when it fits a NOTIFY payload,
+    /// else by reference to its stored row (the inbox dispatcher stores before it publishes).
+    async fn publish(&self, notification: &InboxNotification) -> Result<(), StoreError> {
+        let encode = |signal: &InboxSignal| {
+            serde_json::to_string(signal)
+                .map_err(|err| StoreError::Other(format!("encoding an inbox signal: {err}")))
+        };
+        let mut payload = encode(&InboxSignal::Inline {
+            notification: notification.clone(),
+        })?;
+        if payload.len() > MAX_INLINE_PAYLOAD {
+            payload = encode(&InboxSignal::Stored {
+                user_id: notification.user_id,
+                id: *notification.id.as_uuid(),
+            })?;
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(INBOX_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, user: UserId) -> Result<InboxSubscription, StoreError> {
+        Ok(self.fanout.subscribe(user))
+    }
+}

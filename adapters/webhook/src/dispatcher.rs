@@ -1,0 +1,223 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_application::ports::{Clock, Delivery, DeliveryError, Dispatcher};
+use herald_domain::Method;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+
+use crate::{WebhookBody, WebhookSecret};
+
+/// How the webhook dispatcher reaches its receiver.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `--notifications-webhook-endpoint`, as configured. An unusable endpoint fails every
+    /// message permanently (start-up validation should have refused it already).
+    pub endpoint: String,
+    /// `--notifications-webhook-secret`: sign requests per Standard Webhooks when set.
+    pub secret: Option<WebhookSecret>,
+    /// Longest a request may take, connecting included (the dispatch timeout).
+    pub timeout: Duration,
+}
+
+/// Delivers messages as JSON `POST`s over one pooled HTTP client.
+#[derive(Debug, Clone)]
+pub struct WebhookDispatcher {
+    client: reqwest::Client,
+    endpoint: Result<Url, String>,
+    secret: Option<WebhookSecret>,
+    clock: Arc<dyn Clock>,
+}
+
+impl WebhookDispatcher {
+    /// # Errors
+    /// A description when the HTTP client cannot be built (no TLS provider could be set up).
+    pub fn new(config: WebhookConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        // reqwest is built without a bundled crypto provider; use ring unless the host
+        // installed one already (then `install_default` fails harmlessly).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|err| format!("could not build the webhook HTTP client: {err}"))?;
+        Ok(Self {
+            client,
+            endpoint: parse_endpoint(&config.endpoint),
+            secret: config.secret,
+            clock,
+        })
+    }
+}
+
+/// An endpoint must be an absolute http(s) URL.
+fn parse_endpoint(endpoint: &str) -> Result<Url, String> {
+    let url = Url::parse(endpoint.trim())
+        .map_err(|err| format!("the webhook endpoint {endpoint:?} is not a URL: {err}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err(format!(
+            "the webhook endpoint {endpoint:?} must be an http or https URL"
+        )),
+    }
+}
+
+#[async_trait]
+impl Dispatcher for WebhookDispatcher {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        let endpoint = self.endpoint.clone().map_err(DeliveryError::permanent)?;
+        let body = serde_json::to_vec(&WebhookBody::of(delivery)).map_err(|err| {
+            DeliveryError::permanent(format!("could not encode the webhook body: {err}"))
+        })?;
+        let id = delivery.message_id.to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        insert(&mut headers, "x-message-id", &id);
+        if let Some(secret) = &self.secret {
+            let timestamp = self.clock.now().timestamp();
+            insert(&mut headers, "webhook-id", &id);
+            insert(&mut headers, "webhook-timestamp", &timestamp.to_string());
+            insert(
+                &mut headers,
+                "webhook-signature",
+                &secret.sign(&id, timestamp, &body),
+            );
+        }
+
+        let response = self
+            .client
+            .post(endpoint)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| DeliveryError::retryable(describe_send_error(&err)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = retry_after(response.headers(), self.clock.now());
+        let reason = format!("webhook receiver answered {status}");
+        if is_retryable(status) {
+            Err(DeliveryError {
+                reason,
+                retryable: true,
+                retry_after,
+            })
+        } else {
+            Err(DeliveryError::permanent(reason))
+        }
+    }
+}
+
+/// Header values here are ids, numbers and base64: always valid.
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// 408, 425, 429 and 5xx may clear; other non-2xx answers will not.
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error()
+}
+
+/// `Retry-After` as delay seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u32>() {
+        return Some(now + chrono::Duration::seconds(i64::from(seconds)));
+    }
+    DateTime::parse_from_rfc2822(value)
+        .ok()
+        .map(|date| date.with_timezone(&Utc))
+}
+
+fn describe_send_error(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "webhook request timed out".to_owned()
+    } else if err.is_connect() {
+        format!(
+            "could not connect to the webhook receiver: {}",
+            root_cause(err)
+        )
+    } else {
+        format!("webhook request failed: {}", root_cause(err))
+    }
+}
+
+/// The innermost error, which says what actually happened (refused, reset, DNS…).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(now + chrono::Duration::seconds(120))
+        );
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sat, 28 Nov 2026 10:00:00 GMT"),
+        );
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(now + chrono::Duration::hours(1))
+        );
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn status_classification_follows_the_design() {
+        for retryable in [408, 425, 429, 500, 502, 503, 504] {
+            assert!(
+                is_retryable(StatusCode::from_u16(retryable).unwrap()),
+                "{retryable}"
+            );
+        }
+        for permanent in [300, 301, 400, 401, 403, 404, 410, 422] {
+            assert!(
+                !is_retryable(StatusCode::from_u16(permanent).unwrap()),
+                "{permanent}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_must_be_absolute_http_urls() {
+        assert!(parse_endpoint("https://hooks.example.com/herald").is_ok());
+        assert!(parse_endpoint("http://127.0.0.1:9000").is_ok());
+        for bad in [
+            "",
+            "not a url",
+            "/relative",
+            "ftp://x.example",
+            "mailto:a@b.c",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+}

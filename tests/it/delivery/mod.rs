@@ -1,0 +1,3 @@
+//! Delivery adapters against their real peers (here: the inbox over the memory stores).
+
+mod inbox;

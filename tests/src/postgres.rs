@@ -1,0 +1,135 @@
+//! Test databases on a PostgreSQL server (DESIGN §9): one fresh database per test, so tests run
+//! in parallel and never see each other's rows.
+//!
+//! Where the server comes from: `HERALD_TEST_DATABASE_URL` (an admin connection URL, e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`). `.ci/run` sets it, starting the machine's
+//! cluster first when none answers. Not yet done (later steps of DESIGN §9): a Docker engine via
+//! testcontainers when one answers, else a throwaway cluster from the local PostgreSQL binaries
+//! (`initdb` + `pg_ctl` in a temp dir, started as a non-root user). Until then a test that needs
+//! PostgreSQL and finds no URL fails, saying how to provide one — it never skips.
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use herald_application::ports::TemplateStore;
+use herald_domain::catalogue;
+use herald_postgres::PgStore;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+/// The environment variable naming the server tests create their databases on.
+pub const DATABASE_URL_VAR: &str = "HERALD_TEST_DATABASE_URL";
+
+/// Every test database's name starts with this, so a stray one is easy to spot and drop.
+const DATABASE_PREFIX: &str = "herald_test_";
+
+/// The admin connection options, read once per test process.
+fn admin_options() -> &'static PgConnectOptions {
+    static ADMIN: OnceLock<Result<PgConnectOptions, String>> = OnceLock::new();
+    let admin = ADMIN.get_or_init(|| {
+        let url = std::env::var(DATABASE_URL_VAR).map_err(|_| {
+            format!(
+                "the PostgreSQL contract tests need a server: set {DATABASE_URL_VAR} to an admin \
+                 connection URL (one allowed to CREATE DATABASE), e.g. \
+                 {DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres \
+                 (on Debian: `pg_ctlcluster --skip-systemctl-redirect <version> main start` \
+                 starts the machine's cluster; `bash .ci/run` does both)"
+            )
+        })?;
+        PgConnectOptions::from_str(&url)
+            .map_err(|err| format!("{DATABASE_URL_VAR} is not a PostgreSQL URL: {err}"))
+    });
+    match admin {
+        Ok(options) => options,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// A database of one test's own, dropped when the last handle to it goes.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+    /// A store over the database, migrated and holding the catalogue's templates.
+    pub store: PgStore,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database on the test server, migrates it and seeds the catalogue, as
+    /// `herald` does at start.
+    ///
+    /// # Panics
+    /// When no server is configured or it refuses: the test needing it fails with the reason.
+    pub async fn create() -> TestDatabase {
+        let name = format!("{DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_options();
+        let mut connection = match admin.connect().await {
+            Ok(connection) => connection,
+            Err(err) => {
+                panic!("cannot reach the test PostgreSQL server named by {DATABASE_URL_VAR}: {err}")
+            }
+        };
+        if let Err(err) = sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut connection)
+            .await
+        {
+            panic!("cannot create the test database {name}: {err}");
+        }
+        // Closing is best effort: the database exists either way.
+        let _ = connection.close().await;
+
+        let store = connect(&name).await;
+        let database = TestDatabase { name, store };
+        if let Err(err) = database.store.migrate().await {
+            panic!("cannot migrate the test database {}: {err}", database.name);
+        }
+        if let Err(err) = database.store.seed(&catalogue::templates()).await {
+            panic!("cannot seed the test database {}: {err}", database.name);
+        }
+        database
+    }
+}
+
+impl TestDatabase {
+    /// Another store on the same database with a pool of its own, as another replica has.
+    pub async fn replica(&self) -> PgStore {
+        connect(&self.name).await
+    }
+}
+
+async fn connect(name: &str) -> PgStore {
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(admin_options().clone().database(name))
+        .await;
+    match pool {
+        Ok(pool) => PgStore::from_pool(pool),
+        Err(err) => panic!("cannot connect to the test database {name}: {err}"),
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Drops the database (a test's runtime may already be shutting down, so on a thread and
+    /// runtime of its own, waited for: the process does not exit before it is gone). Best
+    /// effort: a database left behind is named `herald_test_…` and harmless.
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        let admin = admin_options().clone();
+        let dropping = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut connection) = admin.connect().await {
+                    // WITH (FORCE) ends the pool's connections still open on it (PostgreSQL 13+).
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&mut connection).await;
+                    let _ = connection.close().await;
+                }
+            });
+        });
+        let _ = dropping.join();
+    }
+}
