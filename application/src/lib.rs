@@ -15,6 +15,7 @@ pub mod purge;
 pub mod rendering;
 pub mod settings;
 pub mod templates;
+pub mod unsubscribe;
 pub mod users;
 
 pub use config::{ConfigError, DeliveryConfig, NotifierConfig};

@@ -35,13 +35,19 @@ fn main() -> ExitCode {
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     command.current_dir(workspace_root());
+    if let Some(url) = TEST_DATABASE_URL.get() {
+        command.env("HERALD_TEST_DATABASE_URL", url);
+    }
     command
 }
 
+/// The workspace this xtask was run from. Read at run time (`cargo run` sets
+/// `CARGO_MANIFEST_DIR`), never baked in at compile time: a target directory shared between
+/// checkouts must not send the tasks to another checkout.
 fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(std::path::Path::to_path_buf)
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .and_then(|xtask| xtask.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_else(|| ".".into())
 }
 
@@ -63,7 +69,36 @@ fn has_nextest() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
+/// The PostgreSQL tests need a server they may CREATE DATABASE on (DESIGN §9). When
+/// `HERALD_TEST_DATABASE_URL` is unset and the machine's own server answers on 127.0.0.1:5432,
+/// use it (as the `postgres` superuser, trust auth, as Debian's package sets it up).
+fn find_test_database() {
+    const VAR: &str = "HERALD_TEST_DATABASE_URL";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let answers = Command::new("pg_isready")
+        .args(["-q", "-h", "127.0.0.1", "-p", "5432"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if answers {
+        let url = "postgres://postgres@127.0.0.1:5432/postgres";
+        eprintln!("xtask: {VAR} unset; using the local server {url}");
+        // `set_var` is unsafe in edition 2024 (and unsafe code is forbidden): hand the URL to
+        // the commands this task starts instead.
+        let _ = TEST_DATABASE_URL.set(url.to_owned());
+    } else {
+        eprintln!(
+            "xtask: {VAR} unset and no PostgreSQL answers on 127.0.0.1:5432: the PostgreSQL tests will fail, saying how to provide one"
+        );
+    }
+}
+
+/// The test database URL found by [`find_test_database`], passed to every command.
+static TEST_DATABASE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn ci() -> Result<()> {
+    find_test_database();
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),

@@ -1,1 +1,24 @@
-//! Herald's smtp adapter: lands in a later issue (see ARCHITECTURE.md).
+//! Herald's email dispatcher (DESIGN §6), over lettre with rustls (ring).
+//!
+//! [`SmtpConfig`] holds the `--email-*` options; [`SmtpConfig::validate`] names the first bad
+//! one. [`SmtpDispatcher`] sends each message as `multipart/alternative` (plain text and an
+//! inline-styled HTML layout) with `Message-ID`, `Date`, `From`, `To`, `Subject` and RFC 8058
+//! one-click unsubscribe headers signed with the deployment's
+//! [`UnsubscribeKey`](herald_application::unsubscribe::UnsubscribeKey), over pooled
+//! connections.
+//!
+//! Security: port 465 or `--email-force-tls` → implicit TLS; else `--email-tls-starttls` →
+//! STARTTLS, required (never a plaintext fallback); else plaintext. AUTH PLAIN is preferred,
+//! LOGIN otherwise; other mechanisms the server offers are ignored. PLAIN is sent without an
+//! authorization identity, so `--email-auth-identity` can only be the username itself.
+//!
+//! Errors: 5xx replies (a refused recipient, a refused message, bad credentials) and
+//! authentication with no usable mechanism are permanent; connection and TLS failures, 4xx
+//! replies and timeouts are retryable. No lettre type leaves this crate.
+
+mod config;
+mod dispatcher;
+mod message;
+
+pub use config::{SmtpConfig, SmtpConfigError};
+pub use dispatcher::SmtpDispatcher;

@@ -1,0 +1,291 @@
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_application::ports::{Delivery, DeliveryError, Dispatcher};
+use herald_application::unsubscribe::UnsubscribeKey;
+use herald_domain::Method;
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::config::{Security, SmtpConfig, SmtpConfigError};
+use crate::message::Composer;
+
+/// Idle pooled connections are closed after this long (lettre's default).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most this many idle connections are kept for reuse.
+const POOL_MAX_IDLE: u32 = 10;
+
+/// Delivers messages by email through one smarthost, over pooled connections.
+///
+/// Connections (with their TLS session and authentication) are kept open and reused across
+/// messages; one that the server closed is noticed with `NOOP` and replaced. The pool is
+/// created on the first delivery, so [`SmtpDispatcher::new`] needs no async runtime; use the
+/// dispatcher from one Tokio runtime.
+///
+/// Each delivery is bounded by [`SmtpConfig::timeout`] (lettre bounds only connecting). A
+/// delivery that times out or is cancelled mid-conversation may leave its connection in the
+/// middle of a command, and lettre would put it back in the pool; so the whole pool is then
+/// replaced, and such a connection is never reused.
+pub struct SmtpDispatcher {
+    builder: AsyncSmtpTransportBuilder,
+    transport: Mutex<Option<Arc<Transport>>>,
+    composer: Composer,
+    server: String,
+    security: Security,
+    timeout: Duration,
+}
+
+impl SmtpDispatcher {
+    /// A dispatcher for `config`, linking to `access_url` (the settings page and the one-click
+    /// unsubscribe endpoint) and naming `app_name` in the HTML layout.
+    ///
+    /// # Errors
+    /// The first bad option ([`SmtpConfig::validate`]): an invalid smarthost or From address
+    /// never reaches a delivery, so the server stops at start-up instead.
+    pub fn new(
+        config: &SmtpConfig,
+        access_url: &str,
+        app_name: &str,
+        unsubscribe_key: UnsubscribeKey,
+    ) -> Result<Self, SmtpConfigError> {
+        let settings = config.settings()?;
+        let server = if settings.host.contains(':') {
+            format!("[{}]:{}", settings.host, settings.port)
+        } else {
+            format!("{}:{}", settings.host, settings.port)
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            .port(settings.port)
+            .hello_name(settings.hello)
+            .tls(settings.tls)
+            .timeout(Some(settings.timeout))
+            .authentication(settings.mechanisms)
+            .pool_config(
+                PoolConfig::new()
+                    .max_size(POOL_MAX_IDLE)
+                    .idle_timeout(POOL_IDLE_TIMEOUT),
+            );
+        if let Some(credentials) = settings.credentials {
+            builder = builder.credentials(credentials);
+        }
+        Ok(Self {
+            builder,
+            transport: Mutex::new(None),
+            composer: Composer::new(settings.from, access_url, app_name, unsubscribe_key),
+            server,
+            security: settings.security,
+            timeout: settings.timeout,
+        })
+    }
+
+    /// The current pool, created on first use.
+    fn transport(&self) -> Arc<Transport> {
+        let mut slot = self
+            .transport
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            slot.get_or_insert_with(|| Arc::new(Transport(Some(self.builder.clone().build())))),
+        )
+    }
+
+    /// Drops `transport` as the current pool (if it still is): the next delivery starts a new
+    /// one, and the old one closes once its in-flight deliveries end.
+    fn discard(&self, transport: &Arc<Transport>) {
+        let mut slot = self
+            .transport
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, transport))
+        {
+            *slot = None;
+        }
+    }
+}
+
+impl fmt::Debug for SmtpDispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the builder: it holds the credentials.
+        f.debug_struct("SmtpDispatcher")
+            .field("server", &self.server)
+            .field("security", &self.security)
+            .field("composer", &self.composer)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Dispatcher for SmtpDispatcher {
+    fn method(&self) -> Method {
+        Method::Smtp
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        let message = self.composer.compose(delivery)?;
+        let transport = self.transport();
+        let mut in_flight = InFlight {
+            dispatcher: self,
+            transport: &transport,
+            finished: false,
+        };
+        let sent = tokio::time::timeout(self.timeout, transport.get().send(message)).await;
+        in_flight.finished = sent.is_ok();
+        drop(in_flight);
+        let Ok(sent) = sent else {
+            return Err(DeliveryError::retryable(format!(
+                "timed out: the mail server {} did not complete the delivery within {:?}",
+                self.server, self.timeout
+            )));
+        };
+        match sent {
+            Ok(response) => {
+                tracing::debug!(
+                    message_id = %delivery.message_id,
+                    server = %self.server,
+                    reply = %response.code(),
+                    "email accepted by the mail server"
+                );
+                Ok(())
+            }
+            Err(err) => Err(classify(&err, &self.server)),
+        }
+    }
+}
+
+/// Discards the pool unless the send it guards finished (it timed out, or the caller dropped
+/// the delivery future).
+struct InFlight<'a> {
+    dispatcher: &'a SmtpDispatcher,
+    transport: &'a Arc<Transport>,
+    finished: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.dispatcher.discard(self.transport);
+        }
+    }
+}
+
+/// The transport, dropped inside a Tokio runtime: lettre's pool spawns its clean-up task when
+/// dropped, which panics outside one (a dispatcher dropped after its runtime ended).
+struct Transport(Option<AsyncSmtpTransport<Tokio1Executor>>);
+
+impl Transport {
+    fn get(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
+        match &self.0 {
+            Some(transport) => transport,
+            // Only `drop` takes it out.
+            None => unreachable!("the SMTP transport is only taken when dropped"),
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        let Some(transport) = self.0.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(transport);
+            return;
+        }
+        match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(runtime) => {
+                let _entered = runtime.enter();
+                // The clean-up task is queued, then cancelled with the runtime: the pooled
+                // connections close without a QUIT.
+                drop(transport);
+            }
+            // No runtime can be made: leak the pool rather than panic in a destructor.
+            Err(_) => std::mem::forget(transport),
+        }
+    }
+}
+
+/// What a failed send means for the message (DESIGN §6).
+///
+/// - A 5xx reply is permanent: a refused recipient (RCPT), a refused message (DATA: the same
+///   content will be refused again), bad credentials (AUTH 535; fix the configuration, then
+///   re-send). A 4xx reply is retryable (greylisting, 451 at DATA, 454 temporary AUTH failure).
+/// - Authentication configured but no PLAIN or LOGIN offered, or an address the server cannot
+///   take (non-ASCII without SMTPUTF8): permanent.
+/// - Connection refused or reset, DNS failure, a TLS handshake failure (untrusted certificate
+///   included), a required STARTTLS the server did not offer (a misconfigured server, or an
+///   intermediary stripping it), garbled replies and timeouts: retryable.
+fn classify(err: &lettre::transport::smtp::Error, server: &str) -> DeliveryError {
+    let detail = root_cause(err);
+    if let Some(code) = err.status() {
+        let reason = format!("the mail server {server} answered {code}: {detail}");
+        return if err.is_permanent() {
+            DeliveryError::permanent(reason)
+        } else {
+            DeliveryError::retryable(reason)
+        };
+    }
+    if err.is_timeout() {
+        return DeliveryError::retryable(format!(
+            "timed out talking to the mail server {server}: {detail}"
+        ));
+    }
+    if err.is_tls() || is_tls_failure(err) {
+        return DeliveryError::retryable(format!(
+            "TLS with the mail server {server} failed: {detail}"
+        ));
+    }
+    if err.is_client() {
+        return match detail.as_str() {
+            "No compatible authentication mechanism was found" => {
+                DeliveryError::permanent(format!(
+                    "the mail server {server} offers neither AUTH PLAIN nor AUTH LOGIN, but \
+                     --email-auth-username is set"
+                ))
+            }
+            "STARTTLS is not supported on this server" => DeliveryError::retryable(format!(
+                "the mail server {server} did not offer STARTTLS, which --email-tls-starttls \
+                 requires; nothing was sent in plaintext"
+            )),
+            _ => DeliveryError::permanent(format!(
+                "the mail server {server} cannot take this message: {detail}"
+            )),
+        };
+    }
+    DeliveryError::retryable(format!(
+        "could not talk to the mail server {server}: {detail}"
+    ))
+}
+
+/// Whether a rustls error is behind `err`: a handshake failure surfaces from lettre as an I/O
+/// error wrapping it.
+fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(error) = current {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        let wraps_rustls = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<rustls::Error>());
+        if wraps_rustls {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// The innermost error, which says what actually happened (refused, reset, bad certificate…).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}

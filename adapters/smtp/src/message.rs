@@ -1,0 +1,312 @@
+//! The email for one delivery: headers, the plain-text part and the HTML part.
+
+use std::fmt::Write as _;
+
+use herald_application::ports::{Delivery, DeliveryError};
+use herald_application::unsubscribe::UnsubscribeKey;
+use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue, MessageId};
+use lettre::message::{Mailbox, MultiPart};
+
+/// Where a user manages their notification preferences, under the access URL.
+const SETTINGS_PATH: &str = "/settings/notifications";
+/// Herald's one-click unsubscribe endpoint (DESIGN §7), under the access URL.
+const UNSUBSCRIBE_PATH: &str = "/api/v2/notifications/unsubscribe/";
+
+/// Builds messages for one deployment: its sender, access URL, app name and unsubscribe key.
+#[derive(Debug, Clone)]
+pub(crate) struct Composer {
+    from: Mailbox,
+    access_url: String,
+    app_name: String,
+    unsubscribe_key: UnsubscribeKey,
+}
+
+impl Composer {
+    /// `access_url` without a trailing `/`.
+    pub fn new(
+        from: Mailbox,
+        access_url: &str,
+        app_name: &str,
+        unsubscribe_key: UnsubscribeKey,
+    ) -> Self {
+        Self {
+            from,
+            access_url: access_url.trim().trim_end_matches('/').to_owned(),
+            app_name: app_name.to_owned(),
+            unsubscribe_key,
+        }
+    }
+
+    pub fn settings_url(&self) -> String {
+        format!("{}{SETTINGS_PATH}", self.access_url)
+    }
+
+    pub fn unsubscribe_url(&self, delivery: &Delivery) -> String {
+        let token = self
+            .unsubscribe_key
+            .token(delivery.recipient, delivery.template_id);
+        format!("{}{UNSUBSCRIBE_PATH}{token}", self.access_url)
+    }
+
+    /// The complete message.
+    ///
+    /// # Errors
+    /// A permanent [`DeliveryError`] when the recipient's address cannot be used.
+    pub fn compose(&self, delivery: &Delivery) -> Result<Message, DeliveryError> {
+        let payload = &delivery.payload;
+        let address = payload.user_email.trim().parse().map_err(|err| {
+            DeliveryError::permanent(format!(
+                "the recipient address {:?} is not a valid email address: {err}",
+                payload.user_email
+            ))
+        })?;
+        let name = one_line(&payload.user_name);
+        let to = Mailbox::new((!name.is_empty()).then_some(name), address);
+        let message_id = format!("<{}@{}>", delivery.message_id, self.from.email.domain());
+        let unsubscribe = self.unsubscribe_url(delivery);
+        Message::builder()
+            .header(MessageId::from(message_id))
+            .date_now()
+            .from(self.from.clone())
+            .to(to)
+            .subject(one_line(&delivery.rendered.title))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{unsubscribe}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ))
+            // RFC 3834: no vacation or out-of-office replies to a notification.
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".to_owned(),
+            ))
+            .multipart(MultiPart::alternative_plain_html(
+                self.text(delivery),
+                self.html(delivery),
+            ))
+            .map_err(|err| DeliveryError::permanent(format!("could not build the email: {err}")))
+    }
+
+    /// The plain-text part: the body, each action as `label: url`, and the settings link.
+    pub fn text(&self, delivery: &Delivery) -> String {
+        let mut text = delivery.rendered.body.trim_end().to_owned();
+        let actions = &delivery.payload.actions;
+        if !actions.is_empty() {
+            text.push_str("\n\n");
+            for action in actions {
+                let _ = writeln!(text, "{}: {}", one_line(&action.label), action.url);
+            }
+            text.truncate(text.trim_end().len());
+        }
+        let _ = write!(
+            text,
+            "\n\n-- \nManage your {} notification settings: {}\n",
+            self.app_name,
+            self.settings_url()
+        );
+        text
+    }
+
+    /// The HTML part: a single-column layout (600 px at most, full width on phones) with
+    /// inline styles only, as mail clients drop `<style>` blocks and external CSS.
+    pub fn html(&self, delivery: &Delivery) -> String {
+        let app_name = escape(&self.app_name);
+        let title = escape(&one_line(&delivery.rendered.title));
+        let mut buttons = String::new();
+        for action in &delivery.payload.actions {
+            if !is_web_url(&action.url) {
+                // The text part still lists it; a button must not carry another scheme.
+                continue;
+            }
+            let _ = write!(
+                buttons,
+                r#"<a href="{url}" style="display:inline-block;margin:0 8px 8px 0;padding:10px 18px;background-color:#2563eb;border-radius:6px;color:#ffffff;font-size:14px;font-weight:600;line-height:20px;text-decoration:none;">{label}</a>"#,
+                url = escape(&action.url),
+                label = escape(&one_line(&action.label)),
+            );
+        }
+        let buttons = if buttons.is_empty() {
+            String::new()
+        } else {
+            format!(r#"<tr><td style="padding:16px 32px 8px 32px;">{buttons}</td></tr>"#)
+        };
+        format!(
+            r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="x-apple-disable-message-reformatting">
+<title>{title}</title>
+</head>
+<body style="margin:0;padding:0;background-color:#f4f4f5;">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background-color:#f4f4f5;">
+<tr><td align="center" style="padding:24px 12px;">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="max-width:600px;background-color:#ffffff;border:1px solid #e4e4e7;border-radius:8px;font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#18181b;">
+<tr><td style="padding:24px 32px 0 32px;font-size:14px;font-weight:600;line-height:20px;color:#52525b;">{app_name}</td></tr>
+<tr><td style="padding:8px 32px 0 32px;"><h1 style="margin:0;font-size:20px;font-weight:600;line-height:28px;color:#18181b;">{title}</h1></td></tr>
+<tr><td style="padding:16px 32px 8px 32px;font-size:15px;line-height:24px;word-break:break-word;">{body}</td></tr>
+{buttons}
+<tr><td style="padding:16px 32px 24px 32px;border-top:1px solid #e4e4e7;font-size:12px;line-height:18px;color:#71717a;">You are receiving this because of your {app_name} notification settings. <a href="{settings}" style="color:#2563eb;text-decoration:underline;">Manage your notification settings</a></td></tr>
+</table>
+</td></tr>
+</table>
+</body>
+</html>
+"#,
+            body = delivery.rendered.body_html.trim(),
+            settings = escape(&self.settings_url()),
+        )
+    }
+}
+
+/// `value` on one line: every run of line breaks and tabs becomes one space.
+fn one_line(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn is_web_url(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
+/// Escapes text for HTML content and double- or single-quoted attribute values.
+fn escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_application::rendering::RenderedMessage;
+    use herald_domain::{Action, MessageId, Method, Payload, TemplateId, UserId};
+
+    use super::*;
+
+    fn delivery(actions: Vec<Action>) -> Delivery {
+        let recipient = UserId::random();
+        let template_id = TemplateId::random();
+        Delivery {
+            message_id: MessageId::random(),
+            method: Method::Smtp,
+            template_id,
+            recipient,
+            payload: Payload {
+                version: Payload::VERSION.to_owned(),
+                notification_name: "Workspace Deleted".into(),
+                notification_template_id: template_id,
+                user_id: recipient,
+                user_email: "danny@example.com".into(),
+                user_name: "Danny".into(),
+                user_username: "danny".into(),
+                actions,
+                labels: Default::default(),
+                data: None,
+                targets: vec![],
+            },
+            targets: vec![],
+            rendered: RenderedMessage {
+                title: "Workspace \"dev\" deleted".into(),
+                body: "Hi Danny\n\nYour workspace dev was deleted.".into(),
+                body_html:
+                    "<p>Hi Danny</p>\n<p>Your workspace <strong>dev</strong> was deleted.</p>\n"
+                        .into(),
+                ..RenderedMessage::default()
+            },
+        }
+    }
+
+    fn composer() -> Composer {
+        Composer::new(
+            "Herald <herald@example.com>".parse().unwrap(),
+            "https://herald.example.com/",
+            "Herald & Co",
+            UnsubscribeKey::new(vec![9; 32]).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_text_part_lists_actions_and_the_settings_link() {
+        let text = composer().text(&delivery(vec![
+            Action {
+                label: "View workspaces".into(),
+                url: "https://herald.example.com/workspaces".into(),
+            },
+            Action {
+                label: "View\ntemplates".into(),
+                url: "https://herald.example.com/templates".into(),
+            },
+        ]));
+        assert_eq!(
+            text,
+            "Hi Danny\n\nYour workspace dev was deleted.\n\n\
+             View workspaces: https://herald.example.com/workspaces\n\
+             View templates: https://herald.example.com/templates\n\n\
+             -- \nManage your Herald & Co notification settings: \
+             https://herald.example.com/settings/notifications\n"
+        );
+    }
+
+    #[test]
+    fn the_html_part_escapes_labels_and_keeps_the_rendered_body() {
+        let html = composer().html(&delivery(vec![
+            Action {
+                label: "<b>Open</b> \"it\"".into(),
+                url: "https://herald.example.com/a?x=1&y=2".into(),
+            },
+            Action {
+                label: "Sneaky".into(),
+                url: "javascript:alert(1)".into(),
+            },
+        ]));
+        assert!(html.contains("<p>Your workspace <strong>dev</strong> was deleted.</p>"));
+        assert!(html.contains(r#"href="https://herald.example.com/a?x=1&amp;y=2""#));
+        assert!(html.contains("&lt;b&gt;Open&lt;/b&gt; &quot;it&quot;</a>"));
+        assert!(!html.contains("<b>Open"));
+        assert!(!html.contains("javascript:"));
+        assert!(html.contains("Herald &amp; Co"));
+        assert!(html.contains(r#"href="https://herald.example.com/settings/notifications""#));
+        assert!(html.contains(r#"<meta name="viewport""#));
+    }
+
+    #[test]
+    fn a_bad_recipient_address_is_a_permanent_failure() {
+        let mut delivery = delivery(vec![]);
+        delivery.payload.user_email = "not an address".into();
+        let err = composer().compose(&delivery).unwrap_err();
+        assert!(!err.retryable);
+        assert!(
+            err.reason.contains("not a valid email address"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn the_unsubscribe_url_carries_a_token_for_the_recipient_and_template() {
+        let delivery = delivery(vec![]);
+        let url = composer().unsubscribe_url(&delivery);
+        let token = url
+            .strip_prefix("https://herald.example.com/api/v2/notifications/unsubscribe/")
+            .unwrap();
+        let key = UnsubscribeKey::new(vec![9; 32]).unwrap();
+        assert_eq!(
+            key.verify(token),
+            Some((delivery.recipient, delivery.template_id))
+        );
+    }
+}

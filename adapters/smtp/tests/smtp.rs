@@ -1,0 +1,986 @@
+//! herald-smtp against a real SMTP server process: aiosmtpd, driven by `tests/smtp_server.py`
+//! (`python3 -m pip install aiosmtpd`). Each test starts its own server on a free port with
+//! freshly generated certificates, sends through `SmtpDispatcher`, and checks what the server
+//! received (decoded by Python's `email` package) or how the failure was classified.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use herald_application::ports::{Delivery, DeliveryError, Dispatcher};
+use herald_application::rendering::RenderedMessage;
+use herald_application::unsubscribe::UnsubscribeKey;
+use herald_domain::{Action, MessageId, Method, Payload, TemplateId, UserId};
+use herald_smtp::{SmtpConfig, SmtpDispatcher};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use serde_json::Value;
+
+const PASSWORD: &str = "s3cret-Pa55word!";
+const ACCESS_URL: &str = "https://herald.example.com";
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn plain_delivery_sends_both_parts_and_every_header() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::default());
+    let dispatcher = env.dispatcher(env.config(&server));
+    let delivery = delivery("danny@example.com");
+
+    dispatcher.dispatch(&delivery).await.unwrap();
+
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["mail_from"], "herald@example.com");
+    assert_eq!(
+        message["rcpt_tos"],
+        serde_json::json!(["danny@example.com"])
+    );
+    assert_eq!(message["tls"], false);
+    assert_eq!(message["auth_mechanism"], Value::Null);
+    assert_eq!(message["ehlo"], "herald.test");
+
+    assert_eq!(
+        header(&message, "Message-ID"),
+        format!("<{}@example.com>", delivery.message_id)
+    );
+    assert_eq!(header(&message, "From"), "Herald <herald@example.com>");
+    assert_eq!(header(&message, "To"), "Danny Example <danny@example.com>");
+    assert_eq!(header(&message, "Subject"), "Workspace “dev” deleted");
+    assert!(!header(&message, "Date").is_empty());
+    assert_eq!(header(&message, "MIME-Version"), "1.0");
+    assert_eq!(header(&message, "Auto-Submitted"), "auto-generated");
+    assert_eq!(message["content_type"], "multipart/alternative");
+
+    let parts = message["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert_eq!(parts[0]["content_type"], "text/plain");
+    let text = parts[0]["body"].as_str().unwrap();
+    assert!(
+        text.starts_with("Hi Danny\n\nYour workspace dev was deleted."),
+        "{text}"
+    );
+    assert!(
+        text.contains("View workspaces: https://herald.example.com/workspaces\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Open <docs> & more: https://herald.example.com/docs?a=1&b=2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://herald.example.com/settings/notifications"),
+        "{text}"
+    );
+
+    assert_eq!(parts[1]["content_type"], "text/html");
+    let html = parts[1]["body"].as_str().unwrap();
+    assert!(
+        html.contains("<p>Your workspace <strong>dev</strong> was deleted.</p>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<a href="https://herald.example.com/workspaces""#),
+        "{html}"
+    );
+    assert!(html.contains(">View workspaces</a>"), "{html}");
+    assert!(
+        html.contains(r#"href="https://herald.example.com/docs?a=1&amp;b=2""#),
+        "{html}"
+    );
+    assert!(html.contains(">Open &lt;docs&gt; &amp; more</a>"), "{html}");
+    assert!(
+        html.contains(r#"href="https://herald.example.com/settings/notifications""#),
+        "{html}"
+    );
+    assert!(html.contains("Herald"), "{html}");
+}
+
+#[tokio::test]
+async fn the_one_click_unsubscribe_headers_carry_a_token_for_that_user_and_template() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::default());
+    let dispatcher = env.dispatcher(env.config(&server));
+    let delivery = delivery("danny@example.com");
+
+    dispatcher.dispatch(&delivery).await.unwrap();
+
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(
+        header(&message, "List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click"
+    );
+    let list_unsubscribe = header(&message, "List-Unsubscribe");
+    let token = list_unsubscribe
+        .strip_prefix(&format!("<{ACCESS_URL}/api/v2/notifications/unsubscribe/"))
+        .and_then(|rest| rest.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("unexpected List-Unsubscribe: {list_unsubscribe}"));
+    assert_eq!(
+        env.key.verify(token),
+        Some((delivery.recipient, delivery.template_id))
+    );
+    let other_key = UnsubscribeKey::new(vec![1; 32]).unwrap();
+    assert_eq!(other_key.verify(token), None);
+}
+
+#[tokio::test]
+async fn pooled_connections_are_reused_across_messages() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+    let dispatcher = env.dispatcher(config);
+
+    dispatcher
+        .dispatch(&delivery("a@example.com"))
+        .await
+        .unwrap();
+    // lettre parks the connection in a task it spawns; on this single-threaded runtime a
+    // yield lets that task run before the next delivery asks the pool for a connection.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    dispatcher
+        .dispatch(&delivery("b@example.com"))
+        .await
+        .unwrap();
+
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["peer_port"], messages[1]["peer_port"]);
+    let logins = server.events("auth");
+    assert_eq!(
+        logins.len(),
+        1,
+        "authenticated once per connection: {logins:?}"
+    );
+}
+
+#[tokio::test]
+async fn starttls_with_a_trusted_certificate_encrypts_the_session() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::tls("starttls", &env.pki.localhost));
+    let mut config = env.config(&server);
+    config.starttls = true;
+    config.tls_ca_file = Some(env.pki.ca.clone());
+
+    env.dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["tls"], true);
+}
+
+#[tokio::test]
+async fn starttls_with_an_untrusted_certificate_is_a_retryable_tls_failure() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::tls("starttls", &env.pki.untrusted));
+    let mut config = env.config(&server);
+    config.starttls = true;
+    config.tls_ca_file = Some(env.pki.ca.clone());
+
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("TLS"), "{}", err.reason);
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn starttls_is_required_and_never_falls_back_to_plaintext() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    config.starttls = true;
+    authenticate(&mut config);
+
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert!(
+        err.reason.contains("did not offer STARTTLS"),
+        "{}",
+        err.reason
+    );
+    assert!(server.messages().is_empty());
+    assert!(
+        server.events("auth").is_empty(),
+        "credentials sent in plaintext"
+    );
+}
+
+#[tokio::test]
+async fn force_tls_uses_implicit_tls_on_a_port_other_than_465() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::tls("implicit", &env.pki.localhost));
+    let mut config = env.config(&server);
+    config.force_tls = true;
+    config.tls_ca_file = Some(env.pki.ca.clone());
+
+    env.dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["tls"], true);
+}
+
+#[tokio::test]
+async fn skip_verify_accepts_an_untrusted_certificate() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::tls("implicit", &env.pki.untrusted));
+    let mut config = env.config(&server);
+    config.force_tls = true;
+    config.tls_skip_verify = true;
+
+    env.dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["tls"], true);
+}
+
+#[tokio::test]
+async fn the_server_name_option_verifies_the_certificate_against_that_name() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::tls("starttls", &env.pki.named));
+    let mut config = env.config(&server);
+    config.starttls = true;
+    config.tls_ca_file = Some(env.pki.ca.clone());
+
+    // The certificate is for mail.herald.test only, not for 127.0.0.1.
+    let err = env
+        .dispatcher(config.clone())
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+    assert!(err.retryable && err.reason.contains("TLS"), "{err:?}");
+
+    config.tls_server_name = Some("mail.herald.test".into());
+    env.dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["tls"], true);
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_configured() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        client_ca: Some(env.pki.ca.clone()),
+        ..ServerOptions::tls("implicit", &env.pki.localhost)
+    });
+    let mut config = env.config(&server);
+    config.force_tls = true;
+    config.tls_ca_file = Some(env.pki.ca.clone());
+    config.tls_cert_file = Some(env.pki.client.cert.clone());
+    config.tls_cert_key_file = Some(env.pki.client.key.clone());
+
+    env.dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["client_cert_subject"], "commonName=herald-client");
+}
+
+#[tokio::test]
+async fn auth_plain_is_used_when_offered() {
+    let message = send_with_auth("PLAIN,XOAUTH9").await;
+    assert_eq!(message["auth_mechanism"], "PLAIN");
+}
+
+#[tokio::test]
+async fn auth_login_is_used_when_it_is_the_only_known_mechanism() {
+    let message = send_with_auth("LOGIN,XOAUTH9").await;
+    assert_eq!(message["auth_mechanism"], "LOGIN");
+}
+
+#[tokio::test]
+async fn auth_plain_is_preferred_when_both_are_offered() {
+    let message = send_with_auth("PLAIN,LOGIN,XOAUTH9").await;
+    assert_eq!(message["auth_mechanism"], "PLAIN");
+}
+
+#[tokio::test]
+async fn bad_credentials_are_a_permanent_failure() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN,LOGIN",
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    config.auth_username = Some("herald".into());
+    config.auth_password = Some("wrong-password".into());
+
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(!err.retryable, "{err:?}");
+    assert!(err.reason.contains("535"), "{}", err.reason);
+    assert!(!err.reason.contains("wrong-password"), "{}", err.reason);
+    assert!(server.messages().is_empty());
+    let [attempt] = server.events("auth").try_into().unwrap();
+    assert_eq!(attempt["success"], false);
+}
+
+#[tokio::test]
+async fn auth_configured_but_no_mechanism_offered_is_a_permanent_failure() {
+    for offered in ["none", "XOAUTH9"] {
+        let env = TestEnv::new();
+        let server = env.server(ServerOptions {
+            auth: offered,
+            ..ServerOptions::default()
+        });
+        let mut config = env.config(&server);
+        authenticate(&mut config);
+
+        let err = env
+            .dispatcher(config)
+            .dispatch(&delivery("danny@example.com"))
+            .await
+            .unwrap_err();
+
+        assert!(!err.retryable, "{offered}: {err:?}");
+        assert!(
+            err.reason.contains("neither AUTH PLAIN nor AUTH LOGIN"),
+            "{offered}: {}",
+            err.reason
+        );
+        assert!(server.messages().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_password_can_come_from_a_file() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        ..ServerOptions::default()
+    });
+    let file = env.dir.path().join("smtp-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let mut config = env.config(&server);
+    config.auth_username = Some("herald".into());
+    config.auth_password_file = Some(file);
+
+    env.dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["auth_mechanism"], "PLAIN");
+}
+
+#[tokio::test]
+async fn data_rejected_with_451_is_retryable() {
+    let err = send_to_rejecting_server("451").await;
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("451"), "{}", err.reason);
+}
+
+#[tokio::test]
+async fn data_rejected_with_554_is_permanent() {
+    let err = send_to_rejecting_server("554").await;
+    assert!(!err.retryable, "{err:?}");
+    assert!(err.reason.contains("554"), "{}", err.reason);
+}
+
+#[tokio::test]
+async fn a_recipient_refused_with_550_is_permanent() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        refuse_rcpt: Some("gone@example.com"),
+        ..ServerOptions::default()
+    });
+    let dispatcher = env.dispatcher(env.config(&server));
+
+    let err = dispatcher
+        .dispatch(&delivery("gone@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(!err.retryable, "{err:?}");
+    assert!(err.reason.contains("550"), "{}", err.reason);
+    assert!(server.messages().is_empty());
+    // The next recipient goes through: the refusal was about that address only.
+    dispatcher
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(server.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retryable() {
+    let env = TestEnv::new();
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = env.config_for_port(port);
+
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("127.0.0.1"), "{}", err.reason);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_retryably() {
+    let env = TestEnv::new();
+    // Accepts connections (the kernel does) but never sends a greeting.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut config = env.config_for_port(port);
+    config.timeout = Duration::from_secs(1);
+
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        env.dispatcher(config)
+            .dispatch(&delivery("danny@example.com")),
+    )
+    .await
+    .expect("the SMTP timeout did not fire")
+    .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn a_connection_left_mid_conversation_by_a_timeout_is_never_reused() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        hang_first_data: true,
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    config.timeout = Duration::from_secs(2);
+    let dispatcher = env.dispatcher(config);
+
+    let err = dispatcher
+        .dispatch(&delivery("first@example.com"))
+        .await
+        .unwrap_err();
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("timed out"), "{}", err.reason);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+
+    // Reusing the stuck connection would wait for an answer that never comes.
+    dispatcher
+        .dispatch(&delivery("second@example.com"))
+        .await
+        .unwrap();
+    let [hung] = server.events("hung_data").try_into().unwrap();
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(
+        message["rcpt_tos"],
+        serde_json::json!(["second@example.com"])
+    );
+    assert_ne!(message["peer_port"], hung["peer_port"]);
+}
+
+#[tokio::test]
+async fn a_bad_recipient_address_is_permanent_and_sends_nothing() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions::default());
+
+    let err = env
+        .dispatcher(env.config(&server))
+        .dispatch(&delivery("not an address"))
+        .await
+        .unwrap_err();
+
+    assert!(!err.retryable, "{err:?}");
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn the_password_never_appears_in_debug_output_or_errors() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+
+    let dispatcher = env.dispatcher(config.clone());
+    dispatcher
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+    for debug in [
+        format!("{config:?}"),
+        format!("{dispatcher:?}"),
+        format!("{config:#?}"),
+    ] {
+        assert!(!debug.contains(PASSWORD), "{debug}");
+    }
+    // Nor in configuration errors.
+    config.auth_password_file = Some("/nonexistent/password".into());
+    let err = config.validate().unwrap_err().to_string();
+    assert!(!err.contains(PASSWORD), "{err}");
+}
+
+#[test]
+fn unusable_tls_files_are_refused_naming_the_flag() {
+    let env = TestEnv::new();
+    let base = env.config_for_port(2525);
+    let garbage = env.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = env.dir.path().join("missing.pem");
+    let check = |config: SmtpConfig, expected: &str| {
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.starts_with(expected), "{err}");
+    };
+
+    check(
+        SmtpConfig {
+            tls_ca_file: Some(garbage.clone()),
+            ..base.clone()
+        },
+        "--email-tls-ca-file: ",
+    );
+    check(
+        SmtpConfig {
+            tls_cert_file: Some(env.pki.client.cert.clone()),
+            tls_cert_key_file: Some(missing.clone()),
+            ..base.clone()
+        },
+        "--email-tls-cert-key-file: cannot read ",
+    );
+    check(
+        SmtpConfig {
+            tls_cert_file: Some(env.pki.client.cert.clone()),
+            // A certificate where the key should be.
+            tls_cert_key_file: Some(env.pki.ca.clone()),
+            ..base.clone()
+        },
+        "--email-tls-cert-key-file: ",
+    );
+    check(
+        SmtpConfig {
+            tls_cert_file: Some(garbage),
+            tls_cert_key_file: Some(env.pki.client.key.clone()),
+            ..base.clone()
+        },
+        "--email-tls-cert-file: ",
+    );
+    let valid = SmtpConfig {
+        tls_ca_file: Some(env.pki.ca.clone()),
+        tls_cert_file: Some(env.pki.client.cert.clone()),
+        tls_cert_key_file: Some(env.pki.client.key.clone()),
+        ..base
+    };
+    valid.validate().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+async fn send_with_auth(offered: &'static str) -> Value {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: offered,
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+    env.dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+    let [message] = server.messages().try_into().unwrap();
+    let [login] = server.events("auth").try_into().unwrap();
+    assert_eq!(login["login"], "herald");
+    assert_eq!(login["success"], true);
+    message
+}
+
+async fn send_to_rejecting_server(code: &'static str) -> DeliveryError {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        reject_data: Some(code),
+        ..ServerOptions::default()
+    });
+    let err = env
+        .dispatcher(env.config(&server))
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+    assert!(server.messages().is_empty());
+    assert_eq!(server.events("rejected_data").len(), 1);
+    err
+}
+
+fn authenticate(config: &mut SmtpConfig) {
+    config.auth_username = Some("herald".into());
+    config.auth_password = Some(PASSWORD.into());
+}
+
+fn delivery(email: &str) -> Delivery {
+    let recipient = UserId::random();
+    let template_id = TemplateId::random();
+    Delivery {
+        message_id: MessageId::random(),
+        method: Method::Smtp,
+        template_id,
+        recipient,
+        payload: Payload {
+            version: Payload::VERSION.to_owned(),
+            notification_name: "Workspace Deleted".into(),
+            notification_template_id: template_id,
+            user_id: recipient,
+            user_email: email.into(),
+            user_name: "Danny Example".into(),
+            user_username: "danny".into(),
+            actions: vec![
+                Action {
+                    label: "View workspaces".into(),
+                    url: format!("{ACCESS_URL}/workspaces"),
+                },
+                Action {
+                    label: "Open <docs> & more".into(),
+                    url: format!("{ACCESS_URL}/docs?a=1&b=2"),
+                },
+            ],
+            labels: Default::default(),
+            data: None,
+            targets: vec![],
+        },
+        targets: vec![],
+        rendered: RenderedMessage {
+            title_markdown: "Workspace “dev” deleted".into(),
+            body_markdown: "Hi Danny\n\nYour workspace **dev** was deleted.".into(),
+            title: "Workspace “dev” deleted".into(),
+            body: "Hi Danny\n\nYour workspace dev was deleted.".into(),
+            body_html: "<p>Hi Danny</p>\n<p>Your workspace <strong>dev</strong> was deleted.</p>\n"
+                .into(),
+        },
+    }
+}
+
+fn header(message: &Value, name: &str) -> String {
+    let headers = message["headers"].as_array().unwrap();
+    let values: Vec<&str> = headers
+        .iter()
+        .filter(|pair| pair[0].as_str().unwrap().eq_ignore_ascii_case(name))
+        .map(|pair| pair[1].as_str().unwrap())
+        .collect();
+    match values.as_slice() {
+        [value] => (*value).to_owned(),
+        _ => panic!("expected one {name} header, got {values:?} in {headers:?}"),
+    }
+}
+
+/// Polls `condition` (for readiness only; never to make a result appear) for up to 10 s.
+fn eventually(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "condition not met within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One test's scratch directory, certificates and unsubscribe key.
+struct TestEnv {
+    dir: TempDir,
+    pki: Pki,
+    key: UnsubscribeKey,
+}
+
+impl TestEnv {
+    fn new() -> Self {
+        let dir = TempDir::new();
+        let pki = Pki::generate(dir.path());
+        Self {
+            dir,
+            pki,
+            key: UnsubscribeKey::generate().unwrap(),
+        }
+    }
+
+    fn server(&self, options: ServerOptions) -> SmtpServer {
+        SmtpServer::start(self.dir.path(), options)
+    }
+
+    fn config(&self, server: &SmtpServer) -> SmtpConfig {
+        self.config_for_port(server.port)
+    }
+
+    fn config_for_port(&self, port: u16) -> SmtpConfig {
+        SmtpConfig {
+            from: "Herald <herald@example.com>".into(),
+            smarthost: format!("127.0.0.1:{port}"),
+            hello: "herald.test".into(),
+            timeout: Duration::from_secs(10),
+            ..SmtpConfig::default()
+        }
+    }
+
+    fn dispatcher(&self, config: SmtpConfig) -> SmtpDispatcher {
+        SmtpDispatcher::new(&config, ACCESS_URL, "Herald", self.key.clone()).unwrap()
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("herald-smtp-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct CertFiles {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A test CA and the certificates the tests need, as PEM files.
+struct Pki {
+    /// The CA certificate (what `--email-tls-ca-file` points at).
+    ca: PathBuf,
+    /// Signed by the CA for `localhost` and `127.0.0.1`.
+    localhost: CertFiles,
+    /// Signed by the CA for `mail.herald.test` only.
+    named: CertFiles,
+    /// Self-signed for `localhost` and `127.0.0.1`: trusted by nobody.
+    untrusted: CertFiles,
+    /// A client certificate signed by the CA.
+    client: CertFiles,
+}
+
+impl Pki {
+    fn generate(dir: &Path) -> Self {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Herald Test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+
+        let write = |name: &str, cert: String, key: &KeyPair| {
+            let files = CertFiles {
+                cert: dir.join(format!("{name}.pem")),
+                key: dir.join(format!("{name}-key.pem")),
+            };
+            std::fs::write(&files.cert, cert).unwrap();
+            std::fs::write(&files.key, key.serialize_pem()).unwrap();
+            files
+        };
+        let signed = |name: &str, names: &[&str], common_name: &str| {
+            let mut params =
+                CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                    .unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &ca).unwrap();
+            write(name, cert.pem(), &key)
+        };
+        let localhost = signed("localhost", &["localhost", "127.0.0.1"], "localhost");
+        let named = signed("named", &["mail.herald.test"], "mail.herald.test");
+        let client = signed("client", &[], "herald-client");
+
+        let untrusted_key = KeyPair::generate().unwrap();
+        let untrusted =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap()
+                .self_signed(&untrusted_key)
+                .unwrap();
+        let untrusted = write("untrusted", untrusted.pem(), &untrusted_key);
+
+        Self {
+            ca: ca_path,
+            localhost,
+            named,
+            untrusted,
+            client,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ServerOptions {
+    /// `none`, `starttls` or `implicit`.
+    tls: &'static str,
+    cert: Option<(PathBuf, PathBuf)>,
+    client_ca: Option<PathBuf>,
+    /// Mechanisms offered, comma-separated, or `none`.
+    auth: &'static str,
+    reject_data: Option<&'static str>,
+    refuse_rcpt: Option<&'static str>,
+    hang_first_data: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            tls: "none",
+            cert: None,
+            client_ca: None,
+            auth: "none",
+            reject_data: None,
+            refuse_rcpt: None,
+            hang_first_data: false,
+        }
+    }
+}
+
+impl ServerOptions {
+    fn tls(mode: &'static str, files: &CertFiles) -> Self {
+        Self {
+            tls: mode,
+            cert: Some((files.cert.clone(), files.key.clone())),
+            ..Self::default()
+        }
+    }
+}
+
+/// `tests/smtp_server.py`, running until dropped.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &Path, options: ServerOptions) -> Self {
+        let id = uuid::Uuid::new_v4();
+        let out = dir.join(format!("server-{id}.jsonl"));
+        let stderr = dir.join(format!("server-{id}.stderr"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
+        let mut command = Command::new("python3");
+        command
+            .arg(&script)
+            .args(["--port", "0", "--tls", options.tls, "--auth", options.auth])
+            .args(["--user", "herald", "--password", PASSWORD])
+            .arg("--out")
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        if let Some((cert, key)) = &options.cert {
+            command.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if let Some(ca) = &options.client_ca {
+            command.arg("--client-ca").arg(ca);
+        }
+        if let Some(code) = options.reject_data {
+            command.args(["--reject-data", code]);
+        }
+        if let Some(address) = options.refuse_rcpt {
+            command.args(["--refuse-rcpt", address]);
+        }
+        if options.hang_first_data {
+            command.arg("--hang-first-data");
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("could not start python3 {}: {err}", script.display()));
+
+        // The script prints `READY <port>` once it listens.
+        let stdout = child.stdout.take().unwrap();
+        let (ready, port) = mpsc::channel();
+        std::thread::spawn(move || {
+            let line = BufReader::new(stdout).lines().next();
+            let _ = ready.send(line.and_then(Result::ok));
+        });
+        let line = port.recv_timeout(Duration::from_secs(30)).ok().flatten();
+        let port = match line.as_deref().and_then(|line| line.strip_prefix("READY ")) {
+            Some(port) => port.trim().parse::<u16>().unwrap(),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the test SMTP server did not start (is aiosmtpd installed? \
+                     `python3 -m pip install aiosmtpd`); stderr:\n{}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                );
+            }
+        };
+        // And make sure the port accepts before anything is sent.
+        eventually(|| TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Self { child, port, out }
+    }
+
+    fn events(&self, kind: &str) -> Vec<Value> {
+        let Ok(contents) = std::fs::read_to_string(&self.out) else {
+            return Vec::new();
+        };
+        contents
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|event| event["event"] == kind)
+            .collect()
+    }
+
+    /// Messages accepted so far. The server records a message before it answers `250`, so
+    /// everything a successful dispatch sent is already here.
+    fn messages(&self) -> Vec<Value> {
+        self.events("message")
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
