@@ -6,4 +6,5 @@
 mod architecture;
 mod contract;
 mod delivery;
+mod replicas;
 mod usecases;

@@ -1,0 +1,446 @@
+//! Notifiers on PostgreSQL as separate replicas would run them: separate pools, one database.
+//! DESIGN §5 and the PostgreSQL issue's behaviours: exactly-once draining across replicas,
+//! takeover of a dead notifier's lease, instant wake-ups (also after the LISTEN connection was
+//! killed), and no loss when the write-back cannot reach the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use herald_application::ports::{
+    Clock, Delivery, DeliveryError, Dispatcher, LeaseRequest, MessageFilter, MessageQueue,
+    NewMessage, SystemClock, UserRegistry, Wakeup,
+};
+use herald_application::rendering::Renderer;
+use herald_application::{Cycle, Notifier, NotifierConfig, NotifierPorts};
+use herald_domain::{MessageId, MessageStatus, Method, UserId};
+use herald_memory::ManualClock;
+use herald_postgres::{PgSignals, PgStore};
+use herald_tests::postgres::TestDatabase;
+use herald_tests::sample;
+use tokio::sync::Notify;
+
+/// Counts deliveries per message id.
+#[derive(Debug, Default)]
+struct Counting {
+    delivered: Mutex<HashMap<MessageId, usize>>,
+    arrived: Notify,
+}
+
+impl Counting {
+    fn total(&self) -> usize {
+        self.delivered.lock().unwrap().values().sum()
+    }
+
+    async fn wait_for_total(&self, total: usize, patience: Duration) {
+        tokio::time::timeout(patience, async {
+            loop {
+                let arrived = self.arrived.notified();
+                if self.total() >= total {
+                    return;
+                }
+                arrived.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "only {} of {total} deliveries within {patience:?}",
+                self.total()
+            )
+        });
+    }
+}
+
+#[async_trait]
+impl Dispatcher for Counting {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        *self
+            .delivered
+            .lock()
+            .unwrap()
+            .entry(delivery.message_id)
+            .or_default() += 1;
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+}
+
+fn config() -> NotifierConfig {
+    NotifierConfig {
+        fetch_interval: Duration::from_secs(3600),
+        store_sync_interval: Duration::from_millis(50),
+        ..NotifierConfig::default()
+    }
+}
+
+fn notifier(
+    store: &PgStore,
+    wakeup: &dyn Wakeup,
+    clock: Arc<dyn Clock>,
+    config: NotifierConfig,
+    dispatcher: Arc<Counting>,
+) -> Notifier {
+    let shared = Arc::new(store.clone());
+    Notifier::new(
+        "replica",
+        config,
+        NotifierPorts {
+            queue: shared.clone(),
+            templates: shared.clone(),
+            directory: shared.clone(),
+            preferences: shared.clone(),
+            settings: shared,
+            clock,
+        },
+        vec![dispatcher],
+        Renderer::new("Herald", "https://herald.example.com"),
+        wakeup.subscribe(),
+    )
+    .unwrap()
+}
+
+/// Stores `count` webhook messages spread over a few users (the notifier inhibits messages to
+/// unknown recipients, so the users exist).
+async fn queue_messages(
+    store: &PgStore,
+    count: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<MessageId> {
+    let mut users = Vec::new();
+    for i in 0..10 {
+        let user = sample::user(&format!("user-{i}"), &[]);
+        store.upsert(&user).await.unwrap();
+        users.push(user.id);
+    }
+    let batch: Vec<NewMessage> = (0..count)
+        .map(|i| NewMessage {
+            method: Method::Webhook,
+            ..sample::new_message(users[i % users.len()], at)
+        })
+        .collect();
+    store.enqueue(&batch).await.unwrap();
+    batch.iter().map(|m| m.id).collect()
+}
+
+async fn statuses(store: &PgStore) -> HashMap<MessageStatus, usize> {
+    let all = store
+        .list(&MessageFilter {
+            limit: 1_000_000,
+            ..MessageFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut counts = HashMap::new();
+    for message in all {
+        *counts.entry(message.status).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_notifiers_on_separate_pools_deliver_3000_messages_exactly_once() {
+    let database = TestDatabase::create().await;
+    let ids = queue_messages(&database.store, 3_000, SystemClock.now()).await;
+    let delivered = Arc::new(Counting::default());
+
+    let mut handles = Vec::new();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let store = database.replica().await;
+        let signals = PgSignals::start(store.pool().clone()).await.unwrap();
+        handles.push(
+            notifier(
+                &store,
+                &signals,
+                Arc::new(SystemClock),
+                config(),
+                delivered.clone(),
+            )
+            .spawn(),
+        );
+        replicas.push((store, signals));
+    }
+    delivered
+        .wait_for_total(3_000, Duration::from_secs(120))
+        .await;
+    for handle in handles {
+        handle.stop().await;
+    }
+
+    let counts = delivered.delivered.lock().unwrap().clone();
+    assert_eq!(counts.len(), 3_000);
+    assert!(
+        ids.iter().all(|id| counts.get(id) == Some(&1)),
+        "every message delivered exactly once"
+    );
+    assert_eq!(
+        statuses(&database.store).await,
+        HashMap::from([(MessageStatus::Sent, 3_000)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_notifiers_lease_is_taken_over_after_the_lease_period_without_counting_attempts() {
+    let database = TestDatabase::create().await;
+    let clock = ManualClock::default();
+    let ids = queue_messages(&database.store, 5, clock.now()).await;
+
+    // Replica A leases everything and dies: nothing is ever written back.
+    let a = database.replica().await;
+    let leased = a
+        .lease(LeaseRequest {
+            now: clock.now(),
+            lease_period: chrono::Duration::minutes(2),
+            count: 20,
+            max_attempts: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 5);
+    drop(a);
+
+    let b = database.replica().await;
+    let signals = PgSignals::start(b.pool().clone()).await.unwrap();
+    let delivered = Arc::new(Counting::default());
+    let mut notifier_b = notifier(
+        &b,
+        &signals,
+        Arc::new(clock.clone()),
+        config(),
+        delivered.clone(),
+    );
+    clock.advance(chrono::Duration::minutes(1));
+    assert_eq!(
+        notifier_b.run_cycle().await.unwrap(),
+        Cycle::Dispatched(0),
+        "A's lease still runs"
+    );
+
+    clock.advance(chrono::Duration::minutes(1) + chrono::Duration::seconds(1));
+    assert_eq!(notifier_b.run_cycle().await.unwrap(), Cycle::Dispatched(5));
+    notifier_b.flush().await;
+    for id in ids {
+        let message = b.get(id).await.unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Sent);
+        assert_eq!(
+            message.attempt_count, 1,
+            "the expired lease was not counted"
+        );
+    }
+    assert_eq!(delivered.total(), 5);
+}
+
+/// The backend pid of the LISTEN connection on `database`, once there is one.
+async fn listener_pid(admin: &PgStore, database: &str) -> i32 {
+    for _ in 0..200 {
+        let pid: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%' LIMIT 1",
+        )
+        .bind(database)
+        .fetch_optional(admin.pool())
+        .await
+        .unwrap();
+        if let Some(pid) = pid {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no LISTEN connection appeared on {database}");
+}
+
+/// Enqueues one message and returns how long after the commit the notifier got it.
+async fn commit_to_dispatch(
+    store: &PgStore,
+    signals: &PgSignals,
+    delivered: &Counting,
+    user: UserId,
+) -> Duration {
+    let before = delivered.total();
+    store
+        .enqueue(&[NewMessage {
+            method: Method::Webhook,
+            ..sample::new_message(user, SystemClock.now())
+        }])
+        .await
+        .unwrap();
+    let committed = Instant::now();
+    signals.wake().await.unwrap();
+    delivered
+        .wait_for_total(before + 1, Duration::from_secs(10))
+        .await;
+    committed.elapsed()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_notifier_takes_a_new_message_within_100ms_also_after_its_listener_was_killed() {
+    let database = TestDatabase::create().await;
+    let store = database.replica().await;
+    let signals = PgSignals::start(store.pool().clone()).await.unwrap();
+    let user = sample::user("waiting", &[]);
+    store.upsert(&user).await.unwrap();
+    let delivered = Arc::new(Counting::default());
+    // Polls once an hour: only the wake-up can be this fast.
+    let handle = notifier(
+        &store,
+        &signals,
+        Arc::new(SystemClock),
+        config(),
+        delivered.clone(),
+    )
+    .spawn();
+
+    let mut before = Vec::new();
+    for _ in 0..5 {
+        before.push(commit_to_dispatch(&store, &signals, &delivered, user.id).await);
+    }
+    assert!(
+        median(before.clone()) < Duration::from_millis(100),
+        "commit to dispatch: {before:?}"
+    );
+
+    // Kill the LISTEN connection; the listener must reconnect by itself.
+    let killed = listener_pid(&database.store, &database.name).await;
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(killed)
+        .fetch_one(database.store.pool())
+        .await
+        .unwrap();
+    assert!(terminated);
+    let mut reconnected = listener_pid(&database.store, &database.name).await;
+    while reconnected == killed {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        reconnected = listener_pid(&database.store, &database.name).await;
+    }
+
+    let mut after = Vec::new();
+    for _ in 0..5 {
+        after.push(commit_to_dispatch(&store, &signals, &delivered, user.id).await);
+    }
+    assert!(
+        median(after.clone()) < Duration::from_millis(100),
+        "after reconnecting: {after:?}"
+    );
+    handle.stop().await;
+}
+
+/// A TCP proxy to the test server that can be cut (every connection dropped, new ones refused)
+/// and restored: the database "unreachable for a moment" from one replica's point of view.
+struct Proxy {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn to(target: (String, u16)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (cut_flag, open) = (cut.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if cut_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let target = target.clone();
+                let copy = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().unwrap().push(copy);
+            }
+        });
+        Self {
+            port,
+            cut,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_that_cannot_reach_the_database_loses_nothing() {
+    let database = TestDatabase::create().await;
+    let clock = ManualClock::default();
+    let ids = queue_messages(&database.store, 3, clock.now()).await;
+
+    let direct = database.store.pool().connect_options();
+    let proxy = Proxy::to((direct.get_host().to_owned(), direct.get_port())).await;
+    let through_proxy = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_with(direct.as_ref().clone().host("127.0.0.1").port(proxy.port))
+        .await
+        .unwrap();
+    let flaky = PgStore::from_pool(through_proxy);
+    let signals = PgSignals::start(database.store.pool().clone())
+        .await
+        .unwrap();
+    let delivered = Arc::new(Counting::default());
+    let mut notifier_a = notifier(
+        &flaky,
+        &signals,
+        Arc::new(clock.clone()),
+        config(),
+        delivered.clone(),
+    );
+
+    assert_eq!(notifier_a.run_cycle().await.unwrap(), Cycle::Dispatched(3));
+    proxy.cut();
+    let flushed = notifier_a.flush().await;
+    assert_eq!(
+        (flushed.sent, flushed.dropped),
+        (0, 3),
+        "the write-back failed"
+    );
+    proxy.restore();
+    for id in &ids {
+        assert_eq!(
+            database.store.get(*id).await.unwrap().unwrap().status,
+            MessageStatus::Leased
+        );
+    }
+
+    // After the lease period another replica delivers them again: at least once, never lost.
+    clock.advance(chrono::Duration::minutes(2) + chrono::Duration::seconds(1));
+    let mut notifier_b = notifier(
+        &database.store,
+        &signals,
+        Arc::new(clock.clone()),
+        config(),
+        delivered.clone(),
+    );
+    assert_eq!(notifier_b.run_cycle().await.unwrap(), Cycle::Dispatched(3));
+    assert_eq!(notifier_b.flush().await.sent, 3);
+    for id in &ids {
+        assert_eq!(
+            database.store.get(*id).await.unwrap().unwrap().status,
+            MessageStatus::Sent
+        );
+        assert_eq!(delivered.delivered.lock().unwrap()[id], 2);
+    }
+}
