@@ -444,3 +444,24 @@ async fn a_write_back_that_cannot_reach_the_database_loses_nothing() {
         assert_eq!(delivered.delivered.lock().unwrap()[id], 2);
     }
 }
+
+#[test]
+fn without_a_url_a_throwaway_cluster_starts_from_the_installed_binaries_and_answers() {
+    let url = herald_tests::local_cluster::start()
+        .expect("the local PostgreSQL binaries start a cluster");
+    assert!(url.starts_with("postgres://postgres@127.0.0.1:"), "{url}");
+    // Asked again (another test process, a later run), it is the same running cluster.
+    assert_eq!(herald_tests::local_cluster::start().unwrap(), url);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer: i32 = runtime.block_on(async {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(answer, 1);
+}

@@ -8,5 +8,6 @@
 //! - [`sample`]: sample domain values (users, messages, inbox notifications) at a fixed time.
 
 pub mod fixture;
+pub mod local_cluster;
 pub mod postgres;
 pub mod sample;

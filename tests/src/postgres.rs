@@ -2,11 +2,12 @@
 //! in parallel and never see each other's rows.
 //!
 //! Where the server comes from: `HERALD_TEST_DATABASE_URL` (an admin connection URL, e.g.
-//! `postgres://postgres@127.0.0.1:5432/postgres`). `.ci/run` sets it, starting the machine's
-//! cluster first when none answers. Not yet done (later steps of DESIGN §9): a Docker engine via
-//! testcontainers when one answers, else a throwaway cluster from the local PostgreSQL binaries
-//! (`initdb` + `pg_ctl` in a temp dir, started as a non-root user). Until then a test that needs
-//! PostgreSQL and finds no URL fails, saying how to provide one — it never skips.
+//! `postgres://postgres@127.0.0.1:5432/postgres`; `.ci/run` and `cargo xtask ci` set it to the
+//! machine's own server when one answers); else a throwaway cluster from the local PostgreSQL
+//! binaries ([`crate::local_cluster`]). DESIGN §9's middle step, a Docker engine via
+//! testcontainers, is not implemented: no engine runs where Herald is developed, so it could not
+//! be tested. If neither works, a test that needs PostgreSQL fails, saying how to provide one —
+//! it never skips.
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -27,15 +28,18 @@ const DATABASE_PREFIX: &str = "herald_test_";
 fn admin_options() -> &'static PgConnectOptions {
     static ADMIN: OnceLock<Result<PgConnectOptions, String>> = OnceLock::new();
     let admin = ADMIN.get_or_init(|| {
-        let url = std::env::var(DATABASE_URL_VAR).map_err(|_| {
-            format!(
-                "the PostgreSQL contract tests need a server: set {DATABASE_URL_VAR} to an admin \
-                 connection URL (one allowed to CREATE DATABASE), e.g. \
-                 {DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres \
-                 (on Debian: `pg_ctlcluster --skip-systemctl-redirect <version> main start` \
-                 starts the machine's cluster; `bash .ci/run` does both)"
-            )
-        })?;
+        let url = match std::env::var(DATABASE_URL_VAR) {
+            Ok(url) => url,
+            Err(_) => crate::local_cluster::start().map_err(|why| {
+                format!(
+                    "the PostgreSQL tests need a server: set {DATABASE_URL_VAR} to an admin \
+                     connection URL (one allowed to CREATE DATABASE), e.g. \
+                     {DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres, or install \
+                     PostgreSQL's server binaries (Debian: apt-get install postgresql) so a \
+                     throwaway cluster can be started; that failed: {why}"
+                )
+            })?,
+        };
         PgConnectOptions::from_str(&url)
             .map_err(|err| format!("{DATABASE_URL_VAR} is not a PostgreSQL URL: {err}"))
     });
