@@ -465,3 +465,11 @@ fn without_a_url_a_throwaway_cluster_starts_from_the_installed_binaries_and_answ
     });
     assert_eq!(answer, 1);
 }
+
+#[test]
+fn without_a_docker_engine_the_container_step_steps_aside_for_the_local_cluster() {
+    // No engine runs on Herald's development machines (only the client): the harness must not
+    // stop there. Where an engine does answer, this asserts the opposite of what it sees.
+    let answers = herald_tests::docker_postgres::engine_answers();
+    assert_eq!(herald_tests::docker_postgres::start().is_none(), !answers);
+}

@@ -7,6 +7,7 @@
 //!   names;
 //! - [`sample`]: sample domain values (users, messages, inbox notifications) at a fixed time.
 
+pub mod docker_postgres;
 pub mod fixture;
 pub mod local_cluster;
 pub mod postgres;

@@ -141,7 +141,8 @@ fn binaries() -> Option<PathBuf> {
     })
 }
 
-fn user_id() -> String {
+/// The numeric id of the user running the tests (names per-user directories and containers).
+pub fn user_id() -> String {
     Command::new("id")
         .arg("-u")
         .output()

@@ -3,11 +3,10 @@
 //!
 //! Where the server comes from: `HERALD_TEST_DATABASE_URL` (an admin connection URL, e.g.
 //! `postgres://postgres@127.0.0.1:5432/postgres`; `.ci/run` and `cargo xtask ci` set it to the
-//! machine's own server when one answers); else a throwaway cluster from the local PostgreSQL
-//! binaries ([`crate::local_cluster`]). DESIGN §9's middle step, a Docker engine via
-//! testcontainers, is not implemented: no engine runs where Herald is developed, so it could not
-//! be tested. If neither works, a test that needs PostgreSQL fails, saying how to provide one —
-//! it never skips.
+//! machine's own server when one answers); else, when a Docker engine answers, a shared
+//! container ([`crate::docker_postgres`]); else a throwaway cluster from the local PostgreSQL
+//! binaries ([`crate::local_cluster`]). If none works, a test that needs PostgreSQL fails,
+//! saying how to provide one — it never skips.
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -28,8 +27,12 @@ const DATABASE_PREFIX: &str = "herald_test_";
 fn admin_options() -> &'static PgConnectOptions {
     static ADMIN: OnceLock<Result<PgConnectOptions, String>> = OnceLock::new();
     let admin = ADMIN.get_or_init(|| {
+        let from_docker = || crate::docker_postgres::start();
         let url = match std::env::var(DATABASE_URL_VAR) {
             Ok(url) => url,
+            Err(_) if let Some(container) = from_docker() => {
+                container.map_err(|why| format!("a Docker engine answers, but {why}"))?
+            }
             Err(_) => crate::local_cluster::start().map_err(|why| {
                 format!(
                     "the PostgreSQL tests need a server: set {DATABASE_URL_VAR} to an admin \
