@@ -42,10 +42,10 @@ impl Queue {
         let outcomes = batch
             .iter()
             .map(|new| {
-                if let Some(hash) = &new.dedupe_hash {
-                    if !self.hashes.insert(hash.clone()) {
-                        return EnqueueOutcome::Duplicate;
-                    }
+                if let Some(hash) = &new.dedupe_hash
+                    && !self.hashes.insert(hash.clone())
+                {
+                    return EnqueueOutcome::Duplicate;
                 }
                 self.insert(pending(new));
                 EnqueueOutcome::Queued(new.id)
@@ -87,10 +87,11 @@ impl Queue {
     fn write_back(&mut self, changes: &[StatusChange]) -> u64 {
         let mut changed = 0;
         for change in changes {
-            if let Some(message) = self.get_mut(change.id) {
-                if message.status == MessageStatus::Leased && message.apply(change).is_ok() {
-                    changed += 1;
-                }
+            if let Some(message) = self.get_mut(change.id)
+                && message.status == MessageStatus::Leased
+                && message.apply(change).is_ok()
+            {
+                changed += 1;
             }
         }
         changed
@@ -103,10 +104,10 @@ impl Queue {
                 continue;
             }
             // `inhibit` refuses messages that are already final.
-            if let Ok(change) = message.inhibit(reason, now) {
-                if message.apply(&change).is_ok() {
-                    inhibited += 1;
-                }
+            if let Ok(change) = message.inhibit(reason, now)
+                && message.apply(&change).is_ok()
+            {
+                inhibited += 1;
             }
         }
         inhibited
