@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,17 +73,34 @@ pub trait BackendHooks: Send + Sync + fmt::Debug {
     async fn set_unavailable(&self, unavailable: bool) -> bool;
 }
 
-/// The purge lock, held by a pretend replica until dropped.
+/// How a backend gives a held purge lock back.
+type Release = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The purge lock, held by a pretend replica until [`PurgeLockHeld::release`]d.
 pub struct PurgeLockHeld {
-    _guard: Box<dyn Send + Sync>,
+    release: Release,
 }
 
 impl PurgeLockHeld {
-    /// Wraps whatever releases the lock when dropped (a guard, a connection holding it).
+    /// Wraps a guard that releases the lock when dropped (the memory store's).
     pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self::released_by(move || async move { drop(guard) })
+    }
+
+    /// Wraps an asynchronous release (a PostgreSQL connection unlocking and closing).
+    pub fn released_by<F, Fut>(release: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         Self {
-            _guard: Box::new(guard),
+            release: Box::new(move || Box::pin(release())),
         }
+    }
+
+    /// Gives the lock back; once this returns, another purge can take it.
+    pub async fn release(self) {
+        (self.release)().await;
     }
 }
 
@@ -210,7 +228,11 @@ impl BackendHooks for PostgresBackend {
 
     async fn hold_purge_lock(&self) -> PurgeLockHeld {
         match self.store.hold_purge_lock().await {
-            Ok(holder) => PurgeLockHeld::new(holder),
+            Ok(holder) => PurgeLockHeld::released_by(move || async move {
+                if let Err(err) = holder.release().await {
+                    panic!("cannot release the purge lock: {err}");
+                }
+            }),
             Err(err) => panic!("cannot take the purge lock: {err}"),
         }
     }

@@ -5,10 +5,13 @@
 //!   suite out per backend;
 //! - [`postgres`]: a fresh PostgreSQL database per test, on the server `HERALD_TEST_DATABASE_URL`
 //!   names;
-//! - [`sample`]: sample domain values (users, messages, inbox notifications) at a fixed time.
+//! - [`sample`]: sample domain values (users, messages, inbox notifications) at a fixed time;
+//! - [`smtp_server`]: a real SMTP server process (aiosmtpd) recording what it received, with
+//!   the certificates its TLS modes need.
 
 pub mod docker_postgres;
 pub mod fixture;
 pub mod local_cluster;
 pub mod postgres;
 pub mod sample;
+pub mod smtp_server;

@@ -109,9 +109,7 @@ impl PgStore {
                 "the purge lock is held elsewhere".to_owned(),
             ));
         }
-        Ok(PurgeLockHolder {
-            _connection: connection,
-        })
+        Ok(PurgeLockHolder { connection })
     }
 
     /// Applies a buffer of changes in one statement, only to messages still holding the lease
@@ -161,10 +159,26 @@ impl PgStore {
     }
 }
 
-/// The purge lock held on its own connection; closing the connection (dropping this) releases it.
+/// The purge lock held on its own connection. [`PurgeLockHolder::release`] releases it at once;
+/// dropping the holder closes the connection, and the server releases the lock when it notices.
 #[derive(Debug)]
 pub struct PurgeLockHolder {
-    _connection: PgConnection,
+    connection: PgConnection,
+}
+
+impl PurgeLockHolder {
+    /// Releases the lock and closes the connection; the next purge anywhere can take it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the connection failed (the server then drops the lock itself).
+    pub async fn release(mut self) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PURGE_LOCK_KEY)
+            .execute(&mut self.connection)
+            .await
+            .map_err(store_error)?;
+        self.connection.close().await.map_err(store_error)
+    }
 }
 
 #[async_trait]

@@ -1,27 +1,21 @@
-//! herald-smtp against a real SMTP server process: aiosmtpd, driven by `tests/smtp_server.py`
-//! (`python3 -m pip install aiosmtpd`). Each test starts its own server on a free port with
-//! freshly generated certificates, sends through `SmtpDispatcher`, and checks what the server
-//! received (decoded by Python's `email` package) or how the failure was classified.
+//! herald-smtp against a real SMTP server process: aiosmtpd, driven by herald-tests'
+//! `smtp_server` harness (`tests/support/smtp_server.py`; `python3 -m pip install aiosmtpd`).
+//! Each test starts its own server on a free port with freshly generated certificates, sends
+//! through `SmtpDispatcher`, and checks what the server received (decoded by Python's `email`
+//! package) or how the failure was classified.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::time::Duration;
 
 use herald_application::ports::{Delivery, DeliveryError, Dispatcher};
 use herald_application::rendering::RenderedMessage;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_domain::{Action, MessageId, Method, Payload, TemplateId, UserId};
 use herald_smtp::{SmtpConfig, SmtpDispatcher};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use herald_tests::smtp_server::{PASSWORD, Pki, ScratchDir, ServerOptions, SmtpServer, header};
 use serde_json::Value;
 
-const PASSWORD: &str = "s3cret-Pa55word!";
 const ACCESS_URL: &str = "https://herald.example.com";
 
 // ---------------------------------------------------------------------------------------------
@@ -700,38 +694,16 @@ fn delivery(email: &str) -> Delivery {
     }
 }
 
-fn header(message: &Value, name: &str) -> String {
-    let headers = message["headers"].as_array().unwrap();
-    let values: Vec<&str> = headers
-        .iter()
-        .filter(|pair| pair[0].as_str().unwrap().eq_ignore_ascii_case(name))
-        .map(|pair| pair[1].as_str().unwrap())
-        .collect();
-    match values.as_slice() {
-        [value] => (*value).to_owned(),
-        _ => panic!("expected one {name} header, got {values:?} in {headers:?}"),
-    }
-}
-
-/// Polls `condition` (for readiness only; never to make a result appear) for up to 10 s.
-fn eventually(mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "condition not met within 10 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// One test's scratch directory, certificates and unsubscribe key.
 struct TestEnv {
-    dir: TempDir,
+    dir: ScratchDir,
     pki: Pki,
     key: UnsubscribeKey,
 }
 
 impl TestEnv {
     fn new() -> Self {
-        let dir = TempDir::new();
+        let dir = ScratchDir::new();
         let pki = Pki::generate(dir.path());
         Self {
             dir,
@@ -745,7 +717,7 @@ impl TestEnv {
     }
 
     fn config(&self, server: &SmtpServer) -> SmtpConfig {
-        self.config_for_port(server.port)
+        self.config_for_port(server.port())
     }
 
     fn config_for_port(&self, port: u16) -> SmtpConfig {
@@ -760,227 +732,5 @@ impl TestEnv {
 
     fn dispatcher(&self, config: SmtpConfig) -> SmtpDispatcher {
         SmtpDispatcher::new(&config, ACCESS_URL, "Herald", self.key.clone()).unwrap()
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("herald-smtp-test-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct CertFiles {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-/// A test CA and the certificates the tests need, as PEM files.
-struct Pki {
-    /// The CA certificate (what `--email-tls-ca-file` points at).
-    ca: PathBuf,
-    /// Signed by the CA for `localhost` and `127.0.0.1`.
-    localhost: CertFiles,
-    /// Signed by the CA for `mail.herald.test` only.
-    named: CertFiles,
-    /// Self-signed for `localhost` and `127.0.0.1`: trusted by nobody.
-    untrusted: CertFiles,
-    /// A client certificate signed by the CA.
-    client: CertFiles,
-}
-
-impl Pki {
-    fn generate(dir: &Path) -> Self {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "Herald Test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, ca.pem()).unwrap();
-
-        let write = |name: &str, cert: String, key: &KeyPair| {
-            let files = CertFiles {
-                cert: dir.join(format!("{name}.pem")),
-                key: dir.join(format!("{name}-key.pem")),
-            };
-            std::fs::write(&files.cert, cert).unwrap();
-            std::fs::write(&files.key, key.serialize_pem()).unwrap();
-            files
-        };
-        let signed = |name: &str, names: &[&str], common_name: &str| {
-            let mut params =
-                CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                    .unwrap();
-            params
-                .distinguished_name
-                .push(DnType::CommonName, common_name);
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &ca).unwrap();
-            write(name, cert.pem(), &key)
-        };
-        let localhost = signed("localhost", &["localhost", "127.0.0.1"], "localhost");
-        let named = signed("named", &["mail.herald.test"], "mail.herald.test");
-        let client = signed("client", &[], "herald-client");
-
-        let untrusted_key = KeyPair::generate().unwrap();
-        let untrusted =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap()
-                .self_signed(&untrusted_key)
-                .unwrap();
-        let untrusted = write("untrusted", untrusted.pem(), &untrusted_key);
-
-        Self {
-            ca: ca_path,
-            localhost,
-            named,
-            untrusted,
-            client,
-        }
-    }
-}
-
-#[derive(Clone)]
-struct ServerOptions {
-    /// `none`, `starttls` or `implicit`.
-    tls: &'static str,
-    cert: Option<(PathBuf, PathBuf)>,
-    client_ca: Option<PathBuf>,
-    /// Mechanisms offered, comma-separated, or `none`.
-    auth: &'static str,
-    reject_data: Option<&'static str>,
-    refuse_rcpt: Option<&'static str>,
-    hang_first_data: bool,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            tls: "none",
-            cert: None,
-            client_ca: None,
-            auth: "none",
-            reject_data: None,
-            refuse_rcpt: None,
-            hang_first_data: false,
-        }
-    }
-}
-
-impl ServerOptions {
-    fn tls(mode: &'static str, files: &CertFiles) -> Self {
-        Self {
-            tls: mode,
-            cert: Some((files.cert.clone(), files.key.clone())),
-            ..Self::default()
-        }
-    }
-}
-
-/// `tests/smtp_server.py`, running until dropped.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-}
-
-impl SmtpServer {
-    fn start(dir: &Path, options: ServerOptions) -> Self {
-        let id = uuid::Uuid::new_v4();
-        let out = dir.join(format!("server-{id}.jsonl"));
-        let stderr = dir.join(format!("server-{id}.stderr"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
-        let mut command = Command::new("python3");
-        command
-            .arg(&script)
-            .args(["--port", "0", "--tls", options.tls, "--auth", options.auth])
-            .args(["--user", "herald", "--password", PASSWORD])
-            .arg("--out")
-            .arg(&out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        if let Some((cert, key)) = &options.cert {
-            command.arg("--cert").arg(cert).arg("--key").arg(key);
-        }
-        if let Some(ca) = &options.client_ca {
-            command.arg("--client-ca").arg(ca);
-        }
-        if let Some(code) = options.reject_data {
-            command.args(["--reject-data", code]);
-        }
-        if let Some(address) = options.refuse_rcpt {
-            command.args(["--refuse-rcpt", address]);
-        }
-        if options.hang_first_data {
-            command.arg("--hang-first-data");
-        }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|err| panic!("could not start python3 {}: {err}", script.display()));
-
-        // The script prints `READY <port>` once it listens.
-        let stdout = child.stdout.take().unwrap();
-        let (ready, port) = mpsc::channel();
-        std::thread::spawn(move || {
-            let line = BufReader::new(stdout).lines().next();
-            let _ = ready.send(line.and_then(Result::ok));
-        });
-        let line = port.recv_timeout(Duration::from_secs(30)).ok().flatten();
-        let port = match line.as_deref().and_then(|line| line.strip_prefix("READY ")) {
-            Some(port) => port.trim().parse::<u16>().unwrap(),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the test SMTP server did not start (is aiosmtpd installed? \
-                     `python3 -m pip install aiosmtpd`); stderr:\n{}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-        };
-        // And make sure the port accepts before anything is sent.
-        eventually(|| TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Self { child, port, out }
-    }
-
-    fn events(&self, kind: &str) -> Vec<Value> {
-        let Ok(contents) = std::fs::read_to_string(&self.out) else {
-            return Vec::new();
-        };
-        contents
-            .lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap())
-            .filter(|event| event["event"] == kind)
-            .collect()
-    }
-
-    /// Messages accepted so far. The server records a message before it answers `250`, so
-    /// everything a successful dispatch sent is already here.
-    fn messages(&self) -> Vec<Value> {
-        self.events("message")
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

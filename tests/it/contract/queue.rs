@@ -641,7 +641,7 @@ async fn purge_is_skipped_while_another_replica_holds_the_purge_lock(backend: Ba
     );
     assert!(backend.queue.get(id).await.unwrap().is_some());
 
-    drop(held);
+    held.release().await;
     assert_eq!(
         backend.queue.purge(cutoff).await.unwrap(),
         PurgeOutcome::Purged(1)

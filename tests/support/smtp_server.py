@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A real SMTP server (aiosmtpd) for herald-smtp's tests.
+"""A real SMTP server (aiosmtpd) for Herald's tests (driven by herald-tests' `smtp_server` module).
 
 Listens on 127.0.0.1 (--port 0 picks a free port), prints "READY <port>" on stdout once it
 accepts connections, and appends one JSON object per line to --out for every event:
