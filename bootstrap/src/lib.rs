@@ -1,1 +1,601 @@
-//! Herald bootstrap: configuration, wiring, CLI. Lands with the server issue.
+//! Herald bootstrap: configuration, wiring and the built-in database, shared by the `herald`
+//! binary and by Rust hosts that embed Herald.
+//!
+//! [`Herald::builder`] composes the use cases over PostgreSQL and the configured delivery
+//! methods, starts one notifier and the hourly purge loop, and hands back a [`Herald`] whose
+//! [`Herald::shutdown`] stops them in order. A host may bring its own user directory
+//! ([`HeraldBuilder::user_directory`]) and its own connection pool ([`HeraldBuilder::pool`]);
+//! the binary passes its checked command line ([`HeraldBuilder::config`]).
+
+pub mod builtin_postgres;
+pub mod config;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use herald_application::ports::{
+    Clock, Dispatcher, InboxFeed, PurgeOutcome, SystemClock, TemplateStore as _, UserDirectory,
+};
+use herald_application::rendering::Renderer;
+use herald_application::unsubscribe::UnsubscribeKey;
+use herald_application::{
+    DeliveryConfig, EventPorts, Events, Inbox, Notifier, NotifierConfig, NotifierHandle,
+    NotifierPorts, Preferences, Purger, Settings, Templates, Users,
+};
+use herald_domain::{Method, catalogue};
+use herald_inbox::InboxDispatcher;
+use herald_postgres::{PgSignals, PgStore};
+use herald_smtp::{SmtpConfig, SmtpDispatcher};
+use herald_webhook::{WebhookConfig, WebhookDispatcher};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use builtin_postgres::{BuiltinOptions, BuiltinPostgres};
+pub use config::ServerConfig;
+
+/// The name notifications sign with unless [`HeraldBuilder::app_name`] says otherwise.
+pub const APP_NAME: &str = "Herald";
+/// How often old messages are purged.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The file in the data directory that keeps the unsubscribe signing key.
+pub const UNSUBSCRIBE_KEY_FILE: &str = "unsubscribe-key";
+
+/// Where the builder gets its database from.
+#[derive(Debug)]
+enum Database {
+    Unset,
+    Url(config::PostgresUrl),
+    Pool(PgPool),
+    Builtin(BuiltinOptions),
+}
+
+/// Composes a [`Herald`]. Defaults: the reference's notifier settings, `smtp` as the default
+/// method (used only once SMTP is configured), the inbox enabled, the system clock, Herald's
+/// own user directory, migrations applied at build.
+pub struct HeraldBuilder {
+    database: Database,
+    directory: Option<Arc<dyn UserDirectory>>,
+    notifier: NotifierConfig,
+    notifier_name: Option<String>,
+    default_method: Method,
+    inbox_enabled: bool,
+    smtp: Option<SmtpConfig>,
+    webhook: Option<WebhookConfig>,
+    access_url: String,
+    app_name: String,
+    unsubscribe_key: Option<UnsubscribeKey>,
+    clock: Arc<dyn Clock>,
+    migrate: bool,
+}
+
+impl fmt::Debug for HeraldBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeraldBuilder")
+            .field("database", &self.database)
+            .field("directory", &self.directory)
+            .field("notifier", &self.notifier)
+            .field("default_method", &self.default_method)
+            .field("inbox_enabled", &self.inbox_enabled)
+            .field("smtp", &self.smtp)
+            .field("webhook", &self.webhook)
+            .field("access_url", &self.access_url)
+            .field("app_name", &self.app_name)
+            .field(
+                "unsubscribe_key",
+                &self.unsubscribe_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("migrate", &self.migrate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeraldBuilder {
+    fn new() -> Self {
+        Self {
+            database: Database::Unset,
+            directory: None,
+            notifier: NotifierConfig::default(),
+            notifier_name: None,
+            default_method: Method::Smtp,
+            inbox_enabled: true,
+            smtp: None,
+            webhook: None,
+            access_url: "http://127.0.0.1:3000".to_owned(),
+            app_name: APP_NAME.to_owned(),
+            unsubscribe_key: None,
+            clock: Arc::new(SystemClock),
+            migrate: true,
+        }
+    }
+
+    /// Everything from the checked command line (`herald server`): database, notifier,
+    /// delivery methods, access URL and (when given) the unsubscribe key.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.database = match config.database {
+            config::DatabaseConfig::External(url) => Database::Url(url),
+            config::DatabaseConfig::Builtin(options) => Database::Builtin(options),
+        };
+        self.notifier = config.notifier;
+        self.default_method = config.delivery.default_method();
+        self.inbox_enabled = config.delivery.inbox_enabled();
+        self.smtp = config.smtp;
+        self.webhook = config.webhook;
+        self.access_url = config.access_url;
+        if let Some(key) = config.unsubscribe_key {
+            self.unsubscribe_key = Some(key);
+        }
+        self
+    }
+
+    /// Connect to the database at this URL (a pool of Herald's own).
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database = Database::Url(config::PostgresUrl::new(url));
+        self
+    }
+
+    /// Use the host's pool. Herald never closes it.
+    pub fn pool(mut self, pool: PgPool) -> Self {
+        self.database = Database::Pool(pool);
+        self
+    }
+
+    /// Run a private PostgreSQL cluster in a data directory (stopped by [`Herald::shutdown`]).
+    pub fn builtin_postgres(mut self, options: BuiltinOptions) -> Self {
+        self.database = Database::Builtin(options);
+        self
+    }
+
+    /// The host's user directory. Without it Herald keeps its own (`users` table), managed
+    /// through [`Herald::users`].
+    pub fn user_directory(mut self, directory: Arc<dyn UserDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    pub fn notifier_config(mut self, config: NotifierConfig) -> Self {
+        self.notifier = config;
+        self
+    }
+
+    /// The notifier's name in logs (default `herald-<pid>`).
+    pub fn notifier_name(mut self, name: impl Into<String>) -> Self {
+        self.notifier_name = Some(name.into());
+        self
+    }
+
+    /// `--notifications-method`: `smtp` or `webhook` (never `inbox`).
+    pub fn default_method(mut self, method: Method) -> Self {
+        self.default_method = method;
+        self
+    }
+
+    pub fn inbox_enabled(mut self, enabled: bool) -> Self {
+        self.inbox_enabled = enabled;
+        self
+    }
+
+    /// Deliver by email with these settings (validated at build).
+    pub fn smtp(mut self, config: SmtpConfig) -> Self {
+        self.smtp = Some(config);
+        self
+    }
+
+    /// Deliver by webhook with these settings.
+    pub fn webhook(mut self, config: WebhookConfig) -> Self {
+        self.webhook = Some(config);
+        self
+    }
+
+    /// The URL links in notifications are built on.
+    pub fn access_url(mut self, url: impl Into<String>) -> Self {
+        self.access_url = url.into();
+        self
+    }
+
+    pub fn app_name(mut self, name: impl Into<String>) -> Self {
+        self.app_name = name.into();
+        self
+    }
+
+    /// The key signing one-click unsubscribe links. Without it a key is generated for this
+    /// process only, and links in emails sent before a restart stop working.
+    pub fn unsubscribe_key(mut self, key: UnsubscribeKey) -> Self {
+        self.unsubscribe_key = Some(key);
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether to apply the migrations at build (default `true`).
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Connects (starting the built-in database if asked), migrates, seeds the catalogue, and
+    /// starts the notifier and the purge loop.
+    ///
+    /// # Errors
+    /// A bad configuration (naming the option), an unreachable database, a failed migration.
+    /// Whatever was started is stopped again.
+    pub async fn build(mut self) -> Result<Herald> {
+        self.notifier
+            .validate()
+            .map_err(|err| anyhow!("invalid configuration: {err}"))?;
+        let mut configured = BTreeSet::new();
+        if let Some(smtp) = &self.smtp {
+            smtp.validate()
+                .map_err(|err| anyhow!("invalid configuration: {err}"))?;
+            configured.insert(Method::Smtp);
+        }
+        if self.webhook.is_some() {
+            configured.insert(Method::Webhook);
+        }
+        let delivery = DeliveryConfig::new(self.default_method, configured, self.inbox_enabled)
+            .map_err(|err| anyhow!("invalid configuration: {err}"))?;
+
+        let mut builtin = None;
+        let database = std::mem::replace(&mut self.database, Database::Unset);
+        let (pool, owns_pool) = match database {
+            Database::Unset => {
+                return Err(anyhow!(
+                    "no database: give the builder a pool, a URL or the built-in PostgreSQL"
+                ));
+            }
+            Database::Pool(pool) => (pool, false),
+            Database::Url(url) => (connect(&url).await?, true),
+            Database::Builtin(options) => {
+                let cluster = BuiltinPostgres::start(&options).await?;
+                let url = config::PostgresUrl::new(cluster.url());
+                builtin = Some(cluster);
+                match connect(&url).await {
+                    Ok(pool) => (pool, true),
+                    Err(err) => return Err(stop_builtin(builtin, err).await),
+                }
+            }
+        };
+        match self.assemble(pool.clone(), owns_pool, delivery).await {
+            Ok(mut herald) => {
+                herald.builtin = builtin;
+                Ok(herald)
+            }
+            Err(err) => {
+                if owns_pool {
+                    pool.close().await;
+                }
+                Err(stop_builtin(builtin, err).await)
+            }
+        }
+    }
+
+    async fn assemble(
+        self,
+        pool: PgPool,
+        owns_pool: bool,
+        delivery: DeliveryConfig,
+    ) -> Result<Herald> {
+        let store = PgStore::from_pool(pool.clone());
+        if self.migrate {
+            store
+                .migrate()
+                .await
+                .context("applying the database migrations")?;
+        }
+        store
+            .seed(&catalogue::templates())
+            .await
+            .context("seeding the template catalogue")?;
+        let signals = Arc::new(
+            PgSignals::start(pool)
+                .await
+                .context("listening for wake-ups on the database")?,
+        );
+        let unsubscribe_key = match self.unsubscribe_key {
+            Some(key) => key,
+            None => {
+                tracing::warn!(
+                    "no unsubscribe key configured: using one for this process only; unsubscribe links stop working after a restart"
+                );
+                UnsubscribeKey::generate().context("generating an unsubscribe key")?
+            }
+        };
+        let store_arc = Arc::new(store.clone());
+        let own_directory = self.directory.is_none();
+        let directory: Arc<dyn UserDirectory> = match self.directory {
+            Some(directory) => directory,
+            None => store_arc.clone(),
+        };
+        let renderer = Renderer::new(&self.app_name, &self.access_url);
+        let clock = self.clock;
+
+        let mut dispatchers: Vec<Arc<dyn Dispatcher>> = Vec::new();
+        if let Some(smtp) = &self.smtp {
+            dispatchers.push(Arc::new(
+                SmtpDispatcher::new(smtp, &self.access_url, &self.app_name, unsubscribe_key)
+                    .map_err(|err| anyhow!("invalid configuration: {err}"))?,
+            ));
+        }
+        if let Some(webhook) = self.webhook {
+            dispatchers.push(Arc::new(
+                WebhookDispatcher::new(webhook, clock.clone()).map_err(|err| anyhow!(err))?,
+            ));
+        }
+        let feed: Arc<dyn InboxFeed> = signals.clone();
+        if delivery.inbox_enabled() {
+            dispatchers.push(Arc::new(InboxDispatcher::new(
+                store_arc.clone(),
+                feed.clone(),
+                clock.clone(),
+            )));
+        }
+
+        let events = Events::new(
+            EventPorts {
+                directory: directory.clone(),
+                preferences: store_arc.clone(),
+                templates: store_arc.clone(),
+                queue: store_arc.clone(),
+                wakeup: signals.clone(),
+                clock: clock.clone(),
+            },
+            delivery.clone(),
+            renderer.clone(),
+        );
+        let notifier = Notifier::new(
+            self.notifier_name
+                .unwrap_or_else(|| format!("herald-{}", std::process::id())),
+            self.notifier,
+            NotifierPorts {
+                queue: store_arc.clone(),
+                templates: store_arc.clone(),
+                directory: directory.clone(),
+                preferences: store_arc.clone(),
+                settings: store_arc.clone(),
+                clock: clock.clone(),
+            },
+            dispatchers,
+            renderer,
+            herald_application::ports::Wakeup::subscribe(&*signals),
+        )
+        .map_err(|err| anyhow!("invalid configuration: {err}"))?;
+        if !delivery.default_is_configured() {
+            tracing::warn!(
+                method = %delivery.default_method(),
+                "notifications: the default delivery method is not configured; events go to the inbox only (set --email-smarthost or --notifications-webhook-endpoint)"
+            );
+        }
+
+        Ok(Herald {
+            settings: Settings::new(store_arc.clone(), signals.clone()),
+            preferences: Preferences::new(store_arc.clone(), store_arc.clone(), directory),
+            templates: Templates::new(store_arc.clone(), delivery.clone()),
+            inbox: Inbox::new(store_arc.clone(), clock.clone()),
+            users: own_directory
+                .then(|| Users::new(store_arc.clone(), store_arc.clone(), clock.clone())),
+            purge: Some(PurgeLoop::spawn(
+                Purger::new(store_arc.clone(), clock),
+                PURGE_INTERVAL,
+            )),
+            notifier: Some(notifier.spawn()),
+            events,
+            feed,
+            delivery,
+            store,
+            signals: Some(signals),
+            owns_pool,
+            builtin: None,
+        })
+    }
+}
+
+async fn connect(url: &config::PostgresUrl) -> Result<PgPool> {
+    let store = PgStore::connect(url.expose())
+        .await
+        .with_context(|| format!("connecting to the database at {url}"))?;
+    Ok(store.pool().clone())
+}
+
+/// Stops the built-in cluster (if any) after `err`, and returns `err`.
+async fn stop_builtin(builtin: Option<BuiltinPostgres>, err: anyhow::Error) -> anyhow::Error {
+    if let Some(cluster) = builtin
+        && let Err(stop) = cluster.stop().await
+    {
+        tracing::warn!(error = %stop, "could not stop the built-in PostgreSQL");
+    }
+    err
+}
+
+/// A running Herald: the use cases, one notifier, the purge loop, and the built-in database
+/// when it runs one. End it with [`Herald::shutdown`]: merely dropping it leaves the notifier
+/// task running until the runtime ends (a built-in cluster is still stopped on drop).
+#[derive(Debug)]
+pub struct Herald {
+    events: Events,
+    settings: Settings,
+    preferences: Preferences,
+    templates: Templates,
+    inbox: Inbox,
+    users: Option<Users>,
+    feed: Arc<dyn InboxFeed>,
+    delivery: DeliveryConfig,
+    store: PgStore,
+    signals: Option<Arc<PgSignals>>,
+    notifier: Option<NotifierHandle>,
+    purge: Option<PurgeLoop>,
+    owns_pool: bool,
+    builtin: Option<BuiltinPostgres>,
+}
+
+impl Herald {
+    pub fn builder() -> HeraldBuilder {
+        HeraldBuilder::new()
+    }
+
+    /// Enqueue events (DESIGN §4).
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// The pause switch.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn preferences(&self) -> &Preferences {
+        &self.preferences
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// Herald's own user directory; `None` when the host supplied its directory.
+    pub fn users(&self) -> Option<&Users> {
+        self.users.as_ref()
+    }
+
+    /// Live inbox notifications, per user, from every replica.
+    pub fn inbox_feed(&self) -> Arc<dyn InboxFeed> {
+        self.feed.clone()
+    }
+
+    pub fn delivery(&self) -> &DeliveryConfig {
+        &self.delivery
+    }
+
+    /// The pool Herald runs on (the host's, when it gave one).
+    pub fn pool(&self) -> &PgPool {
+        self.store.pool()
+    }
+
+    /// Stops the notifier (no new leases; in-flight dispatches finish within the dispatch
+    /// timeout; results are written back), stops the purge loop and the wake-up listener,
+    /// closes Herald's own pool, and stops the built-in database.
+    ///
+    /// # Errors
+    /// When the built-in database could not be stopped.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(notifier) = self.notifier.take() {
+            notifier.stop().await;
+        }
+        if let Some(purge) = self.purge.take() {
+            purge.stop().await;
+        }
+        let Herald {
+            events,
+            settings,
+            preferences,
+            templates,
+            inbox,
+            users,
+            feed,
+            store,
+            signals,
+            owns_pool,
+            builtin,
+            ..
+        } = self;
+        // The last handles on the signals: dropping it ends the LISTEN task before the
+        // database goes away.
+        drop((events, settings, preferences, templates, inbox, users, feed));
+        drop(signals);
+        tokio::task::yield_now().await;
+        if owns_pool {
+            store.pool().close().await;
+        }
+        if let Some(cluster) = builtin {
+            cluster.stop().await?;
+        }
+        tracing::info!("herald stopped");
+        Ok(())
+    }
+}
+
+/// Purges old messages every `interval` (the first time at once) until stopped.
+#[derive(Debug)]
+struct PurgeLoop {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl PurgeLoop {
+    fn spawn(purger: Purger, interval: Duration) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => match purger.purge().await {
+                        Ok(PurgeOutcome::Purged(_)) => {}
+                        Ok(PurgeOutcome::Skipped) => {
+                            tracing::debug!("notifications: another replica is purging");
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "notifications: could not purge old messages");
+                        }
+                    },
+                    changed = stopped.changed() => {
+                        if changed.is_err() || *stopped.borrow() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(err) = self.task.await {
+            tracing::error!(error = %err, "notifications: purge task ended abnormally");
+        }
+    }
+}
+
+/// The unsubscribe key kept in `data_dir` ([`UNSUBSCRIBE_KEY_FILE`], hex, mode 0600),
+/// generated on first use.
+///
+/// # Errors
+/// When the file cannot be read or written, or holds something that is not a key.
+pub fn unsubscribe_key_in(data_dir: &Path) -> Result<UnsubscribeKey> {
+    let path = data_dir.join(UNSUBSCRIBE_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim())
+                .map_err(|_| anyhow!("{} does not hold a hex key", path.display()))?;
+            UnsubscribeKey::new(bytes).with_context(|| format!("reading {}", path.display()))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+            let key = UnsubscribeKey::generate().context("generating an unsubscribe key")?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            writeln!(file, "{}", hex::encode(key.expose_bytes()))
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated the unsubscribe signing key");
+            Ok(key)
+        }
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}

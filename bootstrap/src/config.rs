@@ -1,0 +1,669 @@
+//! The `herald` command line: every option of the reference's configuration tables under its
+//! flag name and default, each also read from its environment variable (the reference's name
+//! with `CODER_` replaced by `HERALD_`), plus Herald's additions (DESIGN §8).
+//!
+//! Parsing ([`Cli`]) only checks the shape of each value (a duration, a number, a known
+//! method). [`ServerArgs::validate`] then turns the options into the typed configurations the
+//! builder takes and refuses bad combinations with one line naming the option.
+//!
+//! Secrets (`--email-auth-password`, `--notifications-webhook-secret`,
+//! `--notifications-unsubscribe-key` and the password inside `--postgres-url`) are held as
+//! [`Secret`] or [`PostgresUrl`]: their environment values are hidden from `--help`, `Debug`
+//! redacts them, and a value that fails to parse is never echoed back.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+use herald_application::unsubscribe::UnsubscribeKey;
+use herald_application::{ConfigError, DeliveryConfig, NotifierConfig};
+use herald_domain::Method;
+use herald_smtp::SmtpConfig;
+use herald_webhook::{WebhookConfig, WebhookSecret};
+
+use crate::builtin_postgres::BuiltinOptions;
+
+/// `herald`: the standalone notification server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: notification delivery by email, webhook and in-app inbox"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the notifier until SIGINT or SIGTERM (against --postgres-url, or a built-in
+    /// PostgreSQL cluster in --data-dir).
+    Server(Box<ServerArgs>),
+    /// Apply the database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+/// Options of `herald server`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub notifications: NotificationArgs,
+    #[command(flatten)]
+    pub email: EmailArgs,
+    /// The address the HTTP API listens on (the API itself is not part of this release).
+    #[arg(
+        long,
+        env = "HERALD_HTTP_ADDRESS",
+        default_value = "127.0.0.1:3000",
+        value_name = "HOST:PORT"
+    )]
+    pub http_address: SocketAddr,
+    /// The URL users reach Herald at; links in notifications are built on it. Defaults to
+    /// http://<--http-address>.
+    #[arg(long, env = "HERALD_ACCESS_URL", value_name = "URL")]
+    pub access_url: Option<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Options of `herald migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Which logs to write, as tracing-subscriber `EnvFilter` directives (e.g. `info`,
+    /// `herald_application=debug,warn`).
+    #[arg(
+        long,
+        env = "HERALD_LOG_FILTER",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log_filter: String,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL (postgres://user:password@host:port/database). Without it,
+    /// Herald runs a private built-in PostgreSQL cluster in --data-dir.
+    #[arg(
+        long,
+        env = "HERALD_PG_CONNECTION_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub postgres_url: Option<PostgresUrl>,
+    /// Where Herald keeps its state: the built-in PostgreSQL cluster and the unsubscribe
+    /// signing key.
+    #[arg(
+        long,
+        env = "HERALD_DATA_DIR",
+        default_value_os_t = default_data_dir(),
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// The 127.0.0.1 port of the built-in PostgreSQL cluster (default: a free port).
+    #[arg(long, env = "HERALD_BUILTIN_POSTGRES_PORT", value_name = "PORT")]
+    pub builtin_postgres_port: Option<u16>,
+}
+
+/// The notifier and the delivery methods.
+#[derive(Debug, Clone, Args)]
+pub struct NotificationArgs {
+    /// How long to wait while a notification is being sent before giving up.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_DISPATCH_TIMEOUT", default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
+    pub notifications_dispatch_timeout: Duration,
+    /// Which delivery method to use (available options: 'smtp', 'webhook').
+    #[arg(long, env = "HERALD_NOTIFICATIONS_METHOD", default_value = "smtp", value_parser = parse_method, value_name = "METHOD")]
+    pub notifications_method: Method,
+    /// The upper limit of attempts to send a notification.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_MAX_SEND_ATTEMPTS",
+        default_value = "5",
+        value_name = "INT"
+    )]
+    pub notifications_max_send_attempts: u32,
+    /// Enable or disable inbox notifications.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_INBOX_ENABLED", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub notifications_inbox_enabled: bool,
+    /// How long a message that failed temporarily waits before it is retried.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_RETRY_INTERVAL", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub notifications_retry_interval: Duration,
+    /// How often the notifier looks for messages without being woken (a fallback: new
+    /// messages wake it at once).
+    #[arg(long, env = "HERALD_NOTIFICATIONS_FETCH_INTERVAL", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub notifications_fetch_interval: Duration,
+    /// How long a leased message belongs to this notifier before another may take it.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_LEASE_PERIOD", default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub notifications_lease_period: Duration,
+    /// How many messages one cycle leases at most.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_LEASE_COUNT",
+        default_value = "20",
+        value_name = "INT"
+    )]
+    pub notifications_lease_count: usize,
+    /// How often dispatch results are written back.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_STORE_SYNC_INTERVAL", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub notifications_store_sync_interval: Duration,
+    /// How many dispatch results are buffered before they are written back.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_STORE_SYNC_BUFFER_SIZE",
+        default_value = "50",
+        value_name = "INT"
+    )]
+    pub notifications_store_sync_buffer_size: usize,
+    /// The endpoint to which to send webhooks.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub notifications_webhook_endpoint: Option<String>,
+    /// Sign webhooks per the Standard Webhooks spec with this secret (`whsec_<base64>`, or raw).
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub notifications_webhook_secret: Option<Secret>,
+    /// The key (at least 64 hex digits) signing one-click unsubscribe links; give every
+    /// replica the same one. Default: a key generated once and kept in --data-dir.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_UNSUBSCRIBE_KEY",
+        hide_env_values = true,
+        value_name = "HEX"
+    )]
+    pub notifications_unsubscribe_key: Option<Secret>,
+}
+
+/// The `--email-*` options.
+#[derive(Debug, Clone, Args)]
+pub struct EmailArgs {
+    /// The sender's address to use (e.g. "Herald <herald@example.com>").
+    #[arg(long, env = "HERALD_EMAIL_FROM", value_name = "ADDRESS")]
+    pub email_from: Option<String>,
+    /// The SMTP relay to send messages (format: hostname:port).
+    #[arg(long, env = "HERALD_EMAIL_SMARTHOST", value_name = "HOST:PORT")]
+    pub email_smarthost: Option<String>,
+    /// The hostname identifying the SMTP server.
+    #[arg(
+        long,
+        env = "HERALD_EMAIL_HELLO",
+        default_value = "localhost",
+        value_name = "HOSTNAME"
+    )]
+    pub email_hello: String,
+    /// Username to use with PLAIN/LOGIN authentication.
+    #[arg(long, env = "HERALD_EMAIL_AUTH_USERNAME", value_name = "USERNAME")]
+    pub email_auth_username: Option<String>,
+    /// Password to use with PLAIN/LOGIN authentication.
+    #[arg(
+        long,
+        env = "HERALD_EMAIL_AUTH_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub email_auth_password: Option<Secret>,
+    /// File from which to load password for use with PLAIN/LOGIN authentication.
+    #[arg(long, env = "HERALD_EMAIL_AUTH_PASSWORD_FILE", value_name = "FILE")]
+    pub email_auth_password_file: Option<PathBuf>,
+    /// Identity to use with PLAIN authentication.
+    #[arg(long, env = "HERALD_EMAIL_AUTH_IDENTITY", value_name = "IDENTITY")]
+    pub email_auth_identity: Option<String>,
+    /// Force a TLS connection to the configured SMTP smarthost. If port 465 is used, TLS will
+    /// be forced.
+    #[arg(long, env = "HERALD_EMAIL_FORCE_TLS", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub email_force_tls: bool,
+    /// Enable STARTTLS to upgrade insecure SMTP connections using TLS. Ignored if
+    /// --email-force-tls is set.
+    #[arg(long, env = "HERALD_EMAIL_TLS_STARTTLS", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub email_tls_starttls: bool,
+    /// Skip verification of the target server's certificate (insecure).
+    #[arg(long, env = "HERALD_EMAIL_TLS_SKIPVERIFY", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub email_tls_skip_verify: bool,
+    /// Server name to verify against the target certificate.
+    #[arg(long, env = "HERALD_EMAIL_TLS_SERVERNAME", value_name = "NAME")]
+    pub email_tls_server_name: Option<String>,
+    /// Certificate file to use.
+    #[arg(long, env = "HERALD_EMAIL_TLS_CERTFILE", value_name = "FILE")]
+    pub email_tls_cert_file: Option<PathBuf>,
+    /// Certificate key file to use.
+    #[arg(long, env = "HERALD_EMAIL_TLS_CERTKEYFILE", value_name = "FILE")]
+    pub email_tls_cert_key_file: Option<PathBuf>,
+    /// Extra trusted CA certificates (PEM) for the smarthost, on top of the system's.
+    #[arg(long, env = "HERALD_EMAIL_TLS_CAFILE", value_name = "FILE")]
+    pub email_tls_ca_file: Option<PathBuf>,
+}
+
+/// A secret option value: `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, to hand to the component that uses it. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `--postgres-url`: shown (`Display`, `Debug`) with its password replaced by `***`. Any
+/// string is accepted while parsing so that a malformed URL, which may hold a password, is
+/// never echoed; [`ServerArgs::validate`] checks it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(String);
+
+impl PostgresUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, to connect with. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// # Errors
+    /// [`ConfigError`] on `--postgres-url` unless it is a `postgres://` or `postgresql://` URL.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(self.0.trim()).map_err(|err| {
+            ConfigError::new(
+                "--postgres-url",
+                format!(
+                    "is not a URL ({err}); expected postgres://user:password@host:port/database"
+                ),
+            )
+        })?;
+        match url.scheme() {
+            "postgres" | "postgresql" => Ok(()),
+            other => Err(ConfigError::new(
+                "--postgres-url",
+                format!("must be a postgres:// URL, not {other}://"),
+            )),
+        }
+    }
+}
+
+impl FromStr for PostgresUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(self.0.trim()) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                write!(f, "{url}")
+            }
+            Err(_) => f.write_str("<unparsable URL>"),
+        }
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({self})")
+    }
+}
+
+/// Where Herald's data lives unless `--data-dir` says otherwise: `/var/lib/herald` for root
+/// (PostgreSQL then runs as the `postgres` user, who cannot reach `/root`), else
+/// `$XDG_DATA_HOME/herald` or `$HOME/.local/share/herald`, else `./herald-data`.
+pub fn default_data_dir() -> PathBuf {
+    if crate::builtin_postgres::running_as_root() {
+        return PathBuf::from("/var/lib/herald");
+    }
+    let non_empty = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(data_home) = non_empty("XDG_DATA_HOME") {
+        return Path::new(&data_home).join("herald");
+    }
+    if let Some(home) = non_empty("HOME") {
+        return Path::new(&home).join(".local/share/herald");
+    }
+    PathBuf::from("herald-data")
+}
+
+fn parse_method(value: &str) -> Result<Method, String> {
+    value
+        .trim()
+        .parse::<Method>()
+        .map_err(|_| "unknown delivery method; expected smtp or webhook".to_owned())
+}
+
+/// Parses a Go-style duration: one or more `<number><unit>` with units `ns`, `us` (`µs`),
+/// `ms`, `s`, `m`, `h`, and decimal numbers allowed (`1m`, `15s`, `2m30s`, `500ms`, `1.5h`).
+/// A lone `0` is zero.
+///
+/// # Errors
+/// A description of what is wrong (clap puts the flag name in front of it).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let text = value.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let expected =
+        || format!("{value:?} is not a duration; expected e.g. 500ms, 15s, 1m, 2m30s or 1h");
+    if text.is_empty() {
+        return Err(expected());
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{value:?} has no unit; expected e.g. 15s or 1m"))?;
+        let (number, after) = rest.split_at(number_len);
+        let number: f64 = number.parse().map_err(|_| expected())?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let seconds_per_unit = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(expected()),
+        };
+        total += number * seconds_per_unit;
+        rest = after;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| format!("{value:?} is too long"))
+}
+
+/// Everything `herald server` runs with, checked.
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub database: DatabaseConfig,
+    pub notifier: NotifierConfig,
+    pub delivery: DeliveryConfig,
+    /// Set when `--email-smarthost` is.
+    pub smtp: Option<SmtpConfig>,
+    /// Set when `--notifications-webhook-endpoint` is.
+    pub webhook: Option<WebhookConfig>,
+    pub access_url: String,
+    pub http_address: SocketAddr,
+    /// `--notifications-unsubscribe-key`, when given.
+    pub unsubscribe_key: Option<UnsubscribeKey>,
+    pub data_dir: PathBuf,
+}
+
+/// The database a command runs against.
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    /// `--postgres-url`.
+    External(PostgresUrl),
+    /// A private cluster in the data directory.
+    Builtin(BuiltinOptions),
+}
+
+impl DatabaseArgs {
+    /// # Errors
+    /// [`ConfigError`] on `--postgres-url` when it is not a PostgreSQL URL.
+    pub fn validate(&self) -> Result<DatabaseConfig, ConfigError> {
+        match self
+            .postgres_url
+            .as_ref()
+            .filter(|url| !url.0.trim().is_empty())
+        {
+            Some(url) => {
+                url.check()?;
+                Ok(DatabaseConfig::External(url.clone()))
+            }
+            None => Ok(DatabaseConfig::Builtin(BuiltinOptions {
+                data_dir: self.data_dir.clone(),
+                port: self.builtin_postgres_port,
+            })),
+        }
+    }
+}
+
+/// An optional string option, `None` when unset or blank (an empty environment variable
+/// unsets an option).
+fn set(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl ServerArgs {
+    /// Checks every option and builds the typed configurations. Files named by options (the
+    /// SMTP password, certificate, key and CA files) are read here.
+    ///
+    /// # Errors
+    /// The first bad option, as `--flag: reason`.
+    pub fn validate(&self) -> Result<ServerConfig, ConfigError> {
+        let database = self.database.validate()?;
+        let n = &self.notifications;
+        let notifier = NotifierConfig {
+            max_send_attempts: n.notifications_max_send_attempts,
+            retry_interval: n.notifications_retry_interval,
+            fetch_interval: n.notifications_fetch_interval,
+            lease_period: n.notifications_lease_period,
+            lease_count: n.notifications_lease_count,
+            dispatch_timeout: n.notifications_dispatch_timeout,
+            store_sync_interval: n.notifications_store_sync_interval,
+            store_sync_buffer_size: n.notifications_store_sync_buffer_size,
+        };
+        notifier.validate()?;
+
+        let smtp = self.email.smtp_config(notifier.dispatch_timeout)?;
+        let webhook = self.webhook_config(notifier.dispatch_timeout)?;
+        let mut configured = BTreeSet::new();
+        if smtp.is_some() {
+            configured.insert(Method::Smtp);
+        }
+        if webhook.is_some() {
+            configured.insert(Method::Webhook);
+        }
+        let delivery = DeliveryConfig::new(
+            n.notifications_method,
+            configured,
+            n.notifications_inbox_enabled,
+        )?;
+
+        let access_url = match set(&self.access_url) {
+            Some(url) => {
+                http_url(url).map_err(|reason| ConfigError::new("--access-url", reason))?;
+                url.trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{}", self.http_address),
+        };
+        let unsubscribe_key = n
+            .notifications_unsubscribe_key
+            .as_ref()
+            .map(|key| parse_unsubscribe_key(key.expose()))
+            .transpose()?;
+        Ok(ServerConfig {
+            database,
+            notifier,
+            delivery,
+            smtp,
+            webhook,
+            access_url,
+            http_address: self.http_address,
+            unsubscribe_key,
+            data_dir: self.database.data_dir.clone(),
+        })
+    }
+
+    fn webhook_config(&self, timeout: Duration) -> Result<Option<WebhookConfig>, ConfigError> {
+        const ENDPOINT: &str = "--notifications-webhook-endpoint";
+        let n = &self.notifications;
+        let secret = n
+            .notifications_webhook_secret
+            .as_ref()
+            .map(|secret| {
+                WebhookSecret::parse(secret.expose()).map_err(|err| {
+                    let text = err.to_string();
+                    let reason = text
+                        .strip_prefix("--notifications-webhook-secret: ")
+                        .unwrap_or(&text);
+                    ConfigError::new("--notifications-webhook-secret", reason)
+                })
+            })
+            .transpose()?;
+        let Some(endpoint) = set(&n.notifications_webhook_endpoint) else {
+            if secret.is_some() {
+                return Err(ConfigError::new(
+                    "--notifications-webhook-secret",
+                    format!("is set but {ENDPOINT} is not"),
+                ));
+            }
+            return Ok(None);
+        };
+        http_url(endpoint).map_err(|reason| ConfigError::new(ENDPOINT, reason))?;
+        Ok(Some(WebhookConfig {
+            endpoint: endpoint.to_owned(),
+            secret,
+            timeout,
+        }))
+    }
+}
+
+impl EmailArgs {
+    /// The SMTP configuration when `--email-smarthost` is set, validated.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad `--email-*` option.
+    pub fn smtp_config(&self, timeout: Duration) -> Result<Option<SmtpConfig>, ConfigError> {
+        let Some(smarthost) = set(&self.email_smarthost) else {
+            return Ok(None);
+        };
+        let config = SmtpConfig {
+            from: set(&self.email_from).unwrap_or_default().to_owned(),
+            smarthost: smarthost.to_owned(),
+            hello: self.email_hello.clone(),
+            auth_username: set(&self.email_auth_username).map(str::to_owned),
+            auth_password: self
+                .email_auth_password
+                .as_ref()
+                .map(|password| password.expose().to_owned())
+                .filter(|password| !password.is_empty()),
+            auth_password_file: self.email_auth_password_file.clone(),
+            auth_identity: set(&self.email_auth_identity).map(str::to_owned),
+            force_tls: self.email_force_tls,
+            starttls: self.email_tls_starttls,
+            tls_skip_verify: self.email_tls_skip_verify,
+            tls_server_name: set(&self.email_tls_server_name).map(str::to_owned),
+            tls_cert_file: self.email_tls_cert_file.clone(),
+            tls_cert_key_file: self.email_tls_cert_key_file.clone(),
+            tls_ca_file: self.email_tls_ca_file.clone(),
+            timeout,
+        };
+        config
+            .validate()
+            .map_err(|err| ConfigError::new(err.flag(), err.reason()))?;
+        Ok(Some(config))
+    }
+}
+
+/// An absolute http(s) URL with a host.
+fn http_url(text: &str) -> Result<(), String> {
+    let url =
+        url::Url::parse(text.trim()).map_err(|err| format!("{text:?} is not a URL: {err}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(()),
+        _ => Err(format!("{text:?} must be an http:// or https:// URL")),
+    }
+}
+
+/// `--notifications-unsubscribe-key`: hex, at least [`UnsubscribeKey::MIN_LEN`] bytes.
+fn parse_unsubscribe_key(text: &str) -> Result<UnsubscribeKey, ConfigError> {
+    const OPTION: &str = "--notifications-unsubscribe-key";
+    let bytes =
+        hex::decode(text.trim()).map_err(|_| ConfigError::new(OPTION, "must be hexadecimal"))?;
+    UnsubscribeKey::new(bytes).map_err(|_| {
+        ConfigError::new(
+            OPTION,
+            format!(
+                "must be at least {} hex digits ({} bytes)",
+                UnsubscribeKey::MIN_LEN * 2,
+                UnsubscribeKey::MIN_LEN
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn go_style_durations_parse() {
+        let cases = [
+            ("1m", Duration::from_secs(60)),
+            ("15s", Duration::from_secs(15)),
+            ("2m30s", Duration::from_secs(150)),
+            ("500ms", Duration::from_millis(500)),
+            ("1h", Duration::from_secs(3600)),
+            ("1.5h", Duration::from_secs(5400)),
+            ("0", Duration::ZERO),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_duration(text).unwrap(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_durations_are_refused() {
+        for text in ["", "15", "1x", "m", "1m-2s", "abc"] {
+            assert!(parse_duration(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_postgres_url_hides_its_password() {
+        let url = PostgresUrl::new("postgres://herald:hunter2@db:5432/herald");
+
+        assert_eq!(url.to_string(), "postgres://herald:***@db:5432/herald");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+}
