@@ -5,8 +5,9 @@
 //! with [`SmtpServer::messages`] and [`SmtpServer::events`].
 //!
 //! Its modes ([`ServerOptions`]): plain, STARTTLS or implicit TLS with the certificates of a
-//! [`Pki`]; AUTH mechanisms offered, accepting [`USER`] / [`PASSWORD`]; rejecting DATA with a
-//! code; refusing one recipient; never answering the first message. The script's docstring
+//! [`Pki`]; AUTH mechanisms offered, accepting [`USER`] / [`PASSWORD`] (and, for PLAIN, an
+//! authorization identity: none, the login, or [`ServerOptions::identity`]); rejecting DATA
+//! with a code; refusing one recipient; never answering the first message. The script's docstring
 //! describes each event's fields.
 //!
 //! Used by herald-smtp's tests (through a dev-dependency on `herald-tests`) and by the
@@ -175,6 +176,10 @@ pub struct ServerOptions {
     /// Mechanisms offered, comma-separated (`PLAIN`, `LOGIN`, `XOAUTH9`: one Herald does not
     /// know, which always fails), or `none`.
     pub auth: &'static str,
+    /// An authorization identity PLAIN may ask for, besides none (`""`) and [`USER`] itself;
+    /// any other is refused with 535. Recorded as `authzid` (auth events) and `auth_authzid`
+    /// (messages).
+    pub identity: Option<&'static str>,
     /// Answers the end of DATA with this code.
     pub reject_data: Option<&'static str>,
     /// Answers `RCPT TO` of this address with 550.
@@ -191,6 +196,7 @@ impl Default for ServerOptions {
             cert: None,
             client_ca: None,
             auth: "none",
+            identity: None,
             reject_data: None,
             refuse_rcpt: None,
             hang_first_data: false,
@@ -255,6 +261,9 @@ impl SmtpServer {
         }
         if let Some(ca) = &options.client_ca {
             command.arg("--client-ca").arg(ca);
+        }
+        if let Some(identity) = options.identity {
+            command.args(["--identity", identity]);
         }
         if let Some(code) = options.reject_data {
             command.args(["--reject-data", code]);

@@ -4,9 +4,10 @@
 Listens on 127.0.0.1 (--port 0 picks a free port), prints "READY <port>" on stdout once it
 accepts connections, and appends one JSON object per line to --out for every event:
 
-  {"event": "auth", "mechanism": "PLAIN", "login": "...", "success": true}
+  {"event": "auth", "mechanism": "PLAIN", "login": "...", "authzid": "..." | null,
+   "success": true}
   {"event": "message", "mail_from": "...", "rcpt_tos": [...], "data": "<raw message>",
-   "auth_mechanism": "PLAIN" | null, "tls": true, "tls_version": "TLSv1.3",
+   "auth_mechanism": "PLAIN" | null, "auth_authzid": "..." | null, "tls": true, "tls_version": "TLSv1.3",
    "client_cert_subject": "..." | null, "ehlo": "...", "peer_port": 12345,
    "headers": [[name, decoded value], ...], "content_type": "multipart/alternative",
    "parts": [{"content_type": "text/plain", "body": "<decoded>"}, ...]}
@@ -14,7 +15,8 @@ accepts connections, and appends one JSON object per line to --out for every eve
 
 Modes: --tls none | starttls | implicit (with --cert and --key); --auth PLAIN,LOGIN,XOAUTH9 |
 none (XOAUTH9 is a mechanism Herald does not know; it always fails); --user/--password the
-accepted credentials; --reject-data CODE answers the end of DATA with CODE; --refuse-rcpt ADDR
+accepted credentials; --identity an authorization identity PLAIN may also ask for (besides
+none, i.e. "", and the login itself; "authzid" records what PLAIN sent, null for LOGIN); --reject-data CODE answers the end of DATA with CODE; --refuse-rcpt ADDR
 answers RCPT TO:<ADDR> with 550; --hang-first-data never answers the end of the first message's
 DATA (recorded as "hung_data"); --client-ca asks for (but does not require) a client
 certificate signed by that CA.
@@ -22,13 +24,15 @@ certificate signed by that CA.
 
 import argparse
 import asyncio
+import binascii
 import email
 import email.policy
 import json
 import ssl
 import sys
+from base64 import b64decode
 
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 KNOWN_MECHANISMS = {"PLAIN", "LOGIN", "XOAUTH9"}
 
@@ -73,6 +77,7 @@ class Handler:
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
             "auth_mechanism": getattr(session, "herald_mechanism", None),
+            "auth_authzid": getattr(session, "herald_authzid", None),
             "tls": ssl_object is not None,
             "tls_version": ssl_object.version() if ssl_object is not None else None,
             "client_cert_subject": subject,
@@ -107,15 +112,52 @@ class Handler:
         await server.push("535 5.7.8 XOAUTH9 never works")
         return AuthResult(success=False, handled=True)
 
+    async def auth_PLAIN(self, server, args):
+        # aiosmtpd's own PLAIN drops the authorization identity; this one records it (RFC 4616:
+        # "authzid NUL authcid NUL password", authzid empty for "act as authcid").
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except binascii.Error:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        try:
+            authzid, login, password = blob.split(b"\x00")
+        except ValueError:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        authzid = authzid.decode("utf-8", errors="replace")
+        login = login.decode("utf-8", errors="replace")
+        password = password.decode("utf-8", errors="replace")
+        allowed = {"", login} | ({self.args.identity} if self.args.identity else set())
+        return self.check(server.session, "PLAIN", login, password, authzid, authzid in allowed)
+
     def authenticator(self, server, session, envelope, mechanism, auth_data):
+        # LOGIN (PLAIN is the handler's own auth_PLAIN): no authorization identity.
         login = auth_data.login.decode("utf-8", errors="replace")
         password = auth_data.password.decode("utf-8", errors="replace")
-        success = login == self.args.user and password == self.args.password
+        return self.check(session, mechanism, login, password, None, True)
+
+    def check(self, session, mechanism, login, password, authzid, authzid_allowed):
+        success = (
+            login == self.args.user and password == self.args.password and authzid_allowed
+        )
         self.record(
-            {"event": "auth", "mechanism": mechanism, "login": login, "success": success}
+            {
+                "event": "auth",
+                "mechanism": mechanism,
+                "login": login,
+                "authzid": authzid,
+                "success": success,
+            }
         )
         if success:
             session.herald_mechanism = mechanism
+            session.herald_authzid = authzid
         return AuthResult(success=success, handled=False)
 
 
@@ -167,6 +209,7 @@ def parse_args():
     parser.add_argument("--auth", default="none")
     parser.add_argument("--user", default="herald")
     parser.add_argument("--password", default="")
+    parser.add_argument("--identity", default="")
     parser.add_argument("--reject-data", default="")
     parser.add_argument("--refuse-rcpt", action="append", default=[])
     parser.add_argument("--hang-first-data", action="store_true")

@@ -46,12 +46,14 @@ pub struct SmtpConfig {
     /// `--email-auth-password-file`: read the password from this file (one trailing newline
     /// is dropped). Exclusive with `auth_password`.
     pub auth_password_file: Option<PathBuf>,
-    /// `--email-auth-identity`: the PLAIN authorization identity.
+    /// `--email-auth-identity`: the PLAIN authorization identity (RFC 4616 `authzid`): act as
+    /// this identity, authenticated as `auth_username`. Requires the username and password.
     ///
-    /// **Not sent**: lettre's PLAIN sends an empty authorization identity, which servers read
-    /// as "act as the username". So the only identity that can be honoured is the username
-    /// itself; any other value is refused by [`SmtpConfig::validate`] rather than silently
-    /// ignored.
+    /// Unset, empty or equal to the username: PLAIN is sent with an empty authorization
+    /// identity (which servers read as "act as the username"), and LOGIN is used when PLAIN is
+    /// not offered. Any other value is sent as PLAIN's authorization identity, and PLAIN is
+    /// then required: LOGIN cannot carry an identity, so a server without PLAIN fails the
+    /// delivery permanently rather than authenticating as someone else.
     pub auth_identity: Option<String>,
     /// `--email-force-tls`: implicit TLS (the whole session in TLS) on any port. Port 465
     /// always uses implicit TLS.
@@ -160,6 +162,27 @@ pub(crate) enum Security {
     Implicit,
 }
 
+/// AUTH PLAIN acting as `identity`: the credentials of a configured identity other than the
+/// username, which lettre's own PLAIN (always an empty identity) cannot send. `Debug` never
+/// shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct PlainIdentity {
+    /// The authorization identity (`authzid`): whom to act as.
+    pub identity: String,
+    /// The authentication identity (`authcid`): whose password this is.
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for PlainIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlainIdentity")
+            .field("identity", &self.identity)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A validated configuration, in lettre's terms.
 pub(crate) struct Settings {
     pub from: Mailbox,
@@ -167,6 +190,9 @@ pub(crate) struct Settings {
     pub port: u16,
     pub hello: ClientId,
     pub credentials: Option<Credentials>,
+    /// Set when an identity other than the username is configured: such deliveries
+    /// authenticate with AUTH PLAIN themselves (`credentials` is then unused).
+    pub plain_identity: Option<PlainIdentity>,
     pub mechanisms: Vec<Mechanism>,
     pub tls: Tls,
     pub security: Security,
@@ -181,6 +207,7 @@ impl fmt::Debug for Settings {
             .field("port", &self.port)
             .field("hello", &self.hello)
             .field("authenticates", &self.credentials.is_some())
+            .field("plain_identity", &self.plain_identity)
             .field("security", &self.security)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -189,6 +216,9 @@ impl fmt::Debug for Settings {
 
 impl SmtpConfig {
     /// Checks every option (reading the password, certificate, key and CA files).
+    ///
+    /// `--email-auth-identity` may be any identity (without NUL) once the username and
+    /// password are set; one without them is refused.
     ///
     /// # Errors
     /// The first bad option, e.g. `--email-smarthost: must be host:port, got "mail"`.
@@ -200,7 +230,7 @@ impl SmtpConfig {
         let from = parse_from(&self.from)?;
         let (host, port) = parse_smarthost(&self.smarthost)?;
         let hello = parse_hello(&self.hello)?;
-        let credentials = self.credentials()?;
+        let (credentials, plain_identity) = self.credentials()?;
         let security = if port == SUBMISSIONS_PORT || self.force_tls {
             Security::Implicit
         } else if self.starttls {
@@ -223,6 +253,7 @@ impl SmtpConfig {
             port,
             hello,
             credentials,
+            plain_identity,
             // PLAIN first (one round trip), LOGIN otherwise. lettre ignores mechanisms it
             // does not know (XOAUTH2 is never asked for).
             mechanisms: vec![Mechanism::Plain, Mechanism::Login],
@@ -232,7 +263,8 @@ impl SmtpConfig {
         })
     }
 
-    fn credentials(&self) -> Result<Option<Credentials>, SmtpConfigError> {
+    /// The credentials, and the PLAIN identity to act as when it is not the username.
+    fn credentials(&self) -> Result<(Option<Credentials>, Option<PlainIdentity>), SmtpConfigError> {
         let username = value(&self.auth_username);
         let password = match (value(&self.auth_password), path(&self.auth_password_file)) {
             (Some(_), Some(_)) => {
@@ -252,7 +284,7 @@ impl SmtpConfig {
                     AUTH_IDENTITY,
                     format!("requires {AUTH_USERNAME}"),
                 )),
-                None => Ok(None),
+                None => Ok((None, None)),
             },
             (None, Some(_)) => Err(SmtpConfigError::new(
                 AUTH_USERNAME,
@@ -263,17 +295,27 @@ impl SmtpConfig {
                 format!("required (or {AUTH_PASSWORD_FILE}) when {AUTH_USERNAME} is set"),
             )),
             (Some(username), Some(password)) => {
-                if let Some(identity) = identity.filter(|identity| *identity != username) {
-                    return Err(SmtpConfigError::new(
-                        AUTH_IDENTITY,
-                        format!(
-                            "acting as another identity ({identity:?}) is not supported: AUTH \
-                             PLAIN is sent without an authorization identity, which means the \
-                             username itself; leave it empty or set it to the username"
-                        ),
-                    ));
-                }
-                Ok(Some(Credentials::new(username.to_owned(), password)))
+                // The username itself needs no identity: lettre's PLAIN (empty identity) means
+                // just that, and LOGIN stays available.
+                let plain_identity = match identity.filter(|identity| *identity != username) {
+                    // RFC 4616: the fields of PLAIN's message are separated by NUL.
+                    Some(identity) if identity.contains('\0') => {
+                        return Err(SmtpConfigError::new(
+                            AUTH_IDENTITY,
+                            "must not contain a NUL character",
+                        ));
+                    }
+                    Some(identity) => Some(PlainIdentity {
+                        identity: identity.to_owned(),
+                        username: username.to_owned(),
+                        password: password.clone(),
+                    }),
+                    None => None,
+                };
+                Ok((
+                    Some(Credentials::new(username.to_owned(), password)),
+                    plain_identity,
+                ))
             }
         }
     }
@@ -635,18 +677,54 @@ mod tests {
     }
 
     #[test]
-    fn an_identity_other_than_the_username_is_refused_not_ignored() {
+    fn an_identity_other_than_the_username_is_accepted_and_sent_with_plain() {
         let mut config = config();
         config.auth_username = Some("herald".into());
         config.auth_password = Some("hunter2".into());
-        config.auth_identity = Some("herald".into());
-        assert!(config.validate().is_ok());
+        // The username itself (or nothing) keeps lettre's PLAIN/LOGIN.
+        for same in [None, Some(""), Some("herald")] {
+            config.auth_identity = same.map(str::to_owned);
+            let settings = config.settings().unwrap();
+            assert!(settings.credentials.is_some(), "{same:?}");
+            assert_eq!(settings.plain_identity, None, "{same:?}");
+        }
         config.auth_identity = Some("someone-else".into());
-        let err = error(&config);
-        assert!(
-            err.starts_with("--email-auth-identity: acting as another identity"),
-            "{err}"
+        let settings = config.settings().unwrap();
+        assert_eq!(
+            settings.plain_identity,
+            Some(PlainIdentity {
+                identity: "someone-else".into(),
+                username: "herald".into(),
+                password: "hunter2".into(),
+            })
         );
+        let debug = format!("{settings:?}");
+        assert!(debug.contains("someone-else"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        config.auth_identity = Some("some\0one".into());
+        assert_eq!(
+            error(&config),
+            "--email-auth-identity: must not contain a NUL character"
+        );
+    }
+
+    #[test]
+    fn an_identity_needs_a_username_and_password() {
+        let mut config = config();
+        config.auth_identity = Some("someone-else".into());
+        assert_eq!(
+            error(&config),
+            "--email-auth-identity: requires --email-auth-username"
+        );
+        config.auth_username = Some("herald".into());
+        assert!(
+            error(&config).starts_with("--email-auth-password: required"),
+            "{}",
+            error(&config)
+        );
+        config.auth_username = None;
+        config.auth_password = Some("hunter2".into());
+        assert!(error(&config).starts_with("--email-auth-username: required"));
     }
 
     #[test]

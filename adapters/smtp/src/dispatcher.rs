@@ -11,6 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Security, SmtpConfig, SmtpConfigError};
 use crate::message::Composer;
+use crate::plain_identity::{Failure, IdentitySender};
 
 /// Idle pooled connections are closed after this long (lettre's default).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,9 +29,16 @@ const POOL_MAX_IDLE: u32 = 10;
 /// delivery that times out or is cancelled mid-conversation may leave its connection in the
 /// middle of a command, and lettre would put it back in the pool; so the whole pool is then
 /// replaced, and such a connection is never reused.
+///
+/// With an `--email-auth-identity` other than the username, deliveries authenticate with
+/// AUTH PLAIN carrying that identity over lettre's lower-level connection instead (lettre's
+/// PLAIN cannot send one), with the same TLS rules, timeouts and error classification; they
+/// reuse one idle connection rather than a pool, and need a server offering PLAIN.
 pub struct SmtpDispatcher {
     builder: AsyncSmtpTransportBuilder,
     transport: Mutex<Option<Arc<Transport>>>,
+    /// Set when acting as an identity other than the username: used instead of `transport`.
+    identity: Option<IdentitySender>,
     composer: Composer,
     server: String,
     security: Security,
@@ -50,7 +58,11 @@ impl SmtpDispatcher {
         app_name: &str,
         unsubscribe_key: UnsubscribeKey,
     ) -> Result<Self, SmtpConfigError> {
-        let settings = config.settings()?;
+        let mut settings = config.settings()?;
+        let identity = settings
+            .plain_identity
+            .take()
+            .map(|plain| IdentitySender::new(&settings, plain, POOL_IDLE_TIMEOUT));
         let server = if settings.host.contains(':') {
             format!("[{}]:{}", settings.host, settings.port)
         } else {
@@ -73,6 +85,7 @@ impl SmtpDispatcher {
         Ok(Self {
             builder,
             transport: Mutex::new(None),
+            identity,
             composer: Composer::new(settings.from, access_url, app_name, unsubscribe_key),
             server,
             security: settings.security,
@@ -113,6 +126,7 @@ impl fmt::Debug for SmtpDispatcher {
         f.debug_struct("SmtpDispatcher")
             .field("server", &self.server)
             .field("security", &self.security)
+            .field("identity", &self.identity)
             .field("composer", &self.composer)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -127,6 +141,11 @@ impl Dispatcher for SmtpDispatcher {
 
     async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
         let message = self.composer.compose(delivery)?;
+        if let Some(identity) = &self.identity {
+            return self
+                .dispatch_as_identity(identity, delivery, &message)
+                .await;
+        }
         let transport = self.transport();
         let mut in_flight = InFlight {
             dispatcher: self,
@@ -153,6 +172,49 @@ impl Dispatcher for SmtpDispatcher {
                 Ok(())
             }
             Err(err) => Err(classify(&err, &self.server)),
+        }
+    }
+}
+
+impl SmtpDispatcher {
+    /// A delivery with AUTH PLAIN acting as the configured identity, bounded by the timeout
+    /// like a pooled one. A connection in use when the timeout fires is dropped with the
+    /// future, so never reused.
+    async fn dispatch_as_identity(
+        &self,
+        identity: &IdentitySender,
+        delivery: &Delivery,
+        message: &lettre::Message,
+    ) -> Result<(), DeliveryError> {
+        let Ok(sent) = tokio::time::timeout(self.timeout, identity.send(message)).await else {
+            return Err(DeliveryError::retryable(format!(
+                "timed out: the mail server {} did not complete the delivery within {:?}",
+                self.server, self.timeout
+            )));
+        };
+        match sent {
+            Ok(response) => {
+                tracing::debug!(
+                    message_id = %delivery.message_id,
+                    server = %self.server,
+                    reply = %response.code(),
+                    "email accepted by the mail server"
+                );
+                Ok(())
+            }
+            Err(Failure::Smtp(err)) => Err(classify(&err, &self.server)),
+            Err(Failure::NoPlain) => Err(DeliveryError::permanent(format!(
+                "the mail server {server} does not offer AUTH PLAIN, which \
+                 --email-auth-identity requires: AUTH LOGIN cannot carry an authorization \
+                 identity, so it is not used to authenticate as --email-auth-username instead",
+                server = self.server
+            ))),
+            Err(Failure::UnexpectedChallenge(reply)) => Err(DeliveryError::permanent(format!(
+                "the mail server {} answered AUTH PLAIN's initial response with {} instead of \
+                 accepting or refusing it",
+                self.server,
+                reply.code()
+            ))),
         }
     }
 }
@@ -214,8 +276,9 @@ impl Drop for Transport {
 /// - A 5xx reply is permanent: a refused recipient (RCPT), a refused message (DATA: the same
 ///   content will be refused again), bad credentials (AUTH 535; fix the configuration, then
 ///   re-send). A 4xx reply is retryable (greylisting, 451 at DATA, 454 temporary AUTH failure).
-/// - Authentication configured but no PLAIN or LOGIN offered, or an address the server cannot
-///   take (non-ASCII without SMTPUTF8): permanent.
+/// - Authentication configured but no PLAIN or LOGIN offered (no PLAIN, when acting as an
+///   identity: see `dispatch_as_identity`), or an address the server cannot take (non-ASCII
+///   without SMTPUTF8): permanent.
 /// - Connection refused or reset, DNS failure, a TLS handshake failure (untrusted certificate
 ///   included), a required STARTTLS the server did not offer (a misconfigured server, or an
 ///   intermediary stripping it), garbled replies and timeouts: retryable.

@@ -13,10 +13,14 @@ use herald_application::rendering::RenderedMessage;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_domain::{Action, MessageId, Method, Payload, TemplateId, UserId};
 use herald_smtp::{SmtpConfig, SmtpDispatcher};
-use herald_tests::smtp_server::{PASSWORD, Pki, ScratchDir, ServerOptions, SmtpServer, header};
-use serde_json::Value;
+use herald_tests::smtp_server::{
+    PASSWORD, Pki, ScratchDir, ServerOptions, SmtpServer, USER, header,
+};
+use serde_json::{Value, json};
 
 const ACCESS_URL: &str = "https://herald.example.com";
+/// The authorization identity the identity tests act as (the server accepts it for PLAIN).
+const IDENTITY: &str = "ops@example.com";
 
 // ---------------------------------------------------------------------------------------------
 // Tests
@@ -310,6 +314,258 @@ async fn a_client_certificate_is_presented_when_configured() {
 async fn auth_plain_is_used_when_offered() {
     let message = send_with_auth("PLAIN,XOAUTH9").await;
     assert_eq!(message["auth_mechanism"], "PLAIN");
+    // lettre's PLAIN: no authorization identity, i.e. act as the username.
+    assert_eq!(message["auth_authzid"], "");
+}
+
+#[tokio::test]
+async fn an_identity_equal_to_the_username_keeps_lettres_plain_and_login() {
+    for (offered, mechanism, authzid) in [
+        ("PLAIN", "PLAIN", json!("")),
+        ("LOGIN", "LOGIN", Value::Null),
+    ] {
+        let env = TestEnv::new();
+        let server = env.server(ServerOptions {
+            auth: offered,
+            ..ServerOptions::default()
+        });
+        let mut config = env.config(&server);
+        authenticate(&mut config);
+        config.auth_identity = Some(USER.into());
+
+        env.dispatcher(config)
+            .dispatch(&delivery("danny@example.com"))
+            .await
+            .unwrap();
+
+        let [message] = server.messages().try_into().unwrap();
+        assert_eq!(message["auth_mechanism"], mechanism, "{offered}");
+        assert_eq!(message["auth_authzid"], authzid, "{offered}");
+    }
+}
+
+#[tokio::test]
+async fn an_identity_other_than_the_username_is_sent_as_plains_authorization_identity() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN,LOGIN",
+        identity: Some(IDENTITY),
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+    config.auth_identity = Some(IDENTITY.into());
+    let dispatcher = env.dispatcher(config);
+
+    let first = delivery("danny@example.com");
+    dispatcher.dispatch(&first).await.unwrap();
+
+    let [login] = server.events("auth").try_into().unwrap();
+    assert_eq!(login["mechanism"], "PLAIN");
+    assert_eq!(login["login"], USER);
+    assert_eq!(login["authzid"], IDENTITY);
+    assert_eq!(login["success"], true);
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["auth_mechanism"], "PLAIN");
+    assert_eq!(message["auth_authzid"], IDENTITY);
+    assert_eq!(message["tls"], false);
+    assert_eq!(message["ehlo"], "herald.test");
+    assert_eq!(message["mail_from"], "herald@example.com");
+    assert_eq!(message["rcpt_tos"], json!(["danny@example.com"]));
+    assert_eq!(
+        header(&message, "Message-ID"),
+        format!("<{}@example.com>", first.message_id)
+    );
+    assert!(
+        header(&message, "List-Unsubscribe").starts_with(&format!("<{ACCESS_URL}/")),
+        "{message}"
+    );
+
+    // The idle connection is reused, already authenticated.
+    dispatcher
+        .dispatch(&delivery("b@example.com"))
+        .await
+        .unwrap();
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["peer_port"], messages[1]["peer_port"]);
+    assert_eq!(server.events("auth").len(), 1);
+    assert!(!format!("{dispatcher:?}").contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn an_identity_over_starttls_or_implicit_tls_is_sent_encrypted() {
+    for mode in ["starttls", "implicit"] {
+        let env = TestEnv::new();
+        let server = env.server(ServerOptions {
+            auth: "PLAIN",
+            identity: Some(IDENTITY),
+            ..ServerOptions::tls(mode, &env.pki.localhost)
+        });
+        let mut config = env.config(&server);
+        config.starttls = mode == "starttls";
+        config.force_tls = mode == "implicit";
+        config.tls_ca_file = Some(env.pki.ca.clone());
+        authenticate(&mut config);
+        config.auth_identity = Some(IDENTITY.into());
+
+        env.dispatcher(config)
+            .dispatch(&delivery("danny@example.com"))
+            .await
+            .unwrap();
+
+        let [message] = server.messages().try_into().unwrap();
+        assert_eq!(message["tls"], true, "{mode}");
+        assert_eq!(message["auth_mechanism"], "PLAIN", "{mode}");
+        assert_eq!(message["auth_authzid"], IDENTITY, "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn an_identity_keeps_starttls_required_and_classifies_tls_failures_as_retryable() {
+    // No STARTTLS offered: nothing is sent in plaintext, credentials included.
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        identity: Some(IDENTITY),
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    config.starttls = true;
+    authenticate(&mut config);
+    config.auth_identity = Some(IDENTITY.into());
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+    assert!(err.retryable, "{err:?}");
+    assert!(
+        err.reason.contains("did not offer STARTTLS"),
+        "{}",
+        err.reason
+    );
+    assert!(server.events("auth").is_empty());
+    assert!(server.messages().is_empty());
+
+    // An untrusted certificate.
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        identity: Some(IDENTITY),
+        ..ServerOptions::tls("starttls", &env.pki.untrusted)
+    });
+    let mut config = env.config(&server);
+    config.starttls = true;
+    config.tls_ca_file = Some(env.pki.ca.clone());
+    authenticate(&mut config);
+    config.auth_identity = Some(IDENTITY.into());
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+    assert!(err.retryable && err.reason.contains("TLS"), "{err:?}");
+    assert!(server.events("auth").is_empty());
+}
+
+#[tokio::test]
+async fn an_identity_with_a_server_offering_only_login_is_a_permanent_failure() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "LOGIN,XOAUTH9",
+        identity: Some(IDENTITY),
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+    config.auth_identity = Some(IDENTITY.into());
+
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(!err.retryable, "{err:?}");
+    assert!(
+        err.reason.contains("does not offer AUTH PLAIN"),
+        "{}",
+        err.reason
+    );
+    assert!(
+        err.reason
+            .contains("AUTH LOGIN cannot carry an authorization identity"),
+        "{}",
+        err.reason
+    );
+    assert!(
+        err.reason.contains("--email-auth-identity"),
+        "{}",
+        err.reason
+    );
+    // Never authenticated as the bare username instead.
+    assert!(server.events("auth").is_empty());
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_identity_the_server_refuses_is_a_permanent_failure() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        identity: Some(IDENTITY),
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+    config.auth_identity = Some("someone-else@example.com".into());
+
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(!err.retryable, "{err:?}");
+    assert!(err.reason.contains("535"), "{}", err.reason);
+    assert!(!err.reason.contains(PASSWORD), "{}", err.reason);
+    let [attempt] = server.events("auth").try_into().unwrap();
+    assert_eq!(attempt["authzid"], "someone-else@example.com");
+    assert_eq!(attempt["success"], false);
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_identity_connection_left_mid_conversation_by_a_timeout_is_never_reused() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        identity: Some(IDENTITY),
+        hang_first_data: true,
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    config.timeout = Duration::from_secs(2);
+    authenticate(&mut config);
+    config.auth_identity = Some(IDENTITY.into());
+    let dispatcher = env.dispatcher(config);
+
+    let err = dispatcher
+        .dispatch(&delivery("first@example.com"))
+        .await
+        .unwrap_err();
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("timed out"), "{}", err.reason);
+
+    dispatcher
+        .dispatch(&delivery("second@example.com"))
+        .await
+        .unwrap();
+    let [hung] = server.events("hung_data").try_into().unwrap();
+    let [message] = server.messages().try_into().unwrap();
+    assert_eq!(message["rcpt_tos"], json!(["second@example.com"]));
+    assert_eq!(message["auth_authzid"], IDENTITY);
+    assert_ne!(message["peer_port"], hung["peer_port"]);
 }
 
 #[tokio::test]
