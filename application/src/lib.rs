@@ -8,6 +8,7 @@ pub mod config;
 mod error;
 pub mod events;
 pub mod inbox;
+pub mod messages;
 pub mod notifier;
 pub mod ports;
 pub mod preferences;
@@ -15,6 +16,7 @@ pub mod purge;
 pub mod rendering;
 pub mod settings;
 pub mod templates;
+pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
 
@@ -24,9 +26,11 @@ pub use events::{
     CustomContent, EnqueueResult, Event, EventPorts, Events, SkipReason, Skipped, TemplateRef,
 };
 pub use inbox::{Inbox, InboxFilter, InboxPage};
+pub use messages::Messages;
 pub use notifier::{Cycle, Flushed, Notifier, NotifierHandle, NotifierPorts};
 pub use preferences::Preferences;
 pub use purge::Purger;
 pub use settings::Settings;
 pub use templates::{TemplateView, Templates};
+pub use tokens::{ApiToken, Tokens};
 pub use users::{UserInput, Users};

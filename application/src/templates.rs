@@ -46,6 +46,22 @@ impl Templates {
             .collect())
     }
 
+    /// One template with its effective methods.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown template.
+    pub async fn get(&self, id: TemplateId) -> Result<TemplateView, Error> {
+        let template = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("template {id}")))?;
+        Ok(TemplateView {
+            methods: self.delivery.methods_for(&template),
+            template,
+        })
+    }
+
     /// Sets the template's method override (`None` resets it to the deployment default);
     /// returns whether it changed.
     ///

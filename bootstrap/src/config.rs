@@ -42,11 +42,43 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the notifier until SIGINT or SIGTERM (against --postgres-url, or a built-in
-    /// PostgreSQL cluster in --data-dir).
+    /// Run the HTTP API and the notifier until SIGINT or SIGTERM (against --postgres-url, or
+    /// a built-in PostgreSQL cluster in --data-dir).
     Server(Box<ServerArgs>),
     /// Apply the database migrations and exit.
     Migrate(MigrateArgs),
+    /// Manage the users of Herald's own directory, directly in the database.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// `herald users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user and print a new API token for it as the only line on stdout (the first
+    /// owner: `TOKEN=$(herald users create --email … --username … --roles owner)`).
+    Create(CreateUserArgs),
+}
+
+/// Options of `herald users create`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateUserArgs {
+    /// The user's email address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: String,
+    /// The user's username.
+    #[arg(long, value_name = "USERNAME")]
+    pub username: String,
+    /// The display name (default: the username).
+    #[arg(long, default_value = "", value_name = "NAME")]
+    pub name: String,
+    /// Comma-separated roles: owner, user-admin, template-admin, member.
+    #[arg(long, value_delimiter = ',', required = true, value_name = "ROLES")]
+    pub roles: Vec<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Options of `herald server`.
@@ -58,7 +90,7 @@ pub struct ServerArgs {
     pub notifications: NotificationArgs,
     #[command(flatten)]
     pub email: EmailArgs,
-    /// The address the HTTP API listens on (the API itself is not part of this release).
+    /// The address the HTTP API listens on (port 0: any free port, logged at start).
     #[arg(
         long,
         env = "HERALD_HTTP_ADDRESS",

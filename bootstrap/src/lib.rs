@@ -25,8 +25,8 @@ use herald_application::ports::{
 use herald_application::rendering::Renderer;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    DeliveryConfig, EventPorts, Events, Inbox, Notifier, NotifierConfig, NotifierHandle,
-    NotifierPorts, Preferences, Purger, Settings, Templates, Users,
+    DeliveryConfig, EventPorts, Events, Inbox, Messages, Notifier, NotifierConfig, NotifierHandle,
+    NotifierPorts, Preferences, Purger, Settings, Templates, Tokens, Users,
 };
 use herald_domain::{Method, catalogue};
 use herald_inbox::InboxDispatcher;
@@ -309,6 +309,7 @@ impl HeraldBuilder {
                 UnsubscribeKey::generate().context("generating an unsubscribe key")?
             }
         };
+        let http_unsubscribe_key = unsubscribe_key.clone();
         let store_arc = Arc::new(store.clone());
         let own_directory = self.directory.is_none();
         let directory: Arc<dyn UserDirectory> = match self.directory {
@@ -377,9 +378,12 @@ impl HeraldBuilder {
 
         Ok(Herald {
             settings: Settings::new(store_arc.clone(), signals.clone()),
-            preferences: Preferences::new(store_arc.clone(), store_arc.clone(), directory),
+            preferences: Preferences::new(store_arc.clone(), store_arc.clone(), directory.clone()),
             templates: Templates::new(store_arc.clone(), delivery.clone()),
             inbox: Inbox::new(store_arc.clone(), clock.clone()),
+            tokens: Tokens::new(store_arc.clone(), directory.clone(), clock.clone()),
+            messages: Messages::new(store_arc.clone()),
+            unsubscribe_key: http_unsubscribe_key,
             users: own_directory
                 .then(|| Users::new(store_arc.clone(), store_arc.clone(), clock.clone())),
             purge: Some(PurgeLoop::spawn(
@@ -425,6 +429,9 @@ pub struct Herald {
     preferences: Preferences,
     templates: Templates,
     inbox: Inbox,
+    tokens: Tokens,
+    messages: Messages,
+    unsubscribe_key: UnsubscribeKey,
     users: Option<Users>,
     feed: Arc<dyn InboxFeed>,
     delivery: DeliveryConfig,
@@ -461,6 +468,36 @@ impl Herald {
 
     pub fn inbox(&self) -> &Inbox {
         &self.inbox
+    }
+
+    /// API tokens: issued to users, exchanged for the calling user.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Troubleshooting listings of the queue.
+    pub fn messages(&self) -> &Messages {
+        &self.messages
+    }
+
+    /// The HTTP API over this Herald's use cases (what `herald server` serves on
+    /// `--http-address`); `None` when the host supplied its own user directory, whose users
+    /// the API's `/users` routes cannot manage.
+    pub fn http_router(&self) -> Option<axum::Router> {
+        let users = self.users.clone()?;
+        Some(herald_http::router(herald_http::Api {
+            events: self.events.clone(),
+            settings: self.settings.clone(),
+            preferences: self.preferences.clone(),
+            templates: self.templates.clone(),
+            inbox: self.inbox.clone(),
+            users,
+            tokens: self.tokens.clone(),
+            messages: self.messages.clone(),
+            delivery: self.delivery.clone(),
+            unsubscribe_key: self.unsubscribe_key.clone(),
+            readiness: herald_http::Readiness::from_settings(self.settings.clone()),
+        }))
     }
 
     /// Herald's own user directory; `None` when the host supplied its directory.
@@ -501,6 +538,8 @@ impl Herald {
             preferences,
             templates,
             inbox,
+            tokens,
+            messages,
             users,
             feed,
             store,
@@ -511,7 +550,17 @@ impl Herald {
         } = self;
         // The last handles on the signals: dropping it ends the LISTEN task before the
         // database goes away.
-        drop((events, settings, preferences, templates, inbox, users, feed));
+        drop((
+            events,
+            settings,
+            preferences,
+            templates,
+            inbox,
+            tokens,
+            messages,
+            users,
+            feed,
+        ));
         drop(signals);
         tokio::task::yield_now().await;
         if owns_pool {

@@ -3,13 +3,22 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Parser as _;
 use clap::error::ErrorKind;
-use herald::config::{Cli, Command, DatabaseConfig, LogArgs, MigrateArgs, ServerArgs};
+use herald::config::{
+    Cli, Command, CreateUserArgs, DatabaseConfig, LogArgs, MigrateArgs, ServerArgs, UsersCommand,
+};
 use herald::{BuiltinPostgres, Herald};
+use herald_application::ports::{Clock, SystemClock};
+use herald_application::{Tokens, UserInput, Users};
+use herald_domain::UserId;
 use herald_postgres::PgStore;
+
+/// How long requests in flight may take to finish once the server is told to stop.
+const HTTP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -27,6 +36,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => server(*args).await,
             Command::Migrate(args) => migrate(args).await,
+            Command::Users(UsersCommand::Create(args)) => create_user(args).await,
         }
     });
     match result {
@@ -97,20 +107,76 @@ async fn server(args: ServerArgs) -> Result<()> {
             return Ok(());
         }
     };
+    let Some(router) = herald.http_router() else {
+        return fail_after(
+            herald,
+            anyhow!("the HTTP API needs Herald's own user directory"),
+        )
+        .await;
+    };
+    let listener = match tokio::net::TcpListener::bind(http_address).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            let err =
+                anyhow!(err).context(format!("--http-address: cannot listen on {http_address}"));
+            return fail_after(herald, err).await;
+        }
+    };
+    let address = match listener.local_addr() {
+        Ok(address) => address,
+        Err(err) => {
+            return fail_after(
+                herald,
+                anyhow!(err).context("reading the listening address"),
+            )
+            .await;
+        }
+    };
     let available: Vec<_> = delivery.available().iter().map(|m| m.as_str()).collect();
     tracing::info!(
         methods = %available.join(","),
         default_method = %delivery.default_method(),
         "herald server started; the notifier is running (stop with SIGINT or SIGTERM)"
     );
-    tracing::warn!(
-        %http_address,
-        "the HTTP API is not part of this release; nothing listens on --http-address yet"
-    );
+    tracing::info!(%address, "HTTP API listening on http://{address}/api/v2");
 
+    // The HTTP server stops taking connections on the signal and finishes the requests in
+    // flight; then the notifier and the rest stop.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
     let name = signal.await;
     tracing::info!(signal = name, "shutting down");
+    let _ = stop.send(());
+    // Requests in flight get a bounded time to finish, so a hung client cannot hold the
+    // shutdown.
+    let abort = serving.abort_handle();
+    match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, serving).await {
+        Ok(Ok(Ok(()))) => tracing::info!("HTTP API stopped"),
+        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "the HTTP server ended with an error"),
+        Ok(Err(err)) => tracing::error!(error = %err, "the HTTP server task ended abnormally"),
+        Err(_) => {
+            abort.abort();
+            tracing::warn!(
+                timeout = ?HTTP_DRAIN_TIMEOUT,
+                "HTTP API stopped with requests still in flight"
+            );
+        }
+    }
     herald.shutdown().await
+}
+
+/// Stops what was started, then reports `err`.
+async fn fail_after(herald: Herald, err: anyhow::Error) -> Result<()> {
+    if let Err(stop) = herald.shutdown().await {
+        tracing::warn!(error = %stop, "could not stop cleanly");
+    }
+    Err(err)
 }
 
 /// Starts listening for SIGINT and SIGTERM; the future resolves with the first one's name.
@@ -124,6 +190,71 @@ fn wait_for_signal() -> Result<impl std::future::Future<Output = &'static str>> 
             _ = interrupt.recv() => "SIGINT",
         }
     })
+}
+
+/// `herald users create`: writes the user and a token straight to the database (migrating it
+/// first, so it works on a fresh one) and prints the token as the only line on stdout.
+async fn create_user(args: CreateUserArgs) -> Result<()> {
+    init_logging(&args.log)?;
+    let input = UserInput::parse(
+        &args.email,
+        &args.username,
+        &args.name,
+        &args.roles,
+        "active",
+    )
+    .map_err(|err| match err {
+        herald_application::Error::Invalid { field, reason } => anyhow!("--{field}: {reason}"),
+        other => anyhow!(other),
+    })?;
+    match args.database.validate()? {
+        DatabaseConfig::External(url) => {
+            let store = PgStore::connect(url.expose())
+                .await
+                .with_context(|| format!("connecting to the database at {url}"))?;
+            let result = create_user_in(&store, input).await;
+            store.pool().close().await;
+            result
+        }
+        DatabaseConfig::Builtin(options) => {
+            let cluster = BuiltinPostgres::start(&options).await?;
+            let result = async {
+                let store = PgStore::connect(cluster.url())
+                    .await
+                    .context("connecting to the built-in PostgreSQL")?;
+                let result = create_user_in(&store, input).await;
+                store.pool().close().await;
+                result
+            }
+            .await;
+            cluster.stop().await?;
+            result
+        }
+    }
+}
+
+async fn create_user_in(store: &PgStore, input: UserInput) -> Result<()> {
+    store
+        .migrate()
+        .await
+        .context("applying the database migrations")?;
+    let store = Arc::new(store.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let users = Users::new(store.clone(), store.clone(), clock.clone());
+    let tokens = Tokens::new(store.clone(), store, clock);
+    let user = users
+        .upsert(UserId::random(), input)
+        .await
+        .map_err(|err| anyhow!(err))
+        .context("creating the user")?;
+    let token = tokens
+        .issue(user.id)
+        .await
+        .map_err(|err| anyhow!(err))
+        .context("issuing a token")?;
+    tracing::info!(user_id = %user.id, username = %user.username, "created the user");
+    println!("{}", token.expose());
+    Ok(())
 }
 
 async fn migrate(args: MigrateArgs) -> Result<()> {

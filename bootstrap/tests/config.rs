@@ -143,7 +143,7 @@ fn server_args(args: &[&str]) -> Result<ServerArgs, clap::Error> {
     let argv = ["herald", "server"].iter().chain(args);
     match Cli::try_parse_from(argv)?.command {
         Command::Server(args) => Ok(*args),
-        Command::Migrate(_) => unreachable!("parsed a server command"),
+        Command::Migrate(_) | Command::Users(_) => unreachable!("parsed a server command"),
     }
 }
 
@@ -489,5 +489,5 @@ fn the_cli_has_only_this_increments_commands() {
     let mut names: Vec<_> = cli.get_subcommands().map(|c| c.get_name()).collect();
     names.sort_unstable();
 
-    assert_eq!(names, ["migrate", "server"]);
+    assert_eq!(names, ["migrate", "server", "users"]);
 }

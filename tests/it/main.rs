@@ -6,5 +6,6 @@
 mod architecture;
 mod contract;
 mod delivery;
+mod http;
 mod replicas;
 mod usecases;

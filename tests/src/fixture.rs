@@ -7,7 +7,7 @@
 //! (`pub async fn postgres() -> Backend`) giving ports over a fresh store.
 //!
 //! Which suites run on PostgreSQL: those whose port [`herald_postgres::PgStore`] implements —
-//! users, preferences, templates, settings, inbox. Each suite lists its backends where it calls
+//! users, preferences, templates, settings, inbox, tokens. Each suite lists its backends where it calls
 //! [`contract_suite!`](crate::contract_suite); the others (queue, inbox feed, wake-up)
 //! list `memory` only until their PostgreSQL adapter lands.
 
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_application::ports::{
-    InboxFeed, InboxStore, MessageQueue, PreferenceStore, SettingsStore, TemplateStore,
+    InboxFeed, InboxStore, MessageQueue, PreferenceStore, SettingsStore, TemplateStore, TokenStore,
     UserRegistry, Wakeup,
 };
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
@@ -38,6 +38,7 @@ pub struct Backend {
     pub queue: Arc<dyn MessageQueue>,
     pub settings: Arc<dyn SettingsStore>,
     pub inbox: Arc<dyn InboxStore>,
+    pub tokens: Arc<dyn TokenStore>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub wakeup: Arc<dyn Wakeup>,
     pub hooks: Arc<dyn BackendHooks>,
@@ -138,7 +139,8 @@ impl MemoryBackend {
             templates: store.clone(),
             queue: store.clone(),
             settings: store.clone(),
-            inbox: store,
+            inbox: store.clone(),
+            tokens: store,
             inbox_feed: self.inbox_feed.clone(),
             wakeup: self.wakeup.clone(),
             hooks: Arc::new(self),
@@ -211,6 +213,7 @@ impl PostgresBackend {
             templates: store.clone(),
             settings: store.clone(),
             inbox: store.clone(),
+            tokens: store.clone(),
             queue: store,
             inbox_feed: self.signals.clone(),
             wakeup: self.signals.clone(),

@@ -1,1 +1,165 @@
-//! Herald's http adapter: lands in a later issue (see ARCHITECTURE.md).
+//! Herald's HTTP API (DESIGN §7): an axum [`Router`] over the use cases, all under
+//! [`API_PREFIX`], JSON in and out, callers authenticated by `Authorization: Bearer <token>`.
+//!
+//! What a client can rely on:
+//! - every error is JSON `{"message", "detail"}` (plus `"field"` for bad input) — axum's
+//!   plain-text rejections never reach a client: bodies, paths and queries go through this
+//!   crate's own extractors (`extract`), and unknown routes and methods have JSON fallbacks;
+//! - bad input is a 400 naming the field, never a 500; bodies over [`MAX_BODY_BYTES`] are a
+//!   413; request bodies refuse unknown fields, so a typo is an error rather than ignored;
+//! - 401 without a live token (unknown, revoked, or its user deleted), 403 when the caller's
+//!   roles do not allow the route.
+//!
+//! Routes live next to their handlers: `users` (the directory and tokens), `notifications`
+//! (events, settings, templates, preferences, messages), `inbox`, `unsubscribe` (the signed
+//! one-click links of emails) and `health`.
+
+mod error;
+mod extract;
+mod health;
+mod inbox;
+mod notifications;
+mod unsubscribe;
+mod users;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use herald_application::unsubscribe::UnsubscribeKey;
+use herald_application::{
+    DeliveryConfig, Events, Inbox, Messages, Preferences, Settings, Templates, Tokens, Users,
+};
+
+pub use error::ApiError;
+
+/// Where every API route lives.
+pub const API_PREFIX: &str = "/api/v2";
+/// The largest request body accepted; larger ones are answered 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What `GET /readyz` runs: `Ok` when the service can serve (the database answers), else why not.
+#[derive(Clone)]
+pub struct Readiness(Arc<dyn Fn() -> ReadinessFuture + Send + Sync>);
+
+type ReadinessFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+impl Readiness {
+    pub fn new<F, Fut>(check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self(Arc::new(move || Box::pin(check())))
+    }
+
+    /// Ready as long as the notifier's pause flag can be read (it lives in the database).
+    pub fn from_settings(settings: Settings) -> Self {
+        Self::new(move || {
+            let settings = settings.clone();
+            async move {
+                settings
+                    .notifier_paused()
+                    .await
+                    .map(|_| ())
+                    .map_err(|err| err.to_string())
+            }
+        })
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        (self.0)().await
+    }
+}
+
+impl fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Readiness")
+    }
+}
+
+/// The use cases the API drives.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub events: Events,
+    pub settings: Settings,
+    pub preferences: Preferences,
+    pub templates: Templates,
+    pub inbox: Inbox,
+    pub users: Users,
+    pub tokens: Tokens,
+    pub messages: Messages,
+    pub delivery: DeliveryConfig,
+    pub unsubscribe_key: UnsubscribeKey,
+    pub readiness: Readiness,
+}
+
+type State = Arc<Api>;
+
+/// The whole HTTP API: the routes under [`API_PREFIX`], `/healthz` and `/readyz`.
+pub fn router(api: Api) -> Router {
+    let v2 = Router::new()
+        .route("/users/me", get(users::me))
+        .route(
+            "/users/{id}",
+            get(users::get_user)
+                .put(users::put_user)
+                .delete(users::delete_user),
+        )
+        .route("/users/{id}/tokens", post(users::create_token))
+        .route(
+            "/users/{id}/notifications/preferences",
+            get(notifications::get_preferences).put(notifications::put_preferences),
+        )
+        .route("/notifications/events", post(notifications::enqueue))
+        .route(
+            "/notifications/events/batch",
+            post(notifications::enqueue_batch),
+        )
+        .route(
+            "/notifications/settings",
+            get(notifications::get_settings).put(notifications::put_settings),
+        )
+        .route(
+            "/notifications/templates/system",
+            get(notifications::system_templates),
+        )
+        .route(
+            "/notifications/templates/custom",
+            get(notifications::custom_templates),
+        )
+        .route(
+            "/notifications/templates/{id}/method",
+            put(notifications::put_template_method),
+        )
+        .route(
+            "/notifications/dispatch-methods",
+            get(notifications::dispatch_methods),
+        )
+        .route("/notifications/test", post(notifications::send_test))
+        .route("/notifications/custom", post(notifications::send_custom))
+        .route("/notifications/messages", get(notifications::messages))
+        .route("/notifications/inbox", get(inbox::list))
+        .route(
+            "/notifications/inbox/mark-all-as-read",
+            put(inbox::mark_all_read),
+        )
+        .route(
+            "/notifications/inbox/{id}/read-status",
+            put(inbox::set_read_status),
+        )
+        .route(
+            "/notifications/unsubscribe/{token}",
+            get(unsubscribe::page).post(unsubscribe::one_click),
+        );
+    Router::new()
+        .nest(API_PREFIX, v2)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(Arc::new(api))
+}

@@ -3,9 +3,9 @@
 //!
 //! [`PgStore`] holds a connection pool and implements the storage ports over the schema of
 //! `migrations/` (embedded here, applied by [`PgStore::migrate`]): `UserDirectory`,
-//! `UserRegistry`, `PreferenceStore`, `TemplateStore`, `SettingsStore`, `InboxStore` and
-//! `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]). [`PgSignals`] carries
-//! notifier wake-ups and the live inbox feed across replicas over LISTEN/NOTIFY.
+//! `UserRegistry`, `PreferenceStore`, `TemplateStore`, `SettingsStore`, `InboxStore`,
+//! `TokenStore` and `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]).
+//! [`PgSignals`] carries notifier wake-ups and the live inbox feed across replicas over LISTEN/NOTIFY.
 //!
 //! Driver errors never cross a port: `error` translates them into
 //! [`herald_application::ports::StoreError`], matching the constraint names the migration
@@ -18,6 +18,7 @@ mod queue;
 mod settings;
 mod signals;
 mod templates;
+mod tokens;
 mod users;
 
 pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder};

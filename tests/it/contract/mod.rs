@@ -8,5 +8,6 @@ mod preferences;
 mod queue;
 mod settings;
 mod templates;
+mod tokens;
 mod users;
 mod wakeup;

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: every repository and the message queue, in memory, behind one lock.
 //!
 //! Each concern keeps its rows in its own module (`queue`, `users`, `preferences`,
-//! `templates`, `settings`, `inbox`) as plain synchronous code; the port implementations there
+//! `templates`, `settings`, `inbox`, `tokens`) as plain synchronous code; the port implementations there
 //! take the lock through [`MemoryStore::with`], which also answers for an injected outage.
 
 mod inbox;
@@ -9,6 +9,7 @@ mod preferences;
 mod queue;
 mod settings;
 mod templates;
+mod tokens;
 mod users;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,6 +44,7 @@ struct State {
     queue: queue::Queue,
     inbox: inbox::Inbox,
     settings: settings::Settings,
+    tokens: tokens::Tokens,
 }
 
 impl MemoryStore {
@@ -132,8 +134,9 @@ mod tests {
 
     use chrono::{DateTime, Duration};
     use herald_application::ports::{
-        InboxQuery, InboxStore, LeaseRequest, MessageFilter, MessageQueue, PreferenceStore,
-        ReadStatus, SettingsStore, TemplateStore, UserDirectory, UserRegistry,
+        InboxQuery, InboxStore, LeaseRequest, MessageFilter, MessageQueue, NewToken,
+        PreferenceStore, ReadStatus, SettingsStore, TemplateStore, TokenHash, TokenStore,
+        UserDirectory, UserRegistry,
     };
     use herald_domain::{InboxNotificationId, MessageId, Role, TemplateId, UserId};
 
@@ -205,6 +208,22 @@ mod tests {
                     .err(),
             ),
             unavailable(store.mark_all_read(user, now).await.err()),
+            unavailable(
+                TokenStore::insert(
+                    store,
+                    &NewToken {
+                        id: *UserId::random().as_uuid(),
+                        user,
+                        name: "t".to_owned(),
+                        hash: TokenHash::of("t"),
+                        created_at: now,
+                    },
+                )
+                .await
+                .err(),
+            ),
+            unavailable(store.find_user(&TokenHash::of("t"), now).await.err()),
+            unavailable(store.revoke_all(user, now).await.err()),
         ]
     }
 

@@ -1,0 +1,143 @@
+//! `/users/…`: the standalone directory, the caller's own entry, and tokens.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use herald_application::UserInput;
+use herald_domain::{Role, User, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::json;
+use crate::extract::{Caller, JsonBody, PathId, UserRef};
+use crate::{ApiError, State as ApiState};
+
+/// Who manages the directory.
+const USER_ADMINS: &[Role] = &[Role::Owner, Role::UserAdmin];
+
+/// A directory user as the API shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserJson {
+    id: UserId,
+    email: String,
+    username: String,
+    name: String,
+    roles: Vec<&'static str>,
+    status: &'static str,
+}
+
+impl From<&User> for UserJson {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.to_string(),
+            username: user.username.to_string(),
+            name: user.name.clone(),
+            roles: user.roles.iter().map(|r| r.as_str()).collect(),
+            status: user.status.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserBody {
+    email: String,
+    username: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default = "active")]
+    status: String,
+}
+
+fn active() -> String {
+    "active".to_owned()
+}
+
+#[derive(Debug, Serialize)]
+struct TokenJson<'a> {
+    token: &'a str,
+}
+
+pub(crate) async fn me(caller: Caller) -> Response {
+    json(StatusCode::OK, &UserJson::from(&caller.0))
+}
+
+pub(crate) async fn get_user(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<UserRef>,
+) -> Result<Response, ApiError> {
+    let id = caller.resolve(id);
+    caller.require(USER_ADMINS)?;
+    let user = api.users.get(id).await?;
+    Ok(json(StatusCode::OK, &UserJson::from(&user)))
+}
+
+pub(crate) async fn put_user(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<UserRef>,
+    JsonBody(body): JsonBody<UserBody>,
+) -> Result<Response, ApiError> {
+    let id = caller.resolve(id);
+    caller.require(USER_ADMINS)?;
+    let input = UserInput::parse(
+        &body.email,
+        &body.username,
+        &body.name,
+        &body.roles,
+        &body.status,
+    )?;
+    if !caller.has(Role::Owner) {
+        // A user admin manages members and admins, but cannot make or change an owner.
+        let existing_owner = match api.users.get(id).await {
+            Ok(existing) => existing.roles.contains(&Role::Owner),
+            Err(herald_application::Error::NotFound(_)) => false,
+            Err(err) => return Err(err.into()),
+        };
+        if existing_owner || input.roles.contains(&Role::Owner) {
+            return Err(ApiError::forbidden(
+                "only an owner can make or change an owner",
+            ));
+        }
+    }
+    let user = api.users.upsert(id, input).await?;
+    Ok(json(StatusCode::OK, &UserJson::from(&user)))
+}
+
+pub(crate) async fn delete_user(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<UserRef>,
+) -> Result<Response, ApiError> {
+    let id = caller.resolve(id);
+    caller.require(USER_ADMINS)?;
+    let user = api.users.get(id).await?;
+    if user.roles.contains(&Role::Owner) && !caller.has(Role::Owner) {
+        return Err(ApiError::forbidden("only an owner can delete an owner"));
+    }
+    let inhibited = api.users.delete(id).await?;
+    // Authentication already refuses a deleted user's tokens; revoking them also keeps them
+    // dead should the user be upserted again.
+    let revoked = api.tokens.revoke_all(id).await?;
+    tracing::info!(user_id = %id, inhibited, revoked, "deleted a user");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn create_token(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<UserRef>,
+) -> Result<Response, ApiError> {
+    let id = caller.resolve(id);
+    caller.require_self_or(id, &[Role::Owner])?;
+    let token = api.tokens.issue(id).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &TokenJson {
+            token: token.expose(),
+        },
+    ))
+}

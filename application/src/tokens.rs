@@ -1,0 +1,135 @@
+//! API tokens: issued once in plaintext, stored as hashes, exchanged for the calling user.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use herald_domain::{User, UserId};
+use uuid::Uuid;
+
+use crate::Error;
+use crate::ports::{Clock, NewToken, TokenHash, TokenStore, UserDirectory};
+
+/// Random bytes per token: 256 bits, so guessing one is hopeless.
+pub const TOKEN_BYTES: usize = 32;
+/// The longest string [`Tokens::authenticate`] even hashes; longer ones are no token.
+const MAX_TOKEN_CHARS: usize = 256;
+
+/// A token in plaintext, handed out once. Its text never appears in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    /// The token's text, to give to its owner. Keep it secret.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(<redacted>)")
+    }
+}
+
+/// Token use cases.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    store: Arc<dyn TokenStore>,
+    directory: Arc<dyn UserDirectory>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Tokens {
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        directory: Arc<dyn UserDirectory>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            clock,
+        }
+    }
+
+    /// Issues a new token for `user` and returns its plaintext: the only time it is seen.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or deleted user; [`Error::Internal`] when the OS
+    /// random source fails; [`Error::Unavailable`] when the store is down.
+    pub async fn issue(&self, user: UserId) -> Result<ApiToken, Error> {
+        match self.directory.get(user).await? {
+            Some(found) if !found.deleted => {}
+            _ => return Err(Error::NotFound(format!("user {user}"))),
+        }
+        let mut bytes = [0; TOKEN_BYTES];
+        getrandom::fill(&mut bytes)
+            .map_err(|err| Error::Internal(format!("reading random bytes: {err}")))?;
+        let plaintext = URL_SAFE_NO_PAD.encode(bytes);
+        let id = Uuid::new_v4();
+        self.store
+            .insert(&NewToken {
+                id,
+                user,
+                name: format!("token-{}", id.simple()),
+                hash: TokenHash::of(&plaintext),
+                created_at: self.clock.now(),
+            })
+            .await?;
+        tracing::info!(user_id = %user, token_id = %id, "issued an API token");
+        Ok(ApiToken(plaintext))
+    }
+
+    /// Revokes every token of `user` (when the user is deleted); returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store is down.
+    pub async fn revoke_all(&self, user: UserId) -> Result<u64, Error> {
+        Ok(self.store.revoke_all(user, self.clock.now()).await?)
+    }
+
+    /// The live user a token belongs to; `None` for an unknown or revoked token, or one whose
+    /// user is unknown or deleted.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when a store is down.
+    pub async fn authenticate(&self, plaintext: &str) -> Result<Option<User>, Error> {
+        if plaintext.is_empty() || plaintext.len() > MAX_TOKEN_CHARS {
+            return Ok(None);
+        }
+        let hash = TokenHash::of(plaintext);
+        let Some(user) = self.store.find_user(&hash, self.clock.now()).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .directory
+            .get(user)
+            .await?
+            .filter(|found| !found.deleted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_token_never_shows_in_debug() {
+        let token = ApiToken("secret-token-text".to_owned());
+        assert_eq!(format!("{token:?}"), "ApiToken(<redacted>)");
+    }
+
+    #[test]
+    fn hashes_are_sha256_of_the_text() {
+        // SHA-256("abc"), the FIPS 180-2 test vector.
+        assert_eq!(
+            TokenHash::of("abc").as_bytes()[..4],
+            [0xba, 0x78, 0x16, 0xbf]
+        );
+        assert_ne!(TokenHash::of("a"), TokenHash::of("b"));
+    }
+}

@@ -1,0 +1,10 @@
+//! The HTTP API (`herald-http`) end to end: the real router over PostgreSQL, called
+//! in-process. Auth and roles, every route's happy path and shapes (DESIGN §7), 304s, the
+//! unsubscribe links, and malformed input that must never be answered with a 5xx.
+
+mod directory;
+mod inbox;
+mod malformed;
+mod notifications;
+mod support;
+mod unsubscribe;

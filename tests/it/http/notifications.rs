@@ -1,0 +1,485 @@
+//! Events, settings, templates, dispatch methods, test and custom notifications,
+//! preferences and messages.
+
+use axum::http::StatusCode;
+use herald_domain::catalogue;
+use serde_json::{Value, json};
+
+use super::support::App;
+
+fn workspace_deleted(app: &App, workspace: &str) -> Value {
+    json!({
+        "template_id": catalogue::WORKSPACE_DELETED,
+        "user_id": app.member.user.id,
+        "initiator_id": app.owner.user.id,
+        "labels": {"name": workspace, "reason": "tidy", "initiator": "owner"},
+        "data": {"workspace_id": "w-1"},
+        "targets": [],
+        "created_by": "tests",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_enqueues_an_event_and_a_repeat_is_reported_as_a_duplicate() {
+    let app = App::start().await;
+    let event = workspace_deleted(&app, "ws-1");
+
+    let first = app
+        .post("/api/v2/notifications/events", &app.owner, event.clone())
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    // Webhook (the default) and the inbox.
+    assert_eq!(first["message_ids"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(first["skipped"], json!([]));
+
+    let again = app
+        .post("/api/v2/notifications/events", &app.owner, event)
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(again["message_ids"], json!([]));
+    assert_eq!(
+        again["skipped"],
+        json!([{"user_id": app.member.user.id, "reason": "duplicate"}])
+    );
+
+    let by_name = json!({
+        "template_name": "Workspace Deleted",
+        "user_id": app.member.user.id,
+        "labels": {"name": "ws-2"},
+    });
+    let named = app
+        .post("/api/v2/notifications/events", &app.owner, by_name)
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(named["message_ids"].as_array().unwrap().len(), 2, "{named}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_one_result_per_event_in_order() {
+    let app = App::start().await;
+    let batch = json!({"events": [workspace_deleted(&app, "a"), workspace_deleted(&app, "a"), workspace_deleted(&app, "b")]});
+
+    let reply = app
+        .post("/api/v2/notifications/events/batch", &app.owner, batch)
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+
+    let results = reply["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{reply}");
+    assert_eq!(results[0]["message_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(results[1]["skipped"][0]["reason"], "duplicate");
+    assert_eq!(results[2]["message_ids"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_events_are_400s_naming_the_field_and_members_may_not_send_them() {
+    let app = App::start().await;
+    let unknown = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            json!({"template_id": "00000000-0000-4000-8000-000000000000", "user_id": app.member.user.id}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(unknown["field"], "template_id", "{unknown}");
+    let missing_subject = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            json!({"template_id": catalogue::WORKSPACE_DELETED}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(missing_subject["field"], "user_id", "{missing_subject}");
+    let batch = app
+        .post(
+            "/api/v2/notifications/events/batch",
+            &app.owner,
+            json!({"events": [workspace_deleted(&app, "a"), {"template_name": "No Such Event"}]}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(batch["field"], "events[1].template_name", "{batch}");
+    let wrong_type = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            json!({"template_id": catalogue::WORKSPACE_DELETED, "user_id": 42}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(wrong_type["field"], "user_id", "{wrong_type}");
+
+    app.post(
+        "/api/v2/notifications/events",
+        &app.member,
+        workspace_deleted(&app, "x"),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_owners_pause_and_an_unchanged_setting_is_304() {
+    let app = App::start().await;
+    let path = "/api/v2/notifications/settings";
+
+    let read = app
+        .get(path, &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(read, json!({"notifier_paused": false}));
+
+    app.put(path, &app.member, json!({"notifier_paused": true}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let paused = app
+        .put(path, &app.owner, json!({"notifier_paused": true}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(paused, json!({"notifier_paused": true}));
+    let unchanged = app
+        .put(path, &app.owner, json!({"notifier_paused": true}))
+        .await
+        .expect(StatusCode::NOT_MODIFIED);
+    assert!(unchanged.body.is_empty());
+    let read = app
+        .get(path, &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(read, json!({"notifier_paused": true}));
+    app.put(path, &app.owner, json!({"notifier_paused": "yes"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_list_by_kind_and_owners_set_their_method() {
+    let app = App::start().await;
+
+    let system = app
+        .get("/api/v2/notifications/templates/system", &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let system = system.as_array().unwrap();
+    assert!(system.len() > 20, "{system:?}");
+    let deleted = system
+        .iter()
+        .find(|t| t["id"] == json!(catalogue::WORKSPACE_DELETED))
+        .unwrap();
+    assert_eq!(deleted["name"], "Workspace Deleted");
+    assert_eq!(deleted["group"], "Workspace Events");
+    assert_eq!(deleted["kind"], "system");
+    assert_eq!(deleted["enabled_by_default"], true);
+    assert_eq!(deleted["method"], "");
+    assert_eq!(deleted["methods"], json!(["webhook", "inbox"]));
+    let custom = app
+        .get("/api/v2/notifications/templates/custom", &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(
+        custom
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] == "custom"),
+        "{custom}"
+    );
+    assert!(
+        custom
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == json!(catalogue::CUSTOM_NOTIFICATION)),
+        "{custom}"
+    );
+
+    let path = format!(
+        "/api/v2/notifications/templates/{}/method",
+        catalogue::WORKSPACE_DELETED
+    );
+    app.put(&path, &app.member, json!({"method": "inbox"}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let set = app
+        .put(&path, &app.owner, json!({"method": "inbox"}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(set["method"], "inbox");
+    assert_eq!(set["methods"], json!(["inbox"]));
+    app.put(&path, &app.owner, json!({"method": "inbox"}))
+        .await
+        .expect(StatusCode::NOT_MODIFIED);
+    let reset = app
+        .put(&path, &app.owner, json!({"method": ""}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reset["method"], "");
+    app.put(&path, &app.owner, json!({"method": ""}))
+        .await
+        .expect(StatusCode::NOT_MODIFIED);
+
+    let bad = app
+        .put(&path, &app.owner, json!({"method": "pigeon"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(bad["field"], "method");
+    // SMTP is not configured on this deployment.
+    app.put(&path, &app.owner, json!({"method": "smtp"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    app.put(
+        "/api/v2/notifications/templates/00000000-0000-4000-8000-000000000000/method",
+        &app.owner,
+        json!({"method": "inbox"}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_methods_name_the_available_ones_and_the_default() {
+    let app = App::start().await;
+    let methods = app
+        .get("/api/v2/notifications/dispatch-methods", &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        methods,
+        json!({"available": ["webhook", "inbox"], "default": "webhook"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_send_test_notifications_and_anyone_custom_ones_to_themselves() {
+    let app = App::start().await;
+
+    app.post("/api/v2/notifications/test", &app.member, json!(null))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let sent = app
+        .post("/api/v2/notifications/test", &app.owner, json!(null))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert!(sent.body.is_empty());
+
+    app.post(
+        "/api/v2/notifications/custom",
+        &app.member,
+        json!({"content": {"title": " Hello ", "message": "From the tests"}}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let empty = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.member,
+            json!({"content": {"title": "  ", "message": "x"}}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(empty["field"], "content.title", "{empty}");
+    let long = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.member,
+            json!({"content": {"title": "t", "message": "m".repeat(2001)}}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(long["field"], "content.message", "{long}");
+    let missing = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.member,
+            json!({"content": {"title": "t"}}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(missing["field"], "content", "{missing}");
+
+    let messages = app
+        .get(
+            &format!(
+                "/api/v2/notifications/messages?user_id={}",
+                app.member.user.id
+            ),
+            &app.owner,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let messages = messages["messages"].as_array().unwrap();
+    assert!(!messages.is_empty());
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["template_id"] == json!(catalogue::CUSTOM_NOTIFICATION))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferences_are_read_and_set_by_the_user_owners_and_user_admins_only() {
+    let app = App::start().await;
+    let path = format!(
+        "/api/v2/users/{}/notifications/preferences",
+        app.member.user.id
+    );
+
+    let empty = app
+        .get(&path, &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(empty, json!({"template_disabled_map": {}}));
+
+    let set = app
+        .put(
+            &path,
+            &app.member,
+            json!({"template_disabled_map": {catalogue::WORKSPACE_DELETED.to_string(): true}}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let expected =
+        json!({"template_disabled_map": {catalogue::WORKSPACE_DELETED.to_string(): true}});
+    assert_eq!(set, expected);
+    for reader in [&app.owner, &app.admin] {
+        let read = app.get(&path, reader).await.expect(StatusCode::OK).json();
+        assert_eq!(read, expected);
+    }
+
+    app.get(&path, &app.other)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    app.put(
+        &path,
+        &app.other,
+        json!({"template_disabled_map": {catalogue::WORKSPACE_DELETED.to_string(): false}}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    let unknown = app
+        .put(
+            &path,
+            &app.member,
+            json!({"template_disabled_map": {"00000000-0000-4000-8000-000000000000": true}}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(unknown["field"], "template_disabled_map", "{unknown}");
+    app.put(
+        &path,
+        &app.member,
+        json!({"template_disabled_map": {"not-a-uuid": true}}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+
+    // A disabled template is skipped for that user.
+    let skipped = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            workspace_deleted(&app, "quiet"),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(skipped["skipped"][0]["reason"], "disabled", "{skipped}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_list_messages_newest_first_with_filters() {
+    let app = App::start().await;
+    app.post(
+        "/api/v2/notifications/events",
+        &app.owner,
+        workspace_deleted(&app, "listed"),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+
+    let all = app
+        .get("/api/v2/notifications/messages", &app.owner)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let messages = all["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{all}");
+    let keys: Vec<_> = messages[0].as_object().unwrap().keys().cloned().collect();
+    for key in [
+        "id",
+        "template_id",
+        "user_id",
+        "method",
+        "status",
+        "status_reason",
+        "attempt_count",
+        "created_at",
+        "updated_at",
+        "next_retry_after",
+        "leased_until",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing: {keys:?}");
+    }
+    assert_eq!(messages[0]["status"], "pending");
+    assert_eq!(messages[0]["user_id"], json!(app.member.user.id));
+
+    let sent = app
+        .get("/api/v2/notifications/messages?status=sent", &app.owner)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(sent["messages"], json!([]));
+    let limited = app
+        .get(
+            &format!(
+                "/api/v2/notifications/messages?template_id={}&limit=1",
+                catalogue::WORKSPACE_DELETED
+            ),
+            &app.owner,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(limited["messages"].as_array().unwrap().len(), 1);
+
+    for bad in [
+        "status=lost",
+        "user_id=nope",
+        "template_id=1",
+        "limit=-1",
+        "limit=100000",
+    ] {
+        app.get(&format!("/api/v2/notifications/messages?{bad}"), &app.owner)
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+    }
+    app.get("/api/v2/notifications/messages", &app.member)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+}

@@ -1,0 +1,208 @@
+//! The real router over a fresh PostgreSQL database, called in-process with
+//! `tower::ServiceExt::oneshot`, and the users a test calls it as.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method as HttpMethod, Request, StatusCode, header};
+use herald_application::ports::{Clock, SystemClock};
+use herald_application::rendering::Renderer;
+use herald_application::unsubscribe::UnsubscribeKey;
+use herald_application::{
+    DeliveryConfig, EventPorts, Events, Inbox, Messages, Preferences, Settings, Templates, Tokens,
+    Users,
+};
+use herald_domain::{Method, Role, User};
+use herald_http::{Api, Readiness};
+use herald_memory::MemoryWakeup;
+use herald_postgres::PgStore;
+use herald_tests::postgres::TestDatabase;
+use herald_tests::sample;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+/// One response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "the body is not JSON ({err}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the status, and that an error body is `{"message", "detail"}` JSON.
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        if status.is_client_error() || status.is_server_error() {
+            let body = self.json();
+            assert!(body["message"].is_string(), "{body}");
+            assert!(body["detail"].is_string(), "{body}");
+        }
+        self
+    }
+}
+
+/// A signed-in user: who, and their token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub token: String,
+}
+
+/// The router over a database of its own, with an owner, a user admin and two members.
+#[derive(Debug)]
+pub struct App {
+    pub router: Router,
+    pub store: PgStore,
+    pub key: UnsubscribeKey,
+    pub owner: Caller,
+    pub admin: Caller,
+    pub member: Caller,
+    pub other: Caller,
+    _database: TestDatabase,
+}
+
+impl App {
+    pub async fn start() -> App {
+        let database = TestDatabase::create().await;
+        let store = database.store.clone();
+        let shared = Arc::new(store.clone());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let delivery =
+            DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), true).unwrap();
+        let events = Events::new(
+            EventPorts {
+                directory: shared.clone(),
+                preferences: shared.clone(),
+                templates: shared.clone(),
+                queue: shared.clone(),
+                wakeup: Arc::new(MemoryWakeup::new()),
+                clock: clock.clone(),
+            },
+            delivery.clone(),
+            Renderer::new("Herald", "https://herald.example.com"),
+        );
+        let settings = Settings::new(shared.clone(), Arc::new(MemoryWakeup::new()));
+        let users = Users::new(shared.clone(), shared.clone(), clock.clone());
+        let tokens = Tokens::new(shared.clone(), shared.clone(), clock.clone());
+        let key = UnsubscribeKey::generate().unwrap();
+        let api = Api {
+            events,
+            settings: settings.clone(),
+            preferences: Preferences::new(shared.clone(), shared.clone(), shared.clone()),
+            templates: Templates::new(shared.clone(), delivery.clone()),
+            inbox: Inbox::new(shared.clone(), clock.clone()),
+            users: users.clone(),
+            tokens: tokens.clone(),
+            messages: Messages::new(shared.clone()),
+            delivery,
+            unsubscribe_key: key.clone(),
+            readiness: Readiness::from_settings(settings),
+        };
+        let router = herald_http::router(api);
+        let caller = |name: &'static str, roles: &'static [Role]| {
+            let users = users.clone();
+            let tokens = tokens.clone();
+            async move {
+                let user = sample::user(name, roles);
+                let input = herald_application::UserInput {
+                    email: user.email.clone(),
+                    username: user.username.clone(),
+                    name: String::new(),
+                    roles: user.roles.clone(),
+                    status: user.status,
+                };
+                let user = users.upsert(user.id, input).await.unwrap();
+                let token = tokens.issue(user.id).await.unwrap().expose().to_owned();
+                Caller { user, token }
+            }
+        };
+        App {
+            owner: caller("owner", &[Role::Owner]).await,
+            admin: caller("admin", &[Role::UserAdmin]).await,
+            member: caller("member", &[Role::Member]).await,
+            other: caller("other", &[Role::Member]).await,
+            router,
+            store,
+            key,
+            _database: database,
+        }
+    }
+
+    /// Sends a request with a raw body.
+    pub async fn raw(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, caller: &Caller) -> Reply {
+        self.raw(HttpMethod::GET, path, Some(&caller.token), Vec::new())
+            .await
+    }
+
+    pub async fn send(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        caller: &Caller,
+        body: Value,
+    ) -> Reply {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).unwrap()
+        };
+        self.raw(method, path, Some(&caller.token), body).await
+    }
+
+    pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> Reply {
+        self.send(HttpMethod::POST, path, caller, body).await
+    }
+
+    pub async fn put(&self, path: &str, caller: &Caller, body: Value) -> Reply {
+        self.send(HttpMethod::PUT, path, caller, body).await
+    }
+}

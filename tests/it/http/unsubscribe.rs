@@ -1,0 +1,95 @@
+//! `/notifications/unsubscribe/{token}`: the signed one-click links (RFC 8058).
+
+use axum::http::{Method, StatusCode};
+use herald_domain::{UserId, catalogue};
+use serde_json::json;
+
+use super::support::App;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_shows_a_confirmation_form_and_a_post_unsubscribes() {
+    let app = App::start().await;
+    let token = app
+        .key
+        .token(app.member.user.id, catalogue::WORKSPACE_DELETED);
+    let path = format!("/api/v2/notifications/unsubscribe/{token}");
+
+    let page = app.raw(Method::GET, &path, None, Vec::new()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text();
+    assert!(html.contains("Workspace Deleted"), "{html}");
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    // Looking is not unsubscribing.
+    let preferences = format!(
+        "/api/v2/users/{}/notifications/preferences",
+        app.member.user.id
+    );
+    let before = app.get(&preferences, &app.member).await.json();
+    assert_eq!(before, json!({"template_disabled_map": {}}));
+
+    let done = app
+        .raw(
+            Method::POST,
+            &path,
+            None,
+            b"List-Unsubscribe=One-Click".to_vec(),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let after = app.get(&preferences, &app.member).await.json();
+    assert_eq!(
+        after,
+        json!({"template_disabled_map": {catalogue::WORKSPACE_DELETED.to_string(): true}})
+    );
+    // Twice does no harm.
+    let again = app.raw(Method::POST, &path, None, Vec::new()).await;
+    assert_eq!(again.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_or_foreign_links_are_refused() {
+    let app = App::start().await;
+    let token = app
+        .key
+        .token(app.member.user.id, catalogue::WORKSPACE_DELETED);
+    let mut tampered = token.clone().into_bytes();
+    tampered[80] = if tampered[80] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let foreign = herald_application::unsubscribe::UnsubscribeKey::generate()
+        .unwrap()
+        .token(app.member.user.id, catalogue::WORKSPACE_DELETED);
+
+    for bad in [tampered.as_str(), foreign.as_str(), "garbage", "%FF%FE"] {
+        let path = format!("/api/v2/notifications/unsubscribe/{bad}");
+        let page = app.raw(Method::GET, &path, None, Vec::new()).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{bad}");
+        app.raw(Method::POST, &path, None, Vec::new())
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+    }
+    let preferences = format!(
+        "/api/v2/users/{}/notifications/preferences",
+        app.member.user.id
+    );
+    let untouched = app.get(&preferences, &app.member).await.json();
+    assert_eq!(untouched, json!({"template_disabled_map": {}}));
+
+    // A genuine link for a user who is gone.
+    let gone = app
+        .key
+        .token(UserId::random(), catalogue::WORKSPACE_DELETED);
+    app.raw(
+        Method::POST,
+        &format!("/api/v2/notifications/unsubscribe/{gone}"),
+        None,
+        Vec::new(),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+}
