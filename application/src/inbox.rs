@@ -58,6 +58,14 @@ impl Inbox {
         })
     }
 
+    /// How many of the user's notifications are unread.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the store is down.
+    pub async fn unread_count(&self, user: UserId) -> Result<u64, Error> {
+        Ok(self.store.unread_count(user).await?)
+    }
+
     /// Marks one of the user's notifications read or unread.
     ///
     /// # Errors

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use crate::config::{ConfigError, NotifierConfig};
 use crate::ports::{
-    Clock, Delivery, DeliveryError, Dispatcher, LeaseRequest, MessageQueue, PreferenceStore,
-    SettingsStore, StoreError, TemplateStore, UserDirectory, WakeupListener,
+    Clock, Delivery, DeliveryError, DispatchOutcome, Dispatcher, LeaseRequest, MessageQueue,
+    NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore,
+    UserDirectory, WakeupListener,
 };
 use crate::rendering::Renderer;
 
@@ -24,6 +25,8 @@ use crate::rendering::Renderer;
 pub const REASON_RECIPIENT_DELETED: &str = "inhibited: the recipient was deleted";
 /// Reason recorded on messages inhibited by the recipient's preferences.
 pub const REASON_DISABLED: &str = "inhibited: the recipient disabled this notification";
+/// The template label of metrics about messages whose template no longer exists.
+pub const UNKNOWN_TEMPLATE: &str = "unknown";
 
 /// The ports a notifier drives.
 #[derive(Debug, Clone)]
@@ -87,6 +90,7 @@ pub struct Notifier {
     renderer: Renderer,
     wakeup: WakeupListener,
     buffer: ResultBuffer,
+    metrics: Arc<dyn NotifierMetrics>,
 }
 
 impl Notifier {
@@ -117,7 +121,15 @@ impl Notifier {
             renderer,
             wakeup,
             buffer: ResultBuffer::default(),
+            metrics: Arc::new(NoMetrics),
         })
+    }
+
+    /// Reports to `metrics` (default: nowhere).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn NotifierMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -160,24 +172,35 @@ impl Notifier {
         let prepared = self.prepare(leased, now).await;
         let mut in_flight = JoinSet::new();
         let mut by_task = HashMap::new();
-        for (message, next) in prepared {
+        for (message, template, next) in prepared {
             match next {
-                Next::Complete(completion) => self.record(&message, &completion).await,
+                Next::Complete(completion) => self.record(&message, &template, &completion).await,
                 Next::Dispatch(dispatcher, delivery) => {
                     let timeout = self.config.dispatch_timeout;
+                    let metrics = Arc::clone(&self.metrics);
+                    let method = message.method;
+                    metrics.observe_queued_seconds(method, message.queued_seconds.max(0.0));
+                    metrics.dispatch_started();
                     let handle = in_flight.spawn(async move {
-                        match tokio::time::timeout(timeout, dispatcher.dispatch(&delivery)).await {
-                            Ok(result) => result,
-                            Err(_) => Err(DeliveryError::retryable(format!(
-                                "dispatch timed out after {timeout:?}"
-                            ))),
-                        }
+                        let started = Instant::now();
+                        let result =
+                            match tokio::time::timeout(timeout, dispatcher.dispatch(&delivery))
+                                .await
+                            {
+                                Ok(result) => result,
+                                Err(_) => Err(DeliveryError::retryable(format!(
+                                    "dispatch timed out after {timeout:?}"
+                                ))),
+                            };
+                        metrics.observe_send_seconds(method, started.elapsed().as_secs_f64());
+                        result
                     });
-                    by_task.insert(handle.id(), message);
+                    by_task.insert(handle.id(), (message, template));
                 }
             }
         }
         while let Some(joined) = in_flight.join_next_with_id().await {
+            self.metrics.dispatch_finished();
             let (task, result) = match joined {
                 Ok((task, result)) => (task, result),
                 Err(err) => (
@@ -187,7 +210,7 @@ impl Notifier {
                     ))),
                 ),
             };
-            let Some(message) = by_task.remove(&task) else {
+            let Some((message, template)) = by_task.remove(&task) else {
                 continue;
             };
             let completion = match result {
@@ -208,7 +231,7 @@ impl Notifier {
                     }
                 }
             };
-            self.record(&message, &completion).await;
+            self.record(&message, &template, &completion).await;
         }
         Ok(Cycle::Dispatched(count))
     }
@@ -233,7 +256,10 @@ impl Notifier {
                 self.ports.queue.mark_failed(&changes).await
             };
             match result {
-                Ok(written) => *counter = written,
+                Ok(written) => {
+                    *counter = written;
+                    self.metrics.synced_result_updates(written);
+                }
                 Err(err) => {
                     flushed.dropped += changes.len();
                     tracing::warn!(
@@ -245,6 +271,7 @@ impl Notifier {
                 }
             }
         }
+        self.metrics.pending_result_updates(self.buffer.len());
         flushed
     }
 
@@ -307,10 +334,22 @@ impl Notifier {
     }
 
     /// Buffers a result, writing the buffer back first when it is full.
-    async fn record(&mut self, message: &Message, completion: &Completion) {
+    async fn record(&mut self, message: &Message, template: &str, completion: &Completion) {
         let now = self.ports.clock.now();
         match message.complete(completion, now, self.policy) {
-            Ok(change) => self.buffer.push(change),
+            Ok(change) => {
+                if let Some(outcome) = DispatchOutcome::from_status(change.status) {
+                    self.metrics
+                        .dispatch_attempt(message.method, template, outcome);
+                }
+                if change.status == MessageStatus::TemporaryFailure
+                    && change.next_retry_after.is_some()
+                {
+                    self.metrics.retry_scheduled(message.method, template);
+                }
+                self.buffer.push(change);
+                self.metrics.pending_result_updates(self.buffer.len());
+            }
             Err(err) => {
                 tracing::error!(notifier = %self.name, error = %err, "notifications: dispatch result refused by the state machine");
                 return;
@@ -322,7 +361,11 @@ impl Notifier {
     }
 
     /// Decides, per leased message, whether to inhibit it, fail it, or dispatch it.
-    async fn prepare(&self, leased: Vec<Message>, now: DateTime<Utc>) -> Vec<(Message, Next)> {
+    async fn prepare(
+        &self,
+        leased: Vec<Message>,
+        now: DateTime<Utc>,
+    ) -> Vec<(Message, String, Next)> {
         let recipients: Vec<_> = leased
             .iter()
             .map(|m| m.recipient)
@@ -363,22 +406,28 @@ impl Notifier {
 
         let mut prepared = Vec::with_capacity(leased.len());
         for message in leased {
-            let next = match (&live, &stored, &templates) {
+            let (name, next) = match (&live, &stored, &templates) {
                 (Some(live), Some(stored), Some(templates)) => {
                     match templates.get(&message.template_id) {
-                        Some(template) => self.next_step(&message, template, live, stored, now),
-                        None => Next::Complete(Completion::Failed {
-                            reason: format!("template {} does not exist", message.template_id),
-                            retryable: false,
-                            retry_after: None,
-                        }),
+                        Some(template) => (
+                            template.name.clone(),
+                            self.next_step(&message, template, live, stored, now),
+                        ),
+                        None => (
+                            UNKNOWN_TEMPLATE.to_owned(),
+                            Next::Complete(Completion::Failed {
+                                reason: format!("template {} does not exist", message.template_id),
+                                retryable: false,
+                                retry_after: None,
+                            }),
+                        ),
                     }
                 }
                 // What the message needs is unknown: leave it leased; it comes back when the
                 // lease expires, without an attempt counted against it.
                 _ => continue,
             };
-            prepared.push((message, next));
+            prepared.push((message, name, next));
         }
         prepared
     }

@@ -13,6 +13,10 @@ use crate::ports::{Clock, NewToken, TokenHash, TokenStore, UserDirectory};
 
 /// Random bytes per token: 256 bits, so guessing one is hopeless.
 pub const TOKEN_BYTES: usize = 32;
+
+/// Every token starts with this: a leaked token is recognisable (secret scanners, logs), and a
+/// token never starts with `-`, which command lines would take for an option.
+pub const TOKEN_PREFIX: &str = "herald_";
 /// The longest string [`Tokens::authenticate`] even hashes; longer ones are no token.
 const MAX_TOKEN_CHARS: usize = 256;
 
@@ -67,7 +71,7 @@ impl Tokens {
         let mut bytes = [0; TOKEN_BYTES];
         getrandom::fill(&mut bytes)
             .map_err(|err| Error::Internal(format!("reading random bytes: {err}")))?;
-        let plaintext = URL_SAFE_NO_PAD.encode(bytes);
+        let plaintext = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
         let id = Uuid::new_v4();
         self.store
             .insert(&NewToken {

@@ -50,6 +50,12 @@ pub enum Command {
     /// Manage the users of Herald's own directory, directly in the database.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Look at the notification templates of a running server (--url, --token).
+    #[command(subcommand)]
+    Templates(crate::client::TemplatesCommand),
+    /// Pause, resume or try out notifications on a running server (--url, --token).
+    #[command(subcommand)]
+    Notifications(crate::client::NotificationsCommand),
 }
 
 /// `herald users …`.

@@ -8,6 +8,7 @@
 //! the binary passes its checked command line ([`HeraldBuilder::config`]).
 
 pub mod builtin_postgres;
+pub mod client;
 pub mod config;
 
 use std::collections::BTreeSet;
@@ -369,6 +370,8 @@ impl HeraldBuilder {
             herald_application::ports::Wakeup::subscribe(&*signals),
         )
         .map_err(|err| anyhow!("invalid configuration: {err}"))?;
+        let metrics = Arc::new(herald_http::PrometheusMetrics::new());
+        let notifier = notifier.with_metrics(metrics.clone());
         if !delivery.default_is_configured() {
             tracing::warn!(
                 method = %delivery.default_method(),
@@ -391,6 +394,7 @@ impl HeraldBuilder {
                 PURGE_INTERVAL,
             )),
             notifier: Some(notifier.spawn()),
+            metrics,
             events,
             feed,
             delivery,
@@ -438,6 +442,8 @@ pub struct Herald {
     store: PgStore,
     signals: Option<Arc<PgSignals>>,
     notifier: Option<NotifierHandle>,
+    /// The notifier's metrics, shown by `GET /metrics`.
+    metrics: Arc<herald_http::PrometheusMetrics>,
     purge: Option<PurgeLoop>,
     owns_pool: bool,
     builtin: Option<BuiltinPostgres>,
@@ -497,6 +503,8 @@ impl Herald {
             delivery: self.delivery.clone(),
             unsubscribe_key: self.unsubscribe_key.clone(),
             readiness: herald_http::Readiness::from_settings(self.settings.clone()),
+            inbox_feed: self.feed.clone(),
+            metrics: self.metrics.clone(),
         }))
     }
 

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
             Command::Server(args) => server(*args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Users(UsersCommand::Create(args)) => create_user(args).await,
+            Command::Templates(command) => herald::client::templates(command).await,
+            Command::Notifications(command) => herald::client::notifications(command).await,
         }
     });
     match result {
@@ -55,9 +57,16 @@ fn command_line_error(err: &clap::Error) -> ExitCode {
             ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
         }
         _ => {
+            // The first paragraph, on one line: "the following required arguments were not
+            // provided: --token <TOKEN>".
             let text = err.to_string();
-            let line = text.lines().next().unwrap_or_default();
-            eprintln!("herald: {}", line.strip_prefix("error: ").unwrap_or(line));
+            let line = text
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("herald: {}", line.strip_prefix("error: ").unwrap_or(&line));
             ExitCode::from(2)
         }
     }

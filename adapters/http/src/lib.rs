@@ -12,15 +12,20 @@
 //!
 //! Routes live next to their handlers: `users` (the directory and tokens), `notifications`
 //! (events, settings, templates, preferences, messages), `inbox`, `unsubscribe` (the signed
-//! one-click links of emails) and `health`.
+//! one-click links of emails), `health` and `metrics` (`GET /metrics`, Prometheus text). The
+//! route table in [`routes`] builds the router and writes `GET /api/v2/openapi.json`, so a
+//! route cannot be served without being described.
 
 mod error;
 mod extract;
 mod health;
 mod inbox;
+pub mod metrics;
 mod notifications;
+pub mod routes;
 mod unsubscribe;
 mod users;
+mod watch;
 
 use std::fmt;
 use std::future::Future;
@@ -28,13 +33,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post, put};
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     DeliveryConfig, Events, Inbox, Messages, Preferences, Settings, Templates, Tokens, Users,
 };
 
 pub use error::ApiError;
+pub use metrics::PrometheusMetrics;
+pub use routes::{openapi, routes};
 
 /// Where every API route lives.
 pub const API_PREFIX: &str = "/api/v2";
@@ -95,70 +101,18 @@ pub struct Api {
     pub delivery: DeliveryConfig,
     pub unsubscribe_key: UnsubscribeKey,
     pub readiness: Readiness,
+    /// Live inbox notifications for `GET /notifications/inbox/watch`.
+    pub inbox_feed: Arc<dyn herald_application::ports::InboxFeed>,
+    /// What `GET /metrics` shows (the notifier reports into it).
+    pub metrics: Arc<PrometheusMetrics>,
 }
 
 type State = Arc<Api>;
 
-/// The whole HTTP API: the routes under [`API_PREFIX`], `/healthz` and `/readyz`.
+/// The whole HTTP API: the routes under [`API_PREFIX`], `/healthz`, `/readyz` and `/metrics`.
+/// Routes are added in [`routes`]'s table only: it also writes `GET /api/v2/openapi.json`.
 pub fn router(api: Api) -> Router {
-    let v2 = Router::new()
-        .route("/users/me", get(users::me))
-        .route(
-            "/users/{id}",
-            get(users::get_user)
-                .put(users::put_user)
-                .delete(users::delete_user),
-        )
-        .route("/users/{id}/tokens", post(users::create_token))
-        .route(
-            "/users/{id}/notifications/preferences",
-            get(notifications::get_preferences).put(notifications::put_preferences),
-        )
-        .route("/notifications/events", post(notifications::enqueue))
-        .route(
-            "/notifications/events/batch",
-            post(notifications::enqueue_batch),
-        )
-        .route(
-            "/notifications/settings",
-            get(notifications::get_settings).put(notifications::put_settings),
-        )
-        .route(
-            "/notifications/templates/system",
-            get(notifications::system_templates),
-        )
-        .route(
-            "/notifications/templates/custom",
-            get(notifications::custom_templates),
-        )
-        .route(
-            "/notifications/templates/{id}/method",
-            put(notifications::put_template_method),
-        )
-        .route(
-            "/notifications/dispatch-methods",
-            get(notifications::dispatch_methods),
-        )
-        .route("/notifications/test", post(notifications::send_test))
-        .route("/notifications/custom", post(notifications::send_custom))
-        .route("/notifications/messages", get(notifications::messages))
-        .route("/notifications/inbox", get(inbox::list))
-        .route(
-            "/notifications/inbox/mark-all-as-read",
-            put(inbox::mark_all_read),
-        )
-        .route(
-            "/notifications/inbox/{id}/read-status",
-            put(inbox::set_read_status),
-        )
-        .route(
-            "/notifications/unsubscribe/{token}",
-            get(unsubscribe::page).post(unsubscribe::one_click),
-        );
-    Router::new()
-        .nest(API_PREFIX, v2)
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    routes::add_all(Router::new())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(Arc::new(api))

@@ -6,6 +6,7 @@ mod dispatcher;
 mod inbox_feed;
 mod inbox_store;
 mod message_queue;
+mod notifier_metrics;
 mod preference_store;
 mod settings_store;
 mod store_error;
@@ -22,6 +23,7 @@ pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
 pub use message_queue::{
     EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
 };
+pub use notifier_metrics::{DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::PreferenceStore;
 pub use settings_store::SettingsStore;
 pub use store_error::StoreError;

@@ -133,6 +133,10 @@ async fn an_issued_token_authenticates_its_user_until_the_user_is_deleted(backen
         let text = token.expose();
         assert!(text.len() >= 43, "{text}");
         assert!(
+            text.starts_with(herald_application::tokens::TOKEN_PREFIX),
+            "{text}"
+        );
+        assert!(
             text.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "{text}"

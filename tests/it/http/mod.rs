@@ -6,5 +6,7 @@ mod directory;
 mod inbox;
 mod malformed;
 mod notifications;
+mod openapi;
 mod support;
 mod unsubscribe;
+mod watch;

@@ -17,7 +17,7 @@ use herald_application::{
 use herald_domain::{Method, Role, User};
 use herald_http::{Api, Readiness};
 use herald_memory::MemoryWakeup;
-use herald_postgres::PgStore;
+use herald_postgres::{PgSignals, PgStore};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::sample;
 use serde_json::Value;
@@ -70,6 +70,8 @@ pub struct App {
     pub router: Router,
     pub store: PgStore,
     pub key: UnsubscribeKey,
+    /// The live inbox feed the router's watchers subscribe to.
+    pub signals: Arc<PgSignals>,
     pub owner: Caller,
     pub admin: Caller,
     pub member: Caller,
@@ -101,6 +103,7 @@ impl App {
         let users = Users::new(shared.clone(), shared.clone(), clock.clone());
         let tokens = Tokens::new(shared.clone(), shared.clone(), clock.clone());
         let key = UnsubscribeKey::generate().unwrap();
+        let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
         let api = Api {
             events,
             settings: settings.clone(),
@@ -113,6 +116,8 @@ impl App {
             delivery,
             unsubscribe_key: key.clone(),
             readiness: Readiness::from_settings(settings),
+            inbox_feed: signals.clone(),
+            metrics: Arc::default(),
         };
         let router = herald_http::router(api);
         let caller = |name: &'static str, roles: &'static [Role]| {
@@ -140,6 +145,7 @@ impl App {
             router,
             store,
             key,
+            signals,
             _database: database,
         }
     }

@@ -1,6 +1,7 @@
 //! Use cases end to end over the in-memory adapters, with a controllable clock and no sleeps.
 
 mod enqueue;
+mod metrics;
 mod notifier;
 mod services;
 mod support;

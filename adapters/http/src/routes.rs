@@ -1,0 +1,468 @@
+//! The route table: every route the API serves, with what `GET /api/v2/openapi.json` says
+//! about it. [`crate::router`] is built from this table and the OpenAPI document is written
+//! from it, so a route cannot be served without being described. Add routes here only.
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use serde_json::{Map, Value, json};
+
+use crate::{API_PREFIX, State, health, inbox, metrics, notifications, unsubscribe, users, watch};
+
+/// The path of the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/api/v2/openapi.json";
+
+/// An HTTP method a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verb {
+    Get,
+    Put,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    /// The method's name as OpenAPI spells it (lower case).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Put => "put",
+            Verb::Post => "post",
+            Verb::Delete => "delete",
+        }
+    }
+
+    pub const fn http(self) -> axum::http::Method {
+        match self {
+            Verb::Get => axum::http::Method::GET,
+            Verb::Put => axum::http::Method::PUT,
+            Verb::Post => axum::http::Method::POST,
+            Verb::Delete => axum::http::Method::DELETE,
+        }
+    }
+
+    const fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Put => MethodFilter::PUT,
+            Verb::Post => MethodFilter::POST,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone (health, metrics, the document itself).
+    Public,
+    /// `Authorization: Bearer <token>`; the route may require roles on top.
+    Bearer,
+    /// The signed token in the path is the credential (unsubscribe links).
+    SignedLink,
+}
+
+/// What the document says about one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteDoc {
+    pub verb: Verb,
+    /// The full path, with `{name}` parameters (axum's and OpenAPI's syntax alike).
+    pub path: String,
+    pub summary: &'static str,
+    pub auth: Auth,
+    /// The request body's schema name, if it takes a JSON body.
+    pub request: Option<&'static str>,
+    /// The success body's schema name (`None`: no body).
+    pub response: Option<&'static str>,
+    /// The success body's media type.
+    pub media: &'static str,
+    /// Every status the route answers with (success first).
+    pub statuses: Vec<u16>,
+}
+
+pub(crate) struct Route {
+    doc: RouteDoc,
+    handler: MethodRouter<State>,
+}
+
+impl Route {
+    /// A route under [`API_PREFIX`].
+    fn api<H, T>(verb: Verb, path: &str, handler: H, summary: &'static str) -> Self
+    where
+        H: Handler<T, State>,
+        T: 'static,
+    {
+        Self::root(verb, &format!("{API_PREFIX}{path}"), handler, summary)
+    }
+
+    /// A route at the root (`/healthz`, `/metrics`).
+    fn root<H, T>(verb: Verb, path: &str, handler: H, summary: &'static str) -> Self
+    where
+        H: Handler<T, State>,
+        T: 'static,
+    {
+        Self {
+            doc: RouteDoc {
+                verb,
+                path: path.to_owned(),
+                summary,
+                auth: Auth::Bearer,
+                request: None,
+                response: None,
+                media: "application/json",
+                statuses: Vec::new(),
+            },
+            handler: on(verb.filter(), handler),
+        }
+    }
+
+    fn auth(mut self, auth: Auth) -> Self {
+        self.doc.auth = auth;
+        self
+    }
+
+    fn body(mut self, schema: &'static str) -> Self {
+        self.doc.request = Some(schema);
+        self
+    }
+
+    fn returns(mut self, schema: Option<&'static str>, statuses: &[u16]) -> Self {
+        self.doc.response = schema;
+        self.doc.statuses = statuses.to_vec();
+        self
+    }
+
+    fn media(mut self, media: &'static str) -> Self {
+        self.doc.media = media;
+        self
+    }
+}
+
+/// Every route, in the order the document lists them.
+pub(crate) fn table() -> Vec<Route> {
+    use Verb::{Delete, Get, Post, Put};
+    let user = Some("User");
+    vec![
+        Route::api(Get, "/users/me", users::me, "The calling user").returns(user, &[200, 401]),
+        Route::api(Get, "/users/{id}", users::get_user, "One directory user")
+            .returns(user, &[200, 400, 401, 403, 404]),
+        Route::api(
+            Put,
+            "/users/{id}",
+            users::put_user,
+            "Create or update a directory user",
+        )
+        .body("UserInput")
+        .returns(user, &[200, 400, 401, 403, 413]),
+        Route::api(
+            Delete,
+            "/users/{id}",
+            users::delete_user,
+            "Delete a directory user",
+        )
+        .returns(None, &[204, 400, 401, 403, 404]),
+        Route::api(
+            Post,
+            "/users/{id}/tokens",
+            users::create_token,
+            "Issue an API token",
+        )
+        .returns(Some("Token"), &[201, 400, 401, 403, 404]),
+        Route::api(
+            Get,
+            "/users/{id}/notifications/preferences",
+            notifications::get_preferences,
+            "A user's notification preferences",
+        )
+        .returns(Some("Preferences"), &[200, 400, 401, 403, 404]),
+        Route::api(
+            Put,
+            "/users/{id}/notifications/preferences",
+            notifications::put_preferences,
+            "Change a user's notification preferences",
+        )
+        .body("PreferencesInput")
+        .returns(Some("Preferences"), &[200, 400, 401, 403, 404, 413]),
+        Route::api(
+            Post,
+            "/notifications/events",
+            notifications::enqueue,
+            "Enqueue an event",
+        )
+        .body("Event")
+        .returns(Some("EnqueueResult"), &[202, 400, 401, 403, 413]),
+        Route::api(
+            Post,
+            "/notifications/events/batch",
+            notifications::enqueue_batch,
+            "Enqueue several events",
+        )
+        .body("EventBatch")
+        .returns(Some("EnqueueBatchResult"), &[202, 400, 401, 403, 413]),
+        Route::api(
+            Get,
+            "/notifications/settings",
+            notifications::get_settings,
+            "The notifier's settings (the pause switch)",
+        )
+        .returns(Some("Settings"), &[200, 401, 403]),
+        Route::api(
+            Put,
+            "/notifications/settings",
+            notifications::put_settings,
+            "Pause or resume the notifier",
+        )
+        .body("Settings")
+        .returns(Some("Settings"), &[200, 304, 400, 401, 403, 413]),
+        Route::api(
+            Get,
+            "/notifications/templates/system",
+            notifications::system_templates,
+            "The system templates",
+        )
+        .returns(Some("TemplateList"), &[200, 401, 403]),
+        Route::api(
+            Get,
+            "/notifications/templates/custom",
+            notifications::custom_templates,
+            "The custom templates",
+        )
+        .returns(Some("TemplateList"), &[200, 401, 403]),
+        Route::api(
+            Put,
+            "/notifications/templates/{id}/method",
+            notifications::put_template_method,
+            "Set a template's delivery method",
+        )
+        .body("TemplateMethod")
+        .returns(Some("Template"), &[200, 304, 400, 401, 403, 404, 413]),
+        Route::api(
+            Get,
+            "/notifications/dispatch-methods",
+            notifications::dispatch_methods,
+            "The configured delivery methods",
+        )
+        .returns(Some("DispatchMethods"), &[200, 401]),
+        Route::api(
+            Post,
+            "/notifications/test",
+            notifications::send_test,
+            "Send a test notification to the caller",
+        )
+        .returns(None, &[204, 401, 403]),
+        Route::api(
+            Post,
+            "/notifications/custom",
+            notifications::send_custom,
+            "Send a custom notification to the caller",
+        )
+        .body("CustomNotification")
+        .returns(None, &[204, 400, 401, 413]),
+        Route::api(
+            Get,
+            "/notifications/messages",
+            notifications::messages,
+            "Troubleshooting: the queued messages",
+        )
+        .returns(Some("MessageList"), &[200, 400, 401, 403]),
+        Route::api(
+            Get,
+            "/notifications/inbox",
+            inbox::list,
+            "The caller's inbox",
+        )
+        .returns(Some("InboxPage"), &[200, 400, 401]),
+        Route::api(
+            Get,
+            "/notifications/inbox/watch",
+            watch::watch,
+            "The caller's new inbox notifications, live (WebSocket or text/event-stream)",
+        )
+        .media("text/event-stream")
+        .returns(Some("InboxUpdateStream"), &[200, 101, 400, 401]),
+        Route::api(
+            Put,
+            "/notifications/inbox/mark-all-as-read",
+            inbox::mark_all_read,
+            "Mark the caller's whole inbox read",
+        )
+        .returns(None, &[204, 401]),
+        Route::api(
+            Put,
+            "/notifications/inbox/{id}/read-status",
+            inbox::set_read_status,
+            "Mark one inbox notification read or unread",
+        )
+        .body("ReadStatus")
+        .returns(Some("InboxNotification"), &[200, 400, 401, 404, 413]),
+        Route::api(
+            Get,
+            "/notifications/unsubscribe/{token}",
+            unsubscribe::page,
+            "The unsubscribe page of an email link",
+        )
+        .auth(Auth::SignedLink)
+        .media("text/html")
+        .returns(Some("Html"), &[200, 400]),
+        Route::api(
+            Post,
+            "/notifications/unsubscribe/{token}",
+            unsubscribe::one_click,
+            "One-click unsubscribe (RFC 8058)",
+        )
+        .auth(Auth::SignedLink)
+        .media("text/html")
+        .returns(Some("Html"), &[200, 400]),
+        Route::api(Get, "/openapi.json", openapi_json, "This document")
+            .auth(Auth::Public)
+            .returns(Some("OpenApi"), &[200]),
+        Route::root(Get, "/healthz", health::healthz, "The process answers")
+            .auth(Auth::Public)
+            .returns(Some("Health"), &[200]),
+        Route::root(Get, "/readyz", health::readyz, "The database answers too")
+            .auth(Auth::Public)
+            .returns(Some("Health"), &[200, 503]),
+        Route::root(
+            Get,
+            "/metrics",
+            metrics::metrics,
+            "Prometheus metrics of the notifier",
+        )
+        .auth(Auth::Public)
+        .media(metrics::CONTENT_TYPE)
+        .returns(Some("PrometheusText"), &[200]),
+    ]
+}
+
+/// The routes of [`table`], added to `router`.
+pub(crate) fn add_all(mut router: Router<State>) -> Router<State> {
+    for route in table() {
+        router = router.route(&route.doc.path, route.handler);
+    }
+    router
+}
+
+/// What the document describes: every route the router serves.
+pub fn routes() -> Vec<RouteDoc> {
+    table().into_iter().map(|route| route.doc).collect()
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Error".to_owned(),
+        json!({
+            "type": "object",
+            "required": ["message", "detail"],
+            "properties": {
+                "message": {"type": "string"},
+                "detail": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }),
+    );
+    for doc in routes() {
+        let mut responses = Map::new();
+        for status in &doc.statuses {
+            let response = if (200..300).contains(status) {
+                match doc.response {
+                    Some(schema) => {
+                        schemas.entry(schema).or_insert_with(|| {
+                            if doc.media == "application/json" {
+                                json!({"type": "object"})
+                            } else {
+                                json!({"type": "string"})
+                            }
+                        });
+                        json!({
+                            "description": reason(*status),
+                            "content": {
+                                doc.media: {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
+                            },
+                        })
+                    }
+                    None => json!({"description": reason(*status)}),
+                }
+            } else if *status >= 400 {
+                json!({
+                    "description": reason(*status),
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+                    },
+                })
+            } else {
+                json!({"description": reason(*status)})
+            };
+            responses.insert(status.to_string(), response);
+        }
+        let mut operation = json!({
+            "operationId": operation_id(&doc),
+            "summary": doc.summary,
+            "parameters": parameters(&doc.path),
+            "responses": responses,
+            "security": match doc.auth {
+                Auth::Bearer => json!([{"bearer": []}]),
+                Auth::Public | Auth::SignedLink => json!([]),
+            },
+        });
+        if let Some(schema) = doc.request {
+            schemas
+                .entry(schema)
+                .or_insert_with(|| json!({"type": "object"}));
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {
+                    "application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
+                },
+            });
+        }
+        if let Value::Object(item) = paths.entry(doc.path.clone()).or_insert_with(|| json!({})) {
+            item.insert(doc.verb.as_str().to_owned(), operation);
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Herald",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Herald's notification API. Errors are JSON {\"message\", \"detail\"}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    })
+}
+
+fn parameters(path: &str) -> Value {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect()
+}
+
+fn operation_id(doc: &RouteDoc) -> String {
+    let mut id = doc.verb.as_str().to_owned();
+    for part in doc.path.split(['/', '-', '.', '{', '}']) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            id.push(first.to_ascii_uppercase());
+            id.extend(chars);
+        }
+    }
+    id
+}
+
+fn reason(status: u16) -> &'static str {
+    axum::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Response")
+}
+
+async fn openapi_json() -> axum::response::Response {
+    crate::error::json(axum::http::StatusCode::OK, &openapi())
+}

@@ -1,0 +1,229 @@
+//! `GET /notifications/inbox/watch`: the caller's new inbox notifications, live.
+//!
+//! One route, two transports: a WebSocket when the request asks to upgrade (text frames), or
+//! Server-Sent Events when it accepts `text/event-stream` (`event: notification` records and
+//! keep-alive comments). Anything else is a 400 saying which to use. Each update is
+//! `{"notification": {…as in the inbox listing…}, "unread_count": n}`; `format=markdown`
+//! puts the Markdown sources in `title`/`content` instead of the plain text (the default,
+//! `format=plaintext`).
+//!
+//! The watcher subscribes to the inbox feed of the caller only, before the response is sent,
+//! so whatever is delivered after the upgrade (or the SSE response head) reaches it.
+//!
+//! Authentication is the usual bearer token. Browsers' `WebSocket` and `EventSource` cannot
+//! set an `Authorization` header, so this route alone also takes the token as `?token=` when
+//! no `Authorization` header is sent (prefer the header elsewhere: query strings end up in
+//! access logs).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use herald_application::ports::InboxSubscription;
+use herald_application::{Error, Inbox};
+use herald_domain::{InboxNotification, UserId, UserStatus};
+use serde::Serialize;
+
+use crate::extract::{Caller, QueryPairs};
+use crate::{Api, ApiError, State as ApiState};
+
+/// How often an idle SSE stream sends a keep-alive comment.
+pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Whether `title`/`content` carry plain text or Markdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    PlainText,
+    Markdown,
+}
+
+#[derive(Debug, Serialize)]
+struct Update<'a> {
+    notification: &'a InboxNotification,
+    unread_count: u64,
+}
+
+pub(crate) async fn watch(
+    State(api): State<ApiState>,
+    caller: Result<Caller, ApiError>,
+    query: QueryPairs,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // Who, first: a 401 comes before any complaint about the request.
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(err) => match query.one("token") {
+            Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
+                from_query_token(&api, token).await?
+            }
+            _ => return Err(err),
+        },
+    };
+    let format = match query.one("format") {
+        None | Some("plaintext") => Format::PlainText,
+        Some("markdown") => Format::Markdown,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("{other:?} is not one of plaintext, markdown"),
+            ));
+        }
+    };
+    let wants_socket = headers.contains_key(header::UPGRADE);
+    if !wants_socket && !accepts_event_stream(&headers) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Not a watch request.",
+            "open a WebSocket (Upgrade: websocket) or send Accept: text/event-stream for Server-Sent Events",
+        ));
+    }
+    let upgrade = if wants_socket {
+        Some(upgrade.map_err(|rejection| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid WebSocket upgrade.",
+                rejection.body_text(),
+            )
+        })?)
+    } else {
+        None
+    };
+    let user = caller.0.id;
+    let subscription = api.inbox_feed.subscribe(user).await.map_err(Error::from)?;
+    let watcher = Watcher {
+        subscription,
+        inbox: api.inbox.clone(),
+        user,
+        format,
+    };
+    Ok(match upgrade {
+        Some(upgrade) => upgrade.on_upgrade(move |socket| watcher.serve_socket(socket)),
+        None => watcher.serve_events().into_response(),
+    })
+}
+
+/// The caller a `?token=` names (browsers cannot send headers on `WebSocket`/`EventSource`).
+async fn from_query_token(api: &Api, token: &str) -> Result<Caller, ApiError> {
+    let user = api
+        .tokens
+        .authenticate(token)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token is invalid or revoked"))?;
+    if user.status == UserStatus::Suspended {
+        return Err(ApiError::forbidden("your account is suspended"));
+    }
+    Ok(Caller(user))
+}
+
+/// Whether the `Accept` headers name `text/event-stream`.
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// One live watcher: the caller's subscription and how to render what arrives.
+#[derive(Debug)]
+struct Watcher {
+    subscription: InboxSubscription,
+    inbox: Inbox,
+    user: UserId,
+    format: Format,
+}
+
+impl Watcher {
+    /// The next update as JSON, or `None` once the feed ended (or the count cannot be read).
+    async fn next_update(&mut self) -> Option<String> {
+        let notification = self.subscription.next().await?;
+        self.render(notification).await
+    }
+
+    /// A notification as an update, with the caller's unread count now.
+    async fn render(&self, mut notification: InboxNotification) -> Option<String> {
+        if notification.user_id != self.user {
+            // The feed promises this never happens; never leak another user's notification.
+            tracing::error!(user = %self.user, "http: the inbox feed offered another user's notification");
+            return None;
+        }
+        let unread_count = match self.inbox.unread_count(self.user).await {
+            Ok(count) => count,
+            Err(err) => {
+                tracing::warn!(user = %self.user, error = %err, "http: inbox watch ended: cannot count unread notifications");
+                return None;
+            }
+        };
+        if self.format == Format::Markdown {
+            notification.title.clone_from(&notification.title_markdown);
+            notification
+                .content
+                .clone_from(&notification.content_markdown);
+        }
+        let update = Update {
+            notification: &notification,
+            unread_count,
+        };
+        match serde_json::to_string(&update) {
+            Ok(json) => Some(json),
+            Err(err) => {
+                tracing::error!(error = %err, "http: inbox watch ended: cannot serialize an update");
+                None
+            }
+        }
+    }
+
+    /// Text frames until the client closes or the feed ends; pings are answered by the socket.
+    async fn serve_socket(mut self, mut socket: WebSocket) {
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    // Closed (the close handshake is answered by the socket) or broken.
+                    None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                    // Pongs to pings go out with the next read or write; clients send nothing else.
+                    Some(Ok(_)) => {}
+                },
+                // Only cancel-safe futures race here: a notification taken is always sent.
+                next = self.subscription.next() => {
+                    let update = match next {
+                        Some(notification) => self.render(notification).await,
+                        None => None,
+                    };
+                    let Some(json) = update else {
+                        let close = CloseFrame {
+                            code: close_code::AWAY,
+                            reason: "the inbox feed ended".into(),
+                        };
+                        // The client may already be gone.
+                        let _ = socket.send(Message::Close(Some(close))).await;
+                        return;
+                    };
+                    if socket.send(Message::Text(json.into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `event: notification` records with keep-alive comments, until the feed ends.
+    fn serve_events(self) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+        let stream = futures_util::stream::unfold(self, |mut watcher| async move {
+            let json = watcher.next_update().await?;
+            let event = Event::default().event("notification").data(json);
+            Some((Ok(event), watcher))
+        });
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
+    }
+}

@@ -1,0 +1,500 @@
+//! The commands that talk to a running `herald server` over its HTTP API (`herald templates
+//! list`, `herald notifications pause | resume | test | custom`), with `--url`/`--token`.
+//!
+//! Each command prints what happened as plain lines on stdout; every failure becomes one
+//! [`anyhow::Error`] line naming the cause a person can act on (the URL that cannot be reached,
+//! a refused token, the field the server rejected). The token is sent in the `Authorization`
+//! header only: it is never part of a message, and `Debug` redacts it.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use clap::{Args, Subcommand};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::config::Secret;
+
+/// How long the server may take to connect and to answer one request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the server is and who is asking.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConnection {
+    /// The URL of the running Herald server (its access URL, e.g. `http://127.0.0.1:3000`).
+    #[arg(
+        long,
+        env = "HERALD_URL",
+        default_value = "http://127.0.0.1:3000",
+        value_name = "URL"
+    )]
+    pub url: String,
+    /// An API token (`herald users create` prints one).
+    #[arg(
+        long,
+        env = "HERALD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Secret,
+}
+
+/// `herald templates …`.
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// List the notification templates: name, group, id, enabled by default, method.
+    List(ServerConnection),
+}
+
+/// `herald notifications …`.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Pause the delivery of notifications on every replica (needs the owner role).
+    Pause(ServerConnection),
+    /// Resume the delivery of notifications (needs the owner role).
+    Resume(ServerConnection),
+    /// Send a Test Notification to yourself (needs the owner role).
+    Test(ServerConnection),
+    /// Send yourself a notification with this title and message.
+    Custom(CustomArgs),
+}
+
+/// `herald notifications custom <title> <message>`.
+#[derive(Debug, Clone, Args)]
+pub struct CustomArgs {
+    /// The title (at most 120 characters).
+    pub title: String,
+    /// The message (at most 2000 characters).
+    pub message: String,
+    #[command(flatten)]
+    pub connection: ServerConnection,
+}
+
+/// `herald templates …`: runs the command, printing its result on stdout.
+///
+/// # Errors
+/// One line saying why the server could not be asked or what it refused.
+pub async fn templates(command: TemplatesCommand) -> Result<()> {
+    match command {
+        TemplatesCommand::List(connection) => {
+            let client = Client::new(&connection)?;
+            let mut templates: Vec<TemplateRow> = Vec::new();
+            for kind in ["system", "custom"] {
+                let (_, body) = client
+                    .send(
+                        Method::GET,
+                        &format!("notifications/templates/{kind}"),
+                        None,
+                    )
+                    .await?;
+                let rows: Vec<TemplateRow> = serde_json::from_slice(&body).map_err(|err| {
+                    anyhow!(
+                        "the server at {} answered templates Herald does not understand: {err}",
+                        client.base
+                    )
+                })?;
+                templates.extend(rows);
+            }
+            print!("{}", templates_table(&templates));
+            Ok(())
+        }
+    }
+}
+
+/// `herald notifications …`: runs the command, printing what happened on stdout.
+///
+/// # Errors
+/// One line saying why the server could not be asked or what it refused.
+pub async fn notifications(command: NotificationsCommand) -> Result<()> {
+    match command {
+        NotificationsCommand::Pause(connection) => {
+            let changed = set_paused(&Client::new(&connection)?, true).await?;
+            println!(
+                "{}",
+                if changed {
+                    "notifications paused"
+                } else {
+                    "notifications were already paused"
+                }
+            );
+        }
+        NotificationsCommand::Resume(connection) => {
+            let changed = set_paused(&Client::new(&connection)?, false).await?;
+            println!(
+                "{}",
+                if changed {
+                    "notifications resumed"
+                } else {
+                    "notifications were not paused"
+                }
+            );
+        }
+        NotificationsCommand::Test(connection) => {
+            Client::new(&connection)?
+                .send(Method::POST, "notifications/test", None)
+                .await?;
+            println!("test notification sent");
+        }
+        NotificationsCommand::Custom(args) => {
+            let body = json!({ "content": { "title": args.title, "message": args.message } });
+            Client::new(&args.connection)?
+                .send(Method::POST, "notifications/custom", Some(&body))
+                .await?;
+            println!("custom notification sent");
+        }
+    }
+    Ok(())
+}
+
+/// Sets the pause switch; `false` when it already was in that position (304).
+async fn set_paused(client: &Client, paused: bool) -> Result<bool> {
+    let body = json!({ "notifier_paused": paused });
+    let (status, _) = client
+        .send(Method::PUT, "notifications/settings", Some(&body))
+        .await?;
+    Ok(status != StatusCode::NOT_MODIFIED)
+}
+
+/// One template as `GET /notifications/templates/{kind}` lists it.
+#[derive(Debug, Deserialize)]
+struct TemplateRow {
+    id: String,
+    name: String,
+    group: String,
+    enabled_by_default: bool,
+    /// The admin's override, `""` when the deployment default applies.
+    #[serde(default)]
+    method: String,
+    /// The methods its events go out by now.
+    #[serde(default)]
+    methods: Vec<String>,
+}
+
+impl TemplateRow {
+    /// The methods its events go out by, marked when they come from the deployment default.
+    fn method_column(&self) -> String {
+        let methods = if self.methods.is_empty() {
+            "none".to_owned()
+        } else {
+            self.methods.join(",")
+        };
+        if self.method.is_empty() {
+            format!("{methods} (default)")
+        } else {
+            methods
+        }
+    }
+}
+
+/// The templates as an aligned table with a header line.
+fn templates_table(rows: &[TemplateRow]) -> String {
+    let header = ["NAME", "GROUP", "ID", "ENABLED BY DEFAULT", "METHOD"];
+    let lines: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.name.clone(),
+                row.group.clone(),
+                row.id.clone(),
+                if row.enabled_by_default { "yes" } else { "no" }.to_owned(),
+                row.method_column(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for line in &lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |cells: &[&str]| {
+        let mut line = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                let pad = width - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push(&header);
+    for line in &lines {
+        let cells: Vec<&str> = line.iter().map(String::as_str).collect();
+        push(&cells);
+    }
+    out
+}
+
+/// The HTTP API of one server, asked with one token.
+struct Client {
+    http: reqwest::Client,
+    /// The server's URL as given, for messages (without any password in it).
+    base: Shown,
+    /// `<url>/api/v2/`.
+    api: Url,
+    token: Secret,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.0)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL for messages: without user name or password.
+#[derive(Debug, Clone)]
+struct Shown(String);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Client {
+    fn new(connection: &ServerConnection) -> Result<Self> {
+        let token = connection.token.expose().trim();
+        if token.is_empty() {
+            return Err(anyhow!(
+                "--token: no token given (set --token or HERALD_TOKEN)"
+            ));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(anyhow!(
+                "--token: the token has characters no Herald token has"
+            ));
+        }
+        let mut base = Url::parse(connection.url.trim())
+            .map_err(|err| anyhow!("--url: {:?} is not a URL: {err}", connection.url.trim()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(anyhow!(
+                "--url: {:?} is not an http:// or https:// URL",
+                connection.url.trim()
+            ));
+        }
+        let _ = base.set_password(None);
+        let _ = base.set_username("");
+        base.set_query(None);
+        base.set_fragment(None);
+        // Accept the server's URL with or without the API prefix.
+        let path = base.path().trim_end_matches('/').to_owned();
+        let path = path.strip_suffix("/api/v2").unwrap_or(&path).to_owned();
+        base.set_path(&path);
+        let shown = Shown(base.as_str().trim_end_matches('/').to_owned());
+        let api = Url::parse(&format!("{shown}/api/v2/")).map_err(|err| anyhow!("--url: {err}"))?;
+        // reqwest is built without a bundled crypto provider; use ring unless the process
+        // already chose one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|err| anyhow!("setting up the HTTP client: {err}"))?;
+        Ok(Self {
+            http,
+            base: shown,
+            api,
+            token: Secret::new(token),
+        })
+    }
+
+    /// Sends one request; a 2xx or 304 answers (status, body), anything else is the error a
+    /// person reads.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Vec<u8>)> {
+        let url = self
+            .api
+            .join(path)
+            .map_err(|err| anyhow!("building the request URL: {err}"))?;
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.token.expose())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.map_err(|err| self.unreachable(&err))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| self.unreachable(&err))?
+            .to_vec();
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            return Ok((status, bytes));
+        }
+        Err(self.refused(status, &bytes))
+    }
+
+    /// Why the server could not be asked.
+    fn unreachable(&self, err: &reqwest::Error) -> anyhow::Error {
+        let base = &self.base;
+        if err.is_timeout() {
+            return anyhow!("the Herald server at {base} did not answer in time");
+        }
+        if err.is_connect() {
+            return anyhow!(
+                "cannot connect to the Herald server at {base}: {}; is it running, and is \
+                 --url (HERALD_URL) right?",
+                innermost(err)
+            );
+        }
+        anyhow!(
+            "talking to the Herald server at {base} failed: {}",
+            innermost(err)
+        )
+    }
+
+    /// What the server refused, from its JSON error `{"message","detail","field"?}`.
+    fn refused(&self, status: StatusCode, body: &[u8]) -> anyhow::Error {
+        let base = &self.base;
+        let error: Option<ErrorBody> = serde_json::from_slice(body).ok();
+        let said = error.as_ref().map(ErrorBody::describe);
+        match (status, said) {
+            (StatusCode::UNAUTHORIZED, _) => anyhow!(
+                "the server at {base} refused the token: it is invalid or expired (check --token \
+                 or HERALD_TOKEN)"
+            ),
+            (StatusCode::FORBIDDEN, _) => anyhow!(
+                "not allowed: {}",
+                error
+                    .as_ref()
+                    .map(|e| e.detail.trim())
+                    .filter(|detail| !detail.is_empty())
+                    .unwrap_or("this needs a role the token's user does not have")
+            ),
+            (StatusCode::NOT_FOUND, _)
+                if error.as_ref().is_none_or(|e| e.detail == "no such route") =>
+            {
+                anyhow!(
+                    "the server at {base} has no such route (404); is --url the address of a \
+                     Herald server?"
+                )
+            }
+            (status, Some(said)) if status.is_client_error() => anyhow!("{said}"),
+            (status, Some(said)) => anyhow!("the server at {base} answered {status}: {said}"),
+            (status, None) => anyhow!(
+                "the server at {base} answered {status} without a Herald error; is --url a \
+                 Herald server?"
+            ),
+        }
+    }
+}
+
+/// The API's error body.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    message: String,
+    #[serde(default)]
+    detail: String,
+    #[serde(default)]
+    field: Option<String>,
+}
+
+impl ErrorBody {
+    /// `Invalid content.title. content.title: must not be empty` reads as
+    /// `content.title: must not be empty`; the message alone when there is no detail.
+    fn describe(&self) -> String {
+        let detail = self.detail.trim();
+        let mut text = match &self.field {
+            Some(field) if detail.starts_with(field.as_str()) => detail.to_owned(),
+            Some(field) if !detail.is_empty() => format!("{field}: {detail}"),
+            Some(field) => format!("{field}: {}", self.message.trim()),
+            None if detail.is_empty() => self.message.trim().to_owned(),
+            None => format!("{} {detail}", self.message.trim()),
+        };
+        text = text.replace(['\n', '\r'], " ");
+        text
+    }
+}
+
+/// The deepest cause of a reqwest error ("Connection refused (os error 111)").
+fn innermost(err: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = err;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn connection(url: &str) -> ServerConnection {
+        ServerConnection {
+            url: url.to_owned(),
+            token: Secret::new("tok"),
+        }
+    }
+
+    #[test]
+    fn the_api_prefix_and_credentials_are_dropped_from_the_url() {
+        let client = Client::new(&connection("http://u:pw@127.0.0.1:3000/api/v2/")).unwrap();
+        assert_eq!(client.base.0, "http://127.0.0.1:3000");
+        assert_eq!(client.api.as_str(), "http://127.0.0.1:3000/api/v2/");
+        let client = Client::new(&connection("https://herald.example.com/base")).unwrap();
+        assert_eq!(
+            client.api.as_str(),
+            "https://herald.example.com/base/api/v2/"
+        );
+    }
+
+    #[test]
+    fn a_url_that_is_not_http_is_refused_naming_the_option() {
+        let err = Client::new(&connection("ftp://x")).unwrap_err().to_string();
+        assert!(err.starts_with("--url:"), "{err}");
+        let err = Client::new(&connection("nonsense"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--url:"), "{err}");
+    }
+
+    #[test]
+    fn field_errors_read_as_field_and_reason() {
+        let body = ErrorBody {
+            message: "Invalid content.title.".into(),
+            detail: "content.title: must not be empty".into(),
+            field: Some("content.title".into()),
+        };
+        assert_eq!(body.describe(), "content.title: must not be empty");
+    }
+
+    #[test]
+    fn the_table_aligns_columns_under_a_header() {
+        let rows = vec![TemplateRow {
+            id: "id-1".into(),
+            name: "Test Notification".into(),
+            group: "Notification Events".into(),
+            enabled_by_default: true,
+            method: String::new(),
+            methods: vec!["smtp".into(), "inbox".into()],
+        }];
+        let table = templates_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("NAME"));
+        assert_eq!(lines[0].find("GROUP"), lines[1].find("Notification Events"));
+        assert!(lines[1].ends_with("smtp,inbox (default)"), "{table}");
+    }
+}

@@ -1,0 +1,234 @@
+//! The client commands (`herald templates list`, `herald notifications pause | resume | test |
+//! custom`) against a real `herald server` on a free port over a fresh database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod running;
+mod support;
+
+use std::time::Duration;
+
+use running::{Api, Server, create_user, herald, herald_ok};
+use support::TestDatabase;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_commands_pause_resume_and_send_notifications_through_a_running_server() {
+    let db = TestDatabase::create().await;
+    let owner = create_user(&db.url, "olga", "owner");
+    let member = create_user(&db.url, "mia", "member");
+    let server = Server::start(&db.url, &[]);
+    let url = server.url.as_str();
+    let api = Api::new(url, &owner);
+    let as_owner = ["--url", url, "--token", owner.as_str()];
+    let with = |command: &[&'static str]| -> Vec<String> {
+        command
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(as_owner.iter().map(|s| (*s).to_owned()))
+            .collect()
+    };
+    let run_ok = |command: &[&'static str]| {
+        let args = with(command);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        herald_ok(&args)
+    };
+
+    // templates list: a header and one aligned row per template, system and custom.
+    let table = run_ok(&["templates", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[0].contains("GROUP")
+            && lines[0].contains("ID")
+            && lines[0].contains("ENABLED BY DEFAULT")
+            && lines[0].contains("METHOD"),
+        "{table}"
+    );
+    let system = api.get("/notifications/templates/system").await;
+    let custom = api.get("/notifications/templates/custom").await;
+    let listed = system.as_array().unwrap().len() + custom.as_array().unwrap().len();
+    assert_eq!(lines.len(), listed + 1, "{table}");
+    let test_template = system
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Test Notification")
+        .unwrap();
+    let row = lines
+        .iter()
+        .find(|line| line.starts_with("Test Notification "))
+        .unwrap_or_else(|| panic!("no Test Notification row:\n{table}"));
+    assert!(
+        row.contains(test_template["id"].as_str().unwrap())
+            && row.contains(test_template["group"].as_str().unwrap()),
+        "{row}"
+    );
+    let column = lines[0].find("ID").unwrap();
+    assert_eq!(
+        row.find(test_template["id"].as_str().unwrap()),
+        Some(column),
+        "the id column is aligned:\n{table}"
+    );
+
+    // pause / resume, each twice: the second says nothing changed; the settings agree.
+    assert_eq!(
+        run_ok(&["notifications", "pause"]),
+        "notifications paused\n"
+    );
+    assert_eq!(
+        api.get("/notifications/settings").await["notifier_paused"],
+        true
+    );
+    assert_eq!(
+        run_ok(&["notifications", "pause"]),
+        "notifications were already paused\n"
+    );
+    assert_eq!(
+        run_ok(&["notifications", "resume"]),
+        "notifications resumed\n"
+    );
+    assert_eq!(
+        api.get("/notifications/settings").await["notifier_paused"],
+        false
+    );
+    assert_eq!(
+        run_ok(&["notifications", "resume"]),
+        "notifications were not paused\n"
+    );
+
+    // test and custom notifications arrive in the caller's inbox.
+    assert_eq!(
+        run_ok(&["notifications", "test"]),
+        "test notification sent\n"
+    );
+    let args = with(&["notifications", "custom"]);
+    let mut custom_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    custom_args.splice(2..2, ["Deploy finished", "All 12 services are up."]);
+    assert_eq!(herald_ok(&custom_args), "custom notification sent\n");
+    let inbox = api
+        .wait_for("/notifications/inbox", Duration::from_secs(20), |page| {
+            page["notifications"].as_array().unwrap().len() >= 2
+        })
+        .await;
+    let notifications = inbox["notifications"].as_array().unwrap();
+    assert!(
+        notifications
+            .iter()
+            .any(|n| n["title"] == "Deploy finished" && n["content"] == "All 12 services are up."),
+        "{inbox}"
+    );
+    assert!(
+        notifications
+            .iter()
+            .any(|n| n["template_id"] == test_template["id"]),
+        "{inbox}"
+    );
+
+    // The server's refusal of bad input is one line naming the field.
+    let (status, stdout, stderr) = herald(&[
+        "notifications",
+        "custom",
+        "  ",
+        "body",
+        "--url",
+        url,
+        "--token",
+        &owner,
+    ]);
+    assert!(!status.success());
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("herald: content.title:"),
+        "names the field: {stderr}"
+    );
+
+    // A member may not pause: 403, said in one line.
+    let (status, _, stderr) = herald(&["notifications", "pause", "--url", url, "--token", &member]);
+    assert!(!status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("herald: not allowed:") && stderr.contains("owner"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&member), "{stderr}");
+
+    // The environment variables stand in for the options.
+    let output = std::process::Command::new(support::HERALD)
+        .args(["notifications", "pause"])
+        .env("HERALD_URL", url)
+        .env("HERALD_TOKEN", &owner)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "notifications paused\n"
+    );
+
+    server.stop();
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_url_or_a_wrong_token_fails_in_one_line_without_showing_the_token() {
+    let db = TestDatabase::create().await;
+    let owner = create_user(&db.url, "olga", "owner");
+    let server = Server::start(&db.url, &[]);
+
+    // Nothing listens on a port that was just free.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    for command in [
+        &["templates", "list"][..],
+        &["notifications", "pause"][..],
+        &["notifications", "test"][..],
+        &["notifications", "custom", "t", "m"][..],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--url", nowhere.as_str(), "--token", owner.as_str()]);
+        let (status, stdout, stderr) = herald(&args);
+        assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "herald: cannot connect to the Herald server at {nowhere}"
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(&owner), "the token shows: {stderr}");
+    }
+
+    let wrong = format!("{}x", &owner[..owner.len() - 1]);
+    for command in [&["templates", "list"][..], &["notifications", "resume"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["--url", server.url.as_str(), "--token", wrong.as_str()]);
+        let (status, stdout, stderr) = herald(&args);
+        assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("herald: "), "{stderr}");
+        assert!(
+            stderr.contains("token") && stderr.contains("invalid"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(&wrong), "the token shows: {stderr}");
+    }
+
+    // No token at all is a usage error naming the option.
+    let (status, _, stderr) = herald(&["notifications", "pause", "--url", &server.url]);
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--token"), "{stderr}");
+
+    // Nothing was changed by the failed attempts.
+    let api = Api::new(&server.url, &owner);
+    assert_eq!(
+        api.get("/notifications/settings").await["notifier_paused"],
+        false
+    );
+    let log = server.stop();
+    assert!(!log.contains(&owner), "the server log shows the token");
+    db.drop_now().await;
+}

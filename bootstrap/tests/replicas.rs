@@ -1,0 +1,184 @@
+//! Two `herald server` replicas on one database: the pause switch, the queue and the inbox are
+//! shared, and every message is delivered exactly once whichever replica leases it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod running;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use running::{Api, Server, create_user, herald_ok};
+use serde_json::{Value, json};
+use support::TestDatabase;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Both replicas sign unsubscribe links with the same key.
+const UNSUBSCRIBE_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+const EVENTS: usize = 6;
+
+fn replica(database_url: &str, endpoint: &str) -> Server {
+    Server::start(
+        database_url,
+        &[
+            "--notifications-method",
+            "webhook",
+            "--notifications-webhook-endpoint",
+            endpoint,
+            "--notifications-unsubscribe-key",
+            UNSUBSCRIBE_KEY,
+            "--notifications-fetch-interval",
+            "200ms",
+            "--notifications-store-sync-interval",
+            "100ms",
+            "--notifications-lease-count",
+            "2",
+        ],
+    )
+}
+
+/// The messages the API lists, by id: (method, status).
+fn messages(body: &Value) -> BTreeMap<String, (String, String)> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                (
+                    m["method"].as_str().unwrap().to_owned(),
+                    m["status"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_share_the_pause_switch_and_deliver_each_message_exactly_once() {
+    let db = TestDatabase::create().await;
+    let owner = create_user(&db.url, "olga", "owner");
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let endpoint = format!("{}/hook", receiver.uri());
+    let a = replica(&db.url, &endpoint);
+    let b = replica(&db.url, &endpoint);
+    let api_a = Api::new(&a.url, &owner);
+    let api_b = Api::new(&b.url, &owner);
+
+    // Pausing through A is seen by B.
+    assert_eq!(
+        herald_ok(&["notifications", "pause", "--url", &a.url, "--token", &owner]),
+        "notifications paused\n"
+    );
+    assert_eq!(
+        api_b.get("/notifications/settings").await["notifier_paused"],
+        true
+    );
+    assert_eq!(
+        herald_ok(&["notifications", "pause", "--url", &b.url, "--token", &owner]),
+        "notifications were already paused\n"
+    );
+
+    // Events posted to A while paused stay pending, on both replicas' view of the queue.
+    for i in 0..EVENTS {
+        let (status, body) = api_a
+            .post(
+                "/notifications/custom",
+                &json!({ "content": { "title": format!("Build {i} finished"), "message": "ok" } }),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let queued = messages(&api_a.get("/notifications/messages").await);
+    assert_eq!(queued.len(), EVENTS * 2, "{queued:?}");
+    let webhook_ids: Vec<String> = queued
+        .iter()
+        .filter(|(_, (method, _))| method == "webhook")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(webhook_ids.len(), EVENTS, "{queued:?}");
+    // Several fetch intervals of both notifiers pass: nothing is leased or sent.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let still = messages(&api_b.get("/notifications/messages").await);
+    assert_eq!(still.len(), EVENTS * 2);
+    assert!(
+        still.values().all(|(_, status)| status == "pending"),
+        "{still:?}"
+    );
+    assert!(receiver.received_requests().await.unwrap().is_empty());
+    assert!(
+        api_b.get("/notifications/inbox").await["notifications"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Resumed through B, both replicas deliver; every message ends sent.
+    assert_eq!(
+        herald_ok(&[
+            "notifications",
+            "resume",
+            "--url",
+            &b.url,
+            "--token",
+            &owner
+        ]),
+        "notifications resumed\n"
+    );
+    assert_eq!(
+        api_a.get("/notifications/settings").await["notifier_paused"],
+        false
+    );
+    let done = api_a
+        .wait_for("/notifications/messages", Duration::from_secs(30), |body| {
+            let all = messages(body);
+            all.len() == EVENTS * 2 && all.values().all(|(_, status)| status == "sent")
+        })
+        .await;
+    assert_eq!(messages(&done).len(), EVENTS * 2);
+
+    // The inbox notifications, delivered by either replica, are all listed by B.
+    let inbox = api_b.get("/notifications/inbox").await;
+    let mut titles: Vec<String> = inbox["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap().to_owned())
+        .collect();
+    titles.sort();
+    let expected: Vec<String> = (0..EVENTS).map(|i| format!("Build {i} finished")).collect();
+    assert_eq!(titles, expected, "{inbox}");
+    assert_eq!(inbox["unread_count"], EVENTS);
+
+    a.stop();
+    b.stop();
+    // With both replicas stopped, nothing more can arrive: each webhook message arrived
+    // exactly once, under its own id.
+    let mut arrived: BTreeMap<String, usize> = BTreeMap::new();
+    for request in receiver.received_requests().await.unwrap() {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let id = body["msg_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            request
+                .headers
+                .get("x-message-id")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            id
+        );
+        *arrived.entry(id).or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = webhook_ids.iter().map(|id| (id.clone(), 1)).collect();
+    assert_eq!(arrived, expected, "each msg_id once");
+
+    db.drop_now().await;
+}

@@ -1,0 +1,202 @@
+//! DESIGN §7 `/metrics`: what the notifier reports through the `NotifierMetrics` port, as
+//! the Prometheus text `herald-http` serves — per method/template/result, histograms, gauges,
+//! and never a message or user id.
+
+use std::sync::Arc;
+
+use herald_application::ports::{DeliveryError, Dispatcher, NotifierMetrics, UserRegistry as _};
+use herald_application::{Cycle, DeliveryConfig, Event};
+use herald_domain::catalogue::WORKSPACE_DELETED;
+use herald_domain::{MessageId, Method, UserId};
+use herald_http::PrometheusMetrics;
+use herald_http::metrics::BUCKETS;
+
+use super::support::{Harness, ScriptedDispatcher, quiet_config};
+
+fn webhook_only() -> Harness {
+    let delivery = DeliveryConfig::new(
+        Method::Webhook,
+        std::collections::BTreeSet::from([Method::Webhook]),
+        false,
+    )
+    .unwrap();
+    Harness::with_delivery(delivery)
+}
+
+async fn enqueue_for(h: &Harness, subject: UserId) -> Vec<MessageId> {
+    let mut event = Event::new(WORKSPACE_DELETED);
+    event.subject = Some(subject);
+    event.labels.insert("name".into(), "ws".into());
+    h.events.enqueue(event).await.unwrap().message_ids
+}
+
+/// The value of the one sample line starting with `series ` (labels included).
+fn sample(text: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    let found: Vec<_> = text.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert_eq!(found.len(), 1, "{series} in:\n{text}");
+    found[0][prefix.len()..].parse().unwrap()
+}
+
+const TEMPLATE: &str = "Workspace Deleted";
+
+fn attempts(result: &str) -> String {
+    format!(
+        "herald_notifier_dispatch_attempts_total{{method=\"webhook\",template=\"{TEMPLATE}\",result=\"{result}\"}}"
+    )
+}
+
+#[tokio::test]
+async fn the_notifier_reports_attempts_by_method_template_and_result() {
+    let h = webhook_only();
+    let mut ids = Vec::new();
+    let mut users = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let user = h.user(name, &[]).await;
+        ids.extend(enqueue_for(&h, user.id).await);
+        users.push(user.id);
+    }
+    assert_eq!(ids.len(), 4);
+    // The fourth recipient is gone: inhibited, never dispatched.
+    h.store.delete(users[3]).await.unwrap();
+    let webhook = ScriptedDispatcher::scripted(
+        Method::Webhook,
+        [
+            Ok(()),
+            Err(DeliveryError::retryable("503 from receiver")),
+            Err(DeliveryError::permanent("404 from receiver")),
+        ],
+    );
+    let metrics = Arc::new(PrometheusMetrics::new());
+    let dispatchers: Vec<Arc<dyn Dispatcher>> = vec![webhook.clone()];
+    let mut notifier = h
+        .notifier(quiet_config(), dispatchers)
+        .with_metrics(metrics.clone());
+
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(4));
+    let before_flush = metrics.render();
+    assert_eq!(
+        sample(&before_flush, "herald_notifier_pending_result_updates"),
+        4.0
+    );
+    assert_eq!(
+        sample(&before_flush, "herald_notifier_synced_result_updates_total"),
+        0.0
+    );
+    let flushed = notifier.flush().await;
+    assert_eq!(flushed.dropped, 0);
+
+    let text = metrics.render();
+    assert_eq!(sample(&text, &attempts("sent")), 1.0);
+    assert_eq!(sample(&text, &attempts("temporary_failure")), 1.0);
+    assert_eq!(sample(&text, &attempts("permanent_failure")), 1.0);
+    assert_eq!(sample(&text, &attempts("inhibited")), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "herald_notifier_retries_scheduled_total{{method=\"webhook\",template=\"{TEMPLATE}\"}}"
+            )
+        ),
+        1.0
+    );
+    assert_eq!(sample(&text, "herald_notifier_pending_result_updates"), 0.0);
+    assert_eq!(
+        sample(&text, "herald_notifier_synced_result_updates_total"),
+        4.0
+    );
+    assert_eq!(sample(&text, "herald_notifier_dispatches_in_flight"), 0.0);
+
+    // Three dispatches: each observed once in both histograms, buckets cumulative.
+    for family in [
+        "herald_notifier_queued_seconds",
+        "herald_notifier_send_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} histogram")),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, &format!("{family}_count{{method=\"webhook\"}}")),
+            3.0
+        );
+        assert!(sample(&text, &format!("{family}_sum{{method=\"webhook\"}}")) >= 0.0);
+        assert_eq!(
+            sample(
+                &text,
+                &format!("{family}_bucket{{method=\"webhook\",le=\"+Inf\"}}")
+            ),
+            3.0
+        );
+        let mut previous = 0.0;
+        for bound in BUCKETS {
+            let value = sample(
+                &text,
+                &format!("{family}_bucket{{method=\"webhook\",le=\"{bound}\"}}"),
+            );
+            assert!(
+                value >= previous,
+                "{family} buckets are cumulative:\n{text}"
+            );
+            previous = value;
+        }
+    }
+    // No dispatch here takes anywhere near 5 minutes, nor waited in the queue that long.
+    assert_eq!(
+        sample(
+            &text,
+            "herald_notifier_send_seconds_bucket{method=\"webhook\",le=\"300\"}"
+        ),
+        3.0
+    );
+
+    // Low cardinality: no message or user id anywhere.
+    for id in ids.iter().map(ToString::to_string) {
+        assert!(!text.contains(&id), "message id {id} in:\n{text}");
+    }
+    for id in users.iter().map(ToString::to_string) {
+        assert!(!text.contains(&id), "user id {id} in:\n{text}");
+    }
+    assert!(!contains_uuid(&text), "a UUID in:\n{text}");
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let metrics = PrometheusMetrics::new();
+    metrics.dispatch_attempt(
+        Method::Inbox,
+        "say \"hi\"\\\n",
+        herald_application::ports::DispatchOutcome::Sent,
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            "herald_notifier_dispatch_attempts_total{method=\"inbox\",template=\"say \\\"hi\\\"\\\\\\n\",result=\"sent\"} 1"
+        ),
+        "{text}"
+    );
+}
+
+/// Whether `text` holds anything shaped like a UUID (8-4-4-4-12 hex digits).
+fn contains_uuid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let shape = [8, 4, 4, 4, 12];
+    (0..bytes.len()).any(|start| {
+        let mut at = start;
+        for (i, len) in shape.iter().enumerate() {
+            if i > 0 {
+                if bytes.get(at) != Some(&b'-') {
+                    return false;
+                }
+                at += 1;
+            }
+            for _ in 0..*len {
+                if !bytes.get(at).is_some_and(u8::is_ascii_hexdigit) {
+                    return false;
+                }
+                at += 1;
+            }
+        }
+        true
+    })
+}
