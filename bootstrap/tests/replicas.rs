@@ -182,3 +182,79 @@ async fn two_replicas_share_the_pause_switch_and_deliver_each_message_exactly_on
 
     db.drop_now().await;
 }
+
+/// How many inbox messages this replica's notifier delivered, from its `/metrics`.
+async fn inbox_deliveries(server_url: &str) -> u64 {
+    let text = reqwest::get(format!("{server_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| {
+            line.starts_with("herald_notifier_dispatch_attempts_total{")
+                && line.contains("method=\"inbox\"")
+                && line.contains("result=\"sent\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inbox_watcher_on_one_replica_sees_notifications_the_other_replica_delivered() {
+    let db = TestDatabase::create().await;
+    let owner = create_user(&db.url, "wanda", "owner");
+    let inbox_only = [
+        "--notifications-unsubscribe-key",
+        UNSUBSCRIBE_KEY,
+        "--notifications-fetch-interval",
+        "200ms",
+    ];
+    let a = Server::start(&db.url, &inbox_only);
+    let b = Server::start(&db.url, &inbox_only);
+    let api_b = Api::new(&b.url, &owner);
+
+    // A server-sent-events watcher on replica A.
+    let mut watch = reqwest::Client::new()
+        .get(format!("{}/api/v2/notifications/inbox/watch", a.url))
+        .bearer_auth(&owner)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watch.status(), 200);
+    let mut seen = String::new();
+
+    // Both notifiers race for every message; post until replica B has delivered some, and
+    // check that A's watcher got every one of them, whoever delivered it.
+    for i in 0..40 {
+        let title = format!("replicated {i}");
+        let (status, body) = api_b
+            .post(
+                "/notifications/custom",
+                &json!({"content": {"title": title, "message": "across replicas"}}),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !seen.contains(&format!("\"title\":\"{title}\"")) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let chunk = tokio::time::timeout(left, watch.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("A's watcher never got {title:?}; it saw:\n{seen}"))
+                .unwrap()
+                .expect("the watch stream stays open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        if inbox_deliveries(&b.url).await > 0 {
+            assert!(seen.contains("\"unread_count\":"), "{seen}");
+            drop(watch);
+            a.stop();
+            b.stop();
+            db.drop_now().await;
+            return;
+        }
+    }
+    panic!("replica B never delivered an inbox notification in 40 tries");
+}
