@@ -50,6 +50,24 @@ async fn the_link_shows_a_confirmation_form_and_a_post_unsubscribes() {
     // Twice does no harm.
     let again = app.raw(Method::POST, &path, None, Vec::new()).await;
     assert_eq!(again.status, StatusCode::OK);
+
+    // The next event of that template is not sent to them.
+    let next = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            json!({
+                "template_id": catalogue::WORKSPACE_DELETED,
+                "user_id": app.member.user.id,
+                "labels": {"name": "after-unsubscribing", "reason": "tidy"},
+                "created_by": "tests",
+            }),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(next["message_ids"], json!([]), "{next}");
+    assert_eq!(next["skipped"][0]["reason"], "disabled", "{next}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
