@@ -156,19 +156,11 @@ impl Dispatcher for SmtpDispatcher {
         in_flight.finished = sent.is_ok();
         drop(in_flight);
         let Ok(sent) = sent else {
-            return Err(DeliveryError::retryable(format!(
-                "timed out: the mail server {} did not complete the delivery within {:?}",
-                self.server, self.timeout
-            )));
+            return Err(self.timed_out());
         };
         match sent {
             Ok(response) => {
-                tracing::debug!(
-                    message_id = %delivery.message_id,
-                    server = %self.server,
-                    reply = %response.code(),
-                    "email accepted by the mail server"
-                );
+                self.accepted(delivery, &response);
                 Ok(())
             }
             Err(err) => Err(classify(&err, &self.server)),
@@ -177,6 +169,27 @@ impl Dispatcher for SmtpDispatcher {
 }
 
 impl SmtpDispatcher {
+    /// The failure of a delivery that did not finish within the timeout.
+    fn timed_out(&self) -> DeliveryError {
+        DeliveryError::retryable(format!(
+            "timed out: the mail server {} did not complete the delivery within {:?}",
+            self.server, self.timeout
+        ))
+    }
+
+    fn accepted(
+        &self,
+        delivery: &Delivery,
+        response: &lettre::transport::smtp::response::Response,
+    ) {
+        tracing::debug!(
+            message_id = %delivery.message_id,
+            server = %self.server,
+            reply = %response.code(),
+            "email accepted by the mail server"
+        );
+    }
+
     /// A delivery with AUTH PLAIN acting as the configured identity, bounded by the timeout
     /// like a pooled one. A connection in use when the timeout fires is dropped with the
     /// future, so never reused.
@@ -187,19 +200,11 @@ impl SmtpDispatcher {
         message: &lettre::Message,
     ) -> Result<(), DeliveryError> {
         let Ok(sent) = tokio::time::timeout(self.timeout, identity.send(message)).await else {
-            return Err(DeliveryError::retryable(format!(
-                "timed out: the mail server {} did not complete the delivery within {:?}",
-                self.server, self.timeout
-            )));
+            return Err(self.timed_out());
         };
         match sent {
             Ok(response) => {
-                tracing::debug!(
-                    message_id = %delivery.message_id,
-                    server = %self.server,
-                    reply = %response.code(),
-                    "email accepted by the mail server"
-                );
+                self.accepted(delivery, &response);
                 Ok(())
             }
             Err(Failure::Smtp(err)) => Err(classify(&err, &self.server)),
