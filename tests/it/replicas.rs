@@ -467,9 +467,40 @@ fn without_a_url_a_throwaway_cluster_starts_from_the_installed_binaries_and_answ
 }
 
 #[test]
-fn without_a_docker_engine_the_container_step_steps_aside_for_the_local_cluster() {
-    // No engine runs on Herald's development machines (only the client): the harness must not
-    // stop there. Where an engine does answer, this asserts the opposite of what it sees.
-    let answers = herald_tests::docker_postgres::engine_answers();
-    assert_eq!(herald_tests::docker_postgres::start().is_none(), !answers);
+fn the_test_server_is_the_url_given_else_docker_else_a_local_cluster_else_how_to_fix() {
+    use herald_tests::postgres::choose_server;
+    let never = || -> Option<Result<String, String>> { panic!("docker must not be tried") };
+    let never_local =
+        || -> Result<String, String> { panic!("the local cluster must not be tried") };
+    let url = |u: &str| Ok::<_, String>(u.to_owned());
+
+    assert_eq!(
+        choose_server(Some("postgres://env".into()), never, never_local),
+        url("postgres://env")
+    );
+    assert_eq!(
+        choose_server(None, || Some(url("postgres://docker")), never_local),
+        url("postgres://docker")
+    );
+    let broken_docker = choose_server(
+        None,
+        || Some(Err("the image is missing".into())),
+        never_local,
+    );
+    assert!(
+        broken_docker
+            .unwrap_err()
+            .contains("Docker engine answers, but the image is missing")
+    );
+    // No engine (the machines Herald is developed on): the local cluster.
+    assert_eq!(
+        choose_server(None, || None, || url("postgres://local")),
+        url("postgres://local")
+    );
+    let nothing = choose_server(None, || None, || Err("no initdb".into())).unwrap_err();
+    assert!(
+        nothing.contains("HERALD_TEST_DATABASE_URL")
+            && nothing.contains("apt-get install postgresql")
+    );
+    assert!(nothing.contains("no initdb"), "{nothing}");
 }

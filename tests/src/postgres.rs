@@ -27,22 +27,11 @@ const DATABASE_PREFIX: &str = "herald_test_";
 fn admin_options() -> &'static PgConnectOptions {
     static ADMIN: OnceLock<Result<PgConnectOptions, String>> = OnceLock::new();
     let admin = ADMIN.get_or_init(|| {
-        let from_docker = || crate::docker_postgres::start();
-        let url = match std::env::var(DATABASE_URL_VAR) {
-            Ok(url) => url,
-            Err(_) if let Some(container) = from_docker() => {
-                container.map_err(|why| format!("a Docker engine answers, but {why}"))?
-            }
-            Err(_) => crate::local_cluster::start().map_err(|why| {
-                format!(
-                    "the PostgreSQL tests need a server: set {DATABASE_URL_VAR} to an admin \
-                     connection URL (one allowed to CREATE DATABASE), e.g. \
-                     {DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres, or install \
-                     PostgreSQL's server binaries (Debian: apt-get install postgresql) so a \
-                     throwaway cluster can be started; that failed: {why}"
-                )
-            })?,
-        };
+        let url = choose_server(
+            std::env::var(DATABASE_URL_VAR).ok(),
+            crate::docker_postgres::start,
+            crate::local_cluster::start,
+        )?;
         PgConnectOptions::from_str(&url)
             .map_err(|err| format!("{DATABASE_URL_VAR} is not a PostgreSQL URL: {err}"))
     });
@@ -50,6 +39,32 @@ fn admin_options() -> &'static PgConnectOptions {
         Ok(options) => options,
         Err(message) => panic!("{message}"),
     }
+}
+
+/// DESIGN §9's order: the URL the environment names; else a Docker container when an engine
+/// answers (`docker` gives `None` when none does); else a cluster from the local binaries;
+/// else an error saying how to provide a server. Later sources are not tried once one
+/// answers.
+pub fn choose_server(
+    from_env: Option<String>,
+    docker: impl FnOnce() -> Option<Result<String, String>>,
+    local: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
+    if let Some(url) = from_env {
+        return Ok(url);
+    }
+    if let Some(container) = docker() {
+        return container.map_err(|why| format!("a Docker engine answers, but {why}"));
+    }
+    local().map_err(|why| {
+        format!(
+            "the PostgreSQL tests need a server: set {DATABASE_URL_VAR} to an admin \
+             connection URL (one allowed to CREATE DATABASE), e.g. \
+             {DATABASE_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres, or install \
+             PostgreSQL's server binaries (Debian: apt-get install postgresql) so a \
+             throwaway cluster can be started; that failed: {why}"
+        )
+    })
 }
 
 /// A database of one test's own, dropped when the last handle to it goes.
