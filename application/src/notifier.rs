@@ -90,6 +90,9 @@ pub struct Notifier {
     renderer: Renderer,
     wakeup: WakeupListener,
     buffer: ResultBuffer,
+    /// Templates by id. Their texts are fixed while a deployment runs (the catalogue is seeded
+    /// at start), so they are read once and again only when a message names one not held.
+    templates: HashMap<TemplateId, Template>,
     metrics: Arc<dyn NotifierMetrics>,
 }
 
@@ -121,6 +124,7 @@ impl Notifier {
             renderer,
             wakeup,
             buffer: ResultBuffer::default(),
+            templates: HashMap::new(),
             metrics: Arc::new(NoMetrics),
         })
     }
@@ -362,7 +366,7 @@ impl Notifier {
 
     /// Decides, per leased message, whether to inhibit it, fail it, or dispatch it.
     async fn prepare(
-        &self,
+        &mut self,
         leased: Vec<Message>,
         now: DateTime<Utc>,
     ) -> Vec<(Message, String, Next)> {
@@ -395,18 +399,11 @@ impl Notifier {
                 |err| tracing::warn!(error = %err, "notifications: could not read preferences"),
             )
             .ok();
-        let templates: Option<HashMap<TemplateId, Template>> = self
-            .ports
-            .templates
-            .list()
-            .await
-            .map(|all| all.into_iter().map(|t| (t.id, t)).collect())
-            .map_err(|err| tracing::warn!(error = %err, "notifications: could not read templates"))
-            .ok();
+        let templates = self.templates_for(&leased).await.then_some(&self.templates);
 
         let mut prepared = Vec::with_capacity(leased.len());
         for message in leased {
-            let (name, next) = match (&live, &stored, &templates) {
+            let (name, next) = match (&live, &stored, templates) {
                 (Some(live), Some(stored), Some(templates)) => {
                     match templates.get(&message.template_id) {
                         Some(template) => (
@@ -430,6 +427,27 @@ impl Notifier {
             prepared.push((message, name, next));
         }
         prepared
+    }
+
+    /// Makes sure the template cache holds every template the messages name, reading them all
+    /// again when one is missing. `false` when they could not be read.
+    async fn templates_for(&mut self, messages: &[Message]) -> bool {
+        if messages
+            .iter()
+            .all(|m| self.templates.contains_key(&m.template_id))
+        {
+            return true;
+        }
+        match self.ports.templates.list().await {
+            Ok(all) => {
+                self.templates = all.into_iter().map(|t| (t.id, t)).collect();
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications: could not read templates");
+                false
+            }
+        }
     }
 
     fn next_step(

@@ -550,3 +550,77 @@ async fn full_batches_are_leased_again_at_once_without_waiting_for_the_poll() {
         .expect("batches of 5, 5 and 2 go out back to back, not one per 1 h poll");
     handle.stop().await;
 }
+
+/// Counts how often the templates are read.
+#[derive(Debug)]
+struct CountingTemplates {
+    inner: herald_memory::MemoryStore,
+    lists: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl herald_application::ports::TemplateStore for CountingTemplates {
+    async fn seed(
+        &self,
+        catalogue: &[herald_domain::Template],
+    ) -> Result<(), herald_application::ports::StoreError> {
+        self.inner.seed(catalogue).await
+    }
+
+    async fn list(
+        &self,
+    ) -> Result<Vec<herald_domain::Template>, herald_application::ports::StoreError> {
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        herald_application::ports::TemplateStore::list(&self.inner).await
+    }
+
+    async fn get(
+        &self,
+        id: herald_domain::TemplateId,
+    ) -> Result<Option<herald_domain::Template>, herald_application::ports::StoreError> {
+        herald_application::ports::TemplateStore::get(&self.inner, id).await
+    }
+
+    async fn find_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<herald_domain::Template>, herald_application::ports::StoreError> {
+        self.inner.find_by_name(name).await
+    }
+
+    async fn set_method_override(
+        &self,
+        id: herald_domain::TemplateId,
+        method: Option<Method>,
+    ) -> Result<Option<bool>, herald_application::ports::StoreError> {
+        self.inner.set_method_override(id, method).await
+    }
+}
+
+#[tokio::test]
+async fn templates_are_read_once_not_on_every_cycle() {
+    let h = webhook_only();
+    let user = h.user("u", &[]).await;
+    let counting = Arc::new(CountingTemplates {
+        inner: h.store.clone(),
+        lists: 0.into(),
+    });
+    let mut ports = h.notifier_ports(Arc::new(h.store.clone()));
+    ports.templates = counting.clone();
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = herald_application::Notifier::new(
+        "n",
+        quiet_config(),
+        ports,
+        as_dispatchers(&webhook),
+        herald_application::rendering::Renderer::new("Herald", "https://h.example"),
+        herald_application::ports::Wakeup::subscribe(h.wakeup.as_ref()),
+    )
+    .unwrap();
+    for i in 0..3 {
+        enqueue_for(&h, user.id, &format!("ws-{i}")).await;
+        assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    }
+    assert_eq!(webhook.delivered().len(), 3);
+    assert_eq!(counting.lists.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
