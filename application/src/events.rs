@@ -1,12 +1,13 @@
 //! Enqueue (DESIGN §4): an event becomes one message per recipient and method.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use herald_domain::catalogue::{CUSTOM_NOTIFICATION, TEST_NOTIFICATION};
+use herald_domain::dedupe::DedupeBasis;
 use herald_domain::{
-    Audience, DedupeHash, Labels, MessageId, Payload, Template, TemplateId, User, UserId,
+    Audience, Labels, MessageId, Method, Payload, Role, Template, TemplateId, User, UserId,
     is_enabled,
 };
 use serde::Serialize;
@@ -19,10 +20,10 @@ use crate::ports::{
     Clock, EnqueueOutcome, MessageQueue, NewMessage, PreferenceStore, TemplateStore, UserDirectory,
     Wakeup,
 };
-use crate::rendering::Renderer;
+use crate::rendering::{RenderError, Renderer};
 
 /// Which template an event is of.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TemplateRef {
     Id(TemplateId),
     Name(String),
@@ -144,12 +145,93 @@ pub struct Events {
     ports: EventPorts,
     delivery: DeliveryConfig,
     renderer: Renderer,
+    /// Single events waiting to be queued together (shared by every clone).
+    group: Arc<Group>,
 }
 
-/// One event resolved to its rows, before they are stored.
+/// Group enqueue: single events that arrive while an enqueue is running wait for it and are
+/// then planned and stored together, as one batch: one read per kind of lookup and one insert
+/// (one commit, one wake-up) for all of them instead of one each. An event that arrives when
+/// nothing runs goes at once, alone, so grouping never adds a wait of its own.
+#[derive(Debug, Default)]
+struct Group {
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    /// Held by the caller storing a group; the others wait here, their events in `waiting`.
+    leader: tokio::sync::Mutex<()>,
+}
+
+type Waiting = (
+    Event,
+    tokio::sync::oneshot::Sender<Result<EnqueueResult, Error>>,
+);
+
+/// The most single events stored in one group.
+const MAX_GROUP: usize = 500;
+
+/// A batch resolved to its rows, before they are stored: the rows of every event in event
+/// order, and per event how many rows are its and whom it skipped.
 struct Plan {
-    messages: Vec<NewMessage>,
+    rows: Vec<NewMessage>,
+    events: Vec<EventPlan>,
+}
+
+struct EventPlan {
+    rows: usize,
     skipped: Vec<Skipped>,
+}
+
+/// An event's recipients and methods, and whom it skipped on the way.
+struct Recipients<'u> {
+    users: Vec<&'u User>,
+    methods: Vec<Method>,
+    skipped: Vec<Skipped>,
+}
+
+/// Whom an event's audience asks the directory for.
+enum Wanted<'a> {
+    /// One user, named by the event's `field` (`user_id` or `initiator_id`).
+    User { field: &'static str, id: UserId },
+    /// Every holder of any of these roles (and whether to leave the subject out).
+    Roles {
+        roles: &'a BTreeSet<Role>,
+        exclude_subject: bool,
+    },
+}
+
+/// The first refused event of a batch being planned.
+///
+/// A batch is planned step by step over all its events (templates, then users, then role
+/// audiences, then preferences, then rows), each step covering only the events before the first
+/// one refused so far. The batch thus fails with the error its first bad event gives, exactly
+/// as if the events were planned one after another.
+#[derive(Default)]
+struct Refusal(Option<(usize, Error)>);
+
+impl Refusal {
+    /// How many events, from the first, are still planned.
+    fn planned(&self, events: usize) -> usize {
+        self.0
+            .as_ref()
+            .map_or(events, |(index, _)| (*index).min(events))
+    }
+
+    /// Refuses event `index`, unless an earlier one is refused already.
+    fn refuse(&mut self, index: usize, err: Error) {
+        if self.0.as_ref().is_none_or(|(first, _)| index < *first) {
+            self.0 = Some((index, err));
+        }
+    }
+
+    /// The batch's error: an invalid field is named `events[i].field`.
+    fn into_error(self) -> Option<Error> {
+        self.0.map(|(index, err)| match err {
+            Error::Invalid { field, reason } => Error::Invalid {
+                field: format!("events[{index}].{field}"),
+                reason,
+            },
+            other => other,
+        })
+    }
 }
 
 impl Events {
@@ -158,6 +240,7 @@ impl Events {
             ports,
             delivery,
             renderer,
+            group: Arc::default(),
         }
     }
 
@@ -172,7 +255,68 @@ impl Events {
     /// [`Error::Invalid`] naming the field for an unknown template, a missing or unknown
     /// subject or initiator, or bad labels, data or targets; [`Error::Unavailable`] when a
     /// store is down (nothing was queued).
+    ///
+    /// Concurrent calls are stored together (see [`Group`]); each still gets its own result or
+    /// error, exactly as if it had been queued alone.
     pub async fn enqueue(&self, event: Event) -> Result<EnqueueResult, Error> {
+        let (sender, result) = tokio::sync::oneshot::channel();
+        self.group
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((event, sender));
+        {
+            let _leader = self.group.leader.lock().await;
+            // Whoever leads stores everything waiting, its own event or not; an event an
+            // earlier leader took has its result already.
+            let waiting = std::mem::take(
+                &mut *self
+                    .group
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if !waiting.is_empty() {
+                // On a task of its own: a caller that goes away (its client hung up) must not
+                // take the other callers' events down with it.
+                let events = self.clone();
+                let stored = tokio::spawn(async move {
+                    let mut waiting = waiting.into_iter().peekable();
+                    while waiting.peek().is_some() {
+                        events
+                            .enqueue_group(waiting.by_ref().take(MAX_GROUP).collect())
+                            .await;
+                    }
+                });
+                let _ = stored.await;
+            }
+        }
+        result.await.unwrap_or_else(|_| {
+            Err(Error::Internal(
+                "the group enqueue ended without a result".to_owned(),
+            ))
+        })
+    }
+
+    /// Stores a group of single events as one batch and answers each. A batch is all or
+    /// nothing, so when it is refused (one event is bad, or a store failed), each event is
+    /// queued alone instead and gets its own answer.
+    async fn enqueue_group(&self, group: Vec<Waiting>) {
+        let (events, senders): (Vec<Event>, Vec<_>) = group.into_iter().unzip();
+        if events.len() > 1
+            && let Ok(results) = self.enqueue_batch(events.clone()).await
+        {
+            for (sender, result) in senders.into_iter().zip(results) {
+                let _ = sender.send(Ok(result));
+            }
+            return;
+        }
+        for (event, sender) in events.into_iter().zip(senders) {
+            let _ = sender.send(self.enqueue_alone(event).await);
+        }
+    }
+
+    async fn enqueue_alone(&self, event: Event) -> Result<EnqueueResult, Error> {
         let mut results = self
             .enqueue_batch(vec![event])
             .await
@@ -192,21 +336,7 @@ impl Events {
     /// As [`Events::enqueue`], with fields named `events[i].field`.
     pub async fn enqueue_batch(&self, events: Vec<Event>) -> Result<Vec<EnqueueResult>, Error> {
         let now = self.ports.clock.now();
-        let mut plans = Vec::with_capacity(events.len());
-        for (index, event) in events.into_iter().enumerate() {
-            let plan = self.plan(event, now).await.map_err(|err| match err {
-                Error::Invalid { field, reason } => Error::Invalid {
-                    field: format!("events[{index}].{field}"),
-                    reason,
-                },
-                other => other,
-            })?;
-            plans.push(plan);
-        }
-        let rows: Vec<NewMessage> = plans
-            .iter()
-            .flat_map(|p| p.messages.iter().cloned())
-            .collect();
+        let Plan { rows, events } = self.plan(events, now).await?;
         let outcomes = if rows.is_empty() {
             Vec::new()
         } else {
@@ -219,28 +349,29 @@ impl Events {
                 rows.len()
             )));
         }
-        let mut outcomes = outcomes.into_iter();
+        let mut stored = rows.iter().zip(outcomes);
         let mut queued_any = false;
-        let results = plans
+        let results = events
             .into_iter()
             .map(|plan| {
                 let mut result = EnqueueResult {
-                    message_ids: Vec::with_capacity(plan.messages.len()),
+                    message_ids: Vec::with_capacity(plan.rows),
                     skipped: plan.skipped,
                 };
-                for message in &plan.messages {
-                    match outcomes.next() {
-                        Some(EnqueueOutcome::Queued(id)) => {
+                // Planning skips no one as a duplicate; report each recipient once.
+                let mut duplicates = HashSet::new();
+                for (row, outcome) in stored.by_ref().take(plan.rows) {
+                    match outcome {
+                        EnqueueOutcome::Queued(id) => {
                             queued_any = true;
                             result.message_ids.push(id);
                         }
-                        Some(EnqueueOutcome::Duplicate) | None => {
-                            let skip = Skipped {
-                                user_id: message.recipient,
-                                reason: SkipReason::Duplicate,
-                            };
-                            if !result.skipped.contains(&skip) {
-                                result.skipped.push(skip);
+                        EnqueueOutcome::Duplicate => {
+                            if duplicates.insert(row.recipient) {
+                                result.skipped.push(Skipped {
+                                    user_id: row.recipient,
+                                    reason: SkipReason::Duplicate,
+                                });
                             }
                         }
                     }
@@ -248,7 +379,11 @@ impl Events {
                 result
             })
             .collect();
-        if queued_any && let Err(err) = self.ports.wakeup.wake().await {
+        // A queue that wakes the notifiers in its own transaction already did.
+        if queued_any
+            && !self.ports.queue.wakes_notifiers()
+            && let Err(err) = self.ports.wakeup.wake().await
+        {
             tracing::warn!(error = %err, "notifications: could not wake the notifiers; they will poll");
         }
         Ok(results)
@@ -286,72 +421,164 @@ impl Events {
         self.enqueue(event).await
     }
 
-    async fn plan(&self, event: Event, now: DateTime<Utc>) -> Result<Plan, Error> {
-        validate_shape(&event)?;
-        let template = self.template(&event.template).await?;
-        let mut skipped = Vec::new();
-        let recipients = self.recipients(&template, &event, &mut skipped).await?;
-        let methods = self.delivery.methods_for(&template);
-        if recipients.is_empty() || methods.is_empty() {
-            return Ok(Plan {
-                messages: Vec::new(),
+    /// Resolves a batch to its rows with a fixed number of store calls, however many events it
+    /// holds: one template read per distinct template, one directory read for every subject and
+    /// initiator, one per distinct role audience, and one preference lookup.
+    async fn plan(&self, events: Vec<Event>, now: DateTime<Utc>) -> Result<Plan, Error> {
+        let mut refusal = Refusal::default();
+        if let Some((index, err)) = events
+            .iter()
+            .enumerate()
+            .find_map(|(index, event)| validate_shape(event).err().map(|err| (index, err)))
+        {
+            refusal.refuse(index, err);
+        }
+        let templates = self.templates(&events, &mut refusal).await;
+        let wanted = wanted(&events, &templates, &mut refusal);
+        let users = self.users(&wanted, &mut refusal).await;
+        let role_holders = self.role_holders(&wanted, &mut refusal).await;
+
+        let mut audiences = Vec::with_capacity(refusal.planned(events.len()));
+        for (index, want) in wanted
+            .iter()
+            .enumerate()
+            .take(refusal.planned(events.len()))
+        {
+            let (event, template) = (&events[index], &templates[index]);
+            let mut skipped = Vec::new();
+            let users = match want {
+                Wanted::User { id, .. } => match users.get(id) {
+                    Some(user) => recipient(template, event, user, &mut skipped),
+                    // Refused when the directory answered; only events before that are here.
+                    None => Vec::new(),
+                },
+                Wanted::Roles {
+                    roles,
+                    exclude_subject,
+                } => role_holders
+                    .iter()
+                    .find(|(held, _)| held == roles)
+                    .map(|(_, holders)| {
+                        holders
+                            .iter()
+                            .filter(|u| !(*exclude_subject && event.subject == Some(u.id)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            audiences.push(Recipients {
+                users,
+                methods: self.delivery.methods_for(template),
                 skipped,
             });
         }
+        let stored = self
+            .stored_preferences(&audiences, &templates, &mut refusal)
+            .await;
 
-        let pairs: Vec<_> = recipients.iter().map(|u| (u.id, template.id)).collect();
-        let stored = self.ports.preferences.lookup(&pairs).await?;
-        let data = if template.deduplicate {
-            event.data
-        } else {
-            Some(with_timestamp(event.data, now))
+        let mut plan = Plan {
+            rows: Vec::new(),
+            events: Vec::with_capacity(events.len()),
         };
-        let day = now.date_naive();
-        let mut messages = Vec::with_capacity(recipients.len() * methods.len());
-        for user in recipients {
-            let stored_disabled = stored.get(&(user.id, template.id)).copied();
-            if !is_enabled(template.enabled_by_default, stored_disabled) {
-                skipped.push(Skipped {
-                    user_id: user.id,
-                    reason: SkipReason::Disabled,
-                });
+        let planned = refusal.planned(events.len());
+        for (index, (event, audience)) in
+            events.into_iter().zip(audiences).take(planned).enumerate()
+        {
+            let template = &templates[index];
+            let Recipients {
+                users,
+                methods,
+                mut skipped,
+            } = audience;
+            let mut enabled = Vec::new();
+            if !methods.is_empty() {
+                for user in users {
+                    let stored_disabled = stored.get(&(user.id, template.id)).copied();
+                    if is_enabled(template.enabled_by_default, stored_disabled) {
+                        enabled.push(user);
+                    } else {
+                        skipped.push(Skipped {
+                            user_id: user.id,
+                            reason: SkipReason::Disabled,
+                        });
+                    }
+                }
+            }
+            let before = plan.rows.len();
+            if let Err(err) = self.rows(event, template, &enabled, &methods, now, &mut plan.rows) {
+                refusal.refuse(index, err);
+                break;
+            }
+            plan.events.push(EventPlan {
+                rows: plan.rows.len() - before,
+                skipped,
+            });
+        }
+        match refusal.into_error() {
+            Some(err) => Err(err),
+            None => Ok(plan),
+        }
+    }
+
+    /// Each planned event's template, reading each distinct reference once.
+    async fn templates(&self, events: &[Event], refusal: &mut Refusal) -> Vec<Arc<Template>> {
+        let mut read: HashMap<&TemplateRef, Arc<Template>> = HashMap::new();
+        let mut templates = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            if index >= refusal.planned(events.len()) {
+                break;
+            }
+            let template = match read.get(&event.template) {
+                Some(template) => Arc::clone(template),
+                None => match self.template(&event.template).await {
+                    Ok(template) => Arc::clone(
+                        read.entry(&event.template)
+                            .or_insert_with(|| Arc::new(template)),
+                    ),
+                    Err(err) => {
+                        refusal.refuse(index, err);
+                        break;
+                    }
+                },
+            };
+            templates.push(template);
+        }
+        templates
+    }
+
+    /// The stored preferences of every (recipient, template) pair of the planned events, in one
+    /// lookup (none when no event has both recipients and methods).
+    async fn stored_preferences(
+        &self,
+        audiences: &[Recipients<'_>],
+        templates: &[Arc<Template>],
+        refusal: &mut Refusal,
+    ) -> HashMap<(UserId, TemplateId), bool> {
+        let mut pairs = Vec::new();
+        let mut seen = HashSet::new();
+        let mut first_asking = None;
+        for (index, audience) in audiences.iter().enumerate() {
+            if audience.methods.is_empty() {
                 continue;
             }
-            let mut payload = Payload {
-                version: Payload::VERSION.to_owned(),
-                notification_name: template.name.clone(),
-                notification_template_id: template.id,
-                user_id: user.id,
-                user_email: user.email.to_string(),
-                user_name: user.display_name().to_owned(),
-                user_username: user.username.to_string(),
-                actions: Vec::new(),
-                labels: event.labels.clone(),
-                data: data.clone(),
-                targets: event.targets.clone(),
-            };
-            payload.actions = self
-                .renderer
-                .render_actions(&template, &payload, now)
-                .map_err(|err| Error::Internal(err.to_string()))?;
-            for &method in &methods {
-                let dedupe_hash = template.deduplicate.then(|| {
-                    DedupeHash::compute(template.id, user.id, method, &payload, &event.targets, day)
-                });
-                messages.push(NewMessage {
-                    id: MessageId::random(),
-                    template_id: template.id,
-                    recipient: user.id,
-                    method,
-                    payload: payload.clone(),
-                    targets: event.targets.clone(),
-                    created_by: event.created_by.clone(),
-                    created_at: now,
-                    dedupe_hash,
-                });
+            for user in &audience.users {
+                first_asking.get_or_insert(index);
+                let pair = (user.id, templates[index].id);
+                if seen.insert(pair) {
+                    pairs.push(pair);
+                }
             }
         }
-        Ok(Plan { messages, skipped })
+        let Some(index) = first_asking else {
+            return HashMap::new();
+        };
+        match self.ports.preferences.lookup(&pairs).await {
+            Ok(stored) => stored,
+            Err(err) => {
+                refusal.refuse(index, err.into());
+                HashMap::new()
+            }
+        }
     }
 
     async fn template(&self, template: &TemplateRef) -> Result<Template, Error> {
@@ -374,73 +601,214 @@ impl Events {
         }
     }
 
-    async fn recipients(
-        &self,
-        template: &Template,
-        event: &Event,
-        skipped: &mut Vec<Skipped>,
-    ) -> Result<Vec<User>, Error> {
-        match &template.audience {
-            Audience::Subject { not_when_initiator } => {
-                let subject = event.subject.ok_or_else(|| {
-                    Error::invalid(
-                        "user_id",
-                        format!(
-                            "{:?} is sent to the user it is about: user_id is required",
-                            template.name
-                        ),
-                    )
-                })?;
-                let user = self.known_user("user_id", subject).await?;
-                if *not_when_initiator && event.initiator == Some(subject) {
-                    skipped.push(Skipped {
-                        user_id: subject,
-                        reason: SkipReason::Initiator,
-                    });
-                    return Ok(Vec::new());
-                }
-                Ok(live(user, skipped))
+    /// The subjects and initiators the planned events name, read in one call; an event naming
+    /// an unknown user is refused.
+    async fn users(&self, wanted: &[Wanted<'_>], refusal: &mut Refusal) -> HashMap<UserId, User> {
+        let asked: Vec<(usize, &'static str, UserId)> = wanted
+            .iter()
+            .enumerate()
+            .filter_map(|(index, want)| match want {
+                Wanted::User { field, id } => Some((index, *field, *id)),
+                Wanted::Roles { .. } => None,
+            })
+            .collect();
+        let Some(&(first, _, _)) = asked.first() else {
+            return HashMap::new();
+        };
+        let mut ids: Vec<UserId> = asked.iter().map(|(_, _, id)| *id).collect();
+        let mut seen = HashSet::new();
+        ids.retain(|id| seen.insert(*id));
+        let users: HashMap<UserId, User> = match self.ports.directory.get_many(&ids).await {
+            Ok(users) => users.into_iter().map(|user| (user.id, user)).collect(),
+            Err(err) => {
+                refusal.refuse(first, err.into());
+                return HashMap::new();
             }
-            Audience::Caller => {
-                let caller = event.initiator.ok_or_else(|| {
-                    Error::invalid(
-                        "initiator_id",
-                        format!(
-                            "{:?} is sent to the caller: initiator_id is required",
-                            template.name
-                        ),
-                    )
-                })?;
-                let user = self.known_user("initiator_id", caller).await?;
-                Ok(live(user, skipped))
-            }
-            Audience::Roles {
-                roles,
-                exclude_subject,
-            } => {
-                let mut users = self.ports.directory.with_any_role(roles).await?;
-                users.retain(|u| !u.deleted && u.has_any_role(roles));
-                if *exclude_subject && let Some(subject) = event.subject {
-                    users.retain(|u| u.id != subject);
-                }
-                // One message per user even if a directory returns someone twice.
-                let mut seen = BTreeSet::new();
-                users.retain(|u| seen.insert(u.id));
-                Ok(users)
-            }
+        };
+        if let Some(&(index, field, id)) = asked.iter().find(|(_, _, id)| !users.contains_key(id)) {
+            refusal.refuse(index, Error::invalid(field, format!("unknown user {id}")));
         }
+        users
     }
 
-    async fn known_user(&self, field: &str, id: UserId) -> Result<User, Error> {
-        self.ports
-            .directory
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::invalid(field, format!("unknown user {id}")))
+    /// The live holders of each distinct role audience of the planned events (one directory
+    /// read each), once per user.
+    async fn role_holders<'a>(
+        &self,
+        wanted: &[Wanted<'a>],
+        refusal: &mut Refusal,
+    ) -> Vec<(&'a BTreeSet<Role>, Vec<User>)> {
+        let mut holders: Vec<(&BTreeSet<Role>, Vec<User>)> = Vec::new();
+        for (index, want) in wanted.iter().enumerate() {
+            if index >= refusal.planned(wanted.len()) {
+                break;
+            }
+            let Wanted::Roles { roles, .. } = want else {
+                continue;
+            };
+            if holders.iter().any(|(held, _)| held == roles) {
+                continue;
+            }
+            match self.ports.directory.with_any_role(roles).await {
+                Ok(mut users) => {
+                    users.retain(|u| !u.deleted && u.has_any_role(roles));
+                    // One message per user even if a directory returns someone twice.
+                    let mut seen = BTreeSet::new();
+                    users.retain(|u| seen.insert(u.id));
+                    holders.push((roles, users));
+                }
+                Err(err) => {
+                    refusal.refuse(index, err.into());
+                    break;
+                }
+            }
+        }
+        holders
+    }
+
+    /// Appends the event's rows: one per enabled recipient and method, with the payload, its
+    /// actions and dedupe hashes built for the event once and per recipient only for what
+    /// differs.
+    fn rows(
+        &self,
+        event: Event,
+        template: &Template,
+        recipients: &[&User],
+        methods: &[Method],
+        now: DateTime<Utc>,
+        rows: &mut Vec<NewMessage>,
+    ) -> Result<(), Error> {
+        let Some((&last_method, other_methods)) = methods.split_last() else {
+            return Ok(());
+        };
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let data = if template.deduplicate {
+            event.data
+        } else {
+            Some(with_timestamp(event.data, now))
+        };
+        // The event's payload; each recipient's differs only in the user fields and actions.
+        let shared = Payload {
+            version: Payload::VERSION.to_owned(),
+            notification_name: template.name.clone(),
+            notification_template_id: template.id,
+            user_id: UserId::from_uuid(Uuid::nil()),
+            user_email: String::new(),
+            user_name: String::new(),
+            user_username: String::new(),
+            actions: Vec::new(),
+            labels: event.labels,
+            data,
+            targets: event.targets,
+        };
+        let internal = |err: RenderError| Error::Internal(err.to_string());
+        let mut actions = self
+            .renderer
+            .event_actions(template, &shared, now)
+            .map_err(internal)?;
+        let dedupe = template
+            .deduplicate
+            .then(|| DedupeBasis::new(template.id, &shared, &shared.targets, now.date_naive()));
+        rows.reserve(recipients.len() * methods.len());
+        for user in recipients {
+            let mut payload = Payload {
+                user_id: user.id,
+                user_email: user.email.to_string(),
+                user_name: user.display_name().to_owned(),
+                user_username: user.username.to_string(),
+                ..shared.clone()
+            };
+            payload.actions = actions.render(&payload).map_err(internal)?;
+            let mut hashes = dedupe
+                .as_ref()
+                .map(|basis| basis.hashes(user.id, &payload, methods).into_iter());
+            let mut row = |method: Method, payload: Payload| NewMessage {
+                id: MessageId::random(),
+                template_id: template.id,
+                recipient: user.id,
+                method,
+                payload,
+                targets: shared.targets.clone(),
+                created_by: event.created_by.clone(),
+                created_at: now,
+                dedupe_hash: hashes.as_mut().and_then(Iterator::next),
+            };
+            for &method in other_methods {
+                rows.push(row(method, payload.clone()));
+            }
+            rows.push(row(last_method, payload));
+        }
+        Ok(())
     }
 }
 
-fn live(user: User, skipped: &mut Vec<Skipped>) -> Vec<User> {
+/// Whom each planned event's audience asks for; an event lacking the subject or initiator its
+/// audience needs is refused.
+fn wanted<'a>(
+    events: &[Event],
+    templates: &'a [Arc<Template>],
+    refusal: &mut Refusal,
+) -> Vec<Wanted<'a>> {
+    let mut wanted = Vec::with_capacity(templates.len());
+    for (index, (event, template)) in events.iter().zip(templates).enumerate() {
+        if index >= refusal.planned(events.len()) {
+            break;
+        }
+        let required = |field: &'static str, id: Option<UserId>, what: &str| {
+            id.map(|id| Wanted::User { field, id }).ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    format!("{:?} is sent to {what}: {field} is required", template.name),
+                )
+            })
+        };
+        let want = match &template.audience {
+            Audience::Subject { .. } => required("user_id", event.subject, "the user it is about"),
+            Audience::Caller => required("initiator_id", event.initiator, "the caller"),
+            Audience::Roles {
+                roles,
+                exclude_subject,
+            } => Ok(Wanted::Roles {
+                roles,
+                exclude_subject: *exclude_subject,
+            }),
+        };
+        match want {
+            Ok(want) => wanted.push(want),
+            Err(err) => {
+                refusal.refuse(index, err);
+                break;
+            }
+        }
+    }
+    wanted
+}
+
+/// The recipient of a subject or caller event: none when the subject caused an event that is
+/// not sent to them, or when the user is deleted.
+fn recipient<'u>(
+    template: &Template,
+    event: &Event,
+    user: &'u User,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<&'u User> {
+    if let Audience::Subject {
+        not_when_initiator: true,
+    } = template.audience
+        && event.initiator == Some(user.id)
+    {
+        skipped.push(Skipped {
+            user_id: user.id,
+            reason: SkipReason::Initiator,
+        });
+        return Vec::new();
+    }
+    live(user, skipped)
+}
+
+fn live<'u>(user: &'u User, skipped: &mut Vec<Skipped>) -> Vec<&'u User> {
     if user.deleted {
         skipped.push(Skipped {
             user_id: user.id,

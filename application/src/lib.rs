@@ -32,5 +32,5 @@ pub use preferences::Preferences;
 pub use purge::Purger;
 pub use settings::Settings;
 pub use templates::{TemplateView, Templates};
-pub use tokens::{ApiToken, Tokens};
+pub use tokens::{ApiToken, AuthCache, Tokens};
 pub use users::{UserInput, Users};

@@ -94,6 +94,14 @@ pub struct Notifier {
     /// at start), so they are read once and again only when a message names one not held.
     templates: HashMap<TemplateId, Template>,
     metrics: Arc<dyn NotifierMetrics>,
+    /// A batch leased while the previous one was being dispatched, with its lease time: the
+    /// next cycle dispatches it without waiting for the database.
+    ahead: Option<(Vec<Message>, DateTime<Utc>)>,
+    /// The write-back running in the background, if any. At most one runs at a time: the next
+    /// write-back waits for it (backpressure).
+    writing: Option<JoinHandle<Flushed>>,
+    /// Set on stop: no more leasing ahead.
+    stopping: bool,
 }
 
 impl Notifier {
@@ -126,6 +134,9 @@ impl Notifier {
             buffer: ResultBuffer::default(),
             templates: HashMap::new(),
             metrics: Arc::new(NoMetrics),
+            ahead: None,
+            writing: None,
+            stopping: false,
         })
     }
 
@@ -147,26 +158,24 @@ impl Notifier {
 
     /// One cycle: unless paused, lease up to `lease-count` messages, dispatch them
     /// concurrently (each under the dispatch timeout), and buffer their results. The buffer
-    /// is written back whenever it fills, before anything else is leased (backpressure).
+    /// is written back whenever it fills (in the background, one write-back at a time), and a
+    /// full buffer stops leasing (backpressure).
+    ///
+    /// When the batch came back full and the buffer has room for its results, the next batch
+    /// is leased while this one is being dispatched, so the database and the receivers work at
+    /// the same time; the next cycle dispatches it (even if the pause switch was turned on in
+    /// between: it was leased before).
     ///
     /// # Errors
     /// [`StoreError`] when the pause flag or the lease could not be read; nothing was leased.
     pub async fn run_cycle(&mut self) -> Result<Cycle, StoreError> {
-        if self.ports.settings.notifier_paused().await? {
-            return Ok(Cycle::Paused);
-        }
-        let now = self.ports.clock.now();
-        let leased = self
-            .ports
-            .queue
-            .lease(LeaseRequest {
-                now,
-                lease_period: chrono::Duration::from_std(self.config.lease_period)
-                    .unwrap_or(chrono::Duration::MAX),
-                count: self.config.lease_count,
-                max_attempts: self.config.max_send_attempts,
-            })
-            .await?;
+        let (leased, now) = match self.ahead.take() {
+            Some(batch) => batch,
+            None => match self.lease().await? {
+                Some(batch) => batch,
+                None => return Ok(Cycle::Paused),
+            },
+        };
         let count = leased.len();
         if count == 0 {
             return Ok(Cycle::Dispatched(0));
@@ -203,6 +212,7 @@ impl Notifier {
                 }
             }
         }
+        self.lease_ahead(count).await;
         while let Some(joined) = in_flight.join_next_with_id().await {
             self.metrics.dispatch_finished();
             let (task, result) = match joined {
@@ -240,43 +250,89 @@ impl Notifier {
         Ok(Cycle::Dispatched(count))
     }
 
-    /// Writes the buffered results back: one statement for the sent, one for the rest. On
-    /// failure the results are dropped: their rows stay leased and come back when the lease
-    /// expires (at least once, never lost).
-    pub async fn flush(&mut self) -> Flushed {
-        let mut flushed = Flushed::default();
-        let sent = std::mem::take(&mut self.buffer.sent);
-        let failed = std::mem::take(&mut self.buffer.failed);
-        for (changes, all_sent, counter) in [
-            (sent, true, &mut flushed.sent),
-            (failed, false, &mut flushed.failed),
-        ] {
-            if changes.is_empty() {
-                continue;
-            }
-            let result = if all_sent {
-                self.ports.queue.mark_sent(&changes).await
-            } else {
-                self.ports.queue.mark_failed(&changes).await
-            };
-            match result {
-                Ok(written) => {
-                    *counter = written;
-                    self.metrics.synced_result_updates(written);
-                }
-                Err(err) => {
-                    flushed.dropped += changes.len();
-                    tracing::warn!(
-                        notifier = %self.name,
-                        error = %err,
-                        results = changes.len(),
-                        "notifications: could not write results back; the messages will be retried when their lease expires"
-                    );
-                }
+    /// Leases a batch unless the pause switch is on (`None`).
+    async fn lease(&mut self) -> Result<Option<(Vec<Message>, DateTime<Utc>)>, StoreError> {
+        if self.ports.settings.notifier_paused().await? {
+            return Ok(None);
+        }
+        let now = self.ports.clock.now();
+        let leased = self
+            .ports
+            .queue
+            .lease(LeaseRequest {
+                now,
+                lease_period: chrono::Duration::from_std(self.config.lease_period)
+                    .unwrap_or(chrono::Duration::MAX),
+                count: self.config.lease_count,
+                max_attempts: self.config.max_send_attempts,
+            })
+            .await?;
+        Ok(Some((leased, now)))
+    }
+
+    /// Leases the next batch while `dispatching` messages are in flight, when their batch was
+    /// full (more are likely waiting) and the buffer can take their results without filling.
+    async fn lease_ahead(&mut self, dispatching: usize) {
+        if self.stopping
+            || dispatching < self.config.lease_count
+            || self.buffer.len() + dispatching > self.config.store_sync_buffer_size
+        {
+            return;
+        }
+        match self.lease().await {
+            Ok(Some((leased, now))) if !leased.is_empty() => self.ahead = Some((leased, now)),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
             }
         }
+    }
+
+    /// Writes the buffered results back (one statement for the sent, one for the rest) and
+    /// waits for it, after the write-back running in the background, if any; reports both.
+    /// On failure the results are dropped: their rows stay leased and come back when the
+    /// lease expires (at least once, never lost).
+    pub async fn flush(&mut self) -> Flushed {
+        let earlier = self.finish_writing().await;
+        let changes = self.take_buffer();
+        let now = write_back(&self.ports.queue, &*self.metrics, &self.name, changes).await;
         self.metrics.pending_result_updates(self.buffer.len());
-        flushed
+        Flushed {
+            sent: earlier.sent + now.sent,
+            failed: earlier.failed + now.failed,
+            dropped: earlier.dropped + now.dropped,
+        }
+    }
+
+    /// Starts writing the buffer back in the background, after waiting for the write-back
+    /// already running (so at most one runs, and a slow database holds the notifier here).
+    async fn flush_in_background(&mut self) {
+        self.finish_writing().await;
+        let changes = self.take_buffer();
+        let (queue, metrics, name) = (
+            Arc::clone(&self.ports.queue),
+            Arc::clone(&self.metrics),
+            self.name.clone(),
+        );
+        self.writing = Some(tokio::spawn(async move {
+            write_back(&queue, &*metrics, &name, changes).await
+        }));
+        self.metrics.pending_result_updates(self.buffer.len());
+    }
+
+    /// Waits for the background write-back, if one runs.
+    async fn finish_writing(&mut self) -> Flushed {
+        match self.writing.take() {
+            Some(task) => task.await.unwrap_or_else(|err| {
+                tracing::error!(notifier = %self.name, error = %err, "notifications: the write-back task ended abnormally; its messages will be retried when their lease expires");
+                Flushed::default()
+            }),
+            None => Flushed::default(),
+        }
+    }
+
+    fn take_buffer(&mut self) -> ResultBuffer {
+        std::mem::take(&mut self.buffer)
     }
 
     /// Runs until stopped: a cycle, then — unless the lease came back full — a wait for a
@@ -296,7 +352,7 @@ impl Notifier {
                 }
             };
             if last_flush.elapsed() >= sync_every {
-                self.flush().await;
+                self.flush_in_background().await;
                 last_flush = Instant::now();
             }
             if full {
@@ -320,6 +376,13 @@ impl Notifier {
                     }
                 }
             }
+        }
+        // A batch leased ahead is dispatched rather than left to wait for its lease to expire.
+        self.stopping = true;
+        if self.ahead.is_some()
+            && let Err(err) = self.run_cycle().await
+        {
+            tracing::warn!(notifier = %self.name, error = %err, "notifications: could not dispatch the last batch");
         }
         let flushed = self.flush().await;
         tracing::info!(
@@ -360,7 +423,7 @@ impl Notifier {
             }
         }
         if self.buffer.len() >= self.config.store_sync_buffer_size {
-            self.flush().await;
+            self.flush_in_background().await;
         }
     }
 
@@ -504,6 +567,46 @@ impl Notifier {
             }),
         }
     }
+}
+
+/// Writes `buffer` back: one statement for the sent, one for the rest.
+async fn write_back(
+    queue: &Arc<dyn MessageQueue>,
+    metrics: &dyn NotifierMetrics,
+    notifier: &str,
+    buffer: ResultBuffer,
+) -> Flushed {
+    let mut flushed = Flushed::default();
+    for (changes, all_sent) in [(buffer.sent, true), (buffer.failed, false)] {
+        if changes.is_empty() {
+            continue;
+        }
+        let result = if all_sent {
+            queue.mark_sent(&changes).await
+        } else {
+            queue.mark_failed(&changes).await
+        };
+        match result {
+            Ok(written) => {
+                if all_sent {
+                    flushed.sent = written;
+                } else {
+                    flushed.failed = written;
+                }
+                metrics.synced_result_updates(written);
+            }
+            Err(err) => {
+                flushed.dropped += changes.len();
+                tracing::warn!(
+                    notifier = %notifier,
+                    error = %err,
+                    results = changes.len(),
+                    "notifications: could not write results back; the messages will be retried when their lease expires"
+                );
+            }
+        }
+    }
+    flushed
 }
 
 enum Next {

@@ -49,6 +49,64 @@ pub struct RenderError {
     pub reason: String,
 }
 
+/// A template's actions prepared for the recipients of one event (see
+/// [`Renderer::event_actions`]).
+#[derive(Debug)]
+pub struct EventActions<'a> {
+    renderer: &'a Renderer,
+    template: &'a Template,
+    /// The event's payload as Handlebars data; the recipient fields are those of the last
+    /// recipient rendered.
+    context: Context,
+}
+
+impl EventActions<'_> {
+    /// The actions for one recipient, `payload` being the event's payload for them: only its
+    /// recipient fields (`user_id`, `user_email`, `user_name`, `user_username`, `actions`) are
+    /// read, the rest is the event's, as prepared.
+    ///
+    /// # Errors
+    /// [`RenderError`] when a label or URL template does not parse or render.
+    pub fn render(&mut self, payload: &Payload) -> Result<Vec<Action>, RenderError> {
+        let template = self.template;
+        let recipient = [
+            ("user_id", serde_json::to_value(payload.user_id)),
+            ("user_email", Ok(payload.user_email.as_str().into())),
+            ("user_name", Ok(payload.user_name.as_str().into())),
+            ("user_username", Ok(payload.user_username.as_str().into())),
+            ("actions", serde_json::to_value(&payload.actions)),
+        ];
+        if let serde_json::Value::Object(fields) = self.context.data_mut() {
+            for (key, value) in recipient {
+                let value =
+                    value.map_err(|error| failure(template, "payload", error.to_string()))?;
+                fields.insert(key.to_owned(), value);
+            }
+        }
+        let engine = &self.renderer.engine;
+        template
+            .actions
+            .iter()
+            .enumerate()
+            .map(|(index, action)| {
+                let number = index + 1;
+                let label = engine
+                    .render(&engine.plain, &action.label, &self.context)
+                    .map_err(|reason| {
+                        failure(template, &format!("action {number} label"), reason)
+                    })?;
+                let path = engine
+                    .render(&engine.url, &action.url, &self.context)
+                    .map_err(|reason| failure(template, &format!("action {number} url"), reason))?;
+                Ok(Action {
+                    label,
+                    url: self.renderer.absolute_url(&path),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Renders templates for one deployment (its app name and access URL).
 ///
 /// Cheap to clone: clones share the Handlebars registries and the compiled-template cache.
@@ -88,6 +146,22 @@ impl Renderer {
         payload: &Payload,
         now: DateTime<Utc>,
     ) -> Result<Vec<Action>, RenderError> {
+        self.event_actions(template, payload, now)?.render(payload)
+    }
+
+    /// The template's actions prepared for the recipients of one event, whose payload is
+    /// `payload` (its recipient fields are not read): the sources are checked for missing labels
+    /// and the payload is serialised here, once; [`EventActions::render`] then only swaps in each
+    /// recipient's fields.
+    ///
+    /// # Errors
+    /// [`RenderError`] when the payload does not serialise.
+    pub fn event_actions<'a>(
+        &'a self,
+        template: &'a Template,
+        payload: &Payload,
+        now: DateTime<Utc>,
+    ) -> Result<EventActions<'a>, RenderError> {
         warn_of_missing_labels(
             template,
             payload,
@@ -96,29 +170,11 @@ impl Renderer {
                 .iter()
                 .flat_map(|action| [action.label.as_str(), action.url.as_str()]),
         );
-        let context = self.context(template, payload, now)?;
-        template
-            .actions
-            .iter()
-            .enumerate()
-            .map(|(index, action)| {
-                let number = index + 1;
-                let label = self
-                    .engine
-                    .render(&self.engine.plain, &action.label, &context)
-                    .map_err(|reason| {
-                        failure(template, &format!("action {number} label"), reason)
-                    })?;
-                let path = self
-                    .engine
-                    .render(&self.engine.url, &action.url, &context)
-                    .map_err(|reason| failure(template, &format!("action {number} url"), reason))?;
-                Ok(Action {
-                    label,
-                    url: self.absolute_url(&path),
-                })
-            })
-            .collect()
+        Ok(EventActions {
+            renderer: self,
+            template,
+            context: self.context(template, payload, now)?,
+        })
     }
 
     /// The template's title and body as Markdown, plain text and (body only) HTML.

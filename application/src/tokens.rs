@@ -1,5 +1,7 @@
 //! API tokens: issued once in plaintext, stored as hashes, exchanged for the calling user.
 
+mod cache;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -10,6 +12,9 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::ports::{Clock, NewToken, TokenHash, TokenStore, UserDirectory};
+
+use cache::Cached;
+pub use cache::{AUTH_CACHE_CAPACITY, AUTH_CACHE_TTL, AuthCache};
 
 /// Random bytes per token: 256 bits, so guessing one is hopeless.
 pub const TOKEN_BYTES: usize = 32;
@@ -43,18 +48,23 @@ pub struct Tokens {
     store: Arc<dyn TokenStore>,
     directory: Arc<dyn UserDirectory>,
     clock: Arc<dyn Clock>,
+    auth_cache: AuthCache,
 }
 
 impl Tokens {
+    /// `auth_cache` must be the one [`crate::Users`] is given, so directory changes on this
+    /// replica reach it.
     pub fn new(
         store: Arc<dyn TokenStore>,
         directory: Arc<dyn UserDirectory>,
         clock: Arc<dyn Clock>,
+        auth_cache: AuthCache,
     ) -> Self {
         Self {
             store,
             directory,
             clock,
+            auth_cache,
         }
     }
 
@@ -91,11 +101,15 @@ impl Tokens {
     /// # Errors
     /// [`Error::Unavailable`] when the store is down.
     pub async fn revoke_all(&self, user: UserId) -> Result<u64, Error> {
-        Ok(self.store.revoke_all(user, self.clock.now()).await?)
+        let revoked = self.store.revoke_all(user, self.clock.now()).await;
+        // Even after an error: the revocation may have been applied all the same.
+        self.auth_cache.forget_user(user);
+        Ok(revoked?)
     }
 
     /// The live user a token belongs to; `None` for an unknown or revoked token, or one whose
-    /// user is unknown or deleted.
+    /// user is unknown or deleted. A success is reused for [`AUTH_CACHE_TTL`] without asking
+    /// the stores (see there for what that means for changes made on other replicas).
     ///
     /// # Errors
     /// [`Error::Unavailable`] when a store is down.
@@ -104,14 +118,22 @@ impl Tokens {
             return Ok(None);
         }
         let hash = TokenHash::of(plaintext);
-        let Some(user) = self.store.find_user(&hash, self.clock.now()).await? else {
+        let now = self.clock.now();
+        let since = match self.auth_cache.get(&hash, now) {
+            Cached::Hit(user) => return Ok(Some(user)),
+            Cached::Miss(since) => since,
+        };
+        // The lookup records the token's `last_used_at` (at most once a minute). A cached
+        // token skips it, but one in use is looked up again at least once per TTL, well
+        // within that minute.
+        let Some(id) = self.store.find_user(&hash, now).await? else {
             return Ok(None);
         };
-        Ok(self
-            .directory
-            .get(user)
-            .await?
-            .filter(|found| !found.deleted))
+        let Some(user) = self.directory.get(id).await?.filter(|found| !found.deleted) else {
+            return Ok(None);
+        };
+        self.auth_cache.put(since, hash, user.clone(), now);
+        Ok(Some(user))
     }
 }
 

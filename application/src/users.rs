@@ -8,6 +8,7 @@ use herald_domain::{EmailAddress, Role, User, UserId, UserStatus, Username};
 use crate::Error;
 use crate::notifier::REASON_RECIPIENT_DELETED;
 use crate::ports::{Clock, MessageQueue, UserRegistry};
+use crate::tokens::AuthCache;
 
 /// A user as a host sends it, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,22 +46,29 @@ pub struct Users {
     registry: Arc<dyn UserRegistry>,
     queue: Arc<dyn MessageQueue>,
     clock: Arc<dyn Clock>,
+    auth_cache: AuthCache,
 }
 
 impl Users {
+    /// `auth_cache` must be the one [`crate::Tokens`] authenticates through: every change
+    /// here drops the user's cached authentications.
     pub fn new(
         registry: Arc<dyn UserRegistry>,
         queue: Arc<dyn MessageQueue>,
         clock: Arc<dyn Clock>,
+        auth_cache: AuthCache,
     ) -> Self {
         Self {
             registry,
             queue,
             clock,
+            auth_cache,
         }
     }
 
-    /// Creates or replaces the user with this id.
+    /// Creates or replaces the user with this id. On this replica their tokens authenticate
+    /// as the new version (roles, status) from the next request on; elsewhere within
+    /// [`crate::tokens::AUTH_CACHE_TTL`].
     ///
     /// # Errors
     /// [`Error::Conflict`] when another user has the username or email.
@@ -74,7 +82,10 @@ impl Users {
             status: input.status,
             deleted: false,
         };
-        self.registry.upsert(&user).await?;
+        let stored = self.registry.upsert(&user).await;
+        // Even after an error: the write may have been applied all the same.
+        self.auth_cache.forget_user(id);
+        stored?;
         Ok(user)
     }
 
@@ -88,12 +99,16 @@ impl Users {
     }
 
     /// Deletes the user and inhibits every message still queued for them; returns how many
-    /// were inhibited.
+    /// were inhibited. On this replica their tokens stop authenticating from the next request
+    /// on; elsewhere within [`crate::tokens::AUTH_CACHE_TTL`].
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown or already deleted user.
     pub async fn delete(&self, id: UserId) -> Result<u64, Error> {
-        if !self.registry.delete(id).await? {
+        let deleted = self.registry.delete(id).await;
+        // Even after an error: the write may have been applied all the same.
+        self.auth_cache.forget_user(id);
+        if !deleted? {
             return Err(Error::NotFound(format!("user {id}")));
         }
         Ok(self

@@ -345,6 +345,51 @@ fn a_missing_label_in_an_action_is_logged_and_encodes_as_nothing() {
 }
 
 #[test]
+fn actions_prepared_for_an_event_render_each_recipient_as_they_would_alone() {
+    let template = template(
+        "t",
+        "b",
+        &[
+            (
+                "Hi {{user_name}} <{{user_email}}>",
+                "/@{{user_username}}/{{labels.name}}",
+            ),
+            ("{{labels.missing}}", "/users/{{user_id}}?k={{data.k}}"),
+        ],
+    );
+    let ada = payload(&template, &[("name", "ws/1")], Some(json!({"k": "v w"})));
+    let bob = Payload {
+        user_id: UserId::from_uuid(Uuid::from_u128(0xb0b)),
+        user_email: "bob@example.com".to_owned(),
+        user_name: "Bob".to_owned(),
+        user_username: "bob".to_owned(),
+        ..ada.clone()
+    };
+    let renderer = renderer();
+
+    let (prepared, warnings) = captured_warnings(|| {
+        let mut actions = renderer.event_actions(&template, &ada, now()).unwrap();
+        [&ada, &bob, &ada].map(|payload| actions.render(payload).unwrap())
+    });
+
+    assert_eq!(
+        prepared[0],
+        renderer.render_actions(&template, &ada, now()).unwrap()
+    );
+    assert_eq!(
+        prepared[1],
+        renderer.render_actions(&template, &bob, now()).unwrap()
+    );
+    assert_eq!(prepared[1][0].label, "Hi Bob <bob@example.com>");
+    assert_eq!(prepared[1][0].url, format!("{ACCESS_URL}/@bob/ws%2F1"));
+    assert_eq!(
+        prepared[2], prepared[0],
+        "a recipient's fields do not linger"
+    );
+    assert_eq!(warnings.len(), 1, "warned once for the event: {warnings:?}");
+}
+
+#[test]
 fn current_year_app_name_and_base_url_are_available_everywhere() {
     let template = template(
         "{{app_name}} {{current_year}}",

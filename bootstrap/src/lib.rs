@@ -26,8 +26,8 @@ use herald_application::ports::{
 use herald_application::rendering::Renderer;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    DeliveryConfig, EventPorts, Events, Inbox, Messages, Notifier, NotifierConfig, NotifierHandle,
-    NotifierPorts, Preferences, Purger, Settings, Templates, Tokens, Users,
+    AuthCache, DeliveryConfig, EventPorts, Events, Inbox, Messages, Notifier, NotifierConfig,
+    NotifierHandle, NotifierPorts, Preferences, Purger, Settings, Templates, Tokens, Users,
 };
 use herald_domain::{Method, catalogue};
 use herald_inbox::InboxDispatcher;
@@ -379,16 +379,31 @@ impl HeraldBuilder {
             );
         }
 
+        // One per process, shared by every use case that can invalidate an authentication
+        // (revoking tokens, changing or deleting a user), so such a change on this replica
+        // applies from the next request on.
+        let auth_cache = AuthCache::default();
         Ok(Herald {
             settings: Settings::new(store_arc.clone(), signals.clone()),
             preferences: Preferences::new(store_arc.clone(), store_arc.clone(), directory.clone()),
             templates: Templates::new(store_arc.clone(), delivery.clone()),
             inbox: Inbox::new(store_arc.clone(), clock.clone()),
-            tokens: Tokens::new(store_arc.clone(), directory.clone(), clock.clone()),
+            tokens: Tokens::new(
+                store_arc.clone(),
+                directory.clone(),
+                clock.clone(),
+                auth_cache.clone(),
+            ),
             messages: Messages::new(store_arc.clone()),
             unsubscribe_key: http_unsubscribe_key,
-            users: own_directory
-                .then(|| Users::new(store_arc.clone(), store_arc.clone(), clock.clone())),
+            users: own_directory.then(|| {
+                Users::new(
+                    store_arc.clone(),
+                    store_arc.clone(),
+                    clock.clone(),
+                    auth_cache,
+                )
+            }),
             purge: Some(PurgeLoop::spawn(
                 Purger::new(store_arc.clone(), clock),
                 PURGE_INTERVAL,

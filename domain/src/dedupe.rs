@@ -24,27 +24,8 @@ impl DedupeHash {
         targets: &[Uuid],
         day: NaiveDate,
     ) -> Self {
-        let mut hasher = Sha256::new();
-        let mut field = |bytes: &[u8]| {
-            // Length-prefix every field so no two different inputs concatenate alike.
-            hasher.update((bytes.len() as u64).to_be_bytes());
-            hasher.update(bytes);
-        };
-        field(template.as_uuid().as_bytes());
-        field(recipient.as_uuid().as_bytes());
-        field(method.as_str().as_bytes());
-        let mut canonical = String::new();
-        match serde_json::to_value(payload) {
-            Ok(value) => write_canonical(&value, &mut canonical),
-            // A payload is plain data and always serialises; hash its debug form if it ever did not.
-            Err(_) => canonical = format!("{payload:?}"),
-        }
-        field(canonical.as_bytes());
-        for target in targets {
-            field(target.as_bytes());
-        }
-        field(day.to_string().as_bytes());
-        Self(hex::encode(hasher.finalize()))
+        let basis = DedupeBasis::new(template, payload, targets, day);
+        basis.hash(recipient, method, &basis.canonical_payload(payload))
     }
 
     /// Wraps a hash read back from storage.
@@ -55,6 +36,163 @@ impl DedupeHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// What the dedupe hashes of one event's messages share, canonicalised once: the template, the
+/// payload's event fields (version, name, template id, labels, data, targets), the message
+/// targets and the day. Each recipient then costs only its own fields (`user_*`, `actions`), so
+/// a fan-out to thousands of users does not re-serialise the event's labels and data for each.
+#[derive(Debug, Clone)]
+pub struct DedupeBasis {
+    template: TemplateId,
+    /// `"_version":…` as it appears in the canonical payload.
+    version: String,
+    /// `"data":…,"labels":…,"notification_name":…,"notification_template_id":…,"targets":…`.
+    event_fields: String,
+    targets: Vec<Uuid>,
+    day: String,
+}
+
+impl DedupeBasis {
+    /// The basis for the messages of the event `payload` belongs to; its recipient fields are
+    /// not read.
+    pub fn new(template: TemplateId, payload: &Payload, targets: &[Uuid], day: NaiveDate) -> Self {
+        let mut version = String::new();
+        write_key("_version", &mut version);
+        write_string(&payload.version, &mut version);
+        Self {
+            template,
+            version,
+            event_fields: event_fields(payload),
+            targets: targets.to_vec(),
+            day: day.to_string(),
+        }
+    }
+
+    /// The hash of each of `methods`, in order, for `recipient`'s message whose payload is
+    /// `payload`: a payload of this basis's event, only its recipient fields may differ.
+    pub fn hashes(
+        &self,
+        recipient: UserId,
+        payload: &Payload,
+        methods: &[Method],
+    ) -> Vec<DedupeHash> {
+        let canonical = self.canonical_payload(payload);
+        methods
+            .iter()
+            .map(|&method| self.hash(recipient, method, &canonical))
+            .collect()
+    }
+
+    fn hash(&self, recipient: UserId, method: Method, canonical_payload: &str) -> DedupeHash {
+        let mut hasher = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            // Length-prefix every field so no two different inputs concatenate alike.
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
+        };
+        field(self.template.as_uuid().as_bytes());
+        field(recipient.as_uuid().as_bytes());
+        field(method.as_str().as_bytes());
+        field(canonical_payload.as_bytes());
+        for target in &self.targets {
+            field(target.as_bytes());
+        }
+        field(self.day.as_bytes());
+        DedupeHash(hex::encode(hasher.finalize()))
+    }
+
+    /// The payload as canonical JSON (see [`write_canonical`]): its fields in sorted order,
+    /// the event's taken from the basis.
+    fn canonical_payload(&self, payload: &Payload) -> String {
+        debug_assert_eq!(
+            event_fields(payload),
+            self.event_fields,
+            "a payload of another event"
+        );
+        let mut out = String::with_capacity(self.version.len() + self.event_fields.len() + 256);
+        out.push('{');
+        out.push_str(&self.version);
+        out.push(',');
+        write_key("actions", &mut out);
+        out.push('[');
+        for (i, action) in payload.actions.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('{');
+            write_key("label", &mut out);
+            write_string(&action.label, &mut out);
+            out.push(',');
+            write_key("url", &mut out);
+            write_string(&action.url, &mut out);
+            out.push('}');
+        }
+        out.push_str("],");
+        out.push_str(&self.event_fields);
+        for (key, value) in [
+            ("user_email", payload.user_email.as_str()),
+            ("user_id", &payload.user_id.to_string()),
+            ("user_name", &payload.user_name),
+            ("user_username", &payload.user_username),
+        ] {
+            out.push(',');
+            write_key(key, &mut out);
+            write_string(value, &mut out);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// The canonical JSON of the payload fields every recipient of an event shares, in key order:
+/// `data`, `labels`, `notification_name`, `notification_template_id`, `targets`.
+fn event_fields(payload: &Payload) -> String {
+    let mut out = String::new();
+    write_key("data", &mut out);
+    match &payload.data {
+        Some(data) => write_canonical(data, &mut out),
+        None => out.push_str("null"),
+    }
+    out.push(',');
+    write_key("labels", &mut out);
+    out.push('{');
+    // A `BTreeMap` iterates in sorted key order already.
+    for (i, (key, value)) in payload.labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_key(key, &mut out);
+        write_string(value, &mut out);
+    }
+    out.push_str("},");
+    write_key("notification_name", &mut out);
+    write_string(&payload.notification_name, &mut out);
+    out.push(',');
+    write_key("notification_template_id", &mut out);
+    write_string(&payload.notification_template_id.to_string(), &mut out);
+    out.push(',');
+    write_key("targets", &mut out);
+    out.push('[');
+    for (i, target) in payload.targets.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(&target.to_string(), &mut out);
+    }
+    out.push(']');
+    out
+}
+
+/// `"key":`
+fn write_key(key: &str, out: &mut String) {
+    write_string(key, out);
+    out.push(':');
+}
+
+/// A JSON string, escaped as `serde_json` does.
+fn write_string(value: &str, out: &mut String) {
+    out.push_str(&Value::String(value.to_owned()).to_string());
 }
 
 impl fmt::Display for DedupeHash {
@@ -74,8 +212,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_key(key, out);
                 write_canonical(&map[key], out);
             }
             out.push('}');
@@ -173,6 +310,135 @@ mod tests {
             let pa = payload(&[("k", &a)], None);
             let pb = payload(&[("k", &b)], None);
             prop_assert_ne!(hash(&pa, Method::Inbox, 3), hash(&pb, Method::Inbox, 3));
+        }
+    }
+
+    /// The hash as first written: the whole payload through `serde_json::to_value`, then
+    /// canonicalised. Stored hashes were made this way, so it must never change.
+    fn reference_hash(
+        template: TemplateId,
+        recipient: UserId,
+        method: Method,
+        payload: &Payload,
+        targets: &[Uuid],
+        day: NaiveDate,
+    ) -> DedupeHash {
+        let mut hasher = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
+        };
+        field(template.as_uuid().as_bytes());
+        field(recipient.as_uuid().as_bytes());
+        field(method.as_str().as_bytes());
+        let mut canonical = String::new();
+        write_canonical(&serde_json::to_value(payload).unwrap(), &mut canonical);
+        field(canonical.as_bytes());
+        for target in targets {
+            field(target.as_bytes());
+        }
+        field(day.to_string().as_bytes());
+        DedupeHash(hex::encode(hasher.finalize()))
+    }
+
+    #[test]
+    fn a_known_payload_keeps_its_hash() {
+        let mut p = payload(&[("name", "ws \"1\"\n"), ("reason", "é")], None);
+        p.data = Some(serde_json::json!({"b": [1, 2.5, null], "a": {"y": true, "x": "\u{1}"}}));
+        p.actions = vec![crate::Action {
+            label: "View".into(),
+            url: "https://herald.example.com/@a/ws".into(),
+        }];
+        p.targets = vec![Uuid::from_u128(7)];
+        let hash = DedupeHash::compute(
+            crate::catalogue::WORKSPACE_DELETED,
+            p.user_id,
+            Method::Webhook,
+            &p,
+            &p.targets,
+            day(28),
+        );
+        assert_eq!(
+            hash.as_str(),
+            "cc086df3f01b0a9bc6a2abef48c41f175e9cde6361407a3c8976ad915c067d41"
+        );
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    prop_compose! {
+        fn any_payload()(
+            name in ".{0,12}",
+            user in any::<u128>(),
+            email in ".{0,12}",
+            user_name in ".{0,12}",
+            username in ".{0,12}",
+            actions in prop::collection::vec((".{0,8}", ".{0,16}"), 0..3),
+            labels in prop::collection::btree_map(".{0,8}", ".{0,12}", 0..4),
+            data in prop::option::of(json()),
+            targets in prop::collection::vec(any::<u128>(), 0..3),
+        ) -> Payload {
+            Payload {
+                version: Payload::VERSION.into(),
+                notification_name: name,
+                notification_template_id: crate::catalogue::WORKSPACE_DELETED,
+                user_id: UserId::from_uuid(Uuid::from_u128(user)),
+                user_email: email,
+                user_name,
+                user_username: username,
+                actions: actions
+                    .into_iter()
+                    .map(|(label, url)| crate::Action { label, url })
+                    .collect(),
+                labels,
+                data,
+                targets: targets.into_iter().map(Uuid::from_u128).collect(),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_hash_is_the_reference_hash(p in any_payload(), other in any_payload()) {
+            let template = crate::catalogue::WORKSPACE_DELETED;
+            let targets = [Uuid::from_u128(1), Uuid::from_u128(2)];
+            let expected = reference_hash(template, p.user_id, Method::Smtp, &p, &targets, day(5));
+            prop_assert_eq!(
+                &DedupeHash::compute(template, p.user_id, Method::Smtp, &p, &targets, day(5)),
+                &expected
+            );
+
+            // Another recipient of the same event, hashed from a basis made of the first.
+            let basis = DedupeBasis::new(template, &p, &targets, day(5));
+            let q = Payload {
+                user_id: other.user_id,
+                user_email: other.user_email,
+                user_name: other.user_name,
+                user_username: other.user_username,
+                actions: other.actions,
+                ..p.clone()
+            };
+            let methods = [Method::Smtp, Method::Inbox];
+            let expected: Vec<_> = methods
+                .iter()
+                .map(|&m| reference_hash(template, q.user_id, m, &q, &targets, day(5)))
+                .collect();
+            prop_assert_eq!(basis.hashes(q.user_id, &q, &methods), expected);
         }
     }
 }

@@ -1,18 +1,22 @@
-//! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask golden` regenerates the
-//! rendering golden files.
+//! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask bench` runs the
+//! benchmark; `cargo xtask golden` regenerates the rendering golden files.
 
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci | golden>
+const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | golden>
   ci      format check, clippy with warnings denied, the whole test suite
+  bench   build release binaries and run the benchmark against local PostgreSQL (about 3
+          minutes; --quick about one); prints the table, writes target/bench/report.json.
+          Options after it go to the benchmark (tests/bench/main.rs), e.g. --lease-count 200
   golden  regenerate application/tests/golden/*.md from the catalogue";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("ci") => ci(),
+        Some("bench") => bench(std::env::args().skip(2).collect()),
         Some("golden") => golden(),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -134,6 +138,50 @@ fn ci() -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Builds the release `herald` binary and the benchmark, then runs the benchmark (it finds
+/// `herald` beside itself) with the report in the workspace's `target/bench/`.
+fn bench(args: Vec<String>) -> Result<()> {
+    find_test_database();
+    run(
+        "cargo build --release (herald, the benchmark)",
+        cargo().args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "herald",
+            "-p",
+            "herald-tests",
+            "--bin",
+            "herald",
+            "--example",
+            "bench",
+        ]),
+    )?;
+    let report = workspace_root()
+        .join("target")
+        .join("bench")
+        .join("report.json");
+    run(
+        "the benchmark",
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "--quiet",
+                "-p",
+                "herald-tests",
+                "--example",
+                "bench",
+                "--",
+                "--report",
+            ])
+            .arg(report)
+            .args(args),
+    )
 }
 
 fn golden() -> Result<()> {

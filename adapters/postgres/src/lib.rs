@@ -38,14 +38,29 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+/// Connections per replica: enough for the API's requests, the notifier's lease, reads and
+/// write-back running at once. The LISTEN connection of [`PgSignals`] comes on top.
+const POOL_SIZE: u32 = 10;
+
 impl PgStore {
     /// Connects a pool to the database at `url` (`postgres://user@host:port/db`), retrying
     /// a server that does not answer for sqlx's default acquire timeout (30 s).
     ///
+    /// The pool does not ping a connection before handing it out (sqlx's default does, which
+    /// doubles the round trips of every statement); a connection the server dropped fails the
+    /// one statement that finds out and is replaced, and connections idle for a minute are
+    /// closed, so few go stale.
+    ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the server cannot be reached, else [`StoreError::Other`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPool::connect(url).await.map_err(error::store_error)?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .test_before_acquire(false)
+            .idle_timeout(std::time::Duration::from_secs(60))
+            .connect(url)
+            .await
+            .map_err(error::store_error)?;
         Ok(Self::from_pool(pool))
     }
 

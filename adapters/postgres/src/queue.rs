@@ -87,6 +87,22 @@ fn targets_literal(targets: &[Uuid]) -> String {
     format!("{{{}}}", items.join(","))
 }
 
+/// The payload as stored: `json` text (migration 0003), which PostgreSQL only checks.
+fn payload_text(payload: &Payload) -> Result<String, StoreError> {
+    serde_json::to_string(payload)
+        .map_err(|err| StoreError::Other(format!("encoding a payload: {err}")))
+}
+
+/// Translates an enqueue's error: a message id already stored is the caller's conflict.
+fn insert_error(err: sqlx::Error) -> StoreError {
+    match crate::error::unique_violation(&err) {
+        Some("messages_pkey") => {
+            StoreError::Conflict("id: a message with this id is already queued".to_owned())
+        }
+        _ => store_error(err),
+    }
+}
+
 impl PgStore {
     /// Holds the purge lock on a dedicated connection until the holder is dropped, as another
     /// replica purging would. For tests and operators' maintenance windows.
@@ -112,8 +128,115 @@ impl PgStore {
         Ok(PurgeLockHolder { connection })
     }
 
+    /// Stores a batch of messages in one statement; returns the ids of those that went in.
+    ///
+    /// The statement is atomic by itself (a clash on a message id fails it all, claims
+    /// included). `claimed` claims the hashes in `message_dedupe` in array order: a hash stored
+    /// already, or claimed earlier in this batch, is skipped, and its message is not stored
+    /// (a duplicate). The arrays are unnested twice rather than once into a shared CTE, which
+    /// PostgreSQL would materialise (measured: about 1 µs per row dearer).
+    ///
+    /// When a row went in, the same statement wakes the notifiers (NOTIFY is delivered at
+    /// commit): a NOTIFY of its own would cost a second commit, and so a second WAL flush, per
+    /// call. `woken` holds a volatile call, so it is never inlined, and the join makes it run.
+    async fn insert_batch(&self, batch: &[NewMessage]) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<Uuid> = batch.iter().map(|m| *m.id.as_uuid()).collect();
+        let templates: Vec<Uuid> = batch.iter().map(|m| *m.template_id.as_uuid()).collect();
+        let recipients: Vec<Uuid> = batch.iter().map(|m| *m.recipient.as_uuid()).collect();
+        let methods: Vec<&str> = batch.iter().map(|m| m.method.as_str()).collect();
+        let payloads: Vec<String> = batch
+            .iter()
+            .map(|m| payload_text(&m.payload))
+            .collect::<Result<_, _>>()?;
+        let targets: Vec<String> = batch.iter().map(|m| targets_literal(&m.targets)).collect();
+        let created_by: Vec<&str> = batch.iter().map(|m| m.created_by.as_str()).collect();
+        let created_at: Vec<DateTime<Utc>> = batch.iter().map(|m| m.created_at).collect();
+        let hashes: Vec<Option<&str>> = batch
+            .iter()
+            .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
+            .collect();
+        sqlx::query_scalar(
+            "WITH claimed AS ( \
+                 INSERT INTO message_dedupe (dedupe_hash, message_id) \
+                 SELECT dedupe_hash, id \
+                 FROM UNNEST($1::uuid[], $9::text[]) WITH ORDINALITY \
+                      AS c(id, dedupe_hash, position) \
+                 WHERE dedupe_hash IS NOT NULL \
+                 ORDER BY position \
+                 ON CONFLICT (dedupe_hash) DO NOTHING \
+                 RETURNING message_id), \
+             inserted AS ( \
+                 INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+                     created_by, created_at, updated_at, dedupe_hash) \
+                 SELECT id, template_id, recipient, method::notification_method, payload::json, \
+                        targets::uuid[], created_by, created_at, created_at, dedupe_hash \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+                             $6::text[], $7::text[], $8::timestamptz[], $9::text[]) \
+                      AS b(id, template_id, recipient, method, payload, targets, created_by, \
+                           created_at, dedupe_hash) \
+                 WHERE dedupe_hash IS NULL OR id IN (SELECT message_id FROM claimed) \
+                 RETURNING id), \
+             woken AS ( \
+                 SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
+             SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
+        )
+        .bind(&ids)
+        .bind(&templates)
+        .bind(&recipients)
+        .bind(&methods)
+        .bind(&payloads)
+        .bind(&targets)
+        .bind(&created_by)
+        .bind(&created_at)
+        .bind(&hashes)
+        .bind(crate::signals::WAKEUP_CHANNEL)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(insert_error)
+    }
+
+    /// [`PgStore::insert_batch`] for one message, with plain parameters: the same claim, insert
+    /// and wake-up without nine arrays to decode and unnest, which cost more than the row
+    /// itself (measured: about 45 µs of PostgreSQL CPU less per call).
+    async fn insert_one(&self, message: &NewMessage) -> Result<Vec<Uuid>, StoreError> {
+        sqlx::query_scalar(
+            "WITH claimed AS ( \
+                 INSERT INTO message_dedupe (dedupe_hash, message_id) \
+                 SELECT $9, $1 WHERE $9 IS NOT NULL \
+                 ON CONFLICT (dedupe_hash) DO NOTHING \
+                 RETURNING message_id), \
+             inserted AS ( \
+                 INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+                     created_by, created_at, updated_at, dedupe_hash) \
+                 SELECT $1, $2, $3, $4::notification_method, $5::json, $6, $7, $8, $8, $9 \
+                 WHERE $9 IS NULL OR EXISTS (SELECT FROM claimed) \
+                 RETURNING id), \
+             woken AS ( \
+                 SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
+             SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
+        )
+        .bind(message.id.as_uuid())
+        .bind(message.template_id.as_uuid())
+        .bind(message.recipient.as_uuid())
+        .bind(message.method.as_str())
+        .bind(payload_text(&message.payload)?)
+        .bind(&message.targets)
+        .bind(&message.created_by)
+        .bind(message.created_at)
+        .bind(message.dedupe_hash.as_ref().map(DedupeHash::as_str))
+        .bind(crate::signals::WAKEUP_CHANNEL)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(insert_error)
+    }
+
     /// Applies a buffer of changes in one statement, only to messages still holding the lease
     /// each change completes.
+    ///
+    /// The join with the arrays is cheap (a nested loop over `messages_pkey`): the cost is in
+    /// the rows' new versions. Measured per row, this statement costs what a bare
+    /// `UPDATE … WHERE id = ANY($1)` setting `sent` does, so a buffer of sends needs no statement
+    /// of its own.
     async fn write_back(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
         if changes.is_empty() {
             return Ok(0);
@@ -184,54 +307,11 @@ impl PurgeLockHolder {
 #[async_trait]
 impl MessageQueue for PgStore {
     async fn enqueue(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<Uuid> = batch.iter().map(|m| *m.id.as_uuid()).collect();
-        let templates: Vec<Uuid> = batch.iter().map(|m| *m.template_id.as_uuid()).collect();
-        let recipients: Vec<Uuid> = batch.iter().map(|m| *m.recipient.as_uuid()).collect();
-        let methods: Vec<&str> = batch.iter().map(|m| m.method.as_str()).collect();
-        let payloads: Vec<Json<&Payload>> = batch.iter().map(|m| Json(&m.payload)).collect();
-        let targets: Vec<String> = batch.iter().map(|m| targets_literal(&m.targets)).collect();
-        let created_by: Vec<&str> = batch.iter().map(|m| m.created_by.as_str()).collect();
-        let created_at: Vec<DateTime<Utc>> = batch.iter().map(|m| m.created_at).collect();
-        let hashes: Vec<Option<&str>> = batch
-            .iter()
-            .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
-            .collect();
-        // One statement for the whole batch: it is atomic by itself (a clash on a message id
-        // fails it all), and a repeated dedupe hash — stored already, or earlier in this batch
-        // (rows are inserted in array order) — is skipped and reported as a duplicate.
-        let queued: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                 created_by, created_at, updated_at, dedupe_hash) \
-             SELECT id, template_id, recipient, method::notification_method, payload, \
-                    targets::uuid[], created_by, created_at, created_at, dedupe_hash \
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], \
-                         $6::text[], $7::text[], $8::timestamptz[], $9::text[]) WITH ORDINALITY \
-                  AS b(id, template_id, recipient, method, payload, targets, created_by, \
-                       created_at, dedupe_hash, position) \
-             ORDER BY position \
-             ON CONFLICT (dedupe_hash) DO NOTHING \
-             RETURNING id",
-        )
-        .bind(&ids)
-        .bind(&templates)
-        .bind(&recipients)
-        .bind(&methods)
-        .bind(&payloads)
-        .bind(&targets)
-        .bind(&created_by)
-        .bind(&created_at)
-        .bind(&hashes)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|err| match crate::error::unique_violation(&err) {
-            Some("messages_pkey") => {
-                StoreError::Conflict("id: a message with this id is already queued".to_owned())
-            }
-            _ => store_error(err),
-        })?;
+        let queued = match batch {
+            [] => return Ok(Vec::new()),
+            [message] => self.insert_one(message).await?,
+            _ => self.insert_batch(batch).await?,
+        };
         let queued: std::collections::HashSet<Uuid> = queued.into_iter().collect();
         Ok(batch
             .iter()
@@ -245,21 +325,31 @@ impl MessageQueue for PgStore {
             .collect())
     }
 
+    /// `enqueue` NOTIFYs [`crate::signals::WAKEUP_CHANNEL`], which [`crate::PgSignals`] listens
+    /// on, in its own statement.
+    fn wakes_notifiers(&self) -> bool {
+        true
+    }
+
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
         let count = i64::try_from(request.count).unwrap_or(i64::MAX);
         let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
         let until = request.now + request.lease_period;
         // The same rule as `Message::is_leasable`, oldest first; SKIP LOCKED lets concurrent
-        // notifiers take disjoint batches without waiting on each other.
+        // notifiers take disjoint batches without waiting on each other. The rule is written as
+        // "not waiting for a retry and not under a live lease" rather than as one case per
+        // status: the planner estimates `status = 'pending'` over the whole table, so with
+        // statistics from a quiet moment it expected few matches, read and sorted every queued
+        // row (measured: 17 ms instead of 0.8 ms for 500 of 15,000 queued) instead of walking
+        // `messages_leasable_idx` in order and stopping at the count.
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
             "WITH leasable AS ( \
                  SELECT id FROM messages \
                  WHERE status IN ('pending', 'leased', 'temporary_failure') \
                    AND attempt_count < $3 \
-                   AND (status = 'pending' \
-                        OR (status = 'temporary_failure' \
-                            AND (next_retry_after IS NULL OR next_retry_after <= $1)) \
-                        OR (status = 'leased' AND (leased_until IS NULL OR leased_until < $1))) \
+                   AND (status <> 'temporary_failure' \
+                        OR next_retry_after IS NULL OR next_retry_after <= $1) \
+                   AND (status <> 'leased' OR leased_until IS NULL OR leased_until < $1) \
                  ORDER BY created_at, id \
                  LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) \
@@ -327,14 +417,21 @@ impl MessageQueue for PgStore {
         if !locked {
             return Ok(PurgeOutcome::Skipped);
         }
-        let deleted = sqlx::query("DELETE FROM messages WHERE updated_at < $1")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
+        // A purged message's hash is freed with it (its claim in `message_dedupe` goes too).
+        let deleted: i64 = sqlx::query_scalar(
+            "WITH purged AS ( \
+                 DELETE FROM messages WHERE updated_at < $1 RETURNING dedupe_hash), \
+             freed AS ( \
+                 DELETE FROM message_dedupe \
+                 WHERE dedupe_hash IN (SELECT dedupe_hash FROM purged)) \
+             SELECT count(*) FROM purged",
+        )
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        Ok(PurgeOutcome::Purged(deleted))
+        Ok(PurgeOutcome::Purged(u64::try_from(deleted).unwrap_or(0)))
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<Message>, StoreError> {

@@ -80,6 +80,13 @@ pub enum PurgeOutcome {
 pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     async fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError>;
 
+    /// `true` when `enqueue` itself wakes the notifiers of every replica, in the transaction
+    /// that stores the messages, whenever it queued one (so the wake-up costs no commit of its
+    /// own); the enqueue use case then does not call [`super::Wakeup::wake`]. Default: `false`.
+    fn wakes_notifiers(&self) -> bool {
+        false
+    }
+
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError>;
 
     /// Writes back a buffer of successful dispatches in one statement.

@@ -11,7 +11,7 @@ use herald_domain::message::StatusChange;
 use herald_domain::{
     Completion, DedupeHash, Message, MessageId, MessageStatus, RetryPolicy, UserId, catalogue,
 };
-use herald_tests::fixture::Backend;
+use herald_tests::fixture::{Backend, is_ready_now, within};
 use herald_tests::sample::{self, t0};
 
 const LEASE_PERIOD: Duration = Duration::minutes(2);
@@ -167,6 +167,31 @@ async fn a_repeated_hash_in_one_batch_is_a_duplicate(backend: Backend) {
     assert_eq!(backend.queue.get(second.id).await.unwrap(), None);
 }
 
+/// `wakes_notifiers` tells the truth: a queue that says so wakes every replica's notifiers
+/// from `enqueue` itself when it queued something, and not for a batch of duplicates only;
+/// one that does not say so wakes no one (the use case calls `Wakeup::wake`).
+async fn an_enqueue_wakes_the_notifiers_exactly_when_the_queue_says_it_does(backend: Backend) {
+    let replica = backend.replica().await;
+    let listener = replica.wakeup.subscribe();
+    let hash = sample::dedupe_hash();
+
+    enqueue(&backend, &[hashed(&hash, t0())]).await;
+    if backend.queue.wakes_notifiers() {
+        within("the wake-up from the enqueue", listener.wait()).await;
+    } else {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!is_ready_now(listener.wait()).await, "woken without a wake");
+    }
+
+    let outcomes = enqueue(&backend, &[hashed(&hash, t0())]).await;
+    assert_eq!(outcomes, [EnqueueOutcome::Duplicate]);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !is_ready_now(listener.wait()).await,
+        "a batch that queued nothing woke the notifiers"
+    );
+}
+
 async fn a_hash_already_stored_is_a_duplicate_in_a_later_batch(backend: Backend) {
     let hash = sample::dedupe_hash();
     enqueue(&backend, &[hashed(&hash, t0())]).await;
@@ -176,6 +201,32 @@ async fn a_hash_already_stored_is_a_duplicate_in_a_later_batch(backend: Backend)
 
     assert_eq!(outcomes, [EnqueueOutcome::Duplicate]);
     assert_eq!(backend.queue.get(again.id).await.unwrap(), None);
+}
+
+async fn a_batch_stores_its_new_messages_around_a_hash_already_stored(backend: Backend) {
+    let hash = sample::dedupe_hash();
+    enqueue(&backend, &[hashed(&hash, t0())]).await;
+    let repeated = hashed(&hash, t0() + secs(60));
+    let unhashed = sample::new_message(UserId::random(), t0() + secs(60));
+    let fresh = hashed(&sample::dedupe_hash(), t0() + secs(60));
+
+    let outcomes = enqueue(
+        &backend,
+        &[unhashed.clone(), repeated.clone(), fresh.clone()],
+    )
+    .await;
+
+    let expected = [
+        queued(unhashed.id),
+        EnqueueOutcome::Duplicate,
+        queued(fresh.id),
+    ];
+    assert_eq!(outcomes, expected);
+    assert_eq!(backend.queue.get(repeated.id).await.unwrap(), None);
+    assert_eq!(
+        stored(&backend, fresh.id).await.dedupe_hash,
+        fresh.dedupe_hash
+    );
 }
 
 async fn messages_without_a_hash_are_never_duplicates(backend: Backend) {
@@ -198,6 +249,25 @@ async fn a_purged_message_frees_its_dedupe_hash(backend: Backend) {
     let outcomes = enqueue(&backend, std::slice::from_ref(&again)).await;
 
     assert_eq!(outcomes, [queued(again.id)]);
+}
+
+async fn a_purge_frees_only_the_hashes_of_the_messages_it_deleted(backend: Backend) {
+    let (old, young) = (sample::dedupe_hash(), sample::dedupe_hash());
+    enqueue(
+        &backend,
+        &[hashed(&old, t0()), hashed(&young, t0() + secs(10))],
+    )
+    .await;
+    let purged = backend.queue.purge(t0() + secs(1)).await.unwrap();
+    assert_eq!(purged, PurgeOutcome::Purged(1));
+
+    let outcomes = enqueue(&backend, &[hashed(&old, t0()), hashed(&young, t0())]).await;
+
+    assert!(
+        matches!(outcomes[0], EnqueueOutcome::Queued(_)),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], EnqueueOutcome::Duplicate);
 }
 
 async fn a_batch_with_a_message_id_already_queued_stores_none_of_its_rows(backend: Backend) {
@@ -729,9 +799,12 @@ herald_tests::contract_suite! {
     enqueue_reports_one_outcome_per_message_in_input_order,
     a_queued_message_is_stored_pending_and_never_attempted,
     a_repeated_hash_in_one_batch_is_a_duplicate,
+    an_enqueue_wakes_the_notifiers_exactly_when_the_queue_says_it_does,
     a_hash_already_stored_is_a_duplicate_in_a_later_batch,
+    a_batch_stores_its_new_messages_around_a_hash_already_stored,
     messages_without_a_hash_are_never_duplicates,
     a_purged_message_frees_its_dedupe_hash,
+    a_purge_frees_only_the_hashes_of_the_messages_it_deleted,
     a_batch_with_a_message_id_already_queued_stores_none_of_its_rows,
     an_unavailable_queue_refuses_everything_and_changes_nothing,
     lease_takes_the_oldest_leasable_messages_up_to_the_count,

@@ -3,9 +3,10 @@
 //! deleted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use herald_application::Tokens;
 use herald_application::ports::{NewToken, StoreError, SystemClock, TokenHash};
+use herald_application::{AuthCache, Tokens};
 use herald_domain::{Role, UserId};
 use herald_tests::fixture::Backend;
 use herald_tests::sample;
@@ -21,11 +22,14 @@ fn token(user: UserId, name: &str, plaintext: &str) -> NewToken {
     }
 }
 
+/// Over the backend alone: a zero TTL caches nothing, so every authentication reaches the
+/// stores this contract is about (the cache has its own tests in `usecases::tokens`).
 fn tokens(backend: &Backend) -> Tokens {
     Tokens::new(
         backend.tokens.clone(),
         backend.users.clone(),
         Arc::new(SystemClock),
+        AuthCache::new(Duration::ZERO, 0),
     )
 }
 

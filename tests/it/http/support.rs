@@ -11,8 +11,8 @@ use herald_application::ports::{Clock, SystemClock};
 use herald_application::rendering::Renderer;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    DeliveryConfig, EventPorts, Events, Inbox, Messages, Preferences, Settings, Templates, Tokens,
-    Users,
+    AuthCache, DeliveryConfig, EventPorts, Events, Inbox, Messages, Preferences, Settings,
+    Templates, Tokens, Users,
 };
 use herald_domain::{Method, Role, User};
 use herald_http::{Api, Readiness};
@@ -100,8 +100,15 @@ impl App {
             Renderer::new("Herald", "https://herald.example.com"),
         );
         let settings = Settings::new(shared.clone(), Arc::new(MemoryWakeup::new()));
-        let users = Users::new(shared.clone(), shared.clone(), clock.clone());
-        let tokens = Tokens::new(shared.clone(), shared.clone(), clock.clone());
+        // Shared, as `Herald::build` does, so directory changes reach authentication at once.
+        let auth_cache = AuthCache::default();
+        let users = Users::new(
+            shared.clone(),
+            shared.clone(),
+            clock.clone(),
+            auth_cache.clone(),
+        );
+        let tokens = Tokens::new(shared.clone(), shared.clone(), clock.clone(), auth_cache);
         let key = UnsubscribeKey::generate().unwrap();
         let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
         let api = Api {

@@ -1,16 +1,24 @@
 //! DESIGN §4: audience, methods, preferences, dedupe.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use herald_application::ports::{MessageFilter, MessageQueue};
+use async_trait::async_trait;
+use herald_application::ports::{
+    self, MessageFilter, MessageQueue, PreferenceStore, StoreError, UserDirectory,
+};
+use herald_application::rendering::Renderer;
 use herald_application::{
-    CustomContent, DeliveryConfig, Error, Event, SkipReason, Skipped, TemplateRef,
+    CustomContent, DeliveryConfig, Error, Event, EventPorts, Events, SkipReason, Skipped,
+    TemplateRef,
 };
 use herald_domain::catalogue::{
     CUSTOM_NOTIFICATION, ONE_TIME_PASSCODE, TASK_IDLE, TEMPLATE_DELETED, TEST_NOTIFICATION,
-    USER_ACCOUNT_SUSPENDED, WORKSPACE_CREATED, WORKSPACE_DELETED,
+    USER_ACCOUNT_SUSPENDED, WORKSPACE_AUTOBUILD_FAILED, WORKSPACE_CREATED, WORKSPACE_DELETED,
 };
-use herald_domain::{Message, Method, Role, UserId};
+use herald_domain::{Message, Method, Role, Template, TemplateId, User, UserId};
+use herald_memory::MemoryStore;
 use serde_json::json;
 
 use super::support::{ACCESS_URL, Harness, webhook_and_inbox};
@@ -598,5 +606,281 @@ fn webhook_and_inbox_lists_both_as_available() {
     assert_eq!(
         webhook_and_inbox().available(),
         BTreeSet::from([Method::Webhook, Method::Inbox])
+    );
+}
+
+/// The memory store behind enqueue's reads, counting the calls each port gets.
+#[derive(Debug, Default)]
+struct CountedReads {
+    inner: MemoryStore,
+    templates: AtomicUsize,
+    directory: AtomicUsize,
+    role_audiences: AtomicUsize,
+    preferences: AtomicUsize,
+}
+
+impl CountedReads {
+    fn over(inner: MemoryStore) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            ..Self::default()
+        })
+    }
+
+    /// (template, directory, role audience, preference) reads so far.
+    fn counts(&self) -> (usize, usize, usize, usize) {
+        (
+            self.templates.load(Ordering::SeqCst),
+            self.directory.load(Ordering::SeqCst),
+            self.role_audiences.load(Ordering::SeqCst),
+            self.preferences.load(Ordering::SeqCst),
+        )
+    }
+
+    fn count(counter: &AtomicUsize) {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl UserDirectory for CountedReads {
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Self::count(&self.directory);
+        UserDirectory::get(&self.inner, id).await
+    }
+
+    async fn get_many(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        Self::count(&self.directory);
+        UserDirectory::get_many(&self.inner, ids).await
+    }
+
+    async fn with_any_role(&self, roles: &BTreeSet<Role>) -> Result<Vec<User>, StoreError> {
+        Self::count(&self.role_audiences);
+        UserDirectory::with_any_role(&self.inner, roles).await
+    }
+}
+
+#[async_trait]
+impl PreferenceStore for CountedReads {
+    async fn for_user(&self, user: UserId) -> Result<BTreeMap<TemplateId, bool>, StoreError> {
+        Self::count(&self.preferences);
+        PreferenceStore::for_user(&self.inner, user).await
+    }
+
+    async fn set(
+        &self,
+        user: UserId,
+        disabled: &BTreeMap<TemplateId, bool>,
+    ) -> Result<(), StoreError> {
+        PreferenceStore::set(&self.inner, user, disabled).await
+    }
+
+    async fn lookup(
+        &self,
+        pairs: &[(UserId, TemplateId)],
+    ) -> Result<HashMap<(UserId, TemplateId), bool>, StoreError> {
+        Self::count(&self.preferences);
+        PreferenceStore::lookup(&self.inner, pairs).await
+    }
+}
+
+#[async_trait]
+impl ports::TemplateStore for CountedReads {
+    async fn seed(&self, catalogue: &[Template]) -> Result<(), StoreError> {
+        ports::TemplateStore::seed(&self.inner, catalogue).await
+    }
+
+    async fn list(&self) -> Result<Vec<Template>, StoreError> {
+        Self::count(&self.templates);
+        ports::TemplateStore::list(&self.inner).await
+    }
+
+    async fn get(&self, id: TemplateId) -> Result<Option<Template>, StoreError> {
+        Self::count(&self.templates);
+        ports::TemplateStore::get(&self.inner, id).await
+    }
+
+    async fn find_by_name(&self, name: &str) -> Result<Option<Template>, StoreError> {
+        Self::count(&self.templates);
+        ports::TemplateStore::find_by_name(&self.inner, name).await
+    }
+
+    async fn set_method_override(
+        &self,
+        id: TemplateId,
+        method: Option<Method>,
+    ) -> Result<Option<bool>, StoreError> {
+        ports::TemplateStore::set_method_override(&self.inner, id, method).await
+    }
+}
+
+/// Enqueueing over the harness's store, its reads counted.
+fn counted_events(h: &Harness) -> (Events, Arc<CountedReads>) {
+    let reads = CountedReads::over(h.store.clone());
+    let events = Events::new(
+        EventPorts {
+            directory: reads.clone(),
+            preferences: reads.clone(),
+            templates: reads.clone(),
+            queue: Arc::new(h.store.clone()),
+            wakeup: h.wakeup.clone(),
+            clock: Arc::new(h.clock.clone()),
+        },
+        webhook_and_inbox(),
+        Renderer::new("Herald", ACCESS_URL),
+    );
+    (events, reads)
+}
+
+#[tokio::test]
+async fn a_batch_reads_each_template_its_subjects_and_their_preferences_once() {
+    let h = Harness::new();
+    let mut subjects = Vec::new();
+    for n in 0..50 {
+        subjects.push(h.user(&format!("user-{n}"), &[]).await);
+    }
+    // Half the events name their template by id, half the other one by name.
+    let batch: Vec<Event> = subjects
+        .iter()
+        .enumerate()
+        .map(|(n, subject)| {
+            if n % 2 == 0 {
+                event(WORKSPACE_DELETED, Some(subject.id))
+            } else {
+                let mut by_name = event(WORKSPACE_AUTOBUILD_FAILED, Some(subject.id));
+                by_name.template = TemplateRef::Name("Workspace Autobuild Failed".into());
+                by_name
+            }
+        })
+        .collect();
+    let (events, reads) = counted_events(&h);
+
+    let results = events.enqueue_batch(batch).await.unwrap();
+
+    assert_eq!(
+        reads.counts(),
+        (2, 1, 0, 1),
+        "(template, directory, role audience, preference) reads for 50 events"
+    );
+    assert_eq!(results.len(), 50);
+    for (result, subject) in results.iter().zip(&subjects) {
+        assert_eq!(result.message_ids.len(), 2, "webhook and inbox");
+        assert!(result.skipped.is_empty());
+        for id in &result.message_ids {
+            let message = h.message(*id).await;
+            assert_eq!(message.recipient, subject.id);
+            assert_eq!(message.payload.user_username, subject.username.as_str());
+        }
+    }
+    // Actions are still rendered for each recipient.
+    let autobuild = h.message(results[1].message_ids[0]).await;
+    assert_eq!(autobuild.template_id, WORKSPACE_AUTOBUILD_FAILED);
+    assert_eq!(
+        autobuild.payload.actions[0].url,
+        format!("{ACCESS_URL}/@user-1/ws-1")
+    );
+}
+
+#[tokio::test]
+async fn a_batch_reads_each_role_audience_once_and_its_preferences_in_one_lookup() {
+    let h = Harness::new();
+    let quiet = h.user("quiet", &[Role::TemplateAdmin]).await;
+    let admins = [
+        h.user("admin-1", &[Role::TemplateAdmin, Role::Owner]).await,
+        h.user("admin-2", &[Role::TemplateAdmin]).await,
+    ];
+    let suspended = h.user("suspended", &[Role::UserAdmin]).await;
+    h.preferences
+        .update(quiet.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    for n in 0..10 {
+        let mut deleted = event(TEMPLATE_DELETED, None);
+        deleted
+            .labels
+            .insert("name".into(), format!("template-{n}"));
+        batch.push(deleted);
+        let mut suspension = event(USER_ACCOUNT_SUSPENDED, Some(suspended.id));
+        suspension
+            .labels
+            .insert("name".into(), format!("suspension-{n}"));
+        batch.push(suspension);
+    }
+    let (events, reads) = counted_events(&h);
+
+    let results = events.enqueue_batch(batch).await.unwrap();
+
+    assert_eq!(
+        reads.counts(),
+        (2, 0, 2, 1),
+        "(template, directory, role audience, preference) reads for 20 events"
+    );
+    for (n, result) in results.iter().enumerate() {
+        if n % 2 == 0 {
+            // Template Deleted: both template admins, the one who opted out skipped.
+            assert_eq!(result.message_ids.len(), 4);
+            assert_eq!(
+                result.skipped,
+                vec![Skipped {
+                    user_id: quiet.id,
+                    reason: SkipReason::Disabled
+                }]
+            );
+        } else {
+            // User Account Suspended: the owner only, never the suspended user admin.
+            assert_eq!(result.message_ids.len(), 2);
+            for id in &result.message_ids {
+                assert_eq!(h.message(*id).await.recipient, admins[0].id);
+            }
+        }
+    }
+}
+
+/// The field a refused batch names.
+async fn refused_field(events: &Events, batch: Vec<Event>) -> String {
+    match events.enqueue_batch(batch).await.unwrap_err() {
+        Error::Invalid { field, .. } => field,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_refused_for_its_first_bad_event_whichever_step_finds_it() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let good = || event(WORKSPACE_DELETED, Some(user.id));
+    let unknown_template = || Event::new(TemplateId::random());
+    let unknown_user = || event(WORKSPACE_DELETED, Some(UserId::random()));
+    let bad_data = || {
+        let mut bad = good();
+        bad.data = Some(json!("not an object"));
+        bad
+    };
+    let refused = |batch| refused_field(&h.events, batch);
+
+    assert_eq!(
+        refused(vec![good(), unknown_user(), unknown_template()]).await,
+        "events[1].user_id"
+    );
+    assert_eq!(
+        refused(vec![good(), unknown_template(), unknown_user()]).await,
+        "events[1].template_id"
+    );
+    assert_eq!(
+        refused(vec![good(), Event::new(TEST_NOTIFICATION), bad_data()]).await,
+        "events[1].initiator_id"
+    );
+    assert_eq!(
+        refused(vec![good(), unknown_user(), event(WORKSPACE_DELETED, None)]).await,
+        "events[1].user_id"
+    );
+    assert_eq!(
+        refused(vec![unknown_user(), bad_data()]).await,
+        "events[0].user_id"
+    );
+    assert!(
+        messages(&h).await.is_empty(),
+        "nothing is queued for a refused batch"
     );
 }

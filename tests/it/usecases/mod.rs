@@ -1,7 +1,9 @@
 //! Use cases end to end over the in-memory adapters, with a controllable clock and no sleeps.
 
 mod enqueue;
+mod group_enqueue;
 mod metrics;
 mod notifier;
 mod services;
 mod support;
+mod tokens;

@@ -431,6 +431,84 @@ async fn a_full_buffer_stops_leasing_until_it_is_written_and_nothing_is_lost() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_next_batch_is_leased_while_a_full_one_is_dispatched_and_dispatched_on_stop() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
+    }
+    let queue = GatedQueue::closed(h.store.clone());
+    queue.open();
+    let config = NotifierConfig {
+        lease_count: 5,
+        ..quiet_config()
+    };
+    // Every dispatch hangs until the dispatch timeout: the first batch stays in flight.
+    let webhook = ScriptedDispatcher::hanging(Method::Webhook);
+    let handle = h
+        .notifier_over(queue.clone(), config, as_dispatchers(&webhook))
+        .spawn();
+    settle().await;
+    assert_eq!(webhook.delivered().len(), 5, "the first batch is in flight");
+    assert_eq!(
+        queue.leases(),
+        2,
+        "the second batch was leased while the first is still being dispatched"
+    );
+
+    handle.stop().await;
+    assert_eq!(
+        webhook.delivered().len(),
+        10,
+        "the batch leased ahead is dispatched on stop, not left leased until its lease expires"
+    );
+    for id in &ids {
+        assert_ne!(
+            h.message(*id).await.status,
+            MessageStatus::Leased,
+            "every leased message got a result written back"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_back_in_progress_holds_dispatching_only_once_the_buffer_fills_again() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
+    }
+    let gated = GatedQueue::closed(h.store.clone());
+    let config = NotifierConfig {
+        lease_count: 5,
+        store_sync_buffer_size: 10,
+        ..quiet_config()
+    };
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let handle = h
+        .notifier_over(gated.clone(), config, as_dispatchers(&webhook))
+        .spawn();
+    settle().await;
+    // The first 10 results filled the buffer; their write-back is held. The next 10 are
+    // dispatched meanwhile, and only the second full buffer waits for the first write-back.
+    assert_eq!(
+        gated
+            .write_backs_waiting
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert_eq!(webhook.delivered().len(), 20);
+
+    gated.open();
+    handle.stop().await;
+    for id in &ids {
+        assert_eq!(h.message(*id).await.status, MessageStatus::Sent);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_notifier_picks_up_a_new_message_on_the_wake_up_without_waiting_for_the_poll() {
     let h = webhook_only();
     let webhook = ScriptedDispatcher::ok(Method::Webhook);

@@ -13,7 +13,7 @@ use herald_application::ports::{
 };
 use herald_application::rendering::Renderer;
 use herald_application::{
-    DeliveryConfig, EventPorts, Events, Inbox, Notifier, NotifierConfig, NotifierPorts,
+    AuthCache, DeliveryConfig, EventPorts, Events, Inbox, Notifier, NotifierConfig, NotifierPorts,
     Preferences, Purger, Settings, Templates, UserInput, Users,
 };
 use herald_domain::message::StatusChange;
@@ -34,6 +34,8 @@ pub struct Harness {
     pub templates: Templates,
     pub inbox: Inbox,
     pub users: Users,
+    /// The authentication cache `users` invalidates: build `Tokens` over it.
+    pub auth_cache: AuthCache,
     pub purger: Purger,
 }
 
@@ -54,6 +56,7 @@ impl Harness {
         let clock = ManualClock::default();
         let shared = Arc::new(store.clone());
         let renderer = Renderer::new("Herald", ACCESS_URL);
+        let auth_cache = AuthCache::default();
         Self {
             events: Events::new(
                 EventPorts {
@@ -71,7 +74,13 @@ impl Harness {
             preferences: Preferences::new(shared.clone(), shared.clone(), shared.clone()),
             templates: Templates::new(shared.clone(), delivery.clone()),
             inbox: Inbox::new(shared.clone(), Arc::new(clock.clone())),
-            users: Users::new(shared.clone(), queue.clone(), Arc::new(clock.clone())),
+            users: Users::new(
+                shared.clone(),
+                queue.clone(),
+                Arc::new(clock.clone()),
+                auth_cache.clone(),
+            ),
+            auth_cache,
             purger: Purger::new(queue, Arc::new(clock.clone())),
             store,
             wakeup,
@@ -210,26 +219,43 @@ impl Dispatcher for ScriptedDispatcher {
     }
 }
 
-/// A queue that counts leases and holds write-backs until let through.
+/// A queue that counts leases and holds write-backs (or inserts) at a gate until let through.
 #[derive(Debug)]
 pub struct GatedQueue {
     inner: MemoryStore,
     pub leases: AtomicUsize,
     pub write_backs_waiting: AtomicUsize,
+    pub inserts_waiting: AtomicUsize,
+    /// Rows per insert, in the order the inserts were made.
+    pub inserts: Mutex<Vec<usize>>,
+    holds_inserts: bool,
     gate: Semaphore,
 }
 
 impl GatedQueue {
+    /// Write-backs wait at the gate; inserts go through.
     pub fn closed(inner: MemoryStore) -> Arc<Self> {
+        Self::holding(inner, false)
+    }
+
+    /// Inserts wait at the gate; write-backs go through.
+    pub fn holding_inserts(inner: MemoryStore) -> Arc<Self> {
+        Self::holding(inner, true)
+    }
+
+    fn holding(inner: MemoryStore, holds_inserts: bool) -> Arc<Self> {
         Arc::new(Self {
             inner,
             leases: AtomicUsize::new(0),
             write_backs_waiting: AtomicUsize::new(0),
+            inserts_waiting: AtomicUsize::new(0),
+            inserts: Mutex::new(Vec::new()),
+            holds_inserts,
             gate: Semaphore::new(0),
         })
     }
 
-    /// Lets every write-back through from now on.
+    /// Lets everything through from now on.
     pub fn open(&self) {
         self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     }
@@ -238,16 +264,20 @@ impl GatedQueue {
         self.leases.load(Ordering::SeqCst)
     }
 
-    async fn pass(&self) {
-        self.write_backs_waiting.fetch_add(1, Ordering::SeqCst);
+    async fn pass(&self, waiting: &AtomicUsize) {
+        waiting.fetch_add(1, Ordering::SeqCst);
         let _permit = self.gate.acquire().await.unwrap();
-        self.write_backs_waiting.fetch_sub(1, Ordering::SeqCst);
+        waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl MessageQueue for GatedQueue {
     async fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        if self.holds_inserts {
+            self.pass(&self.inserts_waiting).await;
+        }
+        self.inserts.lock().unwrap().push(messages.len());
         self.inner.enqueue(messages).await
     }
 
@@ -257,12 +287,16 @@ impl MessageQueue for GatedQueue {
     }
 
     async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
-        self.pass().await;
+        if !self.holds_inserts {
+            self.pass(&self.write_backs_waiting).await;
+        }
         self.inner.mark_sent(changes).await
     }
 
     async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
-        self.pass().await;
+        if !self.holds_inserts {
+            self.pass(&self.write_backs_waiting).await;
+        }
         self.inner.mark_failed(changes).await
     }
 

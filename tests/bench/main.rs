@@ -1,0 +1,590 @@
+//! Herald's benchmark (`cargo xtask bench [--quick]`): throughput, latency, fan-out and memory
+//! of the real `herald server` process, each against its target and against the raw limit of
+//! the same PostgreSQL measured in the same run. Every scenario checks that each message
+//! reached the receiver exactly once before it reports a figure; one that loses or repeats a
+//! message fails the run.
+//!
+//! Everything is local: PostgreSQL (the server `HERALD_TEST_DATABASE_URL` names, else the
+//! machine's own on 127.0.0.1:5432, else a throwaway cluster from the local binaries), the
+//! `herald` binary (release build, next to this one), and the webhook receiver (in this
+//! process). The table goes to stdout and `target/bench/report.json`.
+//!
+//! Run: `cargo xtask bench` (or `--quick`, about a minute). Options: `--lease-count N`,
+//! `--buffer N`, `--sync-interval-ms N` (the server's notifier tuning), `--herald PATH`,
+//! `--report PATH`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod raw;
+mod receiver;
+mod report;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use herald_application::ports::TemplateStore as _;
+use herald_postgres::PgStore;
+use serde_json::{Value, json};
+use sqlx::{Connection as _, PgConnection};
+use uuid::Uuid;
+
+use receiver::Receiver;
+use report::{Report, Scenario, Target};
+use server::{Api, Server, Tuning};
+
+/// The template single-recipient events use (audience: the subject user).
+pub fn workspace_deleted() -> Uuid {
+    *herald_domain::catalogue::WORKSPACE_DELETED.as_uuid()
+}
+
+/// The template the fan-out event uses (audience: every template-admin).
+fn template_deprecated() -> Uuid {
+    *herald_domain::catalogue::TEMPLATE_DEPRECATED.as_uuid()
+}
+
+/// How much each scenario does.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    /// Concurrent connections for the raw inserts and the API clients alike.
+    clients: usize,
+    raw_insert_for: Duration,
+    raw_lease_messages: usize,
+    api_for: Duration,
+    batch_events: usize,
+    drain_messages: usize,
+    latency_rate: u32,
+    latency_for: Duration,
+    fanout: usize,
+}
+
+const FULL: Sizes = Sizes {
+    clients: 4,
+    raw_insert_for: Duration::from_secs(10),
+    raw_lease_messages: 50_000,
+    api_for: Duration::from_secs(10),
+    batch_events: 100,
+    drain_messages: 50_000,
+    latency_rate: 200,
+    latency_for: Duration::from_secs(30),
+    fanout: 10_000,
+};
+
+const QUICK: Sizes = Sizes {
+    raw_insert_for: Duration::from_secs(3),
+    raw_lease_messages: 10_000,
+    api_for: Duration::from_secs(3),
+    drain_messages: 10_000,
+    latency_for: Duration::from_secs(8),
+    ..FULL
+};
+
+#[derive(Debug)]
+struct Options {
+    quick: bool,
+    herald: PathBuf,
+    report: PathBuf,
+    tuning: Tuning,
+}
+
+fn options() -> Result<Options> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/examples/bench → target/<profile>/herald
+    let herald = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|profile| profile.join("herald"))
+        .ok_or_else(|| anyhow!("cannot locate the herald binary; pass --herald PATH"))?;
+    let mut options = Options {
+        quick: false,
+        herald,
+        report: PathBuf::from("target/bench/report.json"),
+        tuning: Tuning {
+            lease_count: 500,
+            buffer: 1_000,
+            sync_interval_ms: 200,
+        },
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| anyhow!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--herald" => options.herald = value("--herald")?.into(),
+            "--report" => options.report = value("--report")?.into(),
+            "--lease-count" => options.tuning.lease_count = value("--lease-count")?.parse()?,
+            "--buffer" => options.tuning.buffer = value("--buffer")?.parse()?,
+            "--sync-interval-ms" => {
+                options.tuning.sync_interval_ms = value("--sync-interval-ms")?.parse()?;
+            }
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: FAILED: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A database of the benchmark's own on the server, dropped at the end (best effort).
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn create(admin_url: &str, kind: &str) -> Result<Self> {
+        let name = format!("herald_bench_{kind}_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(admin_url)?;
+        url.set_path(&name);
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    async fn drop_now(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let options = options()?;
+    let sizes = if options.quick { QUICK } else { FULL };
+    if !options.herald.exists() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release -p herald` or run `cargo xtask bench`",
+            options.herald.display()
+        );
+    }
+    let admin_url = herald_tests::postgres::choose_server(
+        std::env::var(herald_tests::postgres::DATABASE_URL_VAR).ok(),
+        herald_tests::docker_postgres::start,
+        herald_tests::local_cluster::start,
+    )
+    .map_err(|why| anyhow!(why))?;
+    let mut report = Report::new(options.quick, &admin_url, options.tuning).await?;
+    eprintln!("bench: {}", report.machine_line());
+
+    // 1. The raw limit, on a database of its own with Herald's schema.
+    let raw_db = Database::create(&admin_url, "raw").await?;
+    let store = PgStore::connect(&raw_db.url).await?;
+    store.migrate().await?;
+    store.seed(&herald_domain::catalogue::templates()).await?;
+    store.pool().close().await;
+    eprintln!("bench: raw single-row inserts…");
+    let raw_insert = raw::single_inserts(&raw_db.url, sizes.clients, sizes.raw_insert_for).await?;
+    raw::fill(&raw_db.url, sizes.raw_lease_messages).await?;
+    eprintln!("bench: raw lease + mark sent…");
+    let (raw_lease, leased) =
+        raw::lease_and_mark_sent(&raw_db.url, options.tuning.lease_count).await?;
+    if leased != sizes.raw_lease_messages {
+        bail!(
+            "the raw lease loop marked {leased} of {} messages sent",
+            sizes.raw_lease_messages
+        );
+    }
+    raw_db.drop_now().await;
+    report.push(Scenario::baseline(
+        "raw_single_insert",
+        format!(
+            "raw limit: single-row INSERTs, {} connections",
+            sizes.clients
+        ),
+        raw_insert,
+        "rows/s",
+    ));
+    report.push(Scenario::baseline(
+        "raw_lease_mark_sent",
+        format!(
+            "raw limit: lease {} + mark sent, one worker",
+            options.tuning.lease_count
+        ),
+        raw_lease,
+        "messages/s",
+    ));
+
+    // 2. Herald: the server process, its database, the receiver.
+    let db = Database::create(&admin_url, "herald").await?;
+    let result =
+        herald_scenarios(&options, sizes, &db.url, &mut report, raw_insert, raw_lease).await;
+    db.drop_now().await;
+    result?;
+
+    report.print();
+    report.write(&options.report)?;
+    eprintln!("bench: report written to {}", options.report.display());
+    Ok(())
+}
+
+async fn herald_scenarios(
+    options: &Options,
+    sizes: Sizes,
+    url: &str,
+    report: &mut Report,
+    raw_insert: f64,
+    raw_lease: f64,
+) -> Result<()> {
+    let receiver = Receiver::start().await?;
+    let server = Server::start(&options.herald, url, &receiver.url, options.tuning)?;
+    let token = server::create_owner(&options.herald, url)?;
+    let api = Api::new(&server.url, &token)?;
+    let subjects = insert_users(url, 1_000, "member").await?;
+    api.set_paused(true).await?;
+
+    // 3a. Enqueue, one event per request.
+    eprintln!("bench: enqueue via the API, one event per request…");
+    let cpu_before = server::CpuSample::take(&server);
+    let (rate, ids) = single_events(&api, &subjects, sizes.clients, sizes.api_for).await?;
+    let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
+    report.push(Scenario::measured(
+        "api_enqueue_single",
+        format!(
+            "POST /notifications/events, one event per request, {} clients; {cpu}",
+            sizes.clients
+        ),
+        rate,
+        "events/s",
+        Target::RatioOf {
+            baseline: "raw_single_insert",
+            at_least: 0.60,
+            value: raw_insert,
+        },
+    ));
+    api.set_paused(false).await?;
+    receiver
+        .expect_exactly(&ids, Duration::from_secs(120))
+        .await?;
+    receiver.reset();
+    api.set_paused(true).await?;
+
+    // 3b. Enqueue, batches of events.
+    eprintln!("bench: enqueue via the API, batches…");
+    let cpu_before = server::CpuSample::take(&server);
+    let (rate, ids) = batches(&api, &subjects, sizes).await?;
+    let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
+    report.push(Scenario::measured(
+        "api_enqueue_batch",
+        format!(
+            "POST /notifications/events/batch, {} events per request, {} clients; {cpu}",
+            sizes.batch_events, sizes.clients
+        ),
+        rate,
+        "messages/s",
+        Target::AtLeast(25_000.0),
+    ));
+
+    // 2 + 6. Drain what the batches queued; the server's peak RSS meanwhile.
+    eprintln!("bench: drain {} webhook messages…", ids.len());
+    let rss_reset = server.reset_peak_rss().is_ok();
+    let cpu_before = server::CpuSample::take(&server);
+    let started = Instant::now();
+    api.set_paused(false).await?;
+    let arrivals = receiver
+        .expect_exactly(&ids, Duration::from_secs(300))
+        .await?;
+    let last = arrivals.iter().max().copied().unwrap_or(started);
+    let drain = ids.len() as f64 / last.duration_since(started).as_secs_f64();
+    let peak = server.peak_rss()?;
+    wait_all_sent(url, &ids).await?;
+    let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
+    eprintln!("bench: drain {cpu}");
+    report.push(Scenario::measured(
+        "drain",
+        format!(
+            "drain {} queued webhook messages (lease {}, buffer {}; {cpu})",
+            ids.len(),
+            options.tuning.lease_count,
+            options.tuning.buffer
+        ),
+        drain,
+        "messages/s",
+        Target::AtLeastAndRatio {
+            at_least: 5_000.0,
+            baseline: "raw_lease_mark_sent",
+            ratio: 0.70,
+            value: raw_lease,
+        },
+    ));
+    report.push(Scenario::measured(
+        "memory",
+        format!(
+            "server peak RSS during the drain{}",
+            if rss_reset {
+                ""
+            } else {
+                " (since start: peak reset refused)"
+            }
+        ),
+        peak as f64 / (1024.0 * 1024.0),
+        "MiB",
+        Target::AtMost(64.0),
+    ));
+    receiver.reset();
+
+    // 4. Latency under a steady offered load.
+    eprintln!(
+        "bench: latency at {} events/s for {:?}…",
+        sizes.latency_rate, sizes.latency_for
+    );
+    let (p50, p99, max) = latency(&api, &receiver, &subjects, sizes).await?;
+    report.push(Scenario::measured(
+        "latency_p50",
+        format!(
+            "API 2xx → webhook received, {} events/s offered, p50",
+            sizes.latency_rate
+        ),
+        p50,
+        "ms",
+        Target::AtMost(5.0),
+    ));
+    report.push(Scenario::measured(
+        "latency_p99",
+        format!("same, p99 (max {max:.1} ms)"),
+        p99,
+        "ms",
+        Target::AtMost(25.0),
+    ));
+    receiver.reset();
+
+    // 5. Fan-out: one role event to many recipients.
+    eprintln!("bench: fan-out to {} recipients…", sizes.fanout);
+    insert_users(url, sizes.fanout, "template-admin").await?;
+    let started = Instant::now();
+    let ids = api
+        .event(&json!({
+            "template_id": template_deprecated(),
+            "labels": {"name": "bench-template", "template": "bench-template", "organization": "bench", "message": "fan-out"},
+        }))
+        .await?;
+    let enqueued = started.elapsed();
+    if ids.len() != sizes.fanout {
+        bail!(
+            "the fan-out event queued {} messages for {} recipients",
+            ids.len(),
+            sizes.fanout
+        );
+    }
+    receiver
+        .expect_exactly(&ids, Duration::from_secs(120))
+        .await?;
+    wait_all_sent(url, &ids).await?;
+    report.push(Scenario::measured(
+        "fanout",
+        format!(
+            "one role event to {} recipients, request to 202",
+            sizes.fanout
+        ),
+        enqueued.as_secs_f64() * 1000.0,
+        "ms",
+        Target::AtMost(1000.0),
+    ));
+
+    server.stop();
+    Ok(())
+}
+
+/// Directory users straight into the table (setup, not measured).
+async fn insert_users(url: &str, count: usize, role: &str) -> Result<Vec<Uuid>> {
+    let mut connection = PgConnection::connect(url).await?;
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, username, name, roles) \
+         SELECT id, 'u' || id || '@bench.example', 'u' || id, 'Bench user', ARRAY[$2] \
+         FROM UNNEST($1::uuid[]) AS u(id)",
+    )
+    .bind(&ids)
+    .bind(role)
+    .execute(&mut connection)
+    .await?;
+    Ok(ids)
+}
+
+fn subject_event(subject: Uuid, name: &str) -> Value {
+    json!({
+        "template_id": workspace_deleted(),
+        "user_id": subject,
+        "labels": {"name": name, "reason": "bench", "initiator": "bench"},
+        "created_by": "bench",
+    })
+}
+
+/// `clients` connections each sending one event per request for `duration`.
+async fn single_events(
+    api: &Api,
+    subjects: &[Uuid],
+    clients: usize,
+    duration: Duration,
+) -> Result<(f64, Vec<Uuid>)> {
+    let subjects = Arc::new(subjects.to_vec());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (api, subjects) = (api.clone(), subjects.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let mut i = 0usize;
+            while started.elapsed() < duration {
+                let subject = subjects[(client + i * 7) % subjects.len()];
+                let queued = api
+                    .event(&subject_event(subject, &format!("single-{client}-{i}")))
+                    .await?;
+                if queued.len() != 1 {
+                    bail!("an event queued {} messages, 1 expected", queued.len());
+                }
+                ids.extend(queued);
+                i += 1;
+            }
+            Ok(ids)
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await??);
+    }
+    Ok((ids.len() as f64 / started.elapsed().as_secs_f64(), ids))
+}
+
+/// `sizes.drain_messages` single-recipient events in batches of `sizes.batch_events`, from
+/// `sizes.clients` connections: messages per second.
+async fn batches(api: &Api, subjects: &[Uuid], sizes: Sizes) -> Result<(f64, Vec<Uuid>)> {
+    let requests = sizes.drain_messages.div_ceil(sizes.batch_events);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let subjects = Arc::new(subjects.to_vec());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..sizes.clients {
+        let (api, subjects, next) = (api.clone(), subjects.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let request = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if request >= requests {
+                    break;
+                }
+                let events: Vec<Value> = (0..sizes.batch_events)
+                    .map(|i| {
+                        let n = request * sizes.batch_events + i;
+                        subject_event(subjects[n % subjects.len()], &format!("batch-{n}"))
+                    })
+                    .collect();
+                let queued = api.batch(&events).await?;
+                if queued.len() != events.len() {
+                    bail!(
+                        "a batch of {} events queued {} messages",
+                        events.len(),
+                        queued.len()
+                    );
+                }
+                ids.extend(queued);
+            }
+            anyhow::Ok(ids)
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await??);
+    }
+    Ok((ids.len() as f64 / started.elapsed().as_secs_f64(), ids))
+}
+
+/// Offers `sizes.latency_rate` events per second (open loop: a request starts on schedule
+/// whether or not earlier ones finished) and measures, per message, the time from the API's
+/// 202 to the receiver getting it. Returns p50, p99 and max in milliseconds.
+async fn latency(
+    api: &Api,
+    receiver: &Receiver,
+    subjects: &[Uuid],
+    sizes: Sizes,
+) -> Result<(f64, f64, f64)> {
+    let total = (f64::from(sizes.latency_rate) * sizes.latency_for.as_secs_f64()) as usize;
+    let interval = Duration::from_secs(1) / sizes.latency_rate;
+    let answered: Arc<Mutex<Vec<(Uuid, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        tokio::time::sleep_until(started + interval * u32::try_from(i)?).await;
+        let (api, answered) = (api.clone(), answered.clone());
+        let event = subject_event(subjects[i % subjects.len()], &format!("latency-{i}"));
+        tasks.push(tokio::spawn(async move {
+            let ids = api.event(&event).await?;
+            let at = Instant::now();
+            let mut answered = answered.lock().unwrap_or_else(PoisonError::into_inner);
+            answered.extend(ids.into_iter().map(|id| (id, at)));
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let answered = std::mem::take(&mut *answered.lock().unwrap_or_else(PoisonError::into_inner));
+    if answered.len() != total {
+        bail!("{total} events queued {} messages", answered.len());
+    }
+    let ids: Vec<Uuid> = answered.iter().map(|(id, _)| *id).collect();
+    let arrivals = receiver
+        .expect_exactly(&ids, Duration::from_secs(60))
+        .await?;
+    let mut millis: Vec<f64> = answered
+        .iter()
+        .zip(&arrivals)
+        // A webhook can arrive before the 202 reaches the client: that counts as 0.
+        .map(|((_, answered), arrived)| {
+            arrived.saturating_duration_since(*answered).as_secs_f64() * 1000.0
+        })
+        .collect();
+    millis.sort_by(f64::total_cmp);
+    let at = |q: f64| millis[((millis.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.50), at(0.99), at(1.0)))
+}
+
+/// Waits until every message's row says `sent` (the results are written back in bulk after
+/// delivery).
+async fn wait_all_sent(url: &str, ids: &[Uuid]) -> Result<()> {
+    let mut connection = PgConnection::connect(url).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE id = ANY($1) AND status = 'sent'",
+        )
+        .bind(ids)
+        .fetch_one(&mut connection)
+        .await
+        .context("counting sent messages")?;
+        if sent as usize == ids.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{sent} of {} delivered messages are recorded as sent",
+                ids.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

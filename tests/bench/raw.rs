@@ -1,0 +1,151 @@
+//! The raw limit: Herald's own `messages` table driven by plain SQL, with no dispatch. This is
+//! the ceiling the database gives on this machine, measured in the same run as Herald.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::Utc;
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection as _, PgConnection};
+use uuid::Uuid;
+
+use crate::workspace_deleted;
+
+/// A payload of the size Herald stores for a workspace-deleted message.
+fn payload(recipient: Uuid, i: usize) -> serde_json::Value {
+    json!({
+        "_version": "1.1",
+        "notification_name": "Workspace Deleted",
+        "notification_template_id": workspace_deleted(),
+        "user_id": recipient,
+        "user_email": format!("user{i}@bench.example"),
+        "user_name": format!("User {i}"),
+        "user_username": format!("user{i}"),
+        "actions": [{"label": "View workspaces", "url": "http://127.0.0.1/workspaces"}],
+        "labels": {"name": format!("ws-{i}"), "reason": "bench", "initiator": "bench"},
+        "data": null,
+        "targets": []
+    })
+}
+
+/// Single-row inserts (autocommit, one statement each) from `clients` connections for
+/// `duration`: rows per second.
+pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Result<f64> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut connection = PgConnection::connect(&url).await?;
+            let recipient = Uuid::new_v4();
+            let mut rows = 0usize;
+            while started.elapsed() < duration {
+                let now = Utc::now();
+                sqlx::query(
+                    "INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+                         created_by, created_at, updated_at, dedupe_hash) \
+                     VALUES ($1, $2, $3, 'webhook', $4::json, '{}', 'bench', $5, $5, $6)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(workspace_deleted())
+                .bind(recipient)
+                .bind(payload(recipient, client * 1_000_000 + rows).to_string())
+                .bind(now)
+                .bind(format!(
+                    "{:x}{:x}",
+                    Uuid::new_v4().as_u128(),
+                    Uuid::new_v4().as_u128()
+                ))
+                .execute(&mut connection)
+                .await?;
+                rows += 1;
+            }
+            anyhow::Ok(rows)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Empties the queue, then queues `count` pending messages in bulk (setup, not measured).
+pub async fn fill(url: &str, count: usize) -> Result<()> {
+    let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+    sqlx::query("TRUNCATE messages").execute(&pool).await?;
+    let recipient = Uuid::new_v4();
+    for start in (0..count).step_by(5_000) {
+        let n = (count - start).min(5_000);
+        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+        let payloads: Vec<String> = (0..n)
+            .map(|i| payload(recipient, start + i).to_string())
+            .collect();
+        sqlx::query(
+            "INSERT INTO messages (id, template_id, recipient, method, payload, created_by, \
+                 created_at, updated_at) \
+             SELECT id, $2, $3, 'webhook', p::json, 'bench', now(), now() \
+             FROM UNNEST($1::uuid[], $4::text[]) AS b(id, p)",
+        )
+        .bind(&ids)
+        .bind(workspace_deleted())
+        .bind(recipient)
+        .bind(&payloads)
+        .execute(&pool)
+        .await?;
+    }
+    sqlx::query("VACUUM ANALYZE messages")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// One worker leasing `lease_count` messages at a time with Herald's lease predicate (oldest
+/// first, `FOR UPDATE SKIP LOCKED`, returning what a worker needs: id and payload) and marking
+/// them sent in one statement, until the queue is empty: messages per second.
+pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, usize)> {
+    let mut connection = PgConnection::connect(url).await?;
+    let started = Instant::now();
+    let mut done = 0usize;
+    loop {
+        let now = Utc::now();
+        let leased: Vec<(Uuid, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+            "WITH leasable AS ( \
+                 SELECT id FROM messages \
+                 WHERE status IN ('pending', 'leased', 'temporary_failure') \
+                   AND attempt_count < 5 \
+                   AND (status <> 'temporary_failure' \
+                        OR next_retry_after IS NULL OR next_retry_after <= $1) \
+                   AND (status <> 'leased' OR leased_until IS NULL OR leased_until < $1) \
+                 ORDER BY created_at, id \
+                 LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE messages AS m SET status = 'leased', \
+                 leased_until = $1 + interval '2 minutes', updated_at = $1 \
+             FROM leasable WHERE m.id = leasable.id \
+             RETURNING m.id, m.payload",
+        )
+        .bind(now)
+        .bind(i64::try_from(lease_count)?)
+        .fetch_all(&mut connection)
+        .await?;
+        if leased.is_empty() {
+            break;
+        }
+        let ids: Vec<Uuid> = leased.iter().map(|(id, _)| *id).collect();
+        sqlx::query(
+            "UPDATE messages SET status = 'sent', leased_until = NULL, attempt_count = \
+                 attempt_count + 1, updated_at = $2 \
+             WHERE id = ANY($1) AND status = 'leased'",
+        )
+        .bind(&ids)
+        .bind(Utc::now())
+        .execute(&mut connection)
+        .await?;
+        done += ids.len();
+    }
+    let elapsed = started.elapsed();
+    Ok((done as f64 / elapsed.as_secs_f64(), done))
+}

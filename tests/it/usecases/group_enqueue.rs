@@ -1,0 +1,161 @@
+//! Group enqueue: single events arriving while an enqueue is being stored are stored together
+//! afterwards, each caller still getting its own answer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use herald_application::ports::{MessageFilter, MessageQueue as _};
+use herald_application::rendering::Renderer;
+use herald_application::{Error, Event, EventPorts, Events};
+use herald_domain::UserId;
+use herald_domain::catalogue::WORKSPACE_DELETED;
+
+use super::support::{ACCESS_URL, GatedQueue, Harness, settle};
+
+/// Enqueueing over the harness's store with inserts held at a closed gate (webhook only, so
+/// one message per event).
+fn held_events(h: &Harness) -> (Events, Arc<GatedQueue>) {
+    let queue = GatedQueue::holding_inserts(h.store.clone());
+    let shared = Arc::new(h.store.clone());
+    let webhook_only = herald_application::DeliveryConfig::new(
+        herald_domain::Method::Webhook,
+        BTreeSet::from([herald_domain::Method::Webhook]),
+        false,
+    )
+    .unwrap();
+    let events = Events::new(
+        EventPorts {
+            directory: shared.clone(),
+            preferences: shared.clone(),
+            templates: shared,
+            queue: queue.clone(),
+            wakeup: h.wakeup.clone(),
+            clock: Arc::new(h.clock.clone()),
+        },
+        webhook_only,
+        Renderer::new("Herald", ACCESS_URL),
+    );
+    (events, queue)
+}
+
+fn event_for(subject: UserId, name: &str) -> Event {
+    let mut event = Event::new(WORKSPACE_DELETED);
+    event.subject = Some(subject);
+    event.labels.insert("name".into(), name.into());
+    event
+}
+
+type Answer = tokio::task::JoinHandle<Result<herald_application::EnqueueResult, Error>>;
+
+fn spawn_enqueue(events: &Events, event: Event) -> Answer {
+    let events = events.clone();
+    tokio::spawn(async move { events.enqueue(event).await })
+}
+
+/// Starts one enqueue and waits until its insert is held at the gate.
+async fn first_held(events: &Events, queue: &GatedQueue, event: Event) -> Answer {
+    let first = spawn_enqueue(events, event);
+    while queue.inserts_waiting.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    first
+}
+
+#[tokio::test]
+async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let mut users = Vec::new();
+    for n in 0..10 {
+        users.push(h.user(&format!("user-{n}"), &[]).await);
+    }
+    let first = first_held(&events, &queue, event_for(users[0].id, "ws-0")).await;
+    let rest: Vec<Answer> = users[1..]
+        .iter()
+        .enumerate()
+        .map(|(n, user)| spawn_enqueue(&events, event_for(user.id, &format!("ws-{}", n + 1))))
+        .collect();
+    settle().await;
+    assert_eq!(
+        queue.inserts_waiting.load(Ordering::SeqCst),
+        1,
+        "the others wait for the insert in progress"
+    );
+
+    queue.open();
+    let mut ids = BTreeSet::new();
+    for (answer, user) in std::iter::once(first).chain(rest).zip(&users) {
+        let result = answer.await.unwrap().unwrap();
+        assert_eq!(result.message_ids.len(), 1);
+        let message = h.store.get(result.message_ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            message.recipient, user.id,
+            "each caller gets its own message"
+        );
+        ids.insert(result.message_ids[0]);
+    }
+    assert_eq!(ids.len(), 10);
+    assert_eq!(
+        *queue.inserts.lock().unwrap(),
+        [1, 9],
+        "the nine waiting events went in one insert"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let good = h.user("good", &[]).await;
+    let first = first_held(&events, &queue, event_for(good.id, "first")).await;
+    let before = spawn_enqueue(&events, event_for(good.id, "before"));
+    let bad = spawn_enqueue(&events, event_for(UserId::random(), "bad"));
+    let after = spawn_enqueue(&events, event_for(good.id, "after"));
+    settle().await;
+
+    queue.open();
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    assert_eq!(before.await.unwrap().unwrap().message_ids.len(), 1);
+    assert_eq!(after.await.unwrap().unwrap().message_ids.len(), 1);
+    match bad.await.unwrap() {
+        Err(Error::Invalid { field, reason }) => {
+            assert_eq!(
+                field, "user_id",
+                "named as for a single event, not events[i]"
+            );
+            assert!(reason.contains("unknown user"), "{reason}");
+        }
+        other => panic!("expected the bad event refused, got {other:?}"),
+    }
+    assert_eq!(
+        h.store.list(&MessageFilter::default()).await.unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let user = h.user("u", &[]).await;
+    let leader = first_held(&events, &queue, event_for(user.id, "leader")).await;
+    let others: Vec<Answer> = (0..3)
+        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("other-{n}"))))
+        .collect();
+    settle().await;
+
+    // The leader's caller hangs up while its insert is held.
+    leader.abort();
+    settle().await;
+    queue.open();
+    for other in others {
+        assert_eq!(other.await.unwrap().unwrap().message_ids.len(), 1);
+    }
+    settle().await;
+    assert_eq!(
+        h.store.list(&MessageFilter::default()).await.unwrap().len(),
+        4,
+        "the leader's own event was stored too"
+    );
+}
