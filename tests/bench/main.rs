@@ -102,7 +102,7 @@ fn options() -> Result<Options> {
         herald,
         report: PathBuf::from("target/bench/report.json"),
         tuning: Tuning {
-            lease_count: 500,
+            lease_count: 100,
             buffer: 1_000,
             sync_interval_ms: 200,
         },
@@ -372,35 +372,42 @@ async fn herald_scenarios(
     ));
     receiver.reset();
 
-    // 5. Fan-out: one role event to many recipients.
+    // 5. Fan-out: role events to many recipients, one at a time; the median of three.
     eprintln!("bench: fan-out to {} recipients…", sizes.fanout);
     insert_users(url, sizes.fanout, "template-admin").await?;
-    let started = Instant::now();
-    let ids = api
-        .event(&json!({
-            "template_id": template_deprecated(),
-            "labels": {"name": "bench-template", "template": "bench-template", "organization": "bench", "message": "fan-out"},
-        }))
-        .await?;
-    let enqueued = started.elapsed();
-    if ids.len() != sizes.fanout {
-        bail!(
-            "the fan-out event queued {} messages for {} recipients",
-            ids.len(),
-            sizes.fanout
-        );
+    let mut took = Vec::new();
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let started = Instant::now();
+        let queued = api
+            .event(&json!({
+                "template_id": template_deprecated(),
+                "labels": {"template": format!("bench-template-{round}"),
+                           "organization": "bench", "message": "fan-out"},
+            }))
+            .await?;
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+        if queued.len() != sizes.fanout {
+            bail!(
+                "the fan-out event queued {} messages for {} recipients",
+                queued.len(),
+                sizes.fanout
+            );
+        }
+        ids.extend(queued);
     }
     receiver
-        .expect_exactly(&ids, Duration::from_secs(120))
+        .expect_exactly(&ids, Duration::from_secs(180))
         .await?;
     wait_all_sent(url, &ids).await?;
+    took.sort_by(f64::total_cmp);
     report.push(Scenario::measured(
         "fanout",
         format!(
-            "one role event to {} recipients, request to 202",
-            sizes.fanout
+            "one role event to {} recipients, request to 202 (median of 3; {:.0} to {:.0} ms)",
+            sizes.fanout, took[0], took[2]
         ),
-        enqueued.as_secs_f64() * 1000.0,
+        took[1],
         "ms",
         Target::AtMost(1000.0),
     ));
@@ -422,6 +429,11 @@ async fn insert_users(url: &str, count: usize, role: &str) -> Result<Vec<Uuid>> 
     .bind(role)
     .execute(&mut connection)
     .await?;
+    // As autovacuum would have by the time a real directory is this size (it may be off on
+    // the benchmark machine): set the new rows' hint bits and the statistics.
+    sqlx::query("VACUUM ANALYZE users")
+        .execute(&mut connection)
+        .await?;
     Ok(ids)
 }
 
