@@ -12,10 +12,6 @@ use herald::config::{
     Cli, Command, CreateUserArgs, DatabaseConfig, LogArgs, MigrateArgs, ServerArgs, UsersCommand,
 };
 use herald::{BuiltinPostgres, Herald};
-
-/// See `bootstrap/Cargo.toml`: glibc's allocator cost a quarter of the server's CPU under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use herald_application::ports::{Clock, SystemClock};
 use herald_application::{AuthCache, Tokens, UserInput, Users};
 use herald_domain::UserId;

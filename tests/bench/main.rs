@@ -84,6 +84,8 @@ const QUICK: Sizes = Sizes {
 #[derive(Debug)]
 struct Options {
     quick: bool,
+    /// Events per batch request, instead of the sizes' default.
+    batch_events: Option<usize>,
     herald: PathBuf,
     report: PathBuf,
     tuning: Tuning,
@@ -99,6 +101,7 @@ fn options() -> Result<Options> {
         .ok_or_else(|| anyhow!("cannot locate the herald binary; pass --herald PATH"))?;
     let mut options = Options {
         quick: false,
+        batch_events: None,
         herald,
         report: PathBuf::from("target/bench/report.json"),
         tuning: Tuning {
@@ -115,6 +118,7 @@ fn options() -> Result<Options> {
             "--herald" => options.herald = value("--herald")?.into(),
             "--report" => options.report = value("--report")?.into(),
             "--lease-count" => options.tuning.lease_count = value("--lease-count")?.parse()?,
+            "--batch-events" => options.batch_events = Some(value("--batch-events")?.parse()?),
             "--buffer" => options.tuning.buffer = value("--buffer")?.parse()?,
             "--sync-interval-ms" => {
                 options.tuning.sync_interval_ms = value("--sync-interval-ms")?.parse()?;
@@ -175,7 +179,10 @@ impl Database {
 
 async fn run() -> Result<()> {
     let options = options()?;
-    let sizes = if options.quick { QUICK } else { FULL };
+    let mut sizes = if options.quick { QUICK } else { FULL };
+    if let Some(events) = options.batch_events {
+        sizes.batch_events = events;
+    }
     if !options.herald.exists() {
         bail!(
             "{} does not exist: build it with `cargo build --release -p herald` or run `cargo xtask bench`",
@@ -198,10 +205,11 @@ async fn run() -> Result<()> {
     store.seed(&herald_domain::catalogue::templates()).await?;
     store.pool().close().await;
     eprintln!("bench: raw single-row inserts…");
-    let raw_insert = raw::single_inserts(&raw_db.url, sizes.clients, sizes.raw_insert_for).await?;
+    let (raw_insert, raw_insert_cpu) =
+        raw::single_inserts(&raw_db.url, sizes.clients, sizes.raw_insert_for).await?;
     raw::fill(&raw_db.url, sizes.raw_lease_messages).await?;
     eprintln!("bench: raw lease + mark sent…");
-    let (raw_lease, leased) =
+    let (raw_lease, leased, raw_lease_cpu) =
         raw::lease_and_mark_sent(&raw_db.url, options.tuning.lease_count).await?;
     if leased != sizes.raw_lease_messages {
         bail!(
@@ -213,7 +221,7 @@ async fn run() -> Result<()> {
     report.push(Scenario::baseline(
         "raw_single_insert",
         format!(
-            "raw limit: single-row INSERTs, {} connections",
+            "raw limit: single-row INSERTs, {} connections; CPU per message: postgres {raw_insert_cpu:.0} µs",
             sizes.clients
         ),
         raw_insert,
@@ -222,7 +230,7 @@ async fn run() -> Result<()> {
     report.push(Scenario::baseline(
         "raw_lease_mark_sent",
         format!(
-            "raw limit: lease {} + mark sent, one worker",
+            "raw limit: lease {} + mark sent, one worker; CPU per message: postgres {raw_lease_cpu:.0} µs",
             options.tuning.lease_count
         ),
         raw_lease,
@@ -282,6 +290,7 @@ async fn herald_scenarios(
         .await?;
     receiver.reset();
     api.set_paused(true).await?;
+    between_scenarios(url).await?;
 
     // 3b. Enqueue, batches of events.
     eprintln!("bench: enqueue via the API, batches…");
@@ -346,6 +355,7 @@ async fn herald_scenarios(
         Target::AtMost(64.0),
     ));
     receiver.reset();
+    between_scenarios(url).await?;
 
     // 4. Latency under a steady offered load.
     eprintln!(
@@ -375,6 +385,7 @@ async fn herald_scenarios(
     // 5. Fan-out: role events to many recipients, one at a time; the median of three.
     eprintln!("bench: fan-out to {} recipients…", sizes.fanout);
     insert_users(url, sizes.fanout, "template-admin").await?;
+    between_scenarios(url).await?;
     let mut took = Vec::new();
     let mut ids = Vec::new();
     for round in 0..3 {
@@ -413,6 +424,17 @@ async fn herald_scenarios(
     ));
 
     server.stop();
+    Ok(())
+}
+
+/// Vacuums the queue between scenarios (see [`raw::vacuum`]).
+async fn between_scenarios(url: &str) -> Result<()> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await?;
+    raw::vacuum(&pool).await?;
+    pool.close().await;
     Ok(())
 }
 

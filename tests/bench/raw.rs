@@ -29,15 +29,24 @@ fn payload(recipient: Uuid, i: usize) -> serde_json::Value {
     })
 }
 
+/// CPU seconds the server process behind `connection` has used so far.
+async fn backend_cpu(connection: &mut PgConnection) -> Result<f64> {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *connection)
+        .await?;
+    Ok(crate::server::cpu_seconds(&pid.to_string()).unwrap_or(0.0))
+}
+
 /// Single-row inserts (autocommit, one statement each) from `clients` connections for
-/// `duration`: rows per second.
-pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Result<f64> {
+/// `duration`: rows per second, and the PostgreSQL backends' CPU microseconds per row.
+pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Result<(f64, f64)> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..clients {
         let url = url.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut connection = PgConnection::connect(&url).await?;
+            let cpu_before = backend_cpu(&mut connection).await?;
             let recipient = Uuid::new_v4();
             let mut rows = 0usize;
             while started.elapsed() < duration {
@@ -61,14 +70,20 @@ pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Re
                 .await?;
                 rows += 1;
             }
-            anyhow::Ok(rows)
+            let cpu = backend_cpu(&mut connection).await? - cpu_before;
+            anyhow::Ok((rows, cpu))
         }));
     }
-    let mut total = 0;
+    let (mut total, mut cpu) = (0, 0.0);
     for task in tasks {
-        total += task.await??;
+        let (rows, used) = task.await??;
+        total += rows;
+        cpu += used;
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok((
+        total as f64 / started.elapsed().as_secs_f64(),
+        cpu * 1e6 / total as f64,
+    ))
 }
 
 /// Empties the queue, then queues `count` pending messages in bulk (setup, not measured).
@@ -102,11 +117,21 @@ pub async fn fill(url: &str, count: usize) -> Result<()> {
     Ok(())
 }
 
+/// `VACUUM ANALYZE messages` between scenarios (setup, not measured): what autovacuum does in
+/// a real deployment, which may be off on the benchmark machine. Without it each scenario would
+/// run over the dead row versions of the ones before.
+pub async fn vacuum(pool: &sqlx::PgPool) -> Result<()> {
+    sqlx::query("VACUUM ANALYZE messages").execute(pool).await?;
+    Ok(())
+}
+
 /// One worker leasing `lease_count` messages at a time with Herald's lease predicate (oldest
 /// first, `FOR UPDATE SKIP LOCKED`, returning what a worker needs: id and payload) and marking
-/// them sent in one statement, until the queue is empty: messages per second.
-pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, usize)> {
+/// them sent in one statement, until the queue is empty: messages per second, how many, and
+/// the backend's CPU microseconds per message.
+pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, usize, f64)> {
     let mut connection = PgConnection::connect(url).await?;
+    let cpu_before = backend_cpu(&mut connection).await?;
     let started = Instant::now();
     let mut done = 0usize;
     loop {
@@ -147,5 +172,10 @@ pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, 
         done += ids.len();
     }
     let elapsed = started.elapsed();
-    Ok((done as f64 / elapsed.as_secs_f64(), done))
+    let cpu = backend_cpu(&mut connection).await? - cpu_before;
+    Ok((
+        done as f64 / elapsed.as_secs_f64(),
+        done,
+        cpu * 1e6 / done.max(1) as f64,
+    ))
 }

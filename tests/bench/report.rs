@@ -185,6 +185,7 @@ impl Report {
             "synchronous_commit": setting("synchronous_commit").await?,
             "shared_buffers": setting("shared_buffers").await?,
             "max_connections": setting("max_connections").await?,
+            "autovacuum": setting("autovacuum").await?,
         });
         let machine = json!({
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -205,13 +206,14 @@ impl Report {
     pub fn machine_line(&self) -> String {
         let m = &self.machine;
         format!(
-            "{} CPUs ({}), {} RAM, PostgreSQL {} (fsync {}, synchronous_commit {}), {} run",
+            "{} CPUs ({}), {} RAM, PostgreSQL {} (fsync {}, synchronous_commit {}, autovacuum {}), {} run",
             m["cpus"],
             m["cpu_model"].as_str().unwrap_or("?"),
             m["memory"].as_str().unwrap_or("?"),
             m["postgres"]["version"].as_str().unwrap_or("?"),
             m["postgres"]["fsync"].as_str().unwrap_or("?"),
             m["postgres"]["synchronous_commit"].as_str().unwrap_or("?"),
+            m["postgres"]["autovacuum"].as_str().unwrap_or("?"),
             if self.quick { "quick" } else { "full" }
         )
     }
