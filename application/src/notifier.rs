@@ -294,13 +294,13 @@ impl Notifier {
     /// lease expires (at least once, never lost).
     pub async fn flush(&mut self) -> Flushed {
         let earlier = self.finish_writing().await;
-        let changes = self.take_buffer();
-        let now = write_back(&self.ports.queue, &*self.metrics, &self.name, changes).await;
+        let changes = std::mem::take(&mut self.buffer);
+        let latest = write_back(&self.ports.queue, &*self.metrics, &self.name, changes).await;
         self.metrics.pending_result_updates(self.buffer.len());
         Flushed {
-            sent: earlier.sent + now.sent,
-            failed: earlier.failed + now.failed,
-            dropped: earlier.dropped + now.dropped,
+            sent: earlier.sent + latest.sent,
+            failed: earlier.failed + latest.failed,
+            dropped: earlier.dropped + latest.dropped,
         }
     }
 
@@ -308,7 +308,7 @@ impl Notifier {
     /// already running (so at most one runs, and a slow database holds the notifier here).
     async fn flush_in_background(&mut self) {
         self.finish_writing().await;
-        let changes = self.take_buffer();
+        let changes = std::mem::take(&mut self.buffer);
         let (queue, metrics, name) = (
             Arc::clone(&self.ports.queue),
             Arc::clone(&self.metrics),
@@ -329,10 +329,6 @@ impl Notifier {
             }),
             None => Flushed::default(),
         }
-    }
-
-    fn take_buffer(&mut self) -> ResultBuffer {
-        std::mem::take(&mut self.buffer)
     }
 
     /// Runs until stopped: a cycle, then — unless the lease came back full — a wait for a

@@ -132,6 +132,11 @@ async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
         h.store.list(&MessageFilter::default()).await.unwrap().len(),
         3
     );
+    assert_eq!(
+        *queue.inserts.lock().unwrap(),
+        [1, 1, 1],
+        "the refused group stored nothing; its good events went in alone"
+    );
 }
 
 #[tokio::test]
