@@ -259,43 +259,45 @@ impl Events {
     /// Concurrent calls are stored together (see [`Group`]); each still gets its own result or
     /// error, exactly as if it had been queued alone.
     pub async fn enqueue(&self, event: Event) -> Result<EnqueueResult, Error> {
-        let (sender, result) = tokio::sync::oneshot::channel();
+        let (sender, mut result) = tokio::sync::oneshot::channel();
         self.group
             .waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((event, sender));
-        {
-            let _leader = self.group.leader.lock().await;
-            // Whoever leads stores everything waiting, its own event or not; an event an
-            // earlier leader took has its result already.
-            let waiting = std::mem::take(
-                &mut *self
-                    .group
-                    .waiting
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
-            if !waiting.is_empty() {
-                // On a task of its own: a caller that goes away (its client hung up) must not
-                // take the other callers' events down with it.
-                let events = self.clone();
-                let stored = tokio::spawn(async move {
-                    let mut waiting = waiting.into_iter().peekable();
-                    while waiting.peek().is_some() {
-                        events
-                            .enqueue_group(waiting.by_ref().take(MAX_GROUP).collect())
-                            .await;
-                    }
-                });
-                let _ = stored.await;
-            }
+        // Either a group that took this event answers it while this caller waits to lead
+        // (it then returns at once, not after every caller queued ahead of it has led), or
+        // this caller leads: it stores everything waiting, its own event included.
+        let leader = tokio::select! {
+            biased;
+            answer = &mut result => return answered(answer),
+            leader = self.group.leader.lock() => leader,
+        };
+        let waiting = std::mem::take(
+            &mut *self
+                .group
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        // Holding the lock means no group is being stored, so this event was either answered
+        // by the group before (nothing left waiting, perhaps) or is in `waiting` now.
+        if !waiting.is_empty() {
+            // On a task of its own: a caller that goes away (its client hung up) must not
+            // take the other callers' events down with it.
+            let events = self.clone();
+            let stored = tokio::spawn(async move {
+                let mut waiting = waiting.into_iter().peekable();
+                while waiting.peek().is_some() {
+                    events
+                        .enqueue_group(waiting.by_ref().take(MAX_GROUP).collect())
+                        .await;
+                }
+            });
+            let _ = stored.await;
         }
-        result.await.unwrap_or_else(|_| {
-            Err(Error::Internal(
-                "the group enqueue ended without a result".to_owned(),
-            ))
-        })
+        drop(leader);
+        answered(result.await)
     }
 
     /// Stores a group of single events as one batch and answers each. A batch is all or
@@ -818,6 +820,18 @@ fn live<'u>(user: &'u User, skipped: &mut Vec<Skipped>) -> Vec<&'u User> {
     } else {
         vec![user]
     }
+}
+
+/// A grouped event's answer; a group that ended without answering (it cannot, short of a
+/// panic) is an internal error.
+fn answered(
+    answer: Result<Result<EnqueueResult, Error>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<EnqueueResult, Error> {
+    answer.unwrap_or_else(|_| {
+        Err(Error::Internal(
+            "the group enqueue ended without a result".to_owned(),
+        ))
+    })
 }
 
 /// Adds the enqueue time to the event's data so events that are never deduplicated differ.

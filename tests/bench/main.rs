@@ -86,6 +86,8 @@ struct Options {
     quick: bool,
     /// Events per batch request, instead of the sizes' default.
     batch_events: Option<usize>,
+    /// Connections for the raw inserts and the API clients, instead of the sizes' default.
+    clients: Option<usize>,
     herald: PathBuf,
     report: PathBuf,
     tuning: Tuning,
@@ -102,6 +104,7 @@ fn options() -> Result<Options> {
     let mut options = Options {
         quick: false,
         batch_events: None,
+        clients: None,
         herald,
         report: PathBuf::from("target/bench/report.json"),
         tuning: Tuning {
@@ -119,6 +122,7 @@ fn options() -> Result<Options> {
             "--report" => options.report = value("--report")?.into(),
             "--lease-count" => options.tuning.lease_count = value("--lease-count")?.parse()?,
             "--batch-events" => options.batch_events = Some(value("--batch-events")?.parse()?),
+            "--clients" => options.clients = Some(value("--clients")?.parse()?),
             "--buffer" => options.tuning.buffer = value("--buffer")?.parse()?,
             "--sync-interval-ms" => {
                 options.tuning.sync_interval_ms = value("--sync-interval-ms")?.parse()?;
@@ -182,6 +186,9 @@ async fn run() -> Result<()> {
     let mut sizes = if options.quick { QUICK } else { FULL };
     if let Some(events) = options.batch_events {
         sizes.batch_events = events;
+    }
+    if let Some(clients) = options.clients {
+        sizes.clients = clients;
     }
     if !options.herald.exists() {
         bail!(

@@ -104,6 +104,47 @@ async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() 
 }
 
 #[tokio::test]
+async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_the_next_group() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let user = h.user("u", &[]).await;
+    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
+    let b = spawn_enqueue(&events, event_for(user.id, "b"));
+    let c = spawn_enqueue(&events, event_for(user.id, "c"));
+    settle().await;
+    queue.release_one();
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    settle().await;
+    assert_eq!(
+        queue.inserts_waiting.load(Ordering::SeqCst),
+        1,
+        "b and c are being stored together"
+    );
+
+    // d arrives while b and c's group is held, so it waits to go in the next group.
+    let d = spawn_enqueue(&events, event_for(user.id, "d"));
+    settle().await;
+    queue.release_one();
+    settle().await;
+    assert_eq!(
+        queue.inserts_waiting.load(Ordering::SeqCst),
+        1,
+        "d's group is held at the gate"
+    );
+    assert!(b.is_finished(), "b was answered");
+    assert!(
+        c.is_finished(),
+        "c was answered with b, without waiting for d's group to be stored"
+    );
+    assert_eq!(b.await.unwrap().unwrap().message_ids.len(), 1);
+    assert_eq!(c.await.unwrap().unwrap().message_ids.len(), 1);
+
+    queue.open();
+    assert_eq!(d.await.unwrap().unwrap().message_ids.len(), 1);
+    assert_eq!(*queue.inserts.lock().unwrap(), [1, 2, 1]);
+}
+
+#[tokio::test]
 async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);

@@ -255,6 +255,11 @@ impl GatedQueue {
         })
     }
 
+    /// Lets one held call through.
+    pub fn release_one(&self) {
+        self.gate.add_permits(1);
+    }
+
     /// Lets everything through from now on.
     pub fn open(&self) {
         self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
@@ -266,7 +271,8 @@ impl GatedQueue {
 
     async fn pass(&self, waiting: &AtomicUsize) {
         waiting.fetch_add(1, Ordering::SeqCst);
-        let _permit = self.gate.acquire().await.unwrap();
+        // Each call uses a permit up, so `release_one` lets exactly one through.
+        self.gate.acquire().await.unwrap().forget();
         waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
