@@ -198,6 +198,12 @@ enum Wanted<'a> {
     },
 }
 
+/// The preferences read for the users events name, before their audiences are known.
+struct NamedPreferences {
+    pairs: HashSet<(UserId, TemplateId)>,
+    stored: Result<HashMap<(UserId, TemplateId), bool>, crate::ports::StoreError>,
+}
+
 /// The first refused event of a batch being planned.
 ///
 /// A batch is planned step by step over all its events (templates, then users, then role
@@ -437,7 +443,14 @@ impl Events {
         }
         let templates = self.templates(&events, &mut refusal).await;
         let wanted = wanted(&events, &templates, &mut refusal);
-        let users = self.users(&wanted, &mut refusal).await;
+        // The preferences of the users the events name are read alongside the users
+        // themselves: the pairs are known before the directory answers.
+        let named = named_pairs(&wanted, &templates, &self.delivery);
+        let (users, named) = tokio::join!(self.users(&wanted), self.lookup_preferences(named));
+        let users = users.unwrap_or_else(|(index, err)| {
+            refusal.refuse(index, err);
+            HashMap::new()
+        });
         let role_holders = self.role_holders(&wanted, &mut refusal).await;
 
         let mut audiences = Vec::with_capacity(refusal.planned(events.len()));
@@ -475,7 +488,7 @@ impl Events {
             });
         }
         let stored = self
-            .stored_preferences(&audiences, &templates, &mut refusal)
+            .stored_preferences(&audiences, &templates, named, &mut refusal)
             .await;
 
         let mut plan = Plan {
@@ -548,39 +561,62 @@ impl Events {
         templates
     }
 
-    /// The stored preferences of every (recipient, template) pair of the planned events, in one
-    /// lookup (none when no event has both recipients and methods).
+    /// The stored preferences of every (recipient, template) pair of the planned events: those
+    /// `named` read already, the rest (role audiences') in one more lookup, if any.
     async fn stored_preferences(
         &self,
         audiences: &[Recipients<'_>],
         templates: &[Arc<Template>],
+        named: NamedPreferences,
         refusal: &mut Refusal,
     ) -> HashMap<(UserId, TemplateId), bool> {
         let mut pairs = Vec::new();
         let mut seen = HashSet::new();
         let mut first_asking = None;
+        let mut first_named = None;
         for (index, audience) in audiences.iter().enumerate() {
             if audience.methods.is_empty() {
                 continue;
             }
             for user in &audience.users {
-                first_asking.get_or_insert(index);
                 let pair = (user.id, templates[index].id);
-                if seen.insert(pair) {
-                    pairs.push(pair);
+                if named.pairs.contains(&pair) {
+                    first_named.get_or_insert(index);
+                } else {
+                    first_asking.get_or_insert(index);
+                    if seen.insert(pair) {
+                        pairs.push(pair);
+                    }
                 }
             }
         }
-        let Some(index) = first_asking else {
-            return HashMap::new();
-        };
-        match self.ports.preferences.lookup(&pairs).await {
-            Ok(stored) => stored,
-            Err(err) => {
+        let mut stored = match (named.stored, first_named) {
+            (Ok(stored), _) => stored,
+            (Err(err), Some(index)) => {
                 refusal.refuse(index, err.into());
                 HashMap::new()
             }
+            // No planned recipient needed what could not be read.
+            (Err(_), None) => HashMap::new(),
+        };
+        if let Some(index) = first_asking {
+            match self.ports.preferences.lookup(&pairs).await {
+                Ok(more) => stored.extend(more),
+                Err(err) => refusal.refuse(index, err.into()),
+            }
         }
+        stored
+    }
+
+    /// The stored preferences of `pairs` (no lookup when there are none).
+    async fn lookup_preferences(&self, pairs: HashSet<(UserId, TemplateId)>) -> NamedPreferences {
+        let stored = if pairs.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            let asked: Vec<_> = pairs.iter().copied().collect();
+            self.ports.preferences.lookup(&asked).await
+        };
+        NamedPreferences { pairs, stored }
     }
 
     async fn template(&self, template: &TemplateRef) -> Result<Template, Error> {
@@ -604,8 +640,8 @@ impl Events {
     }
 
     /// The subjects and initiators the planned events name, read in one call; an event naming
-    /// an unknown user is refused.
-    async fn users(&self, wanted: &[Wanted<'_>], refusal: &mut Refusal) -> HashMap<UserId, User> {
+    /// an unknown user is refused (the error: the first such event's index and why).
+    async fn users(&self, wanted: &[Wanted<'_>]) -> Result<HashMap<UserId, User>, (usize, Error)> {
         let asked: Vec<(usize, &'static str, UserId)> = wanted
             .iter()
             .enumerate()
@@ -615,22 +651,21 @@ impl Events {
             })
             .collect();
         let Some(&(first, _, _)) = asked.first() else {
-            return HashMap::new();
+            return Ok(HashMap::new());
         };
         let mut ids: Vec<UserId> = asked.iter().map(|(_, _, id)| *id).collect();
         let mut seen = HashSet::new();
         ids.retain(|id| seen.insert(*id));
         let users: HashMap<UserId, User> = match self.ports.directory.get_many(&ids).await {
             Ok(users) => users.into_iter().map(|user| (user.id, user)).collect(),
-            Err(err) => {
-                refusal.refuse(first, err.into());
-                return HashMap::new();
-            }
+            Err(err) => return Err((first, err.into())),
         };
-        if let Some(&(index, field, id)) = asked.iter().find(|(_, _, id)| !users.contains_key(id)) {
-            refusal.refuse(index, Error::invalid(field, format!("unknown user {id}")));
+        match asked.iter().find(|(_, _, id)| !users.contains_key(id)) {
+            Some(&(index, field, id)) => {
+                Err((index, Error::invalid(field, format!("unknown user {id}"))))
+            }
+            None => Ok(users),
         }
-        users
     }
 
     /// The live holders of each distinct role audience of the planned events (one directory
@@ -786,6 +821,25 @@ fn wanted<'a>(
         }
     }
     wanted
+}
+
+/// The (user, template) pairs of the users the events name, for events that have methods to
+/// send by.
+fn named_pairs(
+    wanted: &[Wanted<'_>],
+    templates: &[Arc<Template>],
+    delivery: &DeliveryConfig,
+) -> HashSet<(UserId, TemplateId)> {
+    wanted
+        .iter()
+        .zip(templates)
+        .filter_map(|(want, template)| match want {
+            Wanted::User { id, .. } if !delivery.methods_for(template).is_empty() => {
+                Some((*id, template.id))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The recipient of a subject or caller event: none when the subject caused an event that is

@@ -31,6 +31,6 @@ pub use notifier::{Cycle, Flushed, Notifier, NotifierHandle, NotifierPorts};
 pub use preferences::Preferences;
 pub use purge::Purger;
 pub use settings::Settings;
-pub use templates::{TemplateView, Templates};
+pub use templates::{CachedTemplates, TemplateView, Templates};
 pub use tokens::{ApiToken, AuthCache, Tokens};
 pub use users::{UserInput, Users};

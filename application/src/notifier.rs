@@ -441,8 +441,10 @@ impl Notifier {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let users = self.ports.directory.get_many(&recipients).await;
-        let stored = self.ports.preferences.lookup(&pairs).await;
+        let (users, stored) = tokio::join!(
+            self.ports.directory.get_many(&recipients),
+            self.ports.preferences.lookup(&pairs)
+        );
         let live: Option<HashSet<_>> = users
             .map(|users| {
                 users

@@ -2,11 +2,15 @@
 
 use std::sync::Arc;
 
+mod cache;
+
 use herald_domain::{Method, Template, TemplateId, TemplateKind};
 
 use crate::Error;
 use crate::config::DeliveryConfig;
 use crate::ports::TemplateStore;
+
+pub use cache::{CachedTemplates, TEMPLATE_CACHE_TTL};
 
 /// A template as listed, with the method its events actually go out by.
 #[derive(Debug, Clone, PartialEq, Eq)]

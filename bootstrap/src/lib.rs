@@ -21,13 +21,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use herald_application::ports::{
-    Clock, Dispatcher, InboxFeed, PurgeOutcome, SystemClock, TemplateStore as _, UserDirectory,
+    Clock, Dispatcher, InboxFeed, PurgeOutcome, SystemClock, TemplateStore, UserDirectory,
 };
 use herald_application::rendering::Renderer;
+use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    AuthCache, DeliveryConfig, EventPorts, Events, Inbox, Messages, Notifier, NotifierConfig,
-    NotifierHandle, NotifierPorts, Preferences, Purger, Settings, Templates, Tokens, Users,
+    AuthCache, CachedTemplates, DeliveryConfig, EventPorts, Events, Inbox, Messages, Notifier,
+    NotifierConfig, NotifierHandle, NotifierPorts, Preferences, Purger, Settings, Templates,
+    Tokens, Users,
 };
 use herald_domain::{Method, catalogue};
 use herald_inbox::InboxDispatcher;
@@ -319,6 +321,13 @@ impl HeraldBuilder {
         };
         let renderer = Renderer::new(&self.app_name, &self.access_url);
         let clock = self.clock;
+        // One per process, shared by the use cases that read and change templates, so a method
+        // override set on this replica applies to the next event at once.
+        let templates: Arc<dyn TemplateStore> = Arc::new(CachedTemplates::new(
+            store_arc.clone(),
+            clock.clone(),
+            TEMPLATE_CACHE_TTL,
+        ));
 
         let mut dispatchers: Vec<Arc<dyn Dispatcher>> = Vec::new();
         if let Some(smtp) = &self.smtp {
@@ -345,7 +354,7 @@ impl HeraldBuilder {
             EventPorts {
                 directory: directory.clone(),
                 preferences: store_arc.clone(),
-                templates: store_arc.clone(),
+                templates: templates.clone(),
                 queue: store_arc.clone(),
                 wakeup: signals.clone(),
                 clock: clock.clone(),
@@ -386,7 +395,7 @@ impl HeraldBuilder {
         Ok(Herald {
             settings: Settings::new(store_arc.clone(), signals.clone()),
             preferences: Preferences::new(store_arc.clone(), store_arc.clone(), directory.clone()),
-            templates: Templates::new(store_arc.clone(), delivery.clone()),
+            templates: Templates::new(templates, delivery.clone()),
             inbox: Inbox::new(store_arc.clone(), clock.clone()),
             tokens: Tokens::new(
                 store_arc.clone(),

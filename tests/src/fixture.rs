@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use herald_application::CachedTemplates;
 use herald_application::ports::{
-    InboxFeed, InboxStore, MessageQueue, PreferenceStore, SettingsStore, TemplateStore, TokenStore,
-    UserRegistry, Wakeup,
+    InboxFeed, InboxStore, MessageQueue, PreferenceStore, SettingsStore, SystemClock,
+    TemplateStore, TokenStore, UserRegistry, Wakeup,
 };
+use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
 
 use crate::postgres::TestDatabase;
@@ -109,6 +111,19 @@ impl fmt::Debug for PurgeLockHeld {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PurgeLockHeld")
     }
+}
+
+/// A fresh PostgreSQL backend with its templates read through a [`CachedTemplates`], as the
+/// server reads them: the cache must keep the `TemplateStore` contract.
+pub async fn postgres_cached() -> Backend {
+    let mut backend = postgres().await;
+    backend.name = "postgres_cached";
+    backend.templates = Arc::new(CachedTemplates::new(
+        backend.templates.clone(),
+        Arc::new(SystemClock),
+        TEMPLATE_CACHE_TTL,
+    ));
+    backend
 }
 
 /// A fresh in-memory backend: one [`MemoryStore`] behind every storage port.

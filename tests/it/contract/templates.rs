@@ -129,7 +129,7 @@ async fn seeding_adds_templates_it_did_not_hold(backend: Backend) {
 }
 
 herald_tests::contract_suite! {
-    backends: [memory, postgres];
+    backends: [memory, postgres, postgres_cached];
     the_catalogue_is_listed_by_group_then_name,
     a_template_is_found_by_its_name_whatever_the_case,
     a_method_override_is_set_and_cleared_reporting_each_change,

@@ -617,6 +617,8 @@ struct CountedReads {
     directory: AtomicUsize,
     role_audiences: AtomicUsize,
     preferences: AtomicUsize,
+    /// `get_many` answers only once a preference lookup has started (or gives up, failing).
+    directory_waits_for_preferences: bool,
 }
 
 impl CountedReads {
@@ -651,6 +653,18 @@ impl UserDirectory for CountedReads {
 
     async fn get_many(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
         Self::count(&self.directory);
+        if self.directory_waits_for_preferences {
+            let mut turns = 0;
+            while self.preferences.load(Ordering::SeqCst) == 0 {
+                turns += 1;
+                if turns > 1_000 {
+                    return Err(StoreError::Unavailable(
+                        "no preference lookup ran alongside the directory read".into(),
+                    ));
+                }
+                tokio::task::yield_now().await;
+            }
+        }
         UserDirectory::get_many(&self.inner, ids).await
     }
 
@@ -717,19 +731,23 @@ impl ports::TemplateStore for CountedReads {
 /// Enqueueing over the harness's store, its reads counted.
 fn counted_events(h: &Harness) -> (Events, Arc<CountedReads>) {
     let reads = CountedReads::over(h.store.clone());
-    let events = Events::new(
+    (events_reading(h, reads.clone()), reads)
+}
+
+/// Enqueueing over the harness's store, read through `reads`.
+fn events_reading(h: &Harness, reads: Arc<CountedReads>) -> Events {
+    Events::new(
         EventPorts {
             directory: reads.clone(),
             preferences: reads.clone(),
-            templates: reads.clone(),
+            templates: reads,
             queue: Arc::new(h.store.clone()),
             wakeup: h.wakeup.clone(),
             clock: Arc::new(h.clock.clone()),
         },
         webhook_and_inbox(),
         Renderer::new("Herald", ACCESS_URL),
-    );
-    (events, reads)
+    )
 }
 
 #[tokio::test]
@@ -835,6 +853,70 @@ async fn a_batch_reads_each_role_audience_once_and_its_preferences_in_one_lookup
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_preferences_of_named_users_are_read_alongside_the_users() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let reads = Arc::new(CountedReads {
+        inner: h.store.clone(),
+        directory_waits_for_preferences: true,
+        ..CountedReads::default()
+    });
+    let events = events_reading(&h, reads.clone());
+
+    let queued = events
+        .enqueue(event(WORKSPACE_DELETED, Some(user.id)))
+        .await
+        .unwrap();
+
+    assert_eq!(queued.message_ids.len(), 2);
+    assert_eq!(reads.counts(), (1, 1, 0, 1));
+}
+
+#[tokio::test]
+async fn a_batch_of_named_users_and_role_audiences_applies_both_their_preferences() {
+    let h = Harness::new();
+    let subject = h.user("subject", &[]).await;
+    let admin = h.user("admin", &[Role::TemplateAdmin]).await;
+    let quiet_admin = h.user("quiet-admin", &[Role::TemplateAdmin]).await;
+    h.preferences
+        .update(subject.id, BTreeMap::from([(WORKSPACE_DELETED, true)]))
+        .await
+        .unwrap();
+    h.preferences
+        .update(quiet_admin.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .await
+        .unwrap();
+    let (events, reads) = counted_events(&h);
+
+    let results = events
+        .enqueue_batch(vec![
+            event(WORKSPACE_DELETED, Some(subject.id)),
+            event(TEMPLATE_DELETED, None),
+        ])
+        .await
+        .unwrap();
+
+    let disabled = |user: &User| {
+        vec![Skipped {
+            user_id: user.id,
+            reason: SkipReason::Disabled,
+        }]
+    };
+    assert!(results[0].message_ids.is_empty());
+    assert_eq!(results[0].skipped, disabled(&subject));
+    assert_eq!(results[1].skipped, disabled(&quiet_admin));
+    assert_eq!(results[1].message_ids.len(), 2, "webhook and inbox");
+    for id in &results[1].message_ids {
+        assert_eq!(h.message(*id).await.recipient, admin.id);
+    }
+    assert_eq!(
+        reads.counts(),
+        (2, 1, 1, 2),
+        "the named users' preferences with the directory read, the role audience's after it"
+    );
 }
 
 /// The field a refused batch names.

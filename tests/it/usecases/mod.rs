@@ -6,4 +6,5 @@ mod metrics;
 mod notifier;
 mod services;
 mod support;
+mod template_cache;
 mod tokens;
