@@ -149,15 +149,21 @@ pub struct Events {
     group: Arc<Group>,
 }
 
-/// Group enqueue: single events that arrive while an enqueue is running wait for it and are
+/// Group enqueue: single events that arrive while a group is being stored wait for it and are
 /// then planned and stored together, as one batch: one read per kind of lookup and one insert
 /// (one commit, one wake-up) for all of them instead of one each. An event that arrives when
 /// nothing runs goes at once, alone, so grouping never adds a wait of its own.
+///
+/// The caller that finds no group running leads: a task of its own stores everything waiting,
+/// group after group, until nothing is left waiting; the callers answered meanwhile return at
+/// once. An event whose caller went away before any group took it is dropped unstored (its
+/// caller was never answered); once taken, it is stored whatever its caller does.
 #[derive(Debug, Default)]
 struct Group {
     waiting: std::sync::Mutex<Vec<Waiting>>,
-    /// Held by the caller storing a group; the others wait here, their events in `waiting`.
-    leader: tokio::sync::Mutex<()>,
+    /// Held by the task storing groups; a caller that gets it with its event still waiting
+    /// starts that task.
+    leader: Arc<tokio::sync::Mutex<()>>,
 }
 
 type Waiting = (
@@ -271,39 +277,46 @@ impl Events {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((event, sender));
-        // Either a group that took this event answers it while this caller waits to lead
-        // (it then returns at once, not after every caller queued ahead of it has led), or
-        // this caller leads: it stores everything waiting, its own event included.
+        // Either a group takes this event and answers it while this caller waits to lead, or
+        // this caller leads, its own event still waiting.
         let leader = tokio::select! {
             biased;
             answer = &mut result => return answered(answer),
-            leader = self.group.leader.lock() => leader,
+            leader = Arc::clone(&self.group.leader).lock_owned() => leader,
         };
-        let waiting = std::mem::take(
+        let waiting = self.take_waiting();
+        if !waiting.is_empty() {
+            // On a task of its own: a caller that goes away (its client hung up) must not
+            // take the other callers' events down with it.
+            let events = self.clone();
+            tokio::spawn(async move {
+                let mut waiting = waiting;
+                while !waiting.is_empty() {
+                    let mut groups = waiting.into_iter().peekable();
+                    while groups.peek().is_some() {
+                        events
+                            .enqueue_group(groups.by_ref().take(MAX_GROUP).collect())
+                            .await;
+                    }
+                    waiting = events.take_waiting();
+                }
+                drop(leader);
+            });
+        }
+        answered(result.await)
+    }
+
+    /// Every event waiting to be stored whose caller still waits for it.
+    fn take_waiting(&self) -> Vec<Waiting> {
+        let mut waiting = std::mem::take(
             &mut *self
                 .group
                 .waiting
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        // Holding the lock means no group is being stored, so this event was either answered
-        // by the group before (nothing left waiting, perhaps) or is in `waiting` now.
-        if !waiting.is_empty() {
-            // On a task of its own: a caller that goes away (its client hung up) must not
-            // take the other callers' events down with it.
-            let events = self.clone();
-            let stored = tokio::spawn(async move {
-                let mut waiting = waiting.into_iter().peekable();
-                while waiting.peek().is_some() {
-                    events
-                        .enqueue_group(waiting.by_ref().take(MAX_GROUP).collect())
-                        .await;
-                }
-            });
-            let _ = stored.await;
-        }
-        drop(leader);
-        answered(result.await)
+        waiting.retain(|(_, answer)| !answer.is_closed());
+        waiting
     }
 
     /// Stores a group of single events as one batch and answers each. A batch is all or

@@ -145,6 +145,36 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
 }
 
 #[tokio::test]
+async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let user = h.user("u", &[]).await;
+    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
+    let gone = spawn_enqueue(&events, event_for(user.id, "gone"));
+    let stays = spawn_enqueue(&events, event_for(user.id, "stays"));
+    settle().await;
+
+    // Its client hangs up while the group before is being stored: it was never answered.
+    gone.abort();
+    settle().await;
+    queue.open();
+
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    assert_eq!(stays.await.unwrap().unwrap().message_ids.len(), 1);
+    settle().await;
+    assert_eq!(*queue.inserts.lock().unwrap(), [1, 1]);
+    let stored: Vec<String> = h
+        .store
+        .list(&MessageFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.payload.labels["name"].clone())
+        .collect();
+    assert!(!stored.contains(&"gone".to_owned()), "stored: {stored:?}");
+}
+
+#[tokio::test]
 async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);
