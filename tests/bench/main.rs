@@ -61,7 +61,7 @@ struct Sizes {
 }
 
 const FULL: Sizes = Sizes {
-    clients: 4,
+    clients: 16,
     raw_insert_for: Duration::from_secs(10),
     raw_lease_messages: 50_000,
     api_for: Duration::from_secs(10),
