@@ -6,10 +6,9 @@
 //! (`contract::users::postgres::name`). A backend is a function of this module
 //! (`pub async fn postgres() -> Backend`) giving ports over a fresh store.
 //!
-//! Which suites run on PostgreSQL: those whose port [`herald_postgres::PgStore`] implements —
-//! users, preferences, templates, settings, inbox, tokens. Each suite lists its backends where it calls
-//! [`contract_suite!`](crate::contract_suite); the others (queue, inbox feed, wake-up)
-//! list `memory` only until their PostgreSQL adapter lands.
+//! Every suite runs on `memory` and `postgres`, and lists its backends where it calls
+//! [`contract_suite!`](crate::contract_suite); the template suite also runs on
+//! `postgres_cached` (PostgreSQL read through the server's template cache).
 
 use std::fmt;
 use std::future::Future;
