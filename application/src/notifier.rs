@@ -28,6 +28,11 @@ pub const REASON_DISABLED: &str = "inhibited: the recipient disabled this notifi
 /// The template label of metrics about messages whose template no longer exists.
 pub const UNKNOWN_TEMPLATE: &str = "unknown";
 
+/// While the pause switch is on, how often at most a wake-up makes the notifier read the switch
+/// again. Every enqueue wakes the notifiers; a paused one would otherwise read the switch once
+/// per enqueue. Turning the switch off wakes the notifiers too, so they resume within this.
+pub const PAUSED_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The ports a notifier drives.
 #[derive(Debug, Clone)]
 pub struct NotifierPorts {
@@ -338,10 +343,18 @@ impl Notifier {
         tracing::info!(notifier = %self.name, "notifications: notifier started");
         let sync_every = self.config.store_sync_interval;
         let mut last_flush = Instant::now();
+        // When the last cycle found the switch on: a wake-up before then waits until then.
+        let mut paused_until: Option<Instant> = None;
         'run: while !*stop.borrow() {
             let full = match self.run_cycle().await {
-                Ok(Cycle::Dispatched(count)) => count >= self.config.lease_count,
-                Ok(Cycle::Paused) => false,
+                Ok(Cycle::Dispatched(count)) => {
+                    paused_until = None;
+                    count >= self.config.lease_count
+                }
+                Ok(Cycle::Paused) => {
+                    paused_until = Some(Instant::now() + PAUSED_RECHECK_INTERVAL);
+                    false
+                }
                 Err(err) => {
                     tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
                     false
@@ -364,7 +377,20 @@ impl Notifier {
                             break 'run;
                         }
                     }
-                    () = self.wakeup.wait() => break,
+                    () = self.wakeup.wait() => {
+                        if let Some(until) = paused_until {
+                            // Paused: read the switch again no sooner than planned.
+                            tokio::select! {
+                                changed = stop.changed() => {
+                                    if changed.is_err() || *stop.borrow() {
+                                        break 'run;
+                                    }
+                                }
+                                () = tokio::time::sleep_until(until) => {}
+                            }
+                        }
+                        break;
+                    }
                     () = &mut poll => break,
                     () = tokio::time::sleep_until(next_flush), if self.buffer.len() > 0 => {
                         self.flush().await;

@@ -702,3 +702,84 @@ async fn templates_are_read_once_not_on_every_cycle() {
     assert_eq!(webhook.delivered().len(), 3);
     assert_eq!(counting.lists.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// The harness's settings, counting how often the pause switch is read.
+#[derive(Debug)]
+struct CountedSwitch {
+    inner: herald_memory::MemoryStore,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountedSwitch {
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl herald_application::ports::SettingsStore for CountedSwitch {
+    async fn notifier_paused(&self) -> Result<bool, herald_application::ports::StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.notifier_paused().await
+    }
+
+    async fn set_notifier_paused(
+        &self,
+        paused: bool,
+    ) -> Result<bool, herald_application::ports::StoreError> {
+        self.inner.set_notifier_paused(paused).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_notifier_reads_the_switch_at_most_once_per_recheck_interval_and_resumes_within_it()
+ {
+    use herald_application::notifier::PAUSED_RECHECK_INTERVAL;
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let switch = Arc::new(CountedSwitch {
+        inner: h.store.clone(),
+        reads: Default::default(),
+    });
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let notifier = herald_application::Notifier::new(
+        "test-notifier",
+        quiet_config(),
+        herald_application::NotifierPorts {
+            settings: switch.clone(),
+            ..h.notifier_ports(Arc::new(h.store.clone()))
+        },
+        as_dispatchers(&webhook),
+        herald_application::rendering::Renderer::new("Herald", super::support::ACCESS_URL),
+        herald_application::ports::Wakeup::subscribe(&*h.wakeup),
+    )
+    .unwrap();
+    h.settings.set_notifier_paused(true).await.unwrap();
+    let handle = notifier.spawn();
+    settle().await;
+    assert_eq!(switch.reads(), 1, "the first cycle found the switch on");
+
+    // Every enqueue wakes the notifier; while paused it does not read the switch each time.
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{n}")).await);
+        settle().await;
+    }
+    assert_eq!(switch.reads(), 1);
+    tokio::time::advance(PAUSED_RECHECK_INTERVAL).await;
+    settle().await;
+    assert_eq!(
+        switch.reads(),
+        2,
+        "one read for all the wake-ups of the interval"
+    );
+    assert!(webhook.delivered().is_empty());
+
+    // Turning the switch off wakes the notifier: it resumes within the interval.
+    h.settings.set_notifier_paused(false).await.unwrap();
+    settle().await;
+    tokio::time::advance(PAUSED_RECHECK_INTERVAL).await;
+    settle().await;
+    assert_eq!(webhook.delivered_ids(), ids);
+    handle.stop().await;
+}
