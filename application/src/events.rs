@@ -458,7 +458,11 @@ impl Events {
         let wanted = wanted(&events, &templates, &mut refusal);
         // The preferences of the users the events name are read alongside the users
         // themselves: the pairs are known before the directory answers.
-        let named = named_pairs(&wanted, &templates, &self.delivery);
+        let mut methods: Vec<Vec<Method>> = templates
+            .iter()
+            .map(|template| self.delivery.methods_for(template))
+            .collect();
+        let named = named_pairs(&wanted, &templates, &methods);
         let (users, named) = tokio::join!(self.users(&wanted), self.lookup_preferences(named));
         let users = users.unwrap_or_else(|(index, err)| {
             refusal.refuse(index, err);
@@ -496,7 +500,7 @@ impl Events {
             };
             audiences.push(Recipients {
                 users,
-                methods: self.delivery.methods_for(template),
+                methods: std::mem::take(&mut methods[index]),
                 skipped,
             });
         }
@@ -837,19 +841,17 @@ fn wanted<'a>(
 }
 
 /// The (user, template) pairs of the users the events name, for events that have methods to
-/// send by.
+/// send by (`methods`, per event).
 fn named_pairs(
     wanted: &[Wanted<'_>],
     templates: &[Arc<Template>],
-    delivery: &DeliveryConfig,
+    methods: &[Vec<Method>],
 ) -> HashSet<(UserId, TemplateId)> {
     wanted
         .iter()
-        .zip(templates)
-        .filter_map(|(want, template)| match want {
-            Wanted::User { id, .. } if !delivery.methods_for(template).is_empty() => {
-                Some((*id, template.id))
-            }
+        .zip(templates.iter().zip(methods))
+        .filter_map(|(want, (template, methods))| match want {
+            Wanted::User { id, .. } if !methods.is_empty() => Some((*id, template.id)),
             _ => None,
         })
         .collect()

@@ -369,6 +369,8 @@ impl Notifier {
             }
             let poll = tokio::time::sleep(self.config.fetch_interval);
             tokio::pin!(poll);
+            // Paused and woken: the next cycle waits for `paused_until`.
+            let mut woken_while_paused = false;
             loop {
                 let next_flush = last_flush + sync_every;
                 tokio::select! {
@@ -377,20 +379,12 @@ impl Notifier {
                             break 'run;
                         }
                     }
-                    () = self.wakeup.wait() => {
-                        if let Some(until) = paused_until {
-                            // Paused: read the switch again no sooner than planned.
-                            tokio::select! {
-                                changed = stop.changed() => {
-                                    if changed.is_err() || *stop.borrow() {
-                                        break 'run;
-                                    }
-                                }
-                                () = tokio::time::sleep_until(until) => {}
-                            }
-                        }
-                        break;
-                    }
+                    () = self.wakeup.wait() => match paused_until {
+                        Some(_) => woken_while_paused = true,
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(paused_until.unwrap_or_else(Instant::now)),
+                        if woken_while_paused => break,
                     () = &mut poll => break,
                     () = tokio::time::sleep_until(next_flush), if self.buffer.len() > 0 => {
                         self.flush().await;

@@ -115,20 +115,16 @@ impl DedupeBasis {
         out.push_str(&self.version);
         out.push(',');
         write_key("actions", &mut out);
-        out.push('[');
-        for (i, action) in payload.actions.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
+        write_seq(&mut out, '[', &payload.actions, ']', |action, out| {
             out.push('{');
-            write_key("label", &mut out);
-            write_string(&action.label, &mut out);
+            write_key("label", out);
+            write_string(&action.label, out);
             out.push(',');
-            write_key("url", &mut out);
-            write_string(&action.url, &mut out);
+            write_key("url", out);
+            write_string(&action.url, out);
             out.push('}');
-        }
-        out.push_str("],");
+        });
+        out.push(',');
         out.push_str(&self.event_fields);
         for (key, value) in [
             ("user_email", payload.user_email.as_str()),
@@ -156,16 +152,12 @@ fn event_fields(payload: &Payload) -> String {
     }
     out.push(',');
     write_key("labels", &mut out);
-    out.push('{');
     // A `BTreeMap` iterates in sorted key order already.
-    for (i, (key, value)) in payload.labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_key(key, &mut out);
-        write_string(value, &mut out);
-    }
-    out.push_str("},");
+    write_seq(&mut out, '{', &payload.labels, '}', |(key, value), out| {
+        write_key(key, out);
+        write_string(value, out);
+    });
+    out.push(',');
     write_key("notification_name", &mut out);
     write_string(&payload.notification_name, &mut out);
     out.push(',');
@@ -173,15 +165,28 @@ fn event_fields(payload: &Payload) -> String {
     write_string(&payload.notification_template_id.to_string(), &mut out);
     out.push(',');
     write_key("targets", &mut out);
-    out.push('[');
-    for (i, target) in payload.targets.iter().enumerate() {
+    write_seq(&mut out, '[', &payload.targets, ']', |target, out| {
+        write_string(&target.to_string(), out);
+    });
+    out
+}
+
+/// `open`, the items (each written by `write`) separated by commas, `close`.
+fn write_seq<T>(
+    out: &mut String,
+    open: char,
+    items: impl IntoIterator<Item = T>,
+    close: char,
+    mut write: impl FnMut(T, &mut String),
+) {
+    out.push(open);
+    for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_string(&target.to_string(), &mut out);
+        write(item, out);
     }
-    out.push(']');
-    out
+    out.push(close);
 }
 
 /// `"key":`
@@ -207,26 +212,12 @@ fn write_canonical(value: &Value, out: &mut String) {
         Value::Object(map) => {
             let mut keys: Vec<_> = map.keys().collect();
             keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            write_seq(out, '{', keys, '}', |key, out| {
                 write_key(key, out);
                 write_canonical(&map[key], out);
-            }
-            out.push('}');
+            });
         }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
+        Value::Array(items) => write_seq(out, '[', items, ']', write_canonical),
         scalar => out.push_str(&scalar.to_string()),
     }
 }

@@ -63,8 +63,7 @@ impl CachedTemplates {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached catalogue's answer, if it is fresh: `Some(Some(template))` when it holds
-    /// one, `Some(None)` when it does not, `None` when there is no fresh catalogue.
+    /// `answer` from the cached catalogue, if it is fresh (`None` when there is none).
     fn cached<T>(&self, answer: impl FnOnce(&Catalogue) -> T) -> Option<T> {
         let now = self.clock.now();
         let state = self.lock();
@@ -93,6 +92,17 @@ impl CachedTemplates {
         Ok(())
     }
 
+    /// What `find` picks from a fresh catalogue (read again first if it is stale).
+    async fn find_in_catalogue(
+        &self,
+        find: impl FnOnce(&Catalogue) -> Option<Template>,
+    ) -> Result<Option<Template>, StoreError> {
+        if self.cached(|_| ()).is_none() {
+            self.refresh().await?;
+        }
+        Ok(self.cached(find).flatten())
+    }
+
     fn forget(&self) {
         let mut state = self.lock();
         state.catalogue = None;
@@ -113,30 +123,26 @@ impl TemplateStore for CachedTemplates {
     }
 
     async fn get(&self, id: TemplateId) -> Result<Option<Template>, StoreError> {
-        if self.cached(|_| ()).is_none() {
-            self.refresh().await?;
-        }
-        match self.cached(|catalogue| catalogue.by_id.get(&id).cloned()) {
-            Some(Some(template)) => Ok(Some(template)),
-            _ => self.store.get(id).await,
+        match self
+            .find_in_catalogue(|catalogue| catalogue.by_id.get(&id).cloned())
+            .await?
+        {
+            Some(template) => Ok(Some(template)),
+            None => self.store.get(id).await,
         }
     }
 
     async fn find_by_name(&self, name: &str) -> Result<Option<Template>, StoreError> {
-        if self.cached(|_| ()).is_none() {
-            self.refresh().await?;
-        }
         let key = name.to_lowercase();
-        let found = self.cached(|catalogue| {
-            catalogue
-                .by_name
-                .get(&key)
-                .and_then(|id| catalogue.by_id.get(id))
-                .cloned()
-        });
+        let found = self
+            .find_in_catalogue(|catalogue| {
+                let id = catalogue.by_name.get(&key)?;
+                catalogue.by_id.get(id).cloned()
+            })
+            .await?;
         match found {
-            Some(Some(template)) => Ok(Some(template)),
-            _ => self.store.find_by_name(name).await,
+            Some(template) => Ok(Some(template)),
+            None => self.store.find_by_name(name).await,
         }
     }
 

@@ -20,14 +20,36 @@ use uuid::Uuid;
 use super::support::Harness;
 
 /// The token and user stores, counting the calls authentication makes:
-/// `TokenStore::find_user` and `UserDirectory::get`.
+/// `TokenStore::find_user` and `UserDirectory::get`. A holding one makes each `find_user` read,
+/// then wait to be let through (a lookup in flight).
 #[derive(Debug)]
 struct CountingStore {
     inner: MemoryStore,
     calls: AtomicUsize,
+    holds_lookups: bool,
+    looked_up: Semaphore,
+    release: Semaphore,
 }
 
 impl CountingStore {
+    fn over(inner: MemoryStore) -> Arc<Self> {
+        Self::new(inner, false)
+    }
+
+    fn holding_lookups(inner: MemoryStore) -> Arc<Self> {
+        Self::new(inner, true)
+    }
+
+    fn new(inner: MemoryStore, holds_lookups: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            calls: AtomicUsize::new(0),
+            holds_lookups,
+            looked_up: Semaphore::new(0),
+            release: Semaphore::new(0),
+        })
+    }
+
     /// The calls since the last time this was asked.
     fn take_calls(&self) -> usize {
         self.calls.swap(0, Ordering::SeqCst)
@@ -46,7 +68,12 @@ impl TokenStore for CountingStore {
         now: DateTime<Utc>,
     ) -> Result<Option<UserId>, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_user(hash, now).await
+        let found = self.inner.find_user(hash, now).await;
+        if self.holds_lookups {
+            self.looked_up.add_permits(1);
+            self.release.acquire().await.unwrap().forget();
+        }
+        found
     }
 
     async fn revoke_all(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -72,10 +99,7 @@ impl UserDirectory for CountingStore {
 
 /// `Tokens` over the harness's store (counted) and clock, with `cache`.
 fn tokens_with(h: &Harness, cache: AuthCache) -> (Tokens, Arc<CountingStore>) {
-    let store = Arc::new(CountingStore {
-        inner: h.store.clone(),
-        calls: AtomicUsize::new(0),
-    });
+    let store = CountingStore::over(h.store.clone());
     let tokens = Tokens::new(
         store.clone(),
         store.clone(),
@@ -269,44 +293,10 @@ async fn a_full_cache_of_live_entries_is_emptied_before_taking_another() {
     assert_eq!(store.take_calls(), 2, "the older ones were dropped");
 }
 
-/// A token store whose `find_user` reads, then waits to be let through: a lookup in flight.
-#[derive(Debug)]
-struct HeldLookups {
-    inner: MemoryStore,
-    looked_up: Semaphore,
-    release: Semaphore,
-}
-
-#[async_trait]
-impl TokenStore for HeldLookups {
-    async fn insert(&self, token: &NewToken) -> Result<(), StoreError> {
-        self.inner.insert(token).await
-    }
-
-    async fn find_user(
-        &self,
-        hash: &TokenHash,
-        now: DateTime<Utc>,
-    ) -> Result<Option<UserId>, StoreError> {
-        let found = self.inner.find_user(hash, now).await;
-        self.looked_up.add_permits(1);
-        self.release.acquire().await.unwrap().forget();
-        found
-    }
-
-    async fn revoke_all(&self, user: UserId, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.revoke_all(user, now).await
-    }
-}
-
 #[tokio::test]
 async fn an_authentication_racing_a_revocation_is_not_cached() {
     let h = Harness::new();
-    let store = Arc::new(HeldLookups {
-        inner: h.store.clone(),
-        looked_up: Semaphore::new(0),
-        release: Semaphore::new(0),
-    });
+    let store = CountingStore::holding_lookups(h.store.clone());
     let tokens = Tokens::new(
         store.clone(),
         Arc::new(h.store.clone()),
