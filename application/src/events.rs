@@ -779,7 +779,7 @@ impl Events {
                 .as_ref()
                 .map(|basis| basis.hashes(user.id, &payload, methods).into_iter());
             let mut row = |method: Method, payload: Payload| NewMessage {
-                id: MessageId::random(),
+                id: MessageId::time_ordered(),
                 template_id: template.id,
                 recipient: user.id,
                 method,

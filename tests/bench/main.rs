@@ -361,6 +361,23 @@ async fn herald_scenarios(
         "MiB",
         Target::AtMost(64.0),
     ));
+    // 2b. The delivery side's own limit: the same number of plain POSTs of the drain's mean
+    // body size to the same receiver, as many in flight as a lease returns; no database.
+    let body_bytes = receiver.mean_body_bytes();
+    receiver.reset();
+    eprintln!("bench: raw webhook POSTs ({body_bytes}-byte bodies)…");
+    let (raw_posts, raw_posts_cpu) =
+        raw::webhook_posts(&receiver, ids.len(), options.tuning.lease_count, body_bytes).await?;
+    report.push(Scenario::baseline(
+        "raw_webhook_posts",
+        format!(
+            "raw limit: {} plain HTTP POSTs of {body_bytes} bytes to the receiver, {} at a time, no database; CPU per message: receiver+clients {raw_posts_cpu:.0} µs",
+            ids.len(),
+            options.tuning.lease_count
+        ),
+        raw_posts,
+        "messages/s",
+    ));
     receiver.reset();
     between_scenarios(url).await?;
 

@@ -1,5 +1,6 @@
-//! The raw limit: Herald's own `messages` table driven by plain SQL, with no dispatch. This is
-//! the ceiling the database gives on this machine, measured in the same run as Herald.
+//! The raw limits: Herald's own `messages` table driven by plain SQL, with no dispatch (the
+//! ceiling the database gives on this machine), and plain HTTP POSTs to the receiver with no
+//! database (the ceiling of the delivery side alone), measured in the same run as Herald.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, PgConnection};
 use uuid::Uuid;
 
+use crate::receiver::Receiver;
 use crate::workspace_deleted;
 
 /// A payload of the size Herald stores for a workspace-deleted message.
@@ -178,4 +180,50 @@ pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, 
         done,
         cpu * 1e6 / done.max(1) as f64,
     ))
+}
+
+/// The delivery side's limit: `count` plain POSTs of `body_bytes` bytes each (a JSON object)
+/// to the receiver, with an `X-Message-Id` each, `in_flight` at a time and batch after batch as
+/// the notifier dispatches what one lease returned, over one keep-alive client built as the
+/// webhook dispatcher's is; no database. Every POST must arrive exactly once. Returns messages
+/// per second (to the last arrival) and this process's CPU microseconds per message (the
+/// client and the receiver together).
+pub async fn webhook_posts(
+    receiver: &Receiver,
+    count: usize,
+    in_flight: usize,
+    body_bytes: usize,
+) -> Result<(f64, f64)> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let body = format!(
+        r#"{{"pad":"{}"}}"#,
+        "x".repeat(body_bytes.saturating_sub(10))
+    );
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+    let cpu_before = crate::server::cpu_seconds("self").unwrap_or(0.0);
+    let started = Instant::now();
+    for batch in ids.chunks(in_flight.max(1)) {
+        let mut posts = tokio::task::JoinSet::new();
+        for id in batch {
+            let request = client
+                .post(&receiver.url)
+                .header("content-type", "application/json")
+                .header("x-message-id", id.to_string())
+                .body(body.clone());
+            posts.spawn(async move { request.send().await?.error_for_status().map(drop) });
+        }
+        while let Some(posted) = posts.join_next().await {
+            posted??;
+        }
+    }
+    let arrivals = receiver
+        .expect_exactly(&ids, Duration::from_secs(120))
+        .await?;
+    let last = arrivals.iter().max().copied().unwrap_or(started);
+    let rate = count as f64 / last.duration_since(started).as_secs_f64();
+    let cpu = (crate::server::cpu_seconds("self").unwrap_or(0.0) - cpu_before) * 1e6 / count as f64;
+    Ok((rate, cpu))
 }

@@ -1,6 +1,6 @@
 //! The webhook receiver the drain and latency scenarios deliver to: an HTTP/1.1 server with
 //! keep-alive that answers 200 and records, per message id, when it first arrived and how many
-//! times it came.
+//! times it came (and how large the bodies were).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -19,6 +20,8 @@ struct Seen {
     first: HashMap<Uuid, Instant>,
     repeats: usize,
     unreadable: usize,
+    body_bytes: usize,
+    requests: usize,
 }
 
 /// A running receiver; it stops with the process.
@@ -28,13 +31,15 @@ pub struct Receiver {
     seen: Arc<Mutex<Seen>>,
 }
 
-async fn hook(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap) -> StatusCode {
+async fn hook(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let now = Instant::now();
     let id = headers
         .get("x-message-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Uuid::parse_str(v).ok());
     let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    seen.requests += 1;
+    seen.body_bytes += body.len();
     match id {
         Some(id) => {
             if seen.first.insert(id, now).is_some() {
@@ -74,6 +79,12 @@ impl Receiver {
     /// Forgets everything received so far (between scenarios).
     pub fn reset(&self) {
         *self.lock() = Seen::default();
+    }
+
+    /// The mean size of the request bodies received since the last reset.
+    pub fn mean_body_bytes(&self) -> usize {
+        let seen = self.lock();
+        seen.body_bytes.checked_div(seen.requests).unwrap_or(0)
     }
 
     /// How many distinct messages arrived.
