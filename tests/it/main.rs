@@ -7,5 +7,6 @@ mod architecture;
 mod contract;
 mod delivery;
 mod http;
+mod postgres_pool;
 mod replicas;
 mod usecases;

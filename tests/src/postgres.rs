@@ -116,12 +116,27 @@ impl TestDatabase {
     pub async fn replica(&self) -> PgStore {
         connect(&self.name).await
     }
+
+    /// A URL for this database, as a server would be given it.
+    pub fn url(&self) -> String {
+        admin_options()
+            .clone()
+            .database(&self.name)
+            .to_url_lossy()
+            .to_string()
+    }
 }
 
+/// The tests' pools plan statements as [`PgStore::connect`]'s do.
 async fn connect(name: &str) -> PgStore {
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .connect_with(admin_options().clone().database(name))
+        .connect_with(
+            admin_options()
+                .clone()
+                .database(name)
+                .options([("plan_cache_mode", "force_generic_plan")]),
+        )
         .await;
     match pool {
         Ok(pool) => PgStore::from_pool(pool),
