@@ -23,7 +23,8 @@ pub mod users;
 pub use config::{ConfigError, DeliveryConfig, NotifierConfig};
 pub use error::Error;
 pub use events::{
-    CustomContent, EnqueueResult, Event, EventPorts, Events, SkipReason, Skipped, TemplateRef,
+    CustomContent, EnqueueResult, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE, SkipReason,
+    Skipped, TemplateRef,
 };
 pub use inbox::{Inbox, InboxFilter, InboxPage};
 pub use messages::Messages;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use herald_application::ports::{MessageFilter, MessageQueue as _};
 use herald_application::rendering::Renderer;
-use herald_application::{Error, Event, EventPorts, Events};
+use herald_application::{Error, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE};
 use herald_domain::UserId;
 use herald_domain::catalogue::WORKSPACE_DELETED;
 
@@ -234,4 +234,39 @@ async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
         4,
         "the leader's own event was stored too"
     );
+}
+
+#[tokio::test]
+async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let user = h.user("u", &[]).await;
+    let batches: Vec<_> = (0..MAX_BATCHES_AT_ONCE + 2)
+        .map(|n| {
+            let events = events.clone();
+            let event = event_for(user.id, &format!("batch-{n}"));
+            tokio::spawn(async move { events.enqueue_batch(vec![event]).await })
+        })
+        .collect();
+    settle().await;
+    assert_eq!(
+        queue.inserts_waiting.load(Ordering::SeqCst),
+        MAX_BATCHES_AT_ONCE,
+        "the other two wait before they are planned"
+    );
+
+    queue.release_one();
+    settle().await;
+    assert_eq!(
+        queue.inserts_waiting.load(Ordering::SeqCst),
+        MAX_BATCHES_AT_ONCE,
+        "one was stored and the next took its place"
+    );
+    assert_eq!(queue.inserts.lock().unwrap().len(), 1);
+
+    queue.open();
+    for batch in batches {
+        assert_eq!(batch.await.unwrap().unwrap()[0].message_ids.len(), 1);
+    }
+    assert_eq!(queue.inserts.lock().unwrap().len(), MAX_BATCHES_AT_ONCE + 2);
 }
