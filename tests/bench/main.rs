@@ -324,8 +324,7 @@ async fn herald_scenarios(
     let arrivals = receiver
         .expect_exactly(&ids, Duration::from_secs(300))
         .await?;
-    let last = arrivals.iter().max().copied().unwrap_or(started);
-    let drain = ids.len() as f64 / last.duration_since(started).as_secs_f64();
+    let drain = Receiver::rate_since(started, &arrivals);
     let peak = server.peak_rss()?;
     wait_all_sent(url, &ids).await?;
     let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());

@@ -222,8 +222,7 @@ pub async fn webhook_posts(
     let arrivals = receiver
         .expect_exactly(&ids, Duration::from_secs(120))
         .await?;
-    let last = arrivals.iter().max().copied().unwrap_or(started);
-    let rate = count as f64 / last.duration_since(started).as_secs_f64();
+    let rate = Receiver::rate_since(started, &arrivals);
     let cpu = (crate::server::cpu_seconds("self").unwrap_or(0.0) - cpu_before) * 1e6 / count as f64;
     Ok((rate, cpu))
 }

@@ -92,6 +92,12 @@ impl Receiver {
         self.lock().first.len()
     }
 
+    /// Messages per second from `started` to the last of `arrivals`.
+    pub fn rate_since(started: Instant, arrivals: &[Instant]) -> f64 {
+        let last = arrivals.iter().max().copied().unwrap_or(started);
+        arrivals.len() as f64 / last.duration_since(started).as_secs_f64()
+    }
+
     /// Waits until every one of `expected` arrived, then checks that each came exactly once
     /// and nothing else came. Returns when each first arrived, in `expected`'s order.
     pub async fn expect_exactly(

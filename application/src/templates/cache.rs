@@ -48,7 +48,7 @@ struct Catalogue {
 }
 
 impl CachedTemplates {
-    /// Caches `store`'s catalogue for `ttl` (a zero `ttl` caches nothing).
+    /// Caches `store`'s catalogue for `ttl` (with a zero `ttl`, every read asks the store).
     pub fn new(store: Arc<dyn TemplateStore>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
         Self {
             store,
@@ -79,7 +79,7 @@ impl CachedTemplates {
         let read_at = self.clock.now();
         let templates = self.store.list().await?;
         let mut state = self.lock();
-        if state.generation == generation && !self.ttl.is_zero() {
+        if state.generation == generation {
             state.catalogue = Some(Catalogue {
                 by_name: templates
                     .iter()
