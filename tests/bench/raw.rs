@@ -196,7 +196,7 @@ pub async fn webhook_posts(
 ) -> Result<(f64, f64)> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(herald_webhook::IDLE_CONNECTION_TIMEOUT)
         .build()?;
     let body = format!(
         r#"{{"pad":"{}"}}"#,

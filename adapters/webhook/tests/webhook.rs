@@ -284,8 +284,11 @@ async fn an_unparsable_endpoint_is_permanent() {
 }
 
 /// A bare HTTP/1.1 receiver that answers 200 to every request and counts the TCP
-/// connections it accepted.
-async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+/// connections it accepted. With `answer_together` set, it holds each answer until that many
+/// requests are waiting for one, then answers them all.
+async fn counting_receiver(
+    answer_together: Option<usize>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -293,9 +296,11 @@ async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     let address = format!("http://{}/hook", listener.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = accepted.clone();
+    let together = answer_together.map(|n| Arc::new(tokio::sync::Barrier::new(n)));
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
+            let together = together.clone();
             tokio::spawn(async move {
                 let mut pending = Vec::new();
                 let mut chunk = [0u8; 8192];
@@ -321,6 +326,9 @@ async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                         }
                     }
                     pending.drain(..end + 4 + length);
+                    if let Some(together) = &together {
+                        together.wait().await;
+                    }
                     let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
                     if socket.write_all(ok).await.is_err() {
                         return;
@@ -338,7 +346,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[tokio::test]
 async fn connections_are_pooled_and_reused_across_messages() {
-    let (endpoint, accepted) = counting_receiver().await;
+    let (endpoint, accepted) = counting_receiver(None).await;
     let webhook = dispatcher(&endpoint, None, Duration::from_secs(5));
     for _ in 0..20 {
         webhook.dispatch(&delivery()).await.unwrap();
@@ -348,4 +356,28 @@ async fn connections_are_pooled_and_reused_across_messages() {
         1,
         "one keep-alive connection for 20 messages"
     );
+}
+
+/// The notifier dispatches a whole lease at once (`--notifications-lease-count` messages): the
+/// connections one lease opened are all kept for the next, however many there were.
+#[tokio::test]
+async fn every_connection_a_lease_opened_is_reused_by_the_next() {
+    const LEASE: usize = 100;
+    let (endpoint, accepted) = counting_receiver(Some(LEASE)).await;
+    let webhook = Arc::new(dispatcher(&endpoint, None, Duration::from_secs(10)));
+    for lease in 0..3 {
+        let mut sends = tokio::task::JoinSet::new();
+        for _ in 0..LEASE {
+            let webhook = Arc::clone(&webhook);
+            sends.spawn(async move { webhook.dispatch(&delivery()).await });
+        }
+        while let Some(sent) = sends.join_next().await {
+            sent.unwrap().unwrap();
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            LEASE,
+            "lease {lease}: {LEASE} messages answered together need {LEASE} connections, once"
+        );
+    }
 }
