@@ -15,8 +15,12 @@ use crate::plain_identity::{Failure, IdentitySender};
 
 /// Idle pooled connections are closed after this long (lettre's default).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// At most this many idle connections are kept for reuse.
-const POOL_MAX_IDLE: u32 = 10;
+/// Every connection is kept for reuse, however many there are (lettre's default keeps 10): the
+/// notifier sends a whole lease at once (`--notifications-lease-count`, 20 by default), so a
+/// cap below it closed the connections beyond it after each lease, and the next lease opened
+/// them again, each with its TLS handshake and login. How many are open is bounded by how
+/// many messages are sent at once; an idle one closes after [`POOL_IDLE_TIMEOUT`].
+const POOL_MAX_IDLE: u32 = u32::MAX;
 
 /// Delivers messages by email through one smarthost, over pooled connections.
 ///

@@ -10,9 +10,10 @@
 //! silently act as the username instead. A server that does not offer PLAIN fails with
 //! [`Failure::NoPlain`].
 //!
-//! Pooling: one idle connection is kept for the next delivery, checked with `NOOP` before
-//! reuse and dropped once idle for longer than the pool's idle timeout. Concurrent deliveries
-//! open their own connections; of those, one is kept and the others close with `QUIT`. A
+//! Pooling: every connection is kept for the next deliveries once its send completed, checked
+//! with `NOOP` before reuse and dropped once idle for longer than the pool's idle timeout.
+//! Concurrent deliveries that find none idle open their own, so as many stay open as were
+//! sent at once (the notifier sends a whole lease at once), as with the pooled transport. A
 //! connection is only kept after a completed send, so one left mid-conversation by a timeout
 //! or a cancelled delivery is dropped (closed), never reused.
 //!
@@ -60,8 +61,9 @@ pub(crate) struct IdentitySender {
     timeout: Duration,
     plain: PlainIdentity,
     idle_timeout: Duration,
-    /// The one idle connection, and since when it is idle. Never locked across an `await`.
-    idle: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
+    /// The idle connections, each with since when it is idle, the most recently used last.
+    /// Never locked across an `await`.
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
 }
 
 impl IdentitySender {
@@ -74,11 +76,11 @@ impl IdentitySender {
             timeout: settings.timeout,
             plain,
             idle_timeout,
-            idle: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
         }
     }
 
-    /// Sends `message` over the idle connection when it is still usable, else a new one.
+    /// Sends `message` over an idle connection when one is still usable, else a new one.
     ///
     /// Not bounded in time beyond connecting: the caller bounds the whole delivery. Dropping
     /// the future drops (closes) the connection in use.
@@ -101,40 +103,22 @@ impl IdentitySender {
         Ok(response)
     }
 
-    /// The idle connection, unless it has been idle too long.
+    /// The most recently used idle connection; those idle too long are dropped (closed).
     fn take_idle(&self) -> Option<AsyncSmtpConnection> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        idle.and_then(|(connection, since)| {
-            (since.elapsed() < self.idle_timeout).then_some(connection)
-        })
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|(_, since)| since.elapsed() < self.idle_timeout);
+        idle.pop().map(|(connection, _)| connection)
     }
 
-    /// Keeps `connection` for the next delivery, unless one is kept already.
+    /// Keeps `connection` for the next deliveries.
     fn put_idle(&self, connection: AsyncSmtpConnection) {
         if connection.has_broken() {
             return;
         }
-        let surplus = {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            match &*idle {
-                Some(_) => Some(connection),
-                None => {
-                    *idle = Some((connection, Instant::now()));
-                    None
-                }
-            }
-        };
-        if let Some(mut surplus) = surplus {
-            let timeout = self.timeout;
-            // After the delivery, so a slow QUIT cannot fail it.
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(timeout, surplus.quit()).await;
-            });
-        }
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((connection, Instant::now()));
     }
 
     /// A new connection, protected as configured and authenticated as the identity.

@@ -163,6 +163,66 @@ async fn pooled_connections_are_reused_across_messages() {
     );
 }
 
+/// The notifier dispatches a whole lease at once (`--notifications-lease-count` messages, 20 by
+/// default): the connections one lease opened, each with its TLS session and login, are all
+/// kept for the next, however many there were.
+#[tokio::test]
+async fn every_connection_a_lease_opened_is_reused_by_the_next() {
+    leases_reuse_every_connection(None).await;
+}
+
+/// The same when acting as another identity (its own connections, not lettre's pool).
+#[tokio::test]
+async fn every_connection_a_lease_opened_as_an_identity_is_reused_by_the_next() {
+    leases_reuse_every_connection(Some(IDENTITY)).await;
+}
+
+/// Sends three leases of 20 messages, each all at once, and checks that only the first logged
+/// in (opened connections).
+async fn leases_reuse_every_connection(identity: Option<&'static str>) {
+    const LEASE: usize = 20;
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        identity,
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+    config.auth_identity = identity.map(str::to_owned);
+    let dispatcher = std::sync::Arc::new(env.dispatcher(config));
+
+    let mut logins = Vec::new();
+    for lease in 0..3 {
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..LEASE {
+            let delivery = delivery(&format!("lease{lease}-{i}@example.com"));
+            let dispatcher = std::sync::Arc::clone(&dispatcher);
+            sends.spawn(async move { dispatcher.dispatch(&delivery).await });
+        }
+        while let Some(sent) = sends.join_next().await {
+            sent.unwrap().unwrap();
+        }
+        // lettre parks each pooled connection in a task it spawns (see above).
+        for _ in 0..10 * LEASE {
+            tokio::task::yield_now().await;
+        }
+        logins.push(server.events("auth").len());
+    }
+    assert_eq!(server.messages().len(), 3 * LEASE);
+    assert!(
+        logins[0] > 10,
+        "{LEASE} messages sent at once open more connections than lettre's default pool keeps \
+         ({} logins)",
+        logins[0]
+    );
+    assert_eq!(
+        logins,
+        vec![logins[0]; 3],
+        "logins after each lease: the later leases log in again only on new connections"
+    );
+}
+
 #[tokio::test]
 async fn starttls_with_a_trusted_certificate_encrypts_the_session() {
     let env = TestEnv::new();
