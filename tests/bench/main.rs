@@ -246,8 +246,16 @@ async fn run() -> Result<()> {
 
     // 2. Herald: the server process, its database, the receiver.
     let db = Database::create(&admin_url, "herald").await?;
-    let result =
-        herald_scenarios(&options, sizes, &db.url, &mut report, raw_insert, raw_lease).await;
+    let result = herald_scenarios(
+        &options,
+        sizes,
+        &admin_url,
+        &db.url,
+        &mut report,
+        raw_insert,
+        raw_lease,
+    )
+    .await;
     db.drop_now().await;
     result?;
 
@@ -260,6 +268,7 @@ async fn run() -> Result<()> {
 async fn herald_scenarios(
     options: &Options,
     sizes: Sizes,
+    admin_url: &str,
     url: &str,
     report: &mut Report,
     raw_insert: f64,
@@ -375,6 +384,34 @@ async fn herald_scenarios(
             options.tuning.lease_count
         ),
         raw_posts,
+        "messages/s",
+    ));
+    receiver.reset();
+    // 2c. A plain queue worker that delivers (raw SQL and plain POSTs of the same size, the
+    // next lease taken while a batch is in flight), on a database of its own.
+    eprintln!("bench: raw lease + POST + mark sent…");
+    let raw_db = Database::create(admin_url, "raw").await?;
+    let store = PgStore::connect(&raw_db.url).await?;
+    store.migrate().await?;
+    store.pool().close().await;
+    raw::fill(&raw_db.url, ids.len()).await?;
+    let worker = raw::lease_post_mark_sent(
+        &raw_db.url,
+        options.tuning.lease_count,
+        &receiver,
+        body_bytes,
+    )
+    .await;
+    raw_db.drop_now().await;
+    let (raw_worker, raw_worker_pg, raw_worker_own) = worker?;
+    report.push(Scenario::baseline(
+        "raw_lease_post_mark_sent",
+        format!(
+            "raw limit: a plain worker, lease {} + POST each ({body_bytes} bytes, a lease at once, the next leased meanwhile) + mark sent, {} messages; CPU per message: postgres {raw_worker_pg:.0} µs, worker+receiver {raw_worker_own:.0} µs",
+            options.tuning.lease_count,
+            ids.len()
+        ),
+        raw_worker,
         "messages/s",
     ));
     receiver.reset();
