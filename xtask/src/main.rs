@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | golden>
   ci      format check, clippy with warnings denied, the whole test suite
-  bench   build release binaries and run the benchmark against local PostgreSQL (about 2
+  bench   build release binaries and run the benchmark against local PostgreSQL (about 3
           minutes once built; --quick about one); prints the table, writes
           target/bench/report.json.
           Options after it go to the benchmark (tests/bench/main.rs), e.g. --lease-count 200
