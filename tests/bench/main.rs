@@ -169,6 +169,16 @@ impl Database {
         })
     }
 
+    /// A database of its own with Herald's schema and catalogue, for the raw limits.
+    async fn with_schema(admin_url: &str, kind: &str) -> Result<Self> {
+        let database = Self::create(admin_url, kind).await?;
+        let store = PgStore::connect(&database.url).await?;
+        store.migrate().await?;
+        store.seed(&herald_domain::catalogue::templates()).await?;
+        store.pool().close().await;
+        Ok(database)
+    }
+
     async fn drop_now(self) {
         if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
             let _ = sqlx::query(&format!(
@@ -206,11 +216,7 @@ async fn run() -> Result<()> {
     eprintln!("bench: {}", report.machine_line());
 
     // 1. The raw limit, on a database of its own with Herald's schema.
-    let raw_db = Database::create(&admin_url, "raw").await?;
-    let store = PgStore::connect(&raw_db.url).await?;
-    store.migrate().await?;
-    store.seed(&herald_domain::catalogue::templates()).await?;
-    store.pool().close().await;
+    let raw_db = Database::with_schema(&admin_url, "raw").await?;
     eprintln!("bench: raw single-row inserts…");
     let (raw_insert, raw_insert_cpu) =
         raw::single_inserts(&raw_db.url, sizes.clients, sizes.raw_insert_for).await?;
@@ -390,10 +396,7 @@ async fn herald_scenarios(
     // 2c. A plain queue worker that delivers (raw SQL and plain POSTs of the same size, the
     // next lease taken while a batch is in flight), on a database of its own.
     eprintln!("bench: raw lease + POST + mark sent…");
-    let raw_db = Database::create(admin_url, "raw").await?;
-    let store = PgStore::connect(&raw_db.url).await?;
-    store.migrate().await?;
-    store.pool().close().await;
+    let raw_db = Database::with_schema(admin_url, "raw").await?;
     raw::fill(&raw_db.url, ids.len()).await?;
     let worker = raw::lease_post_mark_sent(
         &raw_db.url,

@@ -156,8 +156,8 @@ pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, 
 
 /// The delivery side's limit: `count` plain POSTs of `body_bytes` bytes each (a JSON object)
 /// to the receiver, with an `X-Message-Id` each, `in_flight` at a time and batch after batch as
-/// the notifier dispatches what one lease returned, over one keep-alive client built as the
-/// webhook dispatcher's is; no database. Every POST must arrive exactly once. Returns messages
+/// the notifier dispatches what one lease returned, over the webhook dispatcher's client
+/// (`herald_webhook::client`); no database. Every POST must arrive exactly once. Returns messages
 /// per second (to the last arrival) and this process's CPU microseconds per message (the
 /// client and the receiver together).
 pub async fn webhook_posts(
@@ -166,10 +166,7 @@ pub async fn webhook_posts(
     in_flight: usize,
     body_bytes: usize,
 ) -> Result<(f64, f64)> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(herald_webhook::IDLE_CONNECTION_TIMEOUT)
-        .build()?;
+    let client = herald_webhook::client(CLIENT_TIMEOUT)?;
     let body = format!(
         r#"{{"pad":"{}"}}"#,
         "x".repeat(body_bytes.saturating_sub(10))
@@ -178,18 +175,12 @@ pub async fn webhook_posts(
     let cpu_before = crate::server::cpu_seconds("self").unwrap_or(0.0);
     let started = Instant::now();
     for batch in ids.chunks(in_flight.max(1)) {
-        let mut posts = tokio::task::JoinSet::new();
-        for id in batch {
-            let request = client
-                .post(&receiver.url)
-                .header("content-type", "application/json")
-                .header("x-message-id", id.to_string())
-                .body(body.clone());
-            posts.spawn(async move { request.send().await?.error_for_status().map(drop) });
-        }
-        while let Some(posted) = posts.join_next().await {
-            posted??;
-        }
+        post_all(
+            &client,
+            receiver,
+            batch.iter().map(|id| (*id, body.clone())),
+        )
+        .await?;
     }
     let arrivals = receiver
         .expect_exactly(&ids, Duration::from_secs(120))
@@ -202,8 +193,8 @@ pub async fn webhook_posts(
 /// A plain queue worker that delivers, the delivery side and the queue together with nothing
 /// of Herald's: one worker leasing `lease_count` messages at a time with the statement of
 /// [`lease_and_mark_sent`], POSTing each leased payload (padded to `body_bytes`) to the
-/// receiver, all of a lease at once over one keep-alive client built as the webhook
-/// dispatcher's is, leasing the next batch while they are in flight, and marking each batch
+/// receiver, all of a lease at once over the webhook dispatcher's client, leasing the next
+/// batch while they are in flight, and marking each batch
 /// sent once its POSTs are answered, until the queue is empty. Every message must arrive
 /// exactly once. Returns messages per second (to the last mark sent) and the CPU microseconds
 /// per message of PostgreSQL's backend and of this process (the worker and the receiver).
@@ -213,10 +204,7 @@ pub async fn lease_post_mark_sent(
     receiver: &Receiver,
     body_bytes: usize,
 ) -> Result<(f64, f64, f64)> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(herald_webhook::IDLE_CONNECTION_TIMEOUT)
-        .build()?;
+    let client = herald_webhook::client(CLIENT_TIMEOUT)?;
     let mut connection = PgConnection::connect(url).await?;
     let cpu_before = backend_cpu(&mut connection).await?;
     let own_before = crate::server::cpu_seconds("self").unwrap_or(0.0);
@@ -226,23 +214,17 @@ pub async fn lease_post_mark_sent(
     while !next.is_empty() {
         let batch = std::mem::take(&mut next);
         let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
-        let mut posts = tokio::task::JoinSet::new();
-        for (id, payload) in batch {
+        let bodies = batch.into_iter().map(|(id, payload)| {
             let pad = body_bytes.saturating_sub(payload.len() + 20);
-            let request = client
-                .post(&receiver.url)
-                .header("content-type", "application/json")
-                .header("x-message-id", id.to_string())
-                .body(format!(
-                    r#"{{"payload":{payload},"pad":"{}"}}"#,
-                    "x".repeat(pad)
-                ));
-            posts.spawn(async move { request.send().await?.error_for_status().map(drop) });
-        }
-        next = lease(&mut connection, lease_count).await?;
-        while let Some(posted) = posts.join_next().await {
-            posted??;
-        }
+            let body = format!(r#"{{"payload":{payload},"pad":"{}"}}"#, "x".repeat(pad));
+            (id, body)
+        });
+        let (posted, leased) = tokio::join!(
+            post_all(&client, receiver, bodies),
+            lease(&mut connection, lease_count)
+        );
+        posted?;
+        next = leased?;
         mark_sent(&mut connection, &ids).await?;
         delivered.extend(ids);
     }
@@ -258,6 +240,31 @@ pub async fn lease_post_mark_sent(
         cpu * 1e6 / done,
         own * 1e6 / done,
     ))
+}
+
+/// How long one plain POST may take.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// POSTs every `(message id, body)` to the receiver at once (a task each, as the notifier
+/// dispatches a lease) and waits for them all; fails unless each was answered 2xx.
+async fn post_all(
+    client: &reqwest::Client,
+    receiver: &Receiver,
+    posts: impl IntoIterator<Item = (Uuid, String)>,
+) -> Result<()> {
+    let mut sending = tokio::task::JoinSet::new();
+    for (id, body) in posts {
+        let request = client
+            .post(&receiver.url)
+            .header("content-type", "application/json")
+            .header("x-message-id", id.to_string())
+            .body(body);
+        sending.spawn(async move { request.send().await?.error_for_status().map(drop) });
+    }
+    while let Some(posted) = sending.join_next().await {
+        posted??;
+    }
+    Ok(())
 }
 
 /// Leases up to `count` messages as [`lease_and_mark_sent`] does: their ids and payloads.

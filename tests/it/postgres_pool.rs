@@ -4,7 +4,7 @@ use herald_postgres::PgStore;
 use herald_tests::postgres::TestDatabase;
 
 #[tokio::test]
-async fn the_stores_own_sessions_plan_each_statement_once() {
+async fn the_stores_own_sessions_run_with_generic_plans() {
     let database = TestDatabase::create().await;
     let store = PgStore::connect(&database.url()).await.unwrap();
 

@@ -131,12 +131,9 @@ impl TestDatabase {
 async fn connect(name: &str) -> PgStore {
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .connect_with(
-            admin_options()
-                .clone()
-                .database(name)
-                .options([("plan_cache_mode", "force_generic_plan")]),
-        )
+        .connect_with(PgStore::session_settings(
+            admin_options().clone().database(name),
+        ))
         .await;
     match pool {
         Ok(pool) => PgStore::from_pool(pool),

@@ -43,6 +43,18 @@ pub struct PgStore {
 const POOL_SIZE: u32 = 10;
 
 impl PgStore {
+    /// `options` with the session settings the store's statements are written for: each
+    /// prepared statement planned once (`plan_cache_mode = force_generic_plan`). Every
+    /// statement here has one good plan whatever its parameters, and PostgreSQL's own choice
+    /// kept re-planning the directory read (`users WHERE id = ANY($1)`) on every call, a third
+    /// of that statement's cost (pg_stat_statements during the benchmark: 5,695 plans for
+    /// 5,680 calls). For a host building its own pool, too.
+    pub fn session_settings(
+        options: sqlx::postgres::PgConnectOptions,
+    ) -> sqlx::postgres::PgConnectOptions {
+        options.options([("plan_cache_mode", "force_generic_plan")])
+    }
+
     /// Connects a pool to the database at `url` (`postgres://user@host:port/db`), retrying
     /// a server that does not answer for sqlx's default acquire timeout (30 s).
     ///
@@ -51,19 +63,16 @@ impl PgStore {
     /// one statement that finds out and is replaced, and connections idle for a minute are
     /// closed, so few go stale.
     ///
-    /// Its sessions plan each prepared statement once (`plan_cache_mode = force_generic_plan`):
-    /// every statement here has one good plan whatever its parameters, and PostgreSQL's own
-    /// choice kept re-planning the directory read (`users WHERE id = ANY($1)`) on every call,
-    /// a third of that statement's cost (pg_stat_statements during the benchmark: 5,695 plans
-    /// for 5,680 calls). A pool from [`PgStore::from_pool`] keeps its own settings.
+    /// Its sessions run with [`PgStore::session_settings`]; a pool from [`PgStore::from_pool`]
+    /// keeps its own settings.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the server cannot be reached, else [`StoreError::Other`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = url
-            .parse::<sqlx::postgres::PgConnectOptions>()
-            .map_err(error::store_error)?
-            .options([("plan_cache_mode", "force_generic_plan")]);
+        let options = Self::session_settings(
+            url.parse::<sqlx::postgres::PgConnectOptions>()
+                .map_err(error::store_error)?,
+        );
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .test_before_acquire(false)

@@ -11,7 +11,30 @@ use reqwest::{StatusCode, Url};
 use crate::{WebhookBody, WebhookSecret};
 
 /// How long an idle connection to the receiver is kept for the next delivery.
-pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(90);
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The HTTP client webhooks go out through: every request bounded by `timeout` (connecting
+/// included, at most 10 s of it), redirects not followed, connections pooled.
+///
+/// The pool keeps every connection it opened until it has been idle for
+/// [`IDLE_CONNECTION_TIMEOUT`]: the notifier sends a whole lease at once, so a cap below the
+/// lease count would close the connections beyond it after each batch and open them again for
+/// the next (measured in the benchmark's drain, leases of 100 and a cap of 64: a third of the
+/// POSTs connected anew, and the server spent 66-68 µs of CPU per message instead of 48-59).
+///
+/// # Errors
+/// When the client cannot be built (no TLS provider could be set up).
+pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    // reqwest is built without a bundled crypto provider; use ring unless the host installed
+    // one already (then `install_default` fails harmlessly).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
+        .build()
+}
 
 /// How the webhook dispatcher reaches its receiver.
 #[derive(Debug, Clone)]
@@ -38,20 +61,7 @@ impl WebhookDispatcher {
     /// # Errors
     /// A description when the HTTP client cannot be built (no TLS provider could be set up).
     pub fn new(config: WebhookConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        // reqwest is built without a bundled crypto provider; use ring unless the host
-        // installed one already (then `install_default` fails harmlessly).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        // The pool keeps every connection it opened (reqwest closes one idle for 90 s): the
-        // notifier sends a whole lease at once, so a cap below the lease count would close the
-        // connections beyond it after each batch and open them again for the next (measured in
-        // the benchmark's drain, leases of 100 and a cap of 64: a third of the POSTs connected
-        // anew, and the server spent 66-68 µs of CPU per message instead of 48-59).
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
-            .build()
+        let client = client(config.timeout)
             .map_err(|err| format!("could not build the webhook HTTP client: {err}"))?;
         Ok(Self {
             client,

@@ -10,5 +10,5 @@ mod dispatcher;
 mod signature;
 
 pub use body::WebhookBody;
-pub use dispatcher::{IDLE_CONNECTION_TIMEOUT, WebhookConfig, WebhookDispatcher};
+pub use dispatcher::{WebhookConfig, WebhookDispatcher, client};
 pub use signature::{InvalidSecret, WebhookSecret};
