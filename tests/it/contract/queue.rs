@@ -385,6 +385,55 @@ async fn an_expired_lease_is_taken_over_without_counting_an_attempt(backend: Bac
     assert_eq!(message.leased_until, Some(later + LEASE_PERIOD));
 }
 
+async fn expired_leases_and_queued_messages_are_leased_together_oldest_first_up_to_the_count(
+    backend: Backend,
+) {
+    let user = UserId::random();
+    let now = t0() + Duration::hours(1);
+    let [first, fourth] = queue_at(&backend, user, &[secs(1), secs(4)]).await[..] else {
+        unreachable!()
+    };
+    assert_eq!(lease(&backend, now, 2).await.len(), 2);
+    // Queued after that lease, but created before, between and after the leased ones.
+    let [zeroth, second, third] = queue_at(&backend, user, &[secs(0), secs(2), secs(3)]).await[..]
+    else {
+        unreachable!()
+    };
+    let later = now + LEASE_PERIOD + secs(1);
+
+    let oldest = lease(&backend, later, 3).await;
+    let rest = lease(&backend, later, 10).await;
+
+    assert_eq!(
+        oldest.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [zeroth, first, second]
+    );
+    assert_eq!(id_set(&rest), BTreeSet::from([third, fourth]));
+    for message in oldest.iter().chain(&rest) {
+        assert_eq!(message.leased_until, Some(later + LEASE_PERIOD));
+        assert_eq!(message.attempt_count, 0);
+    }
+}
+
+async fn an_expired_lease_at_its_maximum_attempts_is_never_leased(backend: Backend) {
+    let id = queue_a_temporary_failure(&backend, t0()).await;
+    let retry_at = t0() + POLICY.retry_interval;
+    assert_eq!(
+        id_set(&lease(&backend, retry_at, 1).await),
+        BTreeSet::from([id])
+    );
+    let expired = retry_at + LEASE_PERIOD + secs(1);
+    let request = |max_attempts| LeaseRequest {
+        max_attempts,
+        ..lease_request(expired, 10)
+    };
+
+    assert!(backend.queue.lease(request(1)).await.unwrap().is_empty());
+    let taken_over = backend.queue.lease(request(2)).await.unwrap();
+    assert_eq!(id_set(&taken_over), BTreeSet::from([id]));
+    assert_eq!(taken_over[0].attempt_count, 1);
+}
+
 async fn a_temporary_failure_is_leased_again_only_once_its_retry_time_has_come(backend: Backend) {
     let id = queue_a_temporary_failure(&backend, t0()).await;
     let retry_at = t0() + POLICY.retry_interval;
@@ -810,6 +859,8 @@ herald_tests::contract_suite! {
     lease_takes_the_oldest_leasable_messages_up_to_the_count,
     a_leased_message_is_not_leased_again_while_its_lease_runs,
     an_expired_lease_is_taken_over_without_counting_an_attempt,
+    expired_leases_and_queued_messages_are_leased_together_oldest_first_up_to_the_count,
+    an_expired_lease_at_its_maximum_attempts_is_never_leased,
     a_temporary_failure_is_leased_again_only_once_its_retry_time_has_come,
     a_message_at_its_maximum_attempts_is_never_leased,
     sent_failed_and_inhibited_messages_are_never_leased,
