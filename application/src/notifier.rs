@@ -17,7 +17,7 @@ use crate::config::{ConfigError, NotifierConfig};
 use crate::ports::{
     Clock, Delivery, DeliveryError, DispatchOutcome, Dispatcher, LeaseRequest, MessageQueue,
     NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore,
-    UserDirectory, WakeupListener,
+    UserDirectory, Wake, WakeupListener,
 };
 use crate::rendering::Renderer;
 
@@ -28,9 +28,10 @@ pub const REASON_DISABLED: &str = "inhibited: the recipient disabled this notifi
 /// The template label of metrics about messages whose template no longer exists.
 pub const UNKNOWN_TEMPLATE: &str = "unknown";
 
-/// While the pause switch is on, how often at most a wake-up makes the notifier read the switch
-/// again. Every enqueue wakes the notifiers; a paused one would otherwise read the switch once
-/// per enqueue. Turning the switch off wakes the notifiers too, so they resume within this.
+/// While the pause switch is on, how often at most an enqueue's wake-up makes the notifier read
+/// the switch again. Every enqueue wakes the notifiers; a paused one would otherwise read the
+/// switch once per enqueue. Turning the switch off wakes them with [`Wake::Resumed`], which a
+/// paused notifier answers at once.
 pub const PAUSED_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The ports a notifier drives.
@@ -379,9 +380,9 @@ impl Notifier {
                             break 'run;
                         }
                     }
-                    () = self.wakeup.wait() => match paused_until {
-                        Some(_) => woken_while_paused = true,
-                        None => break,
+                    wake = self.wakeup.wait() => match (paused_until, wake) {
+                        (Some(_), Wake::Queued) => woken_while_paused = true,
+                        _ => break,
                     },
                     () = tokio::time::sleep_until(paused_until.unwrap_or_else(Instant::now)),
                         if woken_while_paused => break,

@@ -32,7 +32,7 @@ impl Settings {
         let changed = self.store.set_notifier_paused(paused).await?;
         if changed {
             tracing::info!(paused, "notifications: notifier pause switch changed");
-            if !paused && let Err(err) = self.wakeup.wake().await {
+            if !paused && let Err(err) = self.wakeup.wake_resumed().await {
                 tracing::warn!(error = %err, "notifications: could not wake the notifiers; they will poll");
             }
         }

@@ -20,6 +20,11 @@ impl Wakeup for MemoryWakeup {
         Ok(())
     }
 
+    async fn wake_resumed(&self) -> Result<(), StoreError> {
+        self.hub.wake_all_resumed();
+        Ok(())
+    }
+
     fn subscribe(&self) -> WakeupListener {
         self.hub.subscribe()
     }

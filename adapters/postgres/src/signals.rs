@@ -22,8 +22,11 @@ use uuid::Uuid;
 use crate::error::store_error;
 use crate::inbox::fetch_notification;
 
-/// Channel that wakes notifiers after an enqueue.
+/// Channel that wakes notifiers after an enqueue (empty payload) or a resume
+/// ([`RESUMED_PAYLOAD`]).
 pub const WAKEUP_CHANNEL: &str = "herald_wakeup";
+/// The payload on [`WAKEUP_CHANNEL`] that says the pause switch was turned off.
+pub const RESUMED_PAYLOAD: &str = "resumed";
 /// Channel announcing inbox notifications (an [`InboxSignal`] as JSON).
 pub const INBOX_CHANNEL: &str = "herald_inbox";
 
@@ -74,6 +77,18 @@ impl PgSignals {
     }
 }
 
+impl PgSignals {
+    async fn notify_wakeup(&self, payload: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKEUP_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
 impl Drop for PgSignals {
     fn drop(&mut self) {
         self.listener.abort();
@@ -89,6 +104,9 @@ async fn listen(
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => match notification.channel() {
+                WAKEUP_CHANNEL if notification.payload() == RESUMED_PAYLOAD => {
+                    hub.wake_all_resumed();
+                }
                 WAKEUP_CHANNEL => hub.wake_all(),
                 INBOX_CHANNEL => forward_inbox(notification.payload(), &pool, &fanout).await,
                 _ => {}
@@ -96,7 +114,8 @@ async fn listen(
             // The connection was lost; the next `try_recv` reconnects and listens again.
             Ok(None) => {
                 tracing::warn!("notifications: the LISTEN connection was lost; reconnecting");
-                hub.wake_all();
+                // A resume may have been missed too: paused notifiers read the switch again.
+                hub.wake_all_resumed();
             }
             Err(err) => {
                 tracing::warn!(error = %err, "notifications: LISTEN failed; retrying in 1s");
@@ -137,12 +156,11 @@ async fn forward_inbox(payload: &str, pool: &PgPool, fanout: &InboxFanout) {
 #[async_trait]
 impl Wakeup for PgSignals {
     async fn wake(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(WAKEUP_CHANNEL)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.notify_wakeup("").await
+    }
+
+    async fn wake_resumed(&self) -> Result<(), StoreError> {
+        self.notify_wakeup(RESUMED_PAYLOAD).await
     }
 
     fn subscribe(&self) -> WakeupListener {

@@ -31,4 +31,4 @@ pub use template_store::TemplateStore;
 pub use token_store::{NewToken, TokenHash, TokenStore};
 pub use user_directory::UserDirectory;
 pub use user_registry::UserRegistry;
-pub use wakeup::{Wakeup, WakeupHub, WakeupListener};
+pub use wakeup::{Wake, Wakeup, WakeupHub, WakeupListener};

@@ -732,8 +732,8 @@ impl herald_application::ports::SettingsStore for CountedSwitch {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_paused_notifier_reads_the_switch_at_most_once_per_recheck_interval_and_resumes_within_it()
- {
+async fn a_paused_notifier_reads_the_switch_at_most_once_per_recheck_interval_and_resumes_at_once()
+{
     use herald_application::notifier::PAUSED_RECHECK_INTERVAL;
     let h = webhook_only();
     let owner = h.user("owner", &[]).await;
@@ -775,11 +775,15 @@ async fn a_paused_notifier_reads_the_switch_at_most_once_per_recheck_interval_an
     );
     assert!(webhook.delivered().is_empty());
 
-    // Turning the switch off wakes the notifier: it resumes within the interval.
+    // An enqueue right after that read: the notifier will not read the switch for another
+    // interval on its account. Turning the switch off wakes it as a resume: it reads the switch
+    // at once (no time passes here) and delivers.
+    ids.extend(enqueue_for(&h, owner.id, "ws-last").await);
+    settle().await;
+    assert_eq!(switch.reads(), 2);
     h.settings.set_notifier_paused(false).await.unwrap();
     settle().await;
-    tokio::time::advance(PAUSED_RECHECK_INTERVAL).await;
-    settle().await;
+    assert_eq!(switch.reads(), 3);
     assert_eq!(webhook.delivered_ids(), ids);
     handle.stop().await;
 }
