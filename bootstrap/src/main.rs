@@ -17,6 +17,13 @@ use herald_application::{AuthCache, Tokens, UserInput, Users};
 use herald_domain::UserId;
 use herald_postgres::PgStore;
 
+/// mimalloc rather than glibc's malloc. Measured with `cargo xtask bench --quick`, three
+/// alternating pairs: the server's CPU per message went from 60-67 to 53-58 µs for single
+/// events, 19-25 to 15-16 µs for batches and 44-56 to 39-42 µs for the drain; peak RSS during
+/// the drain from 30-32 to 34 MiB.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long requests in flight may take to finish once the server is told to stop.
 const HTTP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
