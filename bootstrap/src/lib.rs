@@ -287,7 +287,11 @@ impl HeraldBuilder {
         owns_pool: bool,
         delivery: DeliveryConfig,
     ) -> Result<Herald> {
-        let store = PgStore::from_pool(pool.clone());
+        let store = if owns_pool {
+            PgStore::from_own_pool(pool.clone())
+        } else {
+            PgStore::from_pool(pool.clone())
+        };
         if self.migrate {
             store
                 .migrate()
@@ -596,7 +600,7 @@ impl Herald {
         drop(signals);
         tokio::task::yield_now().await;
         if owns_pool {
-            store.pool().close().await;
+            store.close().await;
         }
         if let Some(cluster) = builtin {
             cluster.stop().await?;

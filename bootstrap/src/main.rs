@@ -229,7 +229,7 @@ async fn create_user(args: CreateUserArgs) -> Result<()> {
                 .await
                 .with_context(|| format!("connecting to the database at {url}"))?;
             let result = create_user_in(&store, input).await;
-            store.pool().close().await;
+            store.close().await;
             result
         }
         DatabaseConfig::Builtin(options) => {
@@ -239,7 +239,7 @@ async fn create_user(args: CreateUserArgs) -> Result<()> {
                     .await
                     .context("connecting to the built-in PostgreSQL")?;
                 let result = create_user_in(&store, input).await;
-                store.pool().close().await;
+                store.close().await;
                 result
             }
             .await;
@@ -290,7 +290,7 @@ async fn migrate(args: MigrateArgs) -> Result<()> {
                 .migrate()
                 .await
                 .context("applying the database migrations")?;
-            store.pool().close().await;
+            store.close().await;
             println!("migrations applied to {url}");
         }
         DatabaseConfig::Builtin(options) => {
@@ -303,7 +303,7 @@ async fn migrate(args: MigrateArgs) -> Result<()> {
                     .migrate()
                     .await
                     .context("applying the database migrations")?;
-                store.pool().close().await;
+                store.close().await;
                 anyhow::Ok(())
             }
             .await;

@@ -175,7 +175,7 @@ impl Database {
         let store = PgStore::connect(&database.url).await?;
         store.migrate().await?;
         store.seed(&herald_domain::catalogue::templates()).await?;
-        store.pool().close().await;
+        store.close().await;
         Ok(database)
     }
 

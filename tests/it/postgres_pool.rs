@@ -1,4 +1,5 @@
-//! `PgStore::connect`'s own pool: the session settings a standalone server runs with.
+//! `PgStore::connect`'s own pool: the session settings a standalone server runs with, and the
+//! connections a store keeps between statements.
 
 use herald_postgres::PgStore;
 use herald_tests::postgres::TestDatabase;
@@ -14,4 +15,105 @@ async fn the_stores_own_sessions_run_with_generic_plans() {
         .unwrap();
 
     assert_eq!(mode, "force_generic_plan");
+}
+
+/// Waits until the pool holds `idle` idle connections (a connection handed back to the pool
+/// gets there through a task of sqlx's, a moment later).
+async fn pool_idle(pool: &sqlx::PgPool, idle: usize) -> usize {
+    for _ in 0..200 {
+        if pool.num_idle() == idle {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    pool.num_idle()
+}
+
+async fn pool_of(database: &TestDatabase, size: u32) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(size)
+        .connect_with(database.store.pool().connect_options().as_ref().clone())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_store_keeps_its_connection_between_statements_instead_of_handing_it_back() {
+    use herald_application::ports::SettingsStore;
+    let database = TestDatabase::create().await;
+    let own = pool_of(&database, 4).await;
+    let store = PgStore::from_own_pool(own.clone());
+
+    for _ in 0..5 {
+        assert!(!store.notifier_paused().await.unwrap());
+    }
+
+    assert_eq!(own.size(), 1, "one connection served every statement");
+    assert_eq!(pool_idle(&own, 0).await, 0, "the store kept it");
+}
+
+#[tokio::test]
+async fn a_store_over_a_hosts_pool_hands_each_connection_back() {
+    use herald_application::ports::SettingsStore;
+    let database = TestDatabase::create().await;
+    let hosts = pool_of(&database, 4).await;
+    let store = PgStore::from_pool(hosts.clone());
+
+    for _ in 0..5 {
+        assert!(!store.notifier_paused().await.unwrap());
+    }
+
+    // Every connection the statements used is back (one, or more when a statement found the
+    // previous one still on its way back).
+    let opened = hosts.size() as usize;
+    assert!(opened >= 1);
+    assert_eq!(pool_idle(&hosts, opened).await, opened, "none kept");
+}
+
+#[tokio::test]
+async fn a_store_keeps_at_most_half_its_pool_so_other_statements_find_room() {
+    use herald_application::ports::SettingsStore;
+    let database = TestDatabase::create().await;
+    let own = pool_of(&database, 4).await;
+    let store = PgStore::from_own_pool(own.clone());
+
+    // Four statements at once take all four connections; two are kept afterwards.
+    let (a, b, c, d) = tokio::join!(
+        store.notifier_paused(),
+        store.notifier_paused(),
+        store.notifier_paused(),
+        store.notifier_paused()
+    );
+    for paused in [a, b, c, d] {
+        assert!(!paused.unwrap());
+    }
+
+    assert_eq!(own.size(), 4);
+    assert_eq!(pool_idle(&own, 2).await, 2, "two handed back, two kept");
+    // The two left in the pool serve statements that go to the pool directly.
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&own)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+}
+
+#[tokio::test]
+async fn closing_a_store_hands_its_kept_connections_back_and_closes_the_pool() {
+    use herald_application::ports::SettingsStore;
+    let database = TestDatabase::create().await;
+    let own = pool_of(&database, 4).await;
+    let store = PgStore::from_own_pool(own.clone());
+    assert!(!store.notifier_paused().await.unwrap());
+
+    tokio::time::timeout(std::time::Duration::from_secs(10), store.close())
+        .await
+        .expect("the pool closed; it would wait for ever for a connection still kept");
+
+    assert!(own.is_closed());
+    assert_eq!(own.size(), 0);
+    assert!(
+        store.notifier_paused().await.is_err(),
+        "nothing is kept after"
+    );
 }

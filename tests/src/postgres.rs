@@ -127,7 +127,7 @@ impl TestDatabase {
     }
 }
 
-/// The tests' pools plan statements as [`PgStore::connect`]'s do.
+/// The tests' pools plan statements as [`PgStore::connect`]'s do, and are their stores' own.
 async fn connect(name: &str) -> PgStore {
     let pool = PgPoolOptions::new()
         .max_connections(4)
@@ -136,7 +136,7 @@ async fn connect(name: &str) -> PgStore {
         ))
         .await;
     match pool {
-        Ok(pool) => PgStore::from_pool(pool),
+        Ok(pool) => PgStore::from_own_pool(pool),
         Err(err) => panic!("cannot connect to the test database {name}: {err}"),
     }
 }

@@ -11,6 +11,7 @@
 //! [`herald_application::ports::StoreError`], matching the constraint names the migration
 //! spells out.
 
+mod connections;
 mod error;
 mod inbox;
 mod preferences;
@@ -36,6 +37,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections the hot statements keep between them (see `connections`).
+    connections: std::sync::Arc<connections::Connections>,
 }
 
 /// Connections per replica: enough for the API's requests, the notifier's lease, reads and
@@ -59,9 +62,10 @@ impl PgStore {
     /// a server that does not answer for sqlx's default acquire timeout (30 s).
     ///
     /// The pool does not ping a connection before handing it out (sqlx's default does, which
-    /// doubles the round trips of every statement); a connection the server dropped fails the
-    /// one statement that finds out and is replaced, and connections idle for a minute are
-    /// closed, so few go stale.
+    /// doubles the round trips of every statement), and the store keeps some connections out
+    /// of it between statements (sqlx pings every connection given back); a connection the
+    /// server dropped fails the one statement that finds out and is replaced, and connections
+    /// idle in the pool for a minute are closed, so few go stale.
     ///
     /// Its sessions run with [`PgStore::session_settings`]; a pool from [`PgStore::from_pool`]
     /// keeps its own settings.
@@ -80,17 +84,48 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(error::store_error)?;
-        Ok(Self::from_pool(pool))
+        Ok(Self::from_own_pool(pool))
     }
 
-    /// Uses a pool the caller built (an embedding host sharing its own pool).
+    /// Uses a pool that only this store (and its clones) draws from, such as the one
+    /// [`PgStore::connect`] builds: the store keeps up to half of its connections between the
+    /// statements it runs most often, rather than handing each back to the pool (see
+    /// `connections`).
+    pub fn from_own_pool(pool: PgPool) -> Self {
+        let half = usize::try_from(pool.options().get_max_connections() / 2).unwrap_or(0);
+        Self {
+            pool,
+            connections: std::sync::Arc::new(connections::Connections::keeping(half)),
+        }
+    }
+
+    /// Uses a pool the caller built (an embedding host sharing its own pool). Every statement
+    /// gives its connection back to that pool at once.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            connections: std::sync::Arc::new(connections::Connections::none()),
+        }
+    }
+
+    /// A connection for one of the statements run most often (enqueue, lease, write-back and
+    /// the reads of each batch), kept by the store between them (see `connections`).
+    async fn connection(&self) -> Result<connections::Connection<'_>, StoreError> {
+        self.connections.take(&self.pool).await
     }
 
     /// The pool this store runs its statements on.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Closes the pool (see `sqlx::Pool::close`) once the connections this store keeps are
+    /// back in it; waits until every connection is closed. Close a store's own pool
+    /// ([`PgStore::connect`], [`PgStore::from_own_pool`]) here rather than through
+    /// [`PgStore::pool`], whose `close` would wait for the kept connections for ever.
+    pub async fn close(&self) {
+        self.connections.close();
+        self.pool.close().await;
     }
 
     /// Applies the migrations the database has not seen yet.

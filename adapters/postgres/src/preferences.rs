@@ -60,15 +60,17 @@ impl PreferenceStore for PgStore {
             .iter()
             .map(|(user, template)| (*user.as_uuid(), *template.as_uuid()))
             .unzip();
+        let mut connection = self.connection().await?;
         let rows: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
             "SELECT user_id, template_id, disabled FROM preferences \
              WHERE (user_id, template_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
         )
         .bind(&users)
         .bind(&templates)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *connection)
         .await
         .map_err(store_error)?;
+        connection.done();
         Ok(rows
             .into_iter()
             .map(|(user, template, disabled)| ((user.into(), template.into()), disabled))

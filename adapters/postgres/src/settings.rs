@@ -9,10 +9,13 @@ use crate::error::store_error;
 #[async_trait]
 impl SettingsStore for PgStore {
     async fn notifier_paused(&self) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT notifier_paused FROM settings")
-            .fetch_one(&self.pool)
+        let mut connection = self.connection().await?;
+        let paused = sqlx::query_scalar("SELECT notifier_paused FROM settings")
+            .fetch_one(&mut *connection)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        connection.done();
+        Ok(paused)
     }
 
     async fn set_notifier_paused(&self, paused: bool) -> Result<bool, StoreError> {

@@ -77,13 +77,15 @@ impl UserDirectory for PgStore {
 
     async fn get_many(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
         let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
+        let mut connection = self.connection().await?;
         let rows: Vec<UserRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1)"
         ))
         .bind(&ids)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *connection)
         .await
         .map_err(store_error)?;
+        connection.done();
         users(rows)
     }
 
