@@ -117,3 +117,33 @@ async fn closing_a_store_hands_its_kept_connections_back_and_closes_the_pool() {
         "nothing is kept after"
     );
 }
+
+#[tokio::test]
+async fn a_kept_connection_the_server_ended_fails_one_statement_and_is_replaced() {
+    use herald_application::ports::SettingsStore;
+    use sqlx::Connection as _;
+    let database = TestDatabase::create().await;
+    let own = pool_of(&database, 4).await;
+    let store = PgStore::from_own_pool(own.clone());
+    assert!(!store.notifier_paused().await.unwrap());
+
+    let mut admin =
+        sqlx::PgConnection::connect_with(database.store.pool().connect_options().as_ref())
+            .await
+            .unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty());
+
+    let first = store.notifier_paused().await;
+    assert!(first.is_err(), "the kept connection was ended: {first:?}");
+    assert!(
+        !store.notifier_paused().await.unwrap(),
+        "a new one serves the next"
+    );
+}
