@@ -147,3 +147,22 @@ async fn a_kept_connection_the_server_ended_fails_one_statement_and_is_replaced(
         "a new one serves the next"
     );
 }
+
+#[test]
+fn a_store_dropped_after_its_runtime_closes_its_kept_connections_without_a_panic() {
+    use herald_application::ports::SettingsStore;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (database, store) = runtime.block_on(async {
+        let database = TestDatabase::create().await;
+        let store = PgStore::from_own_pool(pool_of(&database, 4).await);
+        assert!(!store.notifier_paused().await.unwrap());
+        (database, store)
+    });
+    drop(runtime);
+
+    drop(store);
+    drop(database);
+}

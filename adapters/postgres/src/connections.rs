@@ -10,7 +10,8 @@
 //!
 //! At most half the pool's connections are kept, so the statements that go to the pool
 //! directly always find room. Kept connections stay open while the store lives (the pool's
-//! idle timeout only closes those in the pool).
+//! idle timeout only closes those in the pool); `PgStore::close` hands them back, and a store
+//! dropped outside a Tokio runtime closes them.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
@@ -37,12 +38,32 @@ struct Kept {
     closed: bool,
 }
 
+impl Drop for Kept {
+    /// Outside a Tokio runtime (a store dropped after its runtime), a kept connection cannot go
+    /// back to its pool (sqlx spawns a task for that, which would panic): it is closed instead.
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            for connection in self.idle.drain(..) {
+                drop(connection.detach());
+            }
+        }
+    }
+}
+
 impl Connections {
     /// Keeps up to `limit` connections of the store's own pool.
     pub(crate) fn keeping(limit: usize) -> Self {
         Self {
             kept: Some(Mutex::new(Kept::default())),
             limit,
+        }
+    }
+
+    /// Keeps none: every statement goes to the pool.
+    pub(crate) fn none() -> Self {
+        Self {
+            kept: None,
+            limit: 0,
         }
     }
 
@@ -53,14 +74,6 @@ impl Connections {
             let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
             kept.closed = true;
             kept.idle.clear();
-        }
-    }
-
-    /// Keeps none: every statement goes to the pool.
-    pub(crate) fn none() -> Self {
-        Self {
-            kept: None,
-            limit: 0,
         }
     }
 

@@ -23,7 +23,7 @@ mod tokens;
 mod users;
 
 pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder};
-pub use signals::{INBOX_CHANNEL, PgSignals, WAKEUP_CHANNEL};
+pub use signals::{INBOX_CHANNEL, PgSignals, RESUMED_PAYLOAD, WAKEUP_CHANNEL};
 
 use herald_application::ports::StoreError;
 use sqlx::PgPool;
@@ -108,8 +108,9 @@ impl PgStore {
         }
     }
 
-    /// A connection for one of the statements run most often (enqueue, lease, write-back and
-    /// the reads of each batch), kept by the store between them (see `connections`).
+    /// A connection for one of the statements run most often (enqueue, lease, write-back, the
+    /// directory and preference reads of each batch, the pause switch), kept by the store
+    /// between them (see `connections`).
     async fn connection(&self) -> Result<connections::Connection<'_>, StoreError> {
         self.connections.take(&self.pool).await
     }

@@ -75,9 +75,8 @@ impl PgSignals {
             listener: task,
         })
     }
-}
 
-impl PgSignals {
+    /// Wakes every replica's notifiers; `payload` says why (empty: messages were queued).
     async fn notify_wakeup(&self, payload: &str) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(WAKEUP_CHANNEL)
