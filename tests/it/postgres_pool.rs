@@ -17,16 +17,21 @@ async fn the_stores_own_sessions_run_with_generic_plans() {
     assert_eq!(mode, "force_generic_plan");
 }
 
-/// Waits until the pool holds `idle` idle connections (a connection handed back to the pool
-/// gets there through a task of sqlx's, a moment later).
-async fn pool_idle(pool: &sqlx::PgPool, idle: usize) -> usize {
-    for _ in 0..200 {
-        if pool.num_idle() == idle {
+/// The pool's idle connections once the count has stopped changing (a connection handed back
+/// to the pool gets there through a task of sqlx's, a moment later): unchanged for 100 ms.
+async fn settled_idle(pool: &sqlx::PgPool) -> usize {
+    let mut idle = pool.num_idle();
+    let mut unchanged = 0;
+    for _ in 0..400 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let now = pool.num_idle();
+        unchanged = if now == idle { unchanged + 1 } else { 0 };
+        idle = now;
+        if unchanged == 20 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    pool.num_idle()
+    idle
 }
 
 async fn pool_of(database: &TestDatabase, size: u32) -> sqlx::PgPool {
@@ -49,7 +54,7 @@ async fn a_store_keeps_its_connection_between_statements_instead_of_handing_it_b
     }
 
     assert_eq!(own.size(), 1, "one connection served every statement");
-    assert_eq!(pool_idle(&own, 0).await, 0, "the store kept it");
+    assert_eq!(settled_idle(&own).await, 0, "the store kept it");
 }
 
 #[tokio::test]
@@ -67,7 +72,7 @@ async fn a_store_over_a_hosts_pool_hands_each_connection_back() {
     // previous one still on its way back).
     let opened = hosts.size() as usize;
     assert!(opened >= 1);
-    assert_eq!(pool_idle(&hosts, opened).await, opened, "none kept");
+    assert_eq!(settled_idle(&hosts).await, opened, "none kept");
 }
 
 #[tokio::test]
@@ -89,7 +94,7 @@ async fn a_store_keeps_at_most_half_its_pool_so_other_statements_find_room() {
     }
 
     assert_eq!(own.size(), 4);
-    assert_eq!(pool_idle(&own, 2).await, 2, "two handed back, two kept");
+    assert_eq!(settled_idle(&own).await, 2, "two handed back, two kept");
     // The two left in the pool serve statements that go to the pool directly.
     let one: i32 = sqlx::query_scalar("SELECT 1")
         .fetch_one(&own)

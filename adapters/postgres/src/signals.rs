@@ -76,10 +76,10 @@ impl PgSignals {
         })
     }
 
-    /// Wakes every replica's notifiers; `payload` says why (empty: messages were queued).
-    async fn notify_wakeup(&self, payload: &str) -> Result<(), StoreError> {
+    /// Sends `payload` on `channel` to every replica's listener.
+    async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(WAKEUP_CHANNEL)
+            .bind(channel)
             .bind(payload)
             .execute(&self.pool)
             .await
@@ -155,11 +155,11 @@ async fn forward_inbox(payload: &str, pool: &PgPool, fanout: &InboxFanout) {
 #[async_trait]
 impl Wakeup for PgSignals {
     async fn wake(&self) -> Result<(), StoreError> {
-        self.notify_wakeup("").await
+        self.notify(WAKEUP_CHANNEL, "").await
     }
 
     async fn wake_resumed(&self) -> Result<(), StoreError> {
-        self.notify_wakeup(RESUMED_PAYLOAD).await
+        self.notify(WAKEUP_CHANNEL, RESUMED_PAYLOAD).await
     }
 
     fn subscribe(&self) -> WakeupListener {
@@ -185,13 +185,7 @@ impl InboxFeed for PgSignals {
                 id: *notification.id.as_uuid(),
             })?;
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(INBOX_CHANNEL)
-            .bind(payload)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.notify(INBOX_CHANNEL, &payload).await
     }
 
     async fn subscribe(&self, user: UserId) -> Result<InboxSubscription, StoreError> {
