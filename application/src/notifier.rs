@@ -85,6 +85,41 @@ pub struct Flushed {
     pub dropped: usize,
 }
 
+/// A leased batch and the time it was leased at.
+type Leased = (Vec<Message>, DateTime<Utc>);
+
+/// What leasing needs, apart from the rest of the notifier, so the next batch can be leased on a
+/// task of its own while this one is prepared and dispatched.
+#[derive(Debug)]
+struct Leaser {
+    queue: Arc<dyn MessageQueue>,
+    settings: Arc<dyn SettingsStore>,
+    clock: Arc<dyn Clock>,
+    lease_period: chrono::Duration,
+    count: usize,
+    max_attempts: u32,
+}
+
+impl Leaser {
+    /// Leases a batch unless the pause switch is on (`None`).
+    async fn lease(&self) -> Result<Option<Leased>, StoreError> {
+        if self.settings.notifier_paused().await? {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let leased = self
+            .queue
+            .lease(LeaseRequest {
+                now,
+                lease_period: self.lease_period,
+                count: self.count,
+                max_attempts: self.max_attempts,
+            })
+            .await?;
+        Ok(Some((leased, now)))
+    }
+}
+
 /// One replica's notifier.
 #[derive(Debug)]
 pub struct Notifier {
@@ -100,9 +135,10 @@ pub struct Notifier {
     /// at start), so they are read once and again only when a message names one not held.
     templates: HashMap<TemplateId, Template>,
     metrics: Arc<dyn NotifierMetrics>,
-    /// A batch leased while the previous one was being dispatched, with its lease time: the
-    /// next cycle dispatches it without waiting for the database.
-    ahead: Option<(Vec<Message>, DateTime<Utc>)>,
+    leaser: Arc<Leaser>,
+    /// A batch leased while the previous one was being prepared and dispatched, with its lease
+    /// time: the next cycle dispatches it without waiting for the database.
+    ahead: Option<Leased>,
     /// The write-back running in the background, if any. At most one runs at a time: the next
     /// write-back waits for it (backpressure).
     writing: Option<JoinHandle<Flushed>>,
@@ -124,8 +160,16 @@ impl Notifier {
         config.validate()?;
         let retry_interval = chrono::Duration::from_std(config.retry_interval)
             .map_err(|_| ConfigError::new("--notifications-retry-interval", "is too large"))?;
-        chrono::Duration::from_std(config.lease_period)
+        let lease_period = chrono::Duration::from_std(config.lease_period)
             .map_err(|_| ConfigError::new("--notifications-lease-period", "is too large"))?;
+        let leaser = Arc::new(Leaser {
+            queue: Arc::clone(&ports.queue),
+            settings: Arc::clone(&ports.settings),
+            clock: Arc::clone(&ports.clock),
+            lease_period,
+            count: config.lease_count,
+            max_attempts: config.max_send_attempts,
+        });
         Ok(Self {
             name: name.into(),
             policy: RetryPolicy {
@@ -140,6 +184,7 @@ impl Notifier {
             buffer: ResultBuffer::default(),
             templates: HashMap::new(),
             metrics: Arc::new(NoMetrics),
+            leaser,
             ahead: None,
             writing: None,
             stopping: false,
@@ -168,16 +213,16 @@ impl Notifier {
     /// full buffer stops leasing (backpressure).
     ///
     /// When the batch came back full and the buffer has room for its results, the next batch
-    /// is leased while this one is being dispatched, so the database and the receivers work at
-    /// the same time; the next cycle dispatches it (even if the pause switch was turned on in
-    /// between: it was leased before).
+    /// is leased (on a task of its own) while this one is being prepared and dispatched, so the
+    /// database and the receivers work at the same time; the next cycle dispatches it (even if
+    /// the pause switch was turned on in between: it was leased before).
     ///
     /// # Errors
     /// [`StoreError`] when the pause flag or the lease could not be read; nothing was leased.
     pub async fn run_cycle(&mut self) -> Result<Cycle, StoreError> {
         let (leased, now) = match self.ahead.take() {
             Some(batch) => batch,
-            None => match self.lease().await? {
+            None => match self.leaser.lease().await? {
                 Some(batch) => batch,
                 None => return Ok(Cycle::Paused),
             },
@@ -188,6 +233,7 @@ impl Notifier {
         }
         tracing::debug!(notifier = %self.name, count, "notifications: leased messages");
 
+        let leasing_ahead = self.lease_ahead(count);
         let prepared = self.prepare(leased, now).await;
         let mut in_flight = JoinSet::new();
         let mut by_task = HashMap::new();
@@ -218,7 +264,20 @@ impl Notifier {
                 }
             }
         }
-        self.lease_ahead(count).await;
+        if let Some(leasing) = leasing_ahead {
+            self.ahead = match leasing.await {
+                Ok(Ok(Some((leased, now)))) if !leased.is_empty() => Some((leased, now)),
+                Ok(Ok(_)) => None,
+                Ok(Err(err)) => {
+                    tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
+                    None
+                }
+                Err(err) => {
+                    tracing::error!(notifier = %self.name, error = %err, "notifications: the lease task ended abnormally; what it leased comes back when the lease expires");
+                    None
+                }
+            };
+        }
         while let Some(joined) = in_flight.join_next_with_id().await {
             self.metrics.dispatch_finished();
             let (task, result) = match joined {
@@ -256,42 +315,21 @@ impl Notifier {
         Ok(Cycle::Dispatched(count))
     }
 
-    /// Leases a batch unless the pause switch is on (`None`).
-    async fn lease(&mut self) -> Result<Option<(Vec<Message>, DateTime<Utc>)>, StoreError> {
-        if self.ports.settings.notifier_paused().await? {
-            return Ok(None);
-        }
-        let now = self.ports.clock.now();
-        let leased = self
-            .ports
-            .queue
-            .lease(LeaseRequest {
-                now,
-                lease_period: chrono::Duration::from_std(self.config.lease_period)
-                    .unwrap_or(chrono::Duration::MAX),
-                count: self.config.lease_count,
-                max_attempts: self.config.max_send_attempts,
-            })
-            .await?;
-        Ok(Some((leased, now)))
-    }
-
-    /// Leases the next batch while `dispatching` messages are in flight, when their batch was
-    /// full (more are likely waiting) and the buffer can take their results without filling.
-    async fn lease_ahead(&mut self, dispatching: usize) {
+    /// Starts leasing the next batch on a task of its own while `dispatching` messages are
+    /// prepared and dispatched, when their batch was full (more are likely waiting) and the
+    /// buffer can take their results without filling.
+    fn lease_ahead(
+        &self,
+        dispatching: usize,
+    ) -> Option<JoinHandle<Result<Option<Leased>, StoreError>>> {
         if self.stopping
             || dispatching < self.config.lease_count
             || self.buffer.len() + dispatching > self.config.store_sync_buffer_size
         {
-            return;
+            return None;
         }
-        match self.lease().await {
-            Ok(Some((leased, now))) if !leased.is_empty() => self.ahead = Some((leased, now)),
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
-            }
-        }
+        let leaser = Arc::clone(&self.leaser);
+        Some(tokio::spawn(async move { leaser.lease().await }))
     }
 
     /// Writes the buffered results back (one statement for the sent, one for the rest) and

@@ -472,6 +472,93 @@ async fn the_next_batch_is_leased_while_a_full_one_is_dispatched_and_dispatched_
     }
 }
 
+/// The harness's directory, holding every `get_many` (the notifier's recipient check) until
+/// let through.
+#[derive(Debug)]
+struct HeldDirectory {
+    inner: herald_memory::MemoryStore,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl herald_application::ports::UserDirectory for HeldDirectory {
+    async fn get(
+        &self,
+        id: UserId,
+    ) -> Result<Option<herald_domain::User>, herald_application::ports::StoreError> {
+        herald_application::ports::UserDirectory::get(&self.inner, id).await
+    }
+
+    async fn get_many(
+        &self,
+        ids: &[UserId],
+    ) -> Result<Vec<herald_domain::User>, herald_application::ports::StoreError> {
+        self.gate.acquire().await.unwrap().forget();
+        herald_application::ports::UserDirectory::get_many(&self.inner, ids).await
+    }
+
+    async fn with_any_role(
+        &self,
+        roles: &std::collections::BTreeSet<Role>,
+    ) -> Result<Vec<herald_domain::User>, herald_application::ports::StoreError> {
+        herald_application::ports::UserDirectory::with_any_role(&self.inner, roles).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
+    }
+    let queue = GatedQueue::closed(h.store.clone());
+    queue.open();
+    let directory = Arc::new(HeldDirectory {
+        inner: h.store.clone(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let notifier = herald_application::Notifier::new(
+        "test-notifier",
+        NotifierConfig {
+            lease_count: 5,
+            ..quiet_config()
+        },
+        herald_application::NotifierPorts {
+            directory: directory.clone(),
+            ..h.notifier_ports(queue.clone())
+        },
+        as_dispatchers(&webhook),
+        herald_application::rendering::Renderer::new("Herald", super::support::ACCESS_URL),
+        herald_application::ports::Wakeup::subscribe(&*h.wakeup),
+    )
+    .unwrap();
+    let handle = notifier.spawn();
+    settle().await;
+    assert!(
+        webhook.delivered().is_empty(),
+        "the first batch is being prepared"
+    );
+    assert_eq!(
+        queue.leases(),
+        2,
+        "the second batch was leased while the first waits for its recipients"
+    );
+
+    directory
+        .gate
+        .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    settle().await;
+    handle.stop().await;
+    assert_eq!(
+        webhook.delivered_ids(),
+        ids,
+        "each message once, oldest first"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_write_back_in_progress_holds_dispatching_only_once_the_buffer_fills_again() {
     let h = webhook_only();
