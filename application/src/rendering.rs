@@ -37,8 +37,14 @@ pub struct RenderedMessage {
     pub title: String,
     /// Plain text of the body (webhook `body`, inbox content, email text part).
     pub body: String,
-    /// HTML of the body with raw HTML disabled (email HTML part).
-    pub body_html: String,
+}
+
+impl RenderedMessage {
+    /// HTML of the body with raw HTML disabled (email HTML part). Made on request, as only
+    /// email uses it.
+    pub fn body_html(&self) -> String {
+        markdown_to_html(&self.body_markdown)
+    }
 }
 
 /// A template that could not be rendered: a permanent failure of the message.
@@ -205,7 +211,6 @@ impl Renderer {
         Ok(RenderedMessage {
             title: markdown_to_text(&title_markdown),
             body: markdown_to_text(&body_markdown),
-            body_html: markdown_to_html(&body_markdown),
             title_markdown,
             body_markdown,
         })

@@ -134,11 +134,11 @@ fn labels_cannot_inject_markdown_links_or_html() {
         );
         assert_eq!(message.body.matches("\n\n").count(), 1, "{injected:?}");
         assert_eq!(message.body.matches('\n').count(), 2, "{injected:?}");
-        let tags_left = message.body_html.replace("<p>", "").replace("</p>", "");
+        let tags_left = message.body_html().replace("<p>", "").replace("</p>", "");
         assert!(
             !tags_left.contains('<'),
             "{injected:?} made HTML: {}",
-            message.body_html
+            message.body_html()
         );
         assert!(
             !message.title_markdown.contains('\n') && !message.body_markdown.contains("\n\n\n"),
@@ -160,12 +160,12 @@ fn injected_values_come_out_literally_in_html() {
         ],
     );
     assert_eq!(
-        message.body_html,
+        message.body_html(),
         "<p>**x** [a](http://evil) &lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
     );
-    assert!(!message.body_html.contains("<strong>"));
-    assert!(!message.body_html.contains("<a href=\"http://evil\""));
-    assert!(!message.body_html.contains("<script>"));
+    assert!(!message.body_html().contains("<strong>"));
+    assert!(!message.body_html().contains("<a href=\"http://evil\""));
+    assert!(!message.body_html().contains("<script>"));
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn markup_written_in_the_template_still_works() {
     assert_eq!(message.title_markdown, "Workspace \"my\\-ws\\_1\"");
     assert_eq!(message.title, "Workspace \"my-ws_1\"");
     assert_eq!(
-        message.body_html,
+        message.body_html(),
         "<p>Your workspace <strong>my-ws_1</strong> is <em>ready</em>. \
          <a href=\"/@ada\">Open it</a></p>\n"
     );
@@ -206,7 +206,7 @@ fn payload_fields_and_data_are_escaped_too() {
         .unwrap();
     assert_eq!(message.body, "[Ada](http://evil) *a* <b> _c_");
     assert_eq!(
-        message.body_html,
+        message.body_html(),
         "<p>[Ada](http://evil) *a* &lt;b&gt; _c_</p>\n"
     );
 }
@@ -221,23 +221,31 @@ fn raw_html_written_in_a_template_is_escaped_in_html() {
         "Some <b onclick=\"x()\">bold</b> words.\n\n<div>\n<script>alert(1)</script>\n</div>",
         &[],
     );
-    assert!(!message.body_html.contains("<b"), "{}", message.body_html);
-    assert!(!message.body_html.contains("<div"), "{}", message.body_html);
     assert!(
-        !message.body_html.contains("<script"),
+        !message.body_html().contains("<b"),
         "{}",
-        message.body_html
+        message.body_html()
+    );
+    assert!(
+        !message.body_html().contains("<div"),
+        "{}",
+        message.body_html()
+    );
+    assert!(
+        !message.body_html().contains("<script"),
+        "{}",
+        message.body_html()
     );
     assert!(
         message
-            .body_html
+            .body_html()
             .contains("Some &lt;b onclick=\"x()\"&gt;bold&lt;/b&gt; words."),
         "{}",
-        message.body_html
+        message.body_html()
     );
     assert!(
         message
-            .body_html
+            .body_html()
             .contains("&lt;script&gt;alert(1)&lt;/script&gt;")
     );
 }
@@ -769,7 +777,7 @@ fn golden_file(golden: &Golden) -> String {
         ("title (text)", &message.title),
         ("body (markdown)", &message.body_markdown),
         ("body (text)", &message.body),
-        ("body (html)", &message.body_html),
+        ("body (html)", &message.body_html()),
         ("actions", actions.trim_end()),
     ] {
         write!(file, "\n===== {section} =====\n{content}\n").unwrap();
@@ -873,7 +881,7 @@ fn catalogue_renderings_are_complete_and_link_under_the_access_url() {
             &message.title,
             &message.body_markdown,
             &message.body,
-            &message.body_html,
+            &message.body_html(),
         ] {
             assert!(
                 !output.contains("{{"),

@@ -158,7 +158,7 @@ impl Composer {
 </body>
 </html>
 "#,
-            body = delivery.rendered.body_html.trim(),
+            body = delivery.rendered.body_html().trim(),
             settings = escape(&self.settings_url()),
         )
     }
@@ -222,9 +222,7 @@ mod tests {
             rendered: RenderedMessage {
                 title: "Workspace \"dev\" deleted".into(),
                 body: "Hi Danny\n\nYour workspace dev was deleted.".into(),
-                body_html:
-                    "<p>Hi Danny</p>\n<p>Your workspace <strong>dev</strong> was deleted.</p>\n"
-                        .into(),
+                body_markdown: "Hi Danny\n\nYour workspace **dev** was deleted.".into(),
                 ..RenderedMessage::default()
             },
         }

@@ -1004,8 +1004,6 @@ fn delivery(email: &str) -> Delivery {
             body_markdown: "Hi Danny\n\nYour workspace **dev** was deleted.".into(),
             title: "Workspace “dev” deleted".into(),
             body: "Hi Danny\n\nYour workspace dev was deleted.".into(),
-            body_html: "<p>Hi Danny</p>\n<p>Your workspace <strong>dev</strong> was deleted.</p>\n"
-                .into(),
         },
     }
 }

@@ -44,7 +44,6 @@ fn delivery() -> Delivery {
             body_markdown: "Hi Danny,\n\nYour workspace **my\\-workspace** was deleted.".into(),
             title: "Workspace \"my-workspace\" deleted".into(),
             body: "Hi Danny,\n\nYour workspace my-workspace was deleted.".into(),
-            body_html: "<p>ignored by webhooks</p>".into(),
         },
     }
 }

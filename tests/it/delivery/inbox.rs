@@ -56,7 +56,6 @@ fn delivery_to(recipient: UserId) -> Delivery {
             body_markdown: "Your workspace **a\\-b** was deleted.".into(),
             title: "Workspace \"a-b\" deleted".into(),
             body: "Your workspace a-b was deleted.".into(),
-            body_html: String::new(),
         },
     }
 }
