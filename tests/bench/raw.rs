@@ -31,24 +31,20 @@ fn payload(recipient: Uuid, i: usize) -> serde_json::Value {
     })
 }
 
-/// CPU seconds the server process behind `connection` has used so far.
-async fn backend_cpu(connection: &mut PgConnection) -> Result<f64> {
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *connection)
-        .await?;
-    Ok(crate::server::cpu_seconds(&pid.to_string()).unwrap_or(0.0))
-}
-
 /// Single-row inserts (autocommit, one statement each) from `clients` connections for
-/// `duration`: rows per second, and the PostgreSQL backends' CPU microseconds per row.
+/// `duration`: rows per second, and PostgreSQL's CPU microseconds per row (every `postgres`
+/// process, as for Herald's scenarios: the backends, the WAL writer and the rest).
 pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Result<(f64, f64)> {
+    // Connected first and closed last: a backend's CPU time is gone from `/proc` once it exits.
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(PgConnection::connect(url).await?);
+    }
+    let cpu_before = crate::server::postgres_cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for client in 0..clients {
-        let url = url.to_owned();
+    for (client, mut connection) in connections.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut connection = PgConnection::connect(&url).await?;
-            let cpu_before = backend_cpu(&mut connection).await?;
             let recipient = Uuid::new_v4();
             let mut rows = 0usize;
             while started.elapsed() < duration {
@@ -72,19 +68,22 @@ pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Re
                 .await?;
                 rows += 1;
             }
-            let cpu = backend_cpu(&mut connection).await? - cpu_before;
-            anyhow::Ok((rows, cpu))
+            anyhow::Ok((rows, connection))
         }));
     }
-    let (mut total, mut cpu) = (0, 0.0);
+    let mut total = 0;
+    let mut open = Vec::with_capacity(clients);
     for task in tasks {
-        let (rows, used) = task.await??;
+        let (rows, connection) = task.await??;
         total += rows;
-        cpu += used;
+        open.push(connection);
     }
+    let elapsed = started.elapsed();
+    let cpu = crate::server::postgres_cpu_seconds() - cpu_before;
+    drop(open);
     Ok((
-        total as f64 / started.elapsed().as_secs_f64(),
-        cpu * 1e6 / total as f64,
+        total as f64 / elapsed.as_secs_f64(),
+        cpu * 1e6 / total.max(1) as f64,
     ))
 }
 
@@ -130,10 +129,10 @@ pub async fn vacuum(pool: &sqlx::PgPool) -> Result<()> {
 /// One worker leasing `lease_count` messages at a time with Herald's lease predicate (oldest
 /// first, `FOR UPDATE SKIP LOCKED`, returning what a worker needs: id and payload) and marking
 /// them sent in one statement, until the queue is empty: messages per second, how many, and
-/// the backend's CPU microseconds per message.
+/// PostgreSQL's CPU microseconds per message (every `postgres` process, as for Herald's).
 pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, usize, f64)> {
     let mut connection = PgConnection::connect(url).await?;
-    let cpu_before = backend_cpu(&mut connection).await?;
+    let cpu_before = crate::server::postgres_cpu_seconds();
     let started = Instant::now();
     let mut done = 0usize;
     loop {
@@ -146,7 +145,7 @@ pub async fn lease_and_mark_sent(url: &str, lease_count: usize) -> Result<(f64, 
         done += ids.len();
     }
     let elapsed = started.elapsed();
-    let cpu = backend_cpu(&mut connection).await? - cpu_before;
+    let cpu = crate::server::postgres_cpu_seconds() - cpu_before;
     Ok((
         done as f64 / elapsed.as_secs_f64(),
         done,
@@ -197,7 +196,7 @@ pub async fn webhook_posts(
 /// batch while they are in flight, and marking each batch
 /// sent once its POSTs are answered, until the queue is empty. Every message must arrive
 /// exactly once. Returns messages per second (to the last mark sent) and the CPU microseconds
-/// per message of PostgreSQL's backend and of this process (the worker and the receiver).
+/// per message of PostgreSQL (every `postgres` process) and of this process (the worker and the receiver).
 pub async fn lease_post_mark_sent(
     url: &str,
     lease_count: usize,
@@ -206,7 +205,7 @@ pub async fn lease_post_mark_sent(
 ) -> Result<(f64, f64, f64)> {
     let client = herald_webhook::client(CLIENT_TIMEOUT)?;
     let mut connection = PgConnection::connect(url).await?;
-    let cpu_before = backend_cpu(&mut connection).await?;
+    let cpu_before = crate::server::postgres_cpu_seconds();
     let own_before = crate::server::cpu_seconds("self").unwrap_or(0.0);
     let started = Instant::now();
     let mut delivered = Vec::new();
@@ -229,7 +228,7 @@ pub async fn lease_post_mark_sent(
         delivered.extend(ids);
     }
     let elapsed = started.elapsed();
-    let cpu = backend_cpu(&mut connection).await? - cpu_before;
+    let cpu = crate::server::postgres_cpu_seconds() - cpu_before;
     let own = crate::server::cpu_seconds("self").unwrap_or(0.0) - own_before;
     receiver
         .expect_exactly(&delivered, Duration::from_secs(120))
