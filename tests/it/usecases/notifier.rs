@@ -430,8 +430,8 @@ async fn a_full_buffer_stops_leasing_until_it_is_written_and_nothing_is_lost() {
     assert_eq!(webhook.delivered().len(), 12);
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_next_batch_is_leased_while_a_full_one_is_dispatched_and_dispatched_on_stop() {
+/// Twelve webhook messages queued, and a queue over them that counts leases and holds nothing.
+async fn twelve_queued() -> (Harness, Vec<MessageId>, Arc<GatedQueue>) {
     let h = webhook_only();
     let owner = h.user("owner", &[]).await;
     let mut ids = Vec::new();
@@ -440,6 +440,12 @@ async fn the_next_batch_is_leased_while_a_full_one_is_dispatched_and_dispatched_
     }
     let queue = GatedQueue::closed(h.store.clone());
     queue.open();
+    (h, ids, queue)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_next_batch_is_leased_while_a_full_one_is_dispatched_and_dispatched_on_stop() {
+    let (h, ids, queue) = twelve_queued().await;
     let config = NotifierConfig {
         lease_count: 5,
         ..quiet_config()
@@ -507,34 +513,23 @@ impl herald_application::ports::UserDirectory for HeldDirectory {
 
 #[tokio::test(start_paused = true)]
 async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
-    let h = webhook_only();
-    let owner = h.user("owner", &[]).await;
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
-    }
-    let queue = GatedQueue::closed(h.store.clone());
-    queue.open();
+    let (h, ids, queue) = twelve_queued().await;
     let directory = Arc::new(HeldDirectory {
         inner: h.store.clone(),
         gate: tokio::sync::Semaphore::new(0),
     });
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
-    let notifier = herald_application::Notifier::new(
-        "test-notifier",
-        NotifierConfig {
-            lease_count: 5,
-            ..quiet_config()
-        },
+    let notifier = h.notifier_with_ports(
         herald_application::NotifierPorts {
             directory: directory.clone(),
             ..h.notifier_ports(queue.clone())
         },
+        NotifierConfig {
+            lease_count: 5,
+            ..quiet_config()
+        },
         as_dispatchers(&webhook),
-        herald_application::rendering::Renderer::new("Herald", super::support::ACCESS_URL),
-        herald_application::ports::Wakeup::subscribe(&*h.wakeup),
-    )
-    .unwrap();
+    );
     let handle = notifier.spawn();
     settle().await;
     assert!(
@@ -829,18 +824,14 @@ async fn a_paused_notifier_reads_the_switch_at_most_once_per_recheck_interval_an
         reads: Default::default(),
     });
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
-    let notifier = herald_application::Notifier::new(
-        "test-notifier",
-        quiet_config(),
+    let notifier = h.notifier_with_ports(
         herald_application::NotifierPorts {
             settings: switch.clone(),
             ..h.notifier_ports(Arc::new(h.store.clone()))
         },
+        quiet_config(),
         as_dispatchers(&webhook),
-        herald_application::rendering::Renderer::new("Herald", super::support::ACCESS_URL),
-        herald_application::ports::Wakeup::subscribe(&*h.wakeup),
-    )
-    .unwrap();
+    );
     h.settings.set_notifier_paused(true).await.unwrap();
     let handle = notifier.spawn();
     settle().await;

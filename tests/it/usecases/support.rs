@@ -128,10 +128,20 @@ impl Harness {
         config: NotifierConfig,
         dispatchers: Vec<Arc<dyn Dispatcher>>,
     ) -> Notifier {
+        self.notifier_with_ports(self.notifier_ports(queue), config, dispatchers)
+    }
+
+    /// A notifier over `ports` (the harness's, some replaced), woken by the harness's enqueues.
+    pub fn notifier_with_ports(
+        &self,
+        ports: NotifierPorts,
+        config: NotifierConfig,
+        dispatchers: Vec<Arc<dyn Dispatcher>>,
+    ) -> Notifier {
         Notifier::new(
             "test-notifier",
             config,
-            self.notifier_ports(queue),
+            ports,
             dispatchers,
             Renderer::new("Herald", ACCESS_URL),
             self.wakeup.subscribe(),
