@@ -555,6 +555,41 @@ async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_lease_ahead_that_fails_leases_nothing_and_the_next_cycle_leases_again() {
+    let (h, ids, queue) = twelve_queued().await;
+    queue
+        .failing_lease
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let config = NotifierConfig {
+        lease_count: 5,
+        ..quiet_config()
+    };
+    let mut notifier = h.notifier_over(queue.clone(), config, as_dispatchers(&webhook));
+
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(5));
+    assert_eq!(queue.leases(), 2, "the second lease, ahead, failed");
+    let mut pending = 0;
+    for id in &ids {
+        pending += usize::from(h.message(*id).await.status == MessageStatus::Pending);
+    }
+    assert_eq!(pending, 7, "the failed lease left its messages queued");
+
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(5));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(2));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(0));
+    notifier.flush().await;
+    assert_eq!(
+        webhook.delivered_ids(),
+        ids,
+        "each message once, oldest first"
+    );
+    for id in &ids {
+        assert_eq!(h.message(*id).await.status, MessageStatus::Sent);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_write_back_in_progress_holds_dispatching_only_once_the_buffer_fills_again() {
     let h = webhook_only();
     let owner = h.user("owner", &[]).await;

@@ -234,6 +234,8 @@ impl Dispatcher for ScriptedDispatcher {
 pub struct GatedQueue {
     inner: MemoryStore,
     pub leases: AtomicUsize,
+    /// The lease, counting from 1, that fails as if the store were down (0: none).
+    pub failing_lease: AtomicUsize,
     pub write_backs_waiting: AtomicUsize,
     pub inserts_waiting: AtomicUsize,
     /// Rows per insert, in the order the inserts were made.
@@ -257,6 +259,7 @@ impl GatedQueue {
         Arc::new(Self {
             inner,
             leases: AtomicUsize::new(0),
+            failing_lease: AtomicUsize::new(0),
             write_backs_waiting: AtomicUsize::new(0),
             inserts_waiting: AtomicUsize::new(0),
             inserts: Mutex::new(Vec::new()),
@@ -298,7 +301,12 @@ impl MessageQueue for GatedQueue {
     }
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
-        self.leases.fetch_add(1, Ordering::SeqCst);
+        let lease = self.leases.fetch_add(1, Ordering::SeqCst) + 1;
+        if lease == self.failing_lease.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(format!(
+                "lease {lease} refused by the test"
+            )));
+        }
         self.inner.lease(request).await
     }
 
