@@ -196,7 +196,8 @@ pub async fn webhook_posts(
 /// batch while they are in flight, and marking each batch
 /// sent once its POSTs are answered, until the queue is empty. Every message must arrive
 /// exactly once. Returns messages per second (to the last mark sent) and the CPU microseconds
-/// per message of PostgreSQL (every `postgres` process) and of this process (the worker and the receiver).
+/// per message of PostgreSQL (every `postgres` process) and of this process (the worker and the
+/// receiver).
 pub async fn lease_post_mark_sent(
     url: &str,
     lease_count: usize,
