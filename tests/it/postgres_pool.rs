@@ -42,16 +42,21 @@ async fn pool_of(database: &TestDatabase, size: u32) -> sqlx::PgPool {
         .unwrap()
 }
 
+/// Five of the store's kept-connection statements, one after another.
+async fn five_statements(store: &PgStore) {
+    use herald_application::ports::SettingsStore;
+    for _ in 0..5 {
+        assert!(!store.notifier_paused().await.unwrap());
+    }
+}
+
 #[tokio::test]
 async fn a_store_keeps_its_connection_between_statements_instead_of_handing_it_back() {
-    use herald_application::ports::SettingsStore;
     let database = TestDatabase::create().await;
     let own = pool_of(&database, 4).await;
     let store = PgStore::from_own_pool(own.clone());
 
-    for _ in 0..5 {
-        assert!(!store.notifier_paused().await.unwrap());
-    }
+    five_statements(&store).await;
 
     assert_eq!(own.size(), 1, "one connection served every statement");
     assert_eq!(settled_idle(&own).await, 0, "the store kept it");
@@ -59,14 +64,11 @@ async fn a_store_keeps_its_connection_between_statements_instead_of_handing_it_b
 
 #[tokio::test]
 async fn a_store_over_a_hosts_pool_hands_each_connection_back() {
-    use herald_application::ports::SettingsStore;
     let database = TestDatabase::create().await;
     let hosts = pool_of(&database, 4).await;
     let store = PgStore::from_pool(hosts.clone());
 
-    for _ in 0..5 {
-        assert!(!store.notifier_paused().await.unwrap());
-    }
+    five_statements(&store).await;
 
     // Every connection the statements used is back (one, or more when a statement found the
     // previous one still on its way back).

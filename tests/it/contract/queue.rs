@@ -61,6 +61,15 @@ async fn stored(backend: &Backend, id: MessageId) -> Message {
         .expect("the message is stored")
 }
 
+/// Leases up to 10 at `now` for messages below `max_attempts` attempts.
+async fn lease_below(backend: &Backend, now: DateTime<Utc>, max_attempts: u32) -> Vec<Message> {
+    let request = LeaseRequest {
+        max_attempts,
+        ..lease_request(now, 10)
+    };
+    backend.queue.lease(request).await.unwrap()
+}
+
 async fn lease(backend: &Backend, now: DateTime<Utc>, count: usize) -> Vec<Message> {
     backend
         .queue
@@ -423,13 +432,9 @@ async fn an_expired_lease_at_its_maximum_attempts_is_never_leased(backend: Backe
         BTreeSet::from([id])
     );
     let expired = retry_at + LEASE_PERIOD + secs(1);
-    let request = |max_attempts| LeaseRequest {
-        max_attempts,
-        ..lease_request(expired, 10)
-    };
 
-    assert!(backend.queue.lease(request(1)).await.unwrap().is_empty());
-    let taken_over = backend.queue.lease(request(2)).await.unwrap();
+    assert!(lease_below(&backend, expired, 1).await.is_empty());
+    let taken_over = lease_below(&backend, expired, 2).await;
     assert_eq!(id_set(&taken_over), BTreeSet::from([id]));
     assert_eq!(taken_over[0].attempt_count, 1);
 }
@@ -451,13 +456,9 @@ async fn a_temporary_failure_is_leased_again_only_once_its_retry_time_has_come(b
 async fn a_message_at_its_maximum_attempts_is_never_leased(backend: Backend) {
     let id = queue_a_temporary_failure(&backend, t0()).await;
     let much_later = t0() + Duration::days(1);
-    let request = |max_attempts| LeaseRequest {
-        max_attempts,
-        ..lease_request(much_later, 10)
-    };
 
-    assert!(backend.queue.lease(request(1)).await.unwrap().is_empty());
-    let leased = backend.queue.lease(request(2)).await.unwrap();
+    assert!(lease_below(&backend, much_later, 1).await.is_empty());
+    let leased = lease_below(&backend, much_later, 2).await;
     assert_eq!(id_set(&leased), BTreeSet::from([id]));
 }
 
