@@ -270,16 +270,25 @@ async fn post_all(
 /// Leases up to `count` messages as [`lease_and_mark_sent`] does: their ids and payloads.
 async fn lease(connection: &mut PgConnection, count: usize) -> Result<Vec<(Uuid, String)>> {
     Ok(sqlx::query_as(
-        "WITH leasable AS ( \
-             SELECT id FROM messages \
-             WHERE status IN ('pending', 'leased', 'temporary_failure') \
-               AND attempt_count < 5 \
-               AND (status <> 'temporary_failure' \
-                    OR next_retry_after IS NULL OR next_retry_after <= $1) \
-               AND (status <> 'leased' OR leased_until IS NULL OR leased_until < $1) \
-             ORDER BY created_at, id \
-             LIMIT $2 \
-             FOR UPDATE SKIP LOCKED) \
+        "WITH pending AS ( \
+             SELECT id, created_at FROM messages \
+             WHERE status = 'pending' AND attempt_count < 5 \
+             ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         retries AS ( \
+             SELECT id, created_at FROM messages \
+             WHERE status = 'temporary_failure' AND attempt_count < 5 \
+               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
+             ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         expired AS ( \
+             SELECT id, created_at FROM messages \
+             WHERE status = 'leased' AND attempt_count < 5 \
+               AND COALESCE(leased_until, '-infinity'::timestamptz) < $1 \
+             ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         leasable AS ( \
+             SELECT id FROM ( \
+                 SELECT * FROM pending UNION ALL SELECT * FROM retries \
+                 UNION ALL SELECT * FROM expired) AS due \
+             ORDER BY created_at, id LIMIT $2) \
          UPDATE messages AS m SET status = 'leased', \
              leased_until = $1 + interval '2 minutes', updated_at = $1 \
          FROM leasable WHERE m.id = leasable.id \

@@ -7,6 +7,7 @@ mod architecture;
 mod contract;
 mod delivery;
 mod http;
+mod postgres_plans;
 mod postgres_pool;
 mod replicas;
 mod usecases;

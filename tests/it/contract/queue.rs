@@ -424,6 +424,42 @@ async fn expired_leases_and_queued_messages_are_leased_together_oldest_first_up_
     }
 }
 
+async fn due_retries_expired_leases_and_queued_messages_are_leased_together_oldest_first(
+    backend: Backend,
+) {
+    let user = UserId::random();
+    let [retried, expired] = queue_at(&backend, user, &[secs(1), secs(4)]).await[..] else {
+        unreachable!()
+    };
+    let leased = lease(&backend, t0(), 2).await;
+    assert_eq!(
+        leased.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [retried, expired]
+    );
+    let failure = completed(&leased[0], retryable("503"), t0());
+    assert_eq!(backend.queue.mark_failed(&[failure]).await.unwrap(), 1);
+    let [zeroth, second, third] = queue_at(&backend, user, &[secs(0), secs(2), secs(3)]).await[..]
+    else {
+        unreachable!()
+    };
+    // The retry's time has come and the other lease has run out.
+    let later = t0() + POLICY.retry_interval;
+
+    let oldest = lease(&backend, later, 3).await;
+    let rest = lease(&backend, later, 10).await;
+
+    assert_eq!(
+        oldest.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [zeroth, retried, second]
+    );
+    assert_eq!(
+        rest.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [third, expired]
+    );
+    assert_eq!(oldest[1].attempt_count, 1);
+    assert_eq!(rest[1].attempt_count, 0);
+}
+
 async fn an_expired_lease_at_its_maximum_attempts_is_never_leased(backend: Backend) {
     let id = queue_a_temporary_failure(&backend, t0()).await;
     let retry_at = t0() + POLICY.retry_interval;
@@ -861,6 +897,7 @@ herald_tests::contract_suite! {
     a_leased_message_is_not_leased_again_while_its_lease_runs,
     an_expired_lease_is_taken_over_without_counting_an_attempt,
     expired_leases_and_queued_messages_are_leased_together_oldest_first_up_to_the_count,
+    due_retries_expired_leases_and_queued_messages_are_leased_together_oldest_first,
     an_expired_lease_at_its_maximum_attempts_is_never_leased,
     a_temporary_failure_is_leased_again_only_once_its_retry_time_has_come,
     a_message_at_its_maximum_attempts_is_never_leased,
