@@ -1,17 +1,21 @@
-//! The lease's plan on PostgreSQL, as a store's session runs it (generic plans): whatever waits
-//! ahead of the pending messages — live leases, failures waiting for their retry — a lease
-//! reads no row it cannot take, so its cost does not grow with what waits (migration 0005).
+//! The queue's hot statements on PostgreSQL, planned as a store's sessions plan them (generic
+//! plans) with statistics from a quiet moment: a lease reads no row it cannot take, whatever
+//! waits ahead of the pending messages (live leases, failures waiting for their retry), and a
+//! write-back reads only the rows it writes (migration 0005).
 
 use chrono::{DateTime, Duration, Utc};
 use herald_application::ports::{LeaseRequest, MessageQueue};
-use herald_domain::{Completion, RetryPolicy, UserId};
-use herald_postgres::lease_statement;
+use herald_domain::{Completion, Message, RetryPolicy, UserId};
+use herald_postgres::{WRITE_BACK_STATEMENT, lease_statement};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::sample::{self, t0};
 use serde_json::Value;
-use sqlx::Connection;
 use sqlx::types::Json;
+use sqlx::{ConnectOptions, Connection, PgConnection};
 
+/// How many messages were sent when the statistics were taken: enough that reading the whole
+/// table costs the planner more than finding rows by their ids.
+const QUIET: usize = 5_000;
 /// How many messages wait ahead of the pending ones, of each kind.
 const WAITING: usize = 40;
 const POLICY: RetryPolicy = RetryPolicy {
@@ -38,7 +42,82 @@ async fn queue(database: &TestDatabase, from: i64, count: usize) {
     database.store.enqueue(&batch).await.unwrap();
 }
 
-/// Every node of an `EXPLAIN (ANALYZE, FORMAT JSON)` plan, depth first.
+/// A queue whose statistics were taken at a quiet moment, when every message had been sent
+/// (as after a burst that autovacuum has not analyzed yet: the planner then expects next to no
+/// pending, leased or failed rows), and which now holds, oldest first: WAITING failures whose
+/// retry is an hour away, WAITING messages under a live lease (returned), five pending.
+async fn queue_after_a_quiet_moment(database: &TestDatabase) -> Vec<Message> {
+    let store = &database.store;
+    queue(database, -10_000, QUIET).await;
+    let sent: Vec<_> = store
+        .lease(request(t0(), QUIET))
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.complete(&Completion::Sent, t0(), POLICY).unwrap())
+        .collect();
+    assert_eq!(store.mark_sent(&sent).await.unwrap(), QUIET as u64);
+    sqlx::query("VACUUM ANALYZE messages")
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    queue(database, 0, 2 * WAITING).await;
+    let retryable = Completion::Failed {
+        reason: "connection refused".to_owned(),
+        retryable: true,
+        retry_after: None,
+    };
+    let failed: Vec<_> = store
+        .lease(request(t0(), WAITING))
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.complete(&retryable, t0(), POLICY).unwrap())
+        .collect();
+    assert_eq!(store.mark_failed(&failed).await.unwrap(), WAITING as u64);
+    let leased = store.lease(request(t0(), WAITING)).await.unwrap();
+    assert_eq!(leased.len(), WAITING);
+    queue(database, 1_000, 5).await;
+    leased
+}
+
+/// `EXPLAIN (ANALYZE, FORMAT JSON)` of `statement` (prepared as `name` with `types`, executed
+/// with `arguments`) on a session set up as the store's own, rolled back; the plan's root.
+async fn explain(
+    database: &TestDatabase,
+    (name, types, statement): (&str, &str, &str),
+    arguments: &str,
+) -> Value {
+    let mut connection: PgConnection = database
+        .store
+        .pool()
+        .connect_options()
+        .as_ref()
+        .clone()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::query(&format!("PREPARE {name} ({types}) AS {statement}"))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let mut transaction = connection.begin().await.unwrap();
+    let Json(explained): Json<Value> = sqlx::query_scalar(&format!(
+        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name} ({arguments})"
+    ))
+    .fetch_one(&mut *transaction)
+    .await
+    .unwrap();
+    transaction.rollback().await.unwrap();
+    explained[0]["Plan"].clone()
+}
+
+/// Every node of a plan, depth first.
 fn nodes(plan: &Value) -> Vec<&Value> {
     let mut all = vec![plan];
     for child in plan["Plans"].as_array().into_iter().flatten() {
@@ -47,61 +126,8 @@ fn nodes(plan: &Value) -> Vec<&Value> {
     all
 }
 
-#[tokio::test]
-async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
-    let database = TestDatabase::create().await;
-    let store = &database.store;
-    // The oldest messages: WAITING failures whose retry is an hour away, then WAITING under a
-    // live lease; the newest: five pending.
-    queue(&database, 0, 2 * WAITING).await;
-    let failed = store.lease(request(t0(), WAITING)).await.unwrap();
-    let retryable = Completion::Failed {
-        reason: "connection refused".to_owned(),
-        retryable: true,
-        retry_after: None,
-    };
-    let changes: Vec<_> = failed
-        .iter()
-        .map(|m| m.complete(&retryable, t0(), POLICY).unwrap())
-        .collect();
-    assert_eq!(store.mark_failed(&changes).await.unwrap(), WAITING as u64);
-    assert_eq!(
-        store.lease(request(t0(), WAITING)).await.unwrap().len(),
-        WAITING
-    );
-    queue(&database, 1_000, 5).await;
-    let now = t0() + Duration::minutes(1);
-
-    let mut connection = store.pool().acquire().await.unwrap();
-    sqlx::query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut *connection)
-        .await
-        .unwrap();
-    sqlx::query(&format!(
-        "PREPARE lease (timestamptz, timestamptz, int4, int8) AS {}",
-        lease_statement()
-    ))
-    .execute(&mut *connection)
-    .await
-    .unwrap();
-    // EXPLAIN ANALYZE runs the lease: rolled back.
-    let mut transaction = connection.begin().await.unwrap();
-    let Json(explained): Json<Value> = sqlx::query_scalar(&format!(
-        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE lease ('{}', '{}', {}, 100)",
-        now.to_rfc3339(),
-        (now + Duration::minutes(2)).to_rfc3339(),
-        POLICY.max_attempts
-    ))
-    .fetch_one(&mut *transaction)
-    .await
-    .unwrap();
-    transaction.rollback().await.unwrap();
-
-    let plan = &explained[0]["Plan"];
-    assert_eq!(
-        plan["Actual Rows"], 5,
-        "the five pending are leased: {plan:#}"
-    );
+/// Asserts that the plan's scans of `messages` read `rows` rows in all, none passed over.
+fn assert_reads_exactly(plan: &Value, rows: u64) {
     let scans: Vec<&Value> = nodes(plan)
         .into_iter()
         .filter(|node| {
@@ -111,11 +137,87 @@ async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
                     .is_some_and(|kind| kind.ends_with("Scan"))
         })
         .collect();
-    assert!(!scans.is_empty(), "{plan:#}");
-    // A row read and not taken shows as removed by the scan's filter (or recheck).
+    let mut read = 0;
     for scan in scans {
+        // A row read and not used shows as removed by the scan's filter (or recheck).
         let passed_over = scan["Rows Removed by Filter"].as_u64().unwrap_or(0)
             + scan["Rows Removed by Index Recheck"].as_u64().unwrap_or(0);
-        assert_eq!(passed_over, 0, "rows read and not leased: {scan:#}");
+        assert_eq!(passed_over, 0, "rows read and not used: {scan:#}");
+        read +=
+            scan["Actual Rows"].as_u64().unwrap_or(0) * scan["Actual Loops"].as_u64().unwrap_or(1);
     }
+    assert_eq!(read, rows, "{plan:#}");
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    format!("'{}'", at.to_rfc3339())
+}
+
+#[tokio::test]
+async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
+    let database = TestDatabase::create().await;
+    queue_after_a_quiet_moment(&database).await;
+    let now = t0() + Duration::minutes(1);
+
+    let plan = explain(
+        &database,
+        (
+            "lease",
+            "timestamptz, timestamptz, int4, int8",
+            lease_statement(),
+        ),
+        &format!(
+            "{}, {}, {}, 100",
+            timestamp(now),
+            timestamp(now + Duration::minutes(2)),
+            POLICY.max_attempts
+        ),
+    )
+    .await;
+
+    assert_eq!(
+        plan["Actual Rows"], 5,
+        "the five pending are leased: {plan:#}"
+    );
+    // The five pending, then each found again by its id for the update.
+    assert_reads_exactly(&plan, 10);
+}
+
+#[tokio::test]
+async fn a_write_back_reads_only_the_messages_it_writes() {
+    let database = TestDatabase::create().await;
+    let leased = queue_after_a_quiet_moment(&database).await;
+    let now = t0() + Duration::minutes(1);
+    let written = &leased[..10];
+    let array = |items: Vec<String>, of: &str| format!("'{{{}}}'::{of}[]", items.join(","));
+    let each = |value: &str| vec![value.to_owned(); written.len()];
+
+    let plan = explain(
+        &database,
+        (
+            "write_back",
+            "uuid[], text[], text[], int4[], timestamptz[], timestamptz[], timestamptz[]",
+            WRITE_BACK_STATEMENT,
+        ),
+        &[
+            array(written.iter().map(|m| m.id.to_string()).collect(), "uuid"),
+            array(each("sent"), "text"),
+            array(each("NULL"), "text"),
+            array(each("1"), "int4"),
+            array(each("NULL"), "timestamptz"),
+            array(each(&now.to_rfc3339()), "timestamptz"),
+            array(
+                written
+                    .iter()
+                    .map(|m| m.leased_until.unwrap().to_rfc3339())
+                    .collect(),
+                "timestamptz",
+            ),
+        ]
+        .join(", "),
+    )
+    .await;
+
+    assert_eq!(plan["Plans"][0]["Actual Rows"], 10, "{plan:#}");
+    assert_reads_exactly(&plan, 10);
 }

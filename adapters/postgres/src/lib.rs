@@ -22,7 +22,7 @@ mod templates;
 mod tokens;
 mod users;
 
-pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder, lease_statement};
+pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder, WRITE_BACK_STATEMENT, lease_statement};
 pub use signals::{INBOX_CHANNEL, PgSignals, RESUMED_PAYLOAD, WAKEUP_CHANNEL};
 
 use herald_application::ports::StoreError;

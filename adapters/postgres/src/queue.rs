@@ -75,6 +75,28 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
     )
 });
 
+/// The statement a write-back runs: `$1`–`$7` the changes as arrays (ids, statuses, reasons,
+/// attempt counts, retry times, change times, the leases they complete); public for plan checks
+/// like [`lease_statement`]. Each message is found by its id (a nested loop over the primary
+/// key): the "still leased" check compares the status as text, which no partial index's
+/// predicate follows from, so the planner cannot choose to read all of one instead (every
+/// lease, or every queued message) and hash-join it — with statistics from a quiet moment the
+/// partial indexes look empty, and that plan read 17,200 rows to write back 1,000 (auto_explain
+/// during the benchmark's drain).
+pub const WRITE_BACK_STATEMENT: &str = "UPDATE messages AS m SET \
+         status = c.status::message_status, \
+         status_reason = c.reason, \
+         attempt_count = c.attempts, \
+         next_retry_after = c.next_retry, \
+         leased_until = NULL, \
+         updated_at = c.at \
+     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[], \
+                 $6::timestamptz[], $7::timestamptz[]) \
+          AS c(id, status, reason, attempts, next_retry, at, lease) \
+     WHERE m.id = c.id \
+       AND m.status::text = 'leased' \
+       AND (c.lease IS NULL OR m.leased_until = c.lease)";
+
 /// A `messages` row as stored.
 #[derive(Debug, sqlx::FromRow)]
 struct MessageRow {
@@ -308,31 +330,17 @@ impl PgStore {
         let ats: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
         let leases: Vec<Option<DateTime<Utc>>> = changes.iter().map(|c| c.lease).collect();
         let mut connection = self.connection().await?;
-        let result = sqlx::query(
-            "UPDATE messages AS m SET \
-                 status = c.status::message_status, \
-                 status_reason = c.reason, \
-                 attempt_count = c.attempts, \
-                 next_retry_after = c.next_retry, \
-                 leased_until = NULL, \
-                 updated_at = c.at \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[], \
-                         $6::timestamptz[], $7::timestamptz[]) \
-                  AS c(id, status, reason, attempts, next_retry, at, lease) \
-             WHERE m.id = c.id \
-               AND m.status = 'leased' \
-               AND (c.lease IS NULL OR m.leased_until = c.lease)",
-        )
-        .bind(&ids)
-        .bind(&statuses)
-        .bind(&reasons)
-        .bind(&attempts)
-        .bind(&retries)
-        .bind(&ats)
-        .bind(&leases)
-        .execute(&mut *connection)
-        .await
-        .map_err(store_error)?;
+        let result = sqlx::query(WRITE_BACK_STATEMENT)
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&reasons)
+            .bind(&attempts)
+            .bind(&retries)
+            .bind(&ats)
+            .bind(&leases)
+            .execute(&mut *connection)
+            .await
+            .map_err(store_error)?;
         connection.done();
         Ok(result.rows_affected())
     }
@@ -396,8 +404,9 @@ impl MessageQueue for PgStore {
         // retry time has come, up to `count` expired leases; the oldest `count` of those are
         // leased. SKIP LOCKED lets concurrent notifiers take disjoint batches without waiting
         // on each other; rows locked here and not kept are free again when the statement ends.
-        // Each kind's own condition is what its partial index says, so the planner walks that
-        // index and stops at the count, whatever its statistics say about the statuses.
+        // Each kind's condition picks out one partial index, the only one it can be planned
+        // on, so even statistics from a quiet moment (every partial index empty when last
+        // vacuumed) cannot send a lease through every queued row.
         let mut connection = self.connection().await?;
         let rows: Vec<MessageRow> = sqlx::query_as(lease_statement())
             .bind(request.now)
