@@ -84,12 +84,40 @@ async fn a_store_keeps_at_most_half_its_pool_so_other_statements_find_room() {
     let own = pool_of(&database, 4).await;
     let store = PgStore::from_own_pool(own.clone());
 
-    // Four statements at once take all four connections; two are kept afterwards.
-    let (a, b, c, d) = tokio::join!(
-        store.notifier_paused(),
-        store.notifier_paused(),
-        store.notifier_paused(),
-        store.notifier_paused()
+    // Four statements at once take all four connections (each waits on a lock held elsewhere
+    // until all four are waiting, so none can finish and hand its connection to another);
+    // two are kept afterwards.
+    let mut blocker = database.store.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let release = async {
+        for _ in 0..2_000 {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks \
+                 WHERE relation = 'settings'::regclass AND NOT granted",
+            )
+            .fetch_one(&mut *blocker)
+            .await
+            .unwrap();
+            if waiting == 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        blocker.commit().await.unwrap();
+    };
+    let ((a, b, c, d), ()) = tokio::join!(
+        async {
+            tokio::join!(
+                store.notifier_paused(),
+                store.notifier_paused(),
+                store.notifier_paused(),
+                store.notifier_paused()
+            )
+        },
+        release
     );
     for paused in [a, b, c, d] {
         assert!(!paused.unwrap());
