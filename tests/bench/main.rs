@@ -220,6 +220,10 @@ async fn run() -> Result<()> {
     eprintln!("bench: raw single-row inserts…");
     let (raw_insert, raw_insert_cpu) =
         raw::single_inserts(&raw_db.url, sizes.clients, sizes.raw_insert_for).await?;
+    eprintln!("bench: raw plain HTTP endpoint, one INSERT per event…");
+    let plain_subjects: Vec<Uuid> = (0..1_000).map(|_| Uuid::new_v4()).collect();
+    let (plain_api, plain_api_pg, plain_api_own) =
+        raw::plain_api_inserts(&raw_db.url, &plain_subjects, sizes.clients, sizes.api_for).await?;
     raw::fill(&raw_db.url, sizes.raw_lease_messages).await?;
     eprintln!("bench: raw lease + mark sent…");
     let (raw_lease, leased, raw_lease_cpu) =
@@ -239,6 +243,15 @@ async fn run() -> Result<()> {
         ),
         raw_insert,
         "rows/s",
+    ));
+    report.push(Scenario::baseline(
+        "raw_plain_api_insert",
+        format!(
+            "raw limit: a plain HTTP endpoint, one INSERT per event (no template, recipient or preference read; nothing batched), {} clients as for Herald's single events; CPU per event: postgres {plain_api_pg:.0} µs, endpoint+clients {plain_api_own:.0} µs",
+            sizes.clients
+        ),
+        plain_api,
+        "events/s",
     ));
     report.push(Scenario::baseline(
         "raw_lease_mark_sent",

@@ -2,9 +2,18 @@
 //! ceiling the database gives on this machine), and plain HTTP POSTs to the receiver with no
 //! database (the ceiling of the delivery side alone), measured in the same run as Herald.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::post;
 use chrono::Utc;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
@@ -48,24 +57,7 @@ pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Re
             let recipient = Uuid::new_v4();
             let mut rows = 0usize;
             while started.elapsed() < duration {
-                let now = Utc::now();
-                sqlx::query(
-                    "INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                         created_by, created_at, updated_at, dedupe_hash) \
-                     VALUES ($1, $2, $3, 'webhook', $4::json, '{}', 'bench', $5, $5, $6)",
-                )
-                .bind(Uuid::new_v4())
-                .bind(workspace_deleted())
-                .bind(recipient)
-                .bind(payload(recipient, client * 1_000_000 + rows).to_string())
-                .bind(now)
-                .bind(format!(
-                    "{:x}{:x}",
-                    Uuid::new_v4().as_u128(),
-                    Uuid::new_v4().as_u128()
-                ))
-                .execute(&mut connection)
-                .await?;
+                insert_one(&mut connection, recipient, client * 1_000_000 + rows).await?;
                 rows += 1;
             }
             anyhow::Ok((rows, connection))
@@ -85,6 +77,122 @@ pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Re
         total as f64 / elapsed.as_secs_f64(),
         cpu * 1e6 / total.max(1) as f64,
     ))
+}
+
+/// Inserts one pending webhook message for `recipient` (autocommit, one statement), as the raw
+/// single inserts do; returns its id.
+async fn insert_one<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    recipient: Uuid,
+    i: usize,
+) -> Result<Uuid> {
+    let id = Uuid::new_v4();
+    let now = Utc::now();
+    sqlx::query(
+        "INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+             created_by, created_at, updated_at, dedupe_hash) \
+         VALUES ($1, $2, $3, 'webhook', $4::json, '{}', 'bench', $5, $5, $6)",
+    )
+    .bind(id)
+    .bind(workspace_deleted())
+    .bind(recipient)
+    .bind(payload(recipient, i).to_string())
+    .bind(now)
+    .bind(format!(
+        "{:x}{:x}",
+        Uuid::new_v4().as_u128(),
+        Uuid::new_v4().as_u128()
+    ))
+    .execute(executor)
+    .await?;
+    Ok(id)
+}
+
+/// The API side's limit: a plain HTTP endpoint in this process (the receiver's server, axum)
+/// that answers each event `POST` with one single-row INSERT of a message for the event's
+/// subject ([`insert_one`], over a pool of `clients` connections) and its id, driven by the
+/// same `clients` connections and requests as Herald's single-event scenario
+/// ([`crate::single_events`]) for `duration`. No template, recipient or preference is read
+/// and nothing is batched: what an HTTP API costs on top of the raw single inserts on this
+/// machine. Every returned id must be stored exactly once. Returns events per second, and the
+/// CPU microseconds per event of PostgreSQL (every `postgres` process) and of this process
+/// (the endpoint and the clients together).
+pub async fn plain_api_inserts(
+    url: &str,
+    subjects: &[Uuid],
+    clients: usize,
+    duration: Duration,
+) -> Result<(f64, f64, f64)> {
+    let pool = PgPoolOptions::new()
+        .max_connections(u32::try_from(clients)?)
+        .min_connections(u32::try_from(clients)?)
+        // No extra round trip per event (Herald's pool does not test either).
+        .test_before_acquire(false)
+        .connect(url)
+        .await?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let address = listener.local_addr()?;
+    let app = Router::new()
+        .route("/api/v2/notifications/events", post(plain_event))
+        .with_state(PlainApi {
+            pool: pool.clone(),
+            next: Arc::new(AtomicUsize::new(0)),
+        });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let api = crate::server::Api::new(&format!("http://{address}"), "plain")?;
+    let cpu_before = crate::server::postgres_cpu_seconds();
+    let own_before = crate::server::cpu_seconds("self").unwrap_or(0.0);
+    let measured = crate::single_events(&api, subjects, clients, duration).await;
+    let cpu = crate::server::postgres_cpu_seconds() - cpu_before;
+    let own = crate::server::cpu_seconds("self").unwrap_or(0.0) - own_before;
+    server.abort();
+    let (rate, ids) = measured?;
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    if distinct.len() != ids.len() || usize::try_from(stored)? != ids.len() {
+        anyhow::bail!(
+            "the plain endpoint answered {} ids ({} distinct) and stored {stored} of them",
+            ids.len(),
+            distinct.len()
+        );
+    }
+    let done = ids.len().max(1) as f64;
+    Ok((rate, cpu * 1e6 / done, own * 1e6 / done))
+}
+
+#[derive(Clone)]
+struct PlainApi {
+    pool: sqlx::PgPool,
+    /// Numbers the stored payloads' user fields, as the raw inserts do.
+    next: Arc<AtomicUsize>,
+}
+
+/// One event: its subject (`user_id`) gets one message, inserted before the answer.
+async fn plain_event(State(api): State<PlainApi>, body: Bytes) -> Response {
+    let subject = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|event| {
+            event["user_id"]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+        });
+    let Some(subject) = subject else {
+        return (StatusCode::BAD_REQUEST, "user_id: missing or not a UUID").into_response();
+    };
+    let i = api.next.fetch_add(1, Ordering::Relaxed);
+    match insert_one(&api.pool, subject, i).await {
+        Ok(id) => (
+            StatusCode::ACCEPTED,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "message_ids": [id], "skipped": [] }).to_string(),
+        )
+            .into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
 }
 
 /// Empties the queue, then queues `count` pending messages in bulk (setup, not measured).
