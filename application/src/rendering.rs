@@ -21,7 +21,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Datelike, Utc};
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, RenderContext, Renderable, ScopedJson, StringOutput,
+    Context, Handlebars, Helper, HelperDef, Output, RenderContext, Renderable, ScopedJson,
     TemplateError,
 };
 use herald_domain::{Action, Payload, Template};
@@ -171,10 +171,12 @@ impl Renderer {
         warn_of_missing_labels(
             template,
             payload,
-            template
-                .actions
-                .iter()
-                .flat_map(|action| [action.label.as_str(), action.url.as_str()]),
+            &self.engine.required_labels(
+                template
+                    .actions
+                    .iter()
+                    .flat_map(|action| [action.label.as_str(), action.url.as_str()]),
+            ),
         );
         Ok(EventActions {
             renderer: self,
@@ -196,7 +198,9 @@ impl Renderer {
         warn_of_missing_labels(
             template,
             payload,
-            [template.title.as_str(), template.body.as_str()],
+            &self
+                .engine
+                .required_labels([template.title.as_str(), template.body.as_str()]),
         );
         let context = self.context(template, payload, now)?;
         let markdown = &self.engine.markdown;
@@ -267,6 +271,9 @@ struct Engine {
     /// Action labels: plain text, values as they are.
     plain: Handlebars<'static>,
     compiled: RwLock<HashMap<String, Arc<handlebars::Template>>>,
+    /// [`required_labels`] by the sources they were found in (joined with NUL), so a message
+    /// does not scan its template's sources again.
+    required: RwLock<HashMap<String, Arc<[String]>>>,
 }
 
 impl Engine {
@@ -276,7 +283,32 @@ impl Engine {
             url: registry(percent_encode),
             plain: registry(handlebars::no_escape),
             compiled: RwLock::new(HashMap::new()),
+            required: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// [`required_labels`] of `sources`, found once per set of sources.
+    fn required_labels<'a>(&self, sources: impl IntoIterator<Item = &'a str>) -> Arc<[String]> {
+        let sources: Vec<&str> = sources.into_iter().collect();
+        let key = sources.join("\0");
+        if let Some(required) = self
+            .required
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Arc::clone(required);
+        }
+        let required: Arc<[String]> = required_labels(sources).into();
+        let mut cache = self
+            .required
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&required));
+        required
     }
 
     /// Renders `source` (compiling it once) against `context` with `registry`'s escaping.
@@ -287,7 +319,7 @@ impl Engine {
         context: &Context,
     ) -> Result<String, String> {
         let template = self.compiled(source)?;
-        let mut output = StringOutput::new();
+        let mut output = TextOutput(String::with_capacity(source.len() + source.len() / 2));
         let mut render_context = RenderContext::new(None);
         template
             .render(registry, context, &mut render_context, &mut output)
@@ -300,7 +332,7 @@ impl Engine {
                     _ => reason.to_string(),
                 }
             })?;
-        output.into_string().map_err(|error| error.to_string())
+        Ok(output.0)
     }
 
     fn compiled(&self, source: &str) -> Result<Arc<handlebars::Template>, String> {
@@ -322,6 +354,18 @@ impl Engine {
         }
         compiled.insert(source.to_owned(), Arc::clone(&template));
         Ok(template)
+    }
+}
+
+/// Rendered text, in a `String` sized for its source. (Handlebars' own `StringOutput` reserves
+/// 8 KiB for every render, and the rendered Markdown kept those 8 KiB while its message was in
+/// flight.)
+struct TextOutput(String);
+
+impl Output for TextOutput {
+    fn write(&mut self, segment: &str) -> Result<(), std::io::Error> {
+        self.0.push_str(segment);
+        Ok(())
     }
 }
 
@@ -412,14 +456,22 @@ fn percent_encode(value: &str) -> String {
     utf8_percent_encode(value, URL_VALUE).to_string()
 }
 
-/// Logs each label the sources use that the payload lacks (it renders empty). Labels tested
-/// with `{{#if labels.x}}` or `{{#unless labels.x}}` anywhere in the sources are optional and
-/// not reported.
-fn warn_of_missing_labels<'a>(
-    template: &Template,
-    payload: &Payload,
-    sources: impl IntoIterator<Item = &'a str>,
-) {
+/// Logs each of `required` (see [`required_labels`]) that the payload lacks (it renders empty).
+fn warn_of_missing_labels(template: &Template, payload: &Payload, required: &[String]) {
+    for key in required {
+        if !payload.labels.contains_key(key) {
+            tracing::warn!(
+                template = %template.name,
+                label = %key,
+                "label missing from the payload, rendered empty"
+            );
+        }
+    }
+}
+
+/// The labels `sources` use, except those tested with `{{#if labels.x}}` or
+/// `{{#unless labels.x}}` anywhere in them (optional), in order of name.
+fn required_labels<'a>(sources: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut used = BTreeSet::new();
     let mut optional = BTreeSet::new();
     for source in sources {
@@ -430,15 +482,9 @@ fn warn_of_missing_labels<'a>(
             used.insert(reference.key);
         }
     }
-    for key in used.difference(&optional) {
-        if !payload.labels.contains_key(*key) {
-            tracing::warn!(
-                template = %template.name,
-                label = %key,
-                "label missing from the payload, rendered empty"
-            );
-        }
-    }
+    used.difference(&optional)
+        .map(|key| (*key).to_owned())
+        .collect()
 }
 
 struct LabelReference<'a> {

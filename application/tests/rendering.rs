@@ -330,6 +330,40 @@ fn a_missing_label_renders_empty_and_is_logged() {
 }
 
 #[test]
+fn each_message_reports_its_own_missing_labels_whatever_the_renderer_rendered_before() {
+    let renderer = renderer();
+    let reason = template("t", "Reason: {{labels.reason}}.", &[]);
+    let name = template(
+        "t",
+        "Name: {{labels.name}}{{#if labels.reason}}.{{/if}}",
+        &[],
+    );
+    let messages: [(&Template, &[(&str, &str)]); 5] = [
+        (&reason, &[]),
+        (&reason, &[("reason", "r")]),
+        (&name, &[]),
+        (&reason, &[("name", "n")]),
+        (&name, &[("name", "n")]),
+    ];
+    let ((), warnings) = captured_warnings(|| {
+        for (template, labels) in messages {
+            renderer
+                .render_message(template, &payload(template, labels, None), now())
+                .unwrap();
+        }
+    });
+    let labels: Vec<_> = warnings
+        .iter()
+        .map(|w| w.split_once("label=").map(|(_, rest)| rest.to_owned()))
+        .collect();
+    assert_eq!(
+        labels,
+        ["reason", "name", "reason"].map(|l| Some(l.to_owned())),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn labels_tested_with_if_are_optional_and_not_logged() {
     let (message, warnings) = captured_warnings(|| {
         render(
