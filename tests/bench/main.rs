@@ -305,10 +305,14 @@ async fn herald_scenarios(
     let cpu_before = server::CpuSample::take(&server);
     let (rate, ids) = single_events(&api, &subjects, sizes.clients, sizes.api_for).await?;
     let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
+    let of_plain = report
+        .figure("raw_plain_api_insert")
+        .map(|plain| format!("; {:.0} % of raw_plain_api_insert", 100.0 * rate / plain))
+        .unwrap_or_default();
     report.push(Scenario::measured(
         "api_enqueue_single",
         format!(
-            "POST /notifications/events, one event per request, {} clients; {cpu}",
+            "POST /notifications/events, one event per request, {} clients; {cpu}{of_plain}",
             sizes.clients
         ),
         rate,
@@ -423,9 +427,10 @@ async fn herald_scenarios(
     report.push(Scenario::baseline(
         "raw_lease_post_mark_sent",
         format!(
-            "raw limit: a plain worker, lease {} + POST each ({body_bytes} bytes, a lease at once, the next leased meanwhile) + mark sent, {} messages; CPU per message: postgres {raw_worker_pg:.0} µs, worker+receiver {raw_worker_own:.0} µs",
+            "raw limit: a plain worker, lease {} + POST each ({body_bytes} bytes, a lease at once, the next leased meanwhile) + mark sent, {} messages; CPU per message: postgres {raw_worker_pg:.0} µs, worker+receiver {raw_worker_own:.0} µs; Herald's drain: {:.0} % of this",
             options.tuning.lease_count,
-            ids.len()
+            ids.len(),
+            100.0 * drain / raw_worker
         ),
         raw_worker,
         "messages/s",

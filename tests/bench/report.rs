@@ -218,6 +218,14 @@ impl Report {
         )
     }
 
+    /// The figure of the scenario `key` pushed so far, if any.
+    pub fn figure(&self, key: &str) -> Option<f64> {
+        self.scenarios
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.figure)
+    }
+
     pub fn push(&mut self, scenario: Scenario) {
         eprintln!(
             "bench: {}: {} {}",
