@@ -12,10 +12,11 @@
 //! From the Markdown come the plain text ([`markdown_to_text`]) and the HTML with raw HTML shown
 //! as text and only `http`, `https`, `mailto` or relative links ([`markdown_to_html`]).
 //!
-//! Compiled templates are cached by their source text, so each distinct template string is
-//! parsed once per [`Renderer`] (and its clones).
+//! Compiled templates, and the labels a template's sources need, are cached by their source
+//! text, so each distinct template string is parsed once per [`Renderer`] (and its clones).
 
 use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -258,11 +259,48 @@ const APP_NAME: &str = "app_name";
 const BASE_URL: &str = "base_url";
 const CURRENT_YEAR: &str = "current_year";
 
-/// Templates compiled so far, keyed by source. Cleared when it grows past this many entries,
-/// which only happens if templates are generated rather than authored.
+/// How many entries a [`Memo`] holds before it forgets them all, which only happens if
+/// templates are generated rather than authored.
 const CACHE_LIMIT: usize = 1024;
 
-/// The three Handlebars registries (one per kind of escaping) and the compiled templates.
+/// Values made once per source text and shared, forgotten all at once past [`CACHE_LIMIT`].
+struct Memo<V: ?Sized>(RwLock<HashMap<String, Arc<V>>>);
+
+impl<V: ?Sized> Memo<V> {
+    fn new() -> Self {
+        Self(RwLock::new(HashMap::new()))
+    }
+
+    fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// The value held for `key`, else what `make` gives (held unless it failed).
+    fn get_or_try<E>(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<Arc<V>, E>,
+    ) -> Result<Arc<V>, E> {
+        if let Some(value) = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return Ok(Arc::clone(value));
+        }
+        let value = make()?;
+        let mut held = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if held.len() >= CACHE_LIMIT {
+            held.clear();
+        }
+        held.insert(key.to_owned(), Arc::clone(&value));
+        Ok(value)
+    }
+}
+
+/// The three Handlebars registries (one per kind of escaping) and what is made once per
+/// template source.
 struct Engine {
     /// Title and body: values escaped for Markdown.
     markdown: Handlebars<'static>,
@@ -270,10 +308,11 @@ struct Engine {
     url: Handlebars<'static>,
     /// Action labels: plain text, values as they are.
     plain: Handlebars<'static>,
-    compiled: RwLock<HashMap<String, Arc<handlebars::Template>>>,
+    /// Compiled templates by source.
+    compiled: Memo<handlebars::Template>,
     /// [`required_labels`] by the sources they were found in (joined with NUL), so a message
     /// does not scan its template's sources again.
-    required: RwLock<HashMap<String, Arc<[String]>>>,
+    required: Memo<[String]>,
 }
 
 impl Engine {
@@ -282,32 +321,17 @@ impl Engine {
             markdown: registry(escape_markdown),
             url: registry(percent_encode),
             plain: registry(handlebars::no_escape),
-            compiled: RwLock::new(HashMap::new()),
-            required: RwLock::new(HashMap::new()),
+            compiled: Memo::new(),
+            required: Memo::new(),
         }
     }
 
     /// [`required_labels`] of `sources`, found once per set of sources.
     fn required_labels<'a>(&self, sources: impl IntoIterator<Item = &'a str>) -> Arc<[String]> {
         let sources: Vec<&str> = sources.into_iter().collect();
-        let key = sources.join("\0");
-        if let Some(required) = self
-            .required
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
-            return Arc::clone(required);
-        }
-        let required: Arc<[String]> = required_labels(sources).into();
-        let mut cache = self
-            .required
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&required));
+        let Ok(required) = self.required.get_or_try(&sources.join("\0"), || {
+            Ok::<_, Infallible>(required_labels(sources.iter().copied()).into())
+        });
         required
     }
 
@@ -336,24 +360,11 @@ impl Engine {
     }
 
     fn compiled(&self, source: &str) -> Result<Arc<handlebars::Template>, String> {
-        if let Some(template) = self
-            .compiled
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(source)
-        {
-            return Ok(Arc::clone(template));
-        }
-        let template = Arc::new(handlebars::Template::compile(source).map_err(describe)?);
-        let mut compiled = self
-            .compiled
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if compiled.len() >= CACHE_LIMIT {
-            compiled.clear();
-        }
-        compiled.insert(source.to_owned(), Arc::clone(&template));
-        Ok(template)
+        self.compiled.get_or_try(source, || {
+            handlebars::Template::compile(source)
+                .map(Arc::new)
+                .map_err(describe)
+        })
     }
 }
 
@@ -371,13 +382,8 @@ impl Output for TextOutput {
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let compiled = self
-            .compiled
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
         f.debug_struct("Engine")
-            .field("compiled_templates", &compiled)
+            .field("compiled_templates", &self.compiled.len())
             .finish_non_exhaustive()
     }
 }
