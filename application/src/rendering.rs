@@ -63,8 +63,8 @@ pub struct EventActions<'a> {
     renderer: &'a Renderer,
     template: &'a Template,
     /// The event's payload as Handlebars data; the recipient fields are those of the last
-    /// recipient rendered.
-    context: Context,
+    /// recipient rendered. `None` when no action has an expression: nothing reads it.
+    context: Option<Context>,
 }
 
 impl EventActions<'_> {
@@ -76,6 +76,16 @@ impl EventActions<'_> {
     /// [`RenderError`] when a label or URL template does not parse or render.
     pub fn render(&mut self, payload: &Payload) -> Result<Vec<Action>, RenderError> {
         let template = self.template;
+        let Some(context) = &mut self.context else {
+            return Ok(template
+                .actions
+                .iter()
+                .map(|action| Action {
+                    label: action.label.clone(),
+                    url: self.renderer.absolute_url(&action.url),
+                })
+                .collect());
+        };
         let recipient = [
             ("user_id", serde_json::to_value(payload.user_id)),
             ("user_email", Ok(payload.user_email.as_str().into())),
@@ -83,7 +93,7 @@ impl EventActions<'_> {
             ("user_username", Ok(payload.user_username.as_str().into())),
             ("actions", serde_json::to_value(&payload.actions)),
         ];
-        if let serde_json::Value::Object(fields) = self.context.data_mut() {
+        if let serde_json::Value::Object(fields) = context.data_mut() {
             for (key, value) in recipient {
                 let value =
                     value.map_err(|error| failure(template, "payload", error.to_string()))?;
@@ -98,12 +108,12 @@ impl EventActions<'_> {
             .map(|(index, action)| {
                 let number = index + 1;
                 let label = engine
-                    .render(&engine.plain, &action.label, &self.context)
+                    .render(&engine.plain, &action.label, context)
                     .map_err(|reason| {
                         failure(template, &format!("action {number} label"), reason)
                     })?;
                 let path = engine
-                    .render(&engine.url, &action.url, &self.context)
+                    .render(&engine.url, &action.url, context)
                     .map_err(|reason| failure(template, &format!("action {number} url"), reason))?;
                 Ok(Action {
                     label,
@@ -158,8 +168,8 @@ impl Renderer {
 
     /// The template's actions prepared for the recipients of one event, whose payload is
     /// `payload` (its recipient fields are not read): the sources are checked for missing labels
-    /// and the payload is serialised here, once; [`EventActions::render`] then only swaps in each
-    /// recipient's fields.
+    /// and the payload is serialised here, once (not at all when no action has an expression);
+    /// [`EventActions::render`] then only swaps in each recipient's fields.
     ///
     /// # Errors
     /// [`RenderError`] when the payload does not serialise.
@@ -179,10 +189,18 @@ impl Renderer {
                     .flat_map(|action| [action.label.as_str(), action.url.as_str()]),
             ),
         );
+        let expressions = template
+            .actions
+            .iter()
+            .any(|action| has_expression(&action.label) || has_expression(&action.url));
         Ok(EventActions {
             renderer: self,
             template,
-            context: self.context(template, payload, now)?,
+            context: if expressions {
+                Some(self.context(template, payload, now)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -342,6 +360,9 @@ impl Engine {
         source: &str,
         context: &Context,
     ) -> Result<String, String> {
+        if !has_expression(source) {
+            return Ok(source.to_owned());
+        }
         let template = self.compiled(source)?;
         let mut output = TextOutput(String::with_capacity(source.len() + source.len() / 2));
         let mut render_context = RenderContext::new(None);
@@ -366,6 +387,12 @@ impl Engine {
                 .map_err(describe)
         })
     }
+}
+
+/// Whether Handlebars would do anything with `source`: every expression, comment, escape and
+/// raw block starts with `{{`; text without one renders as written.
+fn has_expression(source: &str) -> bool {
+    source.contains("{{")
 }
 
 /// Rendered text, in a `String` sized for its source. (Handlebars' own `StringOutput` reserves

@@ -88,6 +88,30 @@ fn render_actions(actions: &[(&str, &str)], labels: &[(&str, &str)]) -> Vec<Acti
         .unwrap()
 }
 
+#[test]
+fn text_without_expressions_renders_as_written_beside_actions_that_have_them() {
+    let written = "a \\ b } { %20 ~ <x> & *y* #z {";
+    let message = render(written, written, &[("name", "dev")]);
+    assert_eq!(message.title_markdown, written);
+    assert_eq!(message.body_markdown, written);
+
+    let only_written = render_actions(&[(written, "/w?q=a b&c={")], &[]);
+    assert_eq!(only_written[0].label, written);
+    assert_eq!(only_written[0].url, format!("{ACCESS_URL}/w?q=a b&c={{"));
+
+    let mixed = render_actions(
+        &[
+            (written, "/w?q=a b"),
+            ("{{labels.name}} {", "/@{{labels.name}}"),
+        ],
+        &[("name", "a b")],
+    );
+    assert_eq!(mixed[0].label, written);
+    assert_eq!(mixed[0].url, format!("{ACCESS_URL}/w?q=a b"));
+    assert_eq!(mixed[1].label, "a b {");
+    assert_eq!(mixed[1].url, format!("{ACCESS_URL}/@a%20b"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Escaping of substituted values
 
