@@ -18,6 +18,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Datelike, Utc};
@@ -328,8 +329,8 @@ struct Engine {
     plain: Handlebars<'static>,
     /// Compiled templates by source.
     compiled: Memo<handlebars::Template>,
-    /// [`required_labels`] by the sources they were found in (joined with NUL), so a message
-    /// does not scan its template's sources again.
+    /// [`required_labels`] by the sources they were found in, so a message does not scan its
+    /// template's sources again.
     required: Memo<[String]>,
 }
 
@@ -347,7 +348,12 @@ impl Engine {
     /// [`required_labels`] of `sources`, found once per set of sources.
     fn required_labels<'a>(&self, sources: impl IntoIterator<Item = &'a str>) -> Arc<[String]> {
         let sources: Vec<&str> = sources.into_iter().collect();
-        let Ok(required) = self.required.get_or_try(&sources.join("\0"), || {
+        // Each source after its length: no two lists of sources make the same key.
+        let mut key = String::new();
+        for source in &sources {
+            let _ = write!(key, "{}:{source}", source.len());
+        }
+        let Ok(required) = self.required.get_or_try(&key, || {
             Ok::<_, Infallible>(required_labels(sources.iter().copied()).into())
         });
         required
