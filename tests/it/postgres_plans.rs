@@ -4,11 +4,11 @@
 //! write-back reads only the rows it writes (migration 0005).
 
 use chrono::{DateTime, Duration, Utc};
-use herald_application::ports::{LeaseRequest, MessageQueue};
+use herald_application::ports::MessageQueue;
 use herald_domain::{Completion, Message, RetryPolicy, UserId};
 use herald_postgres::{WRITE_BACK_STATEMENT, lease_statement};
 use herald_tests::postgres::TestDatabase;
-use herald_tests::sample::{self, t0};
+use herald_tests::sample::{self, lease_request, t0};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -18,19 +18,11 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 const QUIET: usize = 5_000;
 /// How many messages wait ahead of the pending ones, of each kind.
 const WAITING: usize = 40;
+/// An hour between attempts keeps the failures waiting behind the pending messages.
 const POLICY: RetryPolicy = RetryPolicy {
-    max_attempts: 3,
+    max_attempts: sample::MAX_ATTEMPTS,
     retry_interval: Duration::hours(1),
 };
-
-fn request(now: DateTime<Utc>, count: usize) -> LeaseRequest {
-    LeaseRequest {
-        now,
-        lease_period: Duration::minutes(2),
-        count,
-        max_attempts: POLICY.max_attempts,
-    }
-}
 
 /// Queues `count` messages created a second apart from `t0() + from` seconds.
 async fn queue(database: &TestDatabase, from: i64, count: usize) {
@@ -50,7 +42,7 @@ async fn queue_after_a_quiet_moment(database: &TestDatabase) -> Vec<Message> {
     let store = &database.store;
     queue(database, -10_000, QUIET).await;
     let sent: Vec<_> = store
-        .lease(request(t0(), QUIET))
+        .lease(lease_request(t0(), QUIET))
         .await
         .unwrap()
         .iter()
@@ -69,14 +61,14 @@ async fn queue_after_a_quiet_moment(database: &TestDatabase) -> Vec<Message> {
         retry_after: None,
     };
     let failed: Vec<_> = store
-        .lease(request(t0(), WAITING))
+        .lease(lease_request(t0(), WAITING))
         .await
         .unwrap()
         .iter()
         .map(|m| m.complete(&retryable, t0(), POLICY).unwrap())
         .collect();
     assert_eq!(store.mark_failed(&failed).await.unwrap(), WAITING as u64);
-    let leased = store.lease(request(t0(), WAITING)).await.unwrap();
+    let leased = store.lease(lease_request(t0(), WAITING)).await.unwrap();
     assert_eq!(leased.len(), WAITING);
     queue(database, 1_000, 5).await;
     leased

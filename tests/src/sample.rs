@@ -2,14 +2,30 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
-use herald_application::ports::{Clock, NewMessage};
+use chrono::{DateTime, Duration, Utc};
+use herald_application::ports::{Clock, LeaseRequest, NewMessage};
 use herald_domain::{
     DedupeHash, EmailAddress, InboxNotification, InboxNotificationId, Labels, MessageId, Method,
     Payload, Role, TemplateId, User, UserId, UserStatus, Username, catalogue,
 };
 use herald_memory::ManualClock;
 use uuid::Uuid;
+
+/// How long the samples' leases last.
+pub const LEASE_PERIOD: Duration = Duration::minutes(2);
+/// How many send attempts the samples' leases allow.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// A lease of up to `count` messages at `now`, for [`LEASE_PERIOD`], of messages tried fewer
+/// than [`MAX_ATTEMPTS`] times.
+pub fn lease_request(now: DateTime<Utc>, count: usize) -> LeaseRequest {
+    LeaseRequest {
+        now,
+        lease_period: LEASE_PERIOD,
+        count,
+        max_attempts: MAX_ATTEMPTS,
+    }
+}
 
 /// The time tests start at: 2026-11-28T09:00:00Z, where a default [`ManualClock`] starts.
 pub fn t0() -> DateTime<Utc> {

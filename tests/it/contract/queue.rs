@@ -12,22 +12,12 @@ use herald_domain::{
     Completion, DedupeHash, Message, MessageId, MessageStatus, RetryPolicy, UserId, catalogue,
 };
 use herald_tests::fixture::{Backend, is_ready_now, within};
-use herald_tests::sample::{self, t0};
+use herald_tests::sample::{self, LEASE_PERIOD, lease_request, t0};
 
-const LEASE_PERIOD: Duration = Duration::minutes(2);
 const POLICY: RetryPolicy = RetryPolicy {
-    max_attempts: 3,
+    max_attempts: sample::MAX_ATTEMPTS,
     retry_interval: Duration::minutes(5),
 };
-
-fn lease_request(now: DateTime<Utc>, count: usize) -> LeaseRequest {
-    LeaseRequest {
-        now,
-        lease_period: LEASE_PERIOD,
-        count,
-        max_attempts: POLICY.max_attempts,
-    }
-}
 
 fn secs(seconds: i64) -> Duration {
     Duration::seconds(seconds)
