@@ -1,28 +1,119 @@
-//! Settings the use cases run with, validated once at start-up.
+//! Settings the use cases run with, checked once where they enter.
+//!
+//! A configuration error names a configuration *key* (`notifier.lease_period`,
+//! `smtp.smarthost`): the field a Rust host sets. Only the edge that reads a command line
+//! (`bootstrap`) knows the key is spelled `--notifications-lease-period` there, and renames it
+//! with [`ConfigError::rename`].
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use herald_domain::{Method, Template};
+use herald_domain::{Method, RetryPolicy, Template};
 
-/// A configuration value refused at start-up: the option (its command-line flag name) and why.
+/// A configuration value refused: the key at fault and why. A reason that mentions another key
+/// quotes it in backticks (`` `notifier.lease_period` ``), so [`ConfigError::rename`] can rename
+/// it too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{option}: {reason}")]
+#[error("{key}: {reason}")]
 pub struct ConfigError {
-    pub option: &'static str,
+    pub key: &'static str,
     pub reason: String,
 }
 
 impl ConfigError {
-    pub fn new(option: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(key: &'static str, reason: impl Into<String>) -> Self {
         Self {
-            option,
+            key,
             reason: reason.into(),
+        }
+    }
+
+    /// The same error with its key and every key its reason quotes renamed by `name` (e.g. to
+    /// the command-line flag that sets it); a key `name` does not know stays as it is.
+    #[must_use]
+    pub fn rename(&self, name: impl Fn(&str) -> Option<&'static str>) -> ConfigError {
+        let mut reason = String::with_capacity(self.reason.len());
+        let mut rest = self.reason.as_str();
+        while let Some(start) = rest.find('`') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('`') else { break };
+            let quoted = &after[..end];
+            reason.push_str(&rest[..start]);
+            match name(quoted) {
+                Some(renamed) => reason.push_str(renamed),
+                None => {
+                    reason.push('`');
+                    reason.push_str(quoted);
+                    reason.push('`');
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        reason.push_str(rest);
+        ConfigError::new(name(self.key).unwrap_or(self.key), reason)
+    }
+}
+
+/// The method events go out by unless their template overrides it: a transport, never the
+/// inbox (the inbox is added beside it, DESIGN §10.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DefaultMethod {
+    #[default]
+    Smtp,
+    Webhook,
+}
+
+impl DefaultMethod {
+    pub const KEY: &'static str = "delivery.default_method";
+
+    pub fn method(self) -> Method {
+        match self {
+            DefaultMethod::Smtp => Method::Smtp,
+            DefaultMethod::Webhook => Method::Webhook,
         }
     }
 }
 
-/// Which delivery methods a deployment has and which one events use by default.
+impl TryFrom<Method> for DefaultMethod {
+    type Error = ConfigError;
+
+    fn try_from(method: Method) -> Result<Self, ConfigError> {
+        match method {
+            Method::Smtp => Ok(DefaultMethod::Smtp),
+            Method::Webhook => Ok(DefaultMethod::Webhook),
+            Method::Inbox => Err(ConfigError::new(
+                Self::KEY,
+                "inbox cannot be the default method (it is enabled with `delivery.inbox_enabled`); expected smtp or webhook",
+            )),
+        }
+    }
+}
+
+impl FromStr for DefaultMethod {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        let method = text.trim().parse::<Method>().map_err(|_| {
+            ConfigError::new(
+                Self::KEY,
+                format!("unknown delivery method {text:?}; expected smtp or webhook"),
+            )
+        })?;
+        Self::try_from(method)
+    }
+}
+
+impl fmt::Display for DefaultMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.method().fmt(f)
+    }
+}
+
+/// Which delivery methods a deployment has and which one events use by default. Derived from
+/// the dispatchers a deployment built ([`DeliveryConfig::new`]), so it cannot claim a method
+/// nothing delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryConfig {
     default_method: Method,
@@ -31,35 +122,16 @@ pub struct DeliveryConfig {
 }
 
 impl DeliveryConfig {
-    /// `default_method` is `--notifications-method`; `configured` holds the methods whose
-    /// settings are present (SMTP with a smarthost, webhook with an endpoint).
-    ///
-    /// # Errors
-    /// [`ConfigError`] on `--notifications-method` when the default is `inbox` (the inbox is
-    /// switched on with `--notifications-inbox-enabled`, never the default), or when
-    /// `configured` lists `inbox`.
-    pub fn new(
-        default_method: Method,
-        configured: BTreeSet<Method>,
-        inbox_enabled: bool,
-    ) -> Result<Self, ConfigError> {
-        if default_method == Method::Inbox {
-            return Err(ConfigError::new(
-                "--notifications-method",
-                "inbox cannot be the default method (use --notifications-inbox-enabled); expected smtp or webhook",
-            ));
-        }
-        if configured.contains(&Method::Inbox) {
-            return Err(ConfigError::new(
-                "--notifications-inbox-enabled",
-                "the inbox is enabled by its own flag, not configured as a transport",
-            ));
-        }
-        Ok(Self {
-            default_method,
+    /// `methods` are those a dispatcher was built for: the transports (SMTP with a smarthost,
+    /// webhook with an endpoint) and the inbox when it is enabled.
+    pub fn new(default_method: DefaultMethod, methods: impl IntoIterator<Item = Method>) -> Self {
+        let mut configured: BTreeSet<Method> = methods.into_iter().collect();
+        let inbox_enabled = configured.remove(&Method::Inbox);
+        Self {
+            default_method: default_method.method(),
             configured,
             inbox_enabled,
-        })
+        }
     }
 
     pub fn default_method(&self) -> Method {
@@ -107,7 +179,9 @@ impl DeliveryConfig {
     }
 }
 
-/// The notifier's tuning. Defaults are the reference's, plus Herald's additions.
+/// The notifier's tuning as a host or a command line gives it. Defaults are the reference's,
+/// plus Herald's additions. The notifier runs only with what [`NotifierConfig::validate`]
+/// accepted ([`NotifierSettings`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifierConfig {
     pub max_send_attempts: u32,
@@ -135,54 +209,173 @@ impl Default for NotifierConfig {
     }
 }
 
+/// The keys of [`NotifierConfig`]'s fields, as [`ConfigError`]s name them.
+pub mod notifier_keys {
+    pub const MAX_SEND_ATTEMPTS: &str = "notifier.max_send_attempts";
+    pub const RETRY_INTERVAL: &str = "notifier.retry_interval";
+    pub const FETCH_INTERVAL: &str = "notifier.fetch_interval";
+    pub const LEASE_PERIOD: &str = "notifier.lease_period";
+    pub const LEASE_COUNT: &str = "notifier.lease_count";
+    pub const DISPATCH_TIMEOUT: &str = "notifier.dispatch_timeout";
+    pub const STORE_SYNC_INTERVAL: &str = "notifier.store_sync_interval";
+    pub const STORE_SYNC_BUFFER_SIZE: &str = "notifier.store_sync_buffer_size";
+}
+
 impl NotifierConfig {
+    /// Checks the values once; the notifier runs with what this returns.
+    ///
     /// # Errors
-    /// [`ConfigError`] naming the option when a value is zero where it must not be, or when
-    /// the dispatch timeout is not shorter than the lease period (a lease would expire while
-    /// its message is still being sent, and another replica would send it again).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// [`ConfigError`] naming the key when a value is zero where it must not be, too large to
+    /// be a time span, or when the dispatch timeout is not shorter than the lease period (a
+    /// lease would expire while its message is still being sent, and another replica would
+    /// send it again).
+    pub fn validate(&self) -> Result<NotifierSettings, ConfigError> {
+        use notifier_keys as key;
         let positive = [
-            ("--notifications-retry-interval", self.retry_interval),
-            ("--notifications-fetch-interval", self.fetch_interval),
-            ("--notifications-lease-period", self.lease_period),
-            ("--notifications-dispatch-timeout", self.dispatch_timeout),
-            (
-                "--notifications-store-sync-interval",
-                self.store_sync_interval,
-            ),
+            (key::RETRY_INTERVAL, self.retry_interval),
+            (key::FETCH_INTERVAL, self.fetch_interval),
+            (key::LEASE_PERIOD, self.lease_period),
+            (key::DISPATCH_TIMEOUT, self.dispatch_timeout),
+            (key::STORE_SYNC_INTERVAL, self.store_sync_interval),
         ];
-        for (option, value) in positive {
+        for (key, value) in positive {
             if value.is_zero() {
-                return Err(ConfigError::new(option, "must be greater than zero"));
+                return Err(ConfigError::new(key, "must be greater than zero"));
             }
         }
         if self.max_send_attempts == 0 {
             return Err(ConfigError::new(
-                "--notifications-max-send-attempts",
+                key::MAX_SEND_ATTEMPTS,
                 "must be at least 1",
             ));
         }
         if self.lease_count == 0 {
-            return Err(ConfigError::new(
-                "--notifications-lease-count",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new(key::LEASE_COUNT, "must be at least 1"));
         }
         if self.store_sync_buffer_size == 0 {
             return Err(ConfigError::new(
-                "--notifications-store-sync-buffer-size",
+                key::STORE_SYNC_BUFFER_SIZE,
                 "must be at least 1",
             ));
         }
         if self.dispatch_timeout >= self.lease_period {
             return Err(ConfigError::new(
-                "--notifications-dispatch-timeout",
+                key::DISPATCH_TIMEOUT,
                 format!(
-                    "must be shorter than --notifications-lease-period ({:?} >= {:?}); otherwise a lease expires while its message is still being sent",
-                    self.dispatch_timeout, self.lease_period
+                    "must be shorter than `{}` ({:?} >= {:?}); otherwise a lease expires while its message is still being sent",
+                    key::LEASE_PERIOD,
+                    self.dispatch_timeout,
+                    self.lease_period
                 ),
             ));
         }
-        Ok(())
+        let span = |key: &'static str, value: Duration| {
+            chrono::Duration::from_std(value).map_err(|_| ConfigError::new(key, "is too large"))
+        };
+        Ok(NotifierSettings {
+            retry_policy: RetryPolicy {
+                max_attempts: self.max_send_attempts,
+                retry_interval: span(key::RETRY_INTERVAL, self.retry_interval)?,
+            },
+            lease_period: span(key::LEASE_PERIOD, self.lease_period)?,
+            config: self.clone(),
+        })
+    }
+}
+
+/// A [`NotifierConfig`] that [`NotifierConfig::validate`] accepted: the only form a notifier
+/// runs with, so its values are checked once, where they enter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifierSettings {
+    config: NotifierConfig,
+    retry_policy: RetryPolicy,
+    lease_period: chrono::Duration,
+}
+
+impl NotifierSettings {
+    /// The values as given.
+    pub fn config(&self) -> &NotifierConfig {
+        &self.config
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry_policy
+    }
+
+    pub fn lease_period(&self) -> chrono::Duration {
+        self.lease_period
+    }
+}
+
+impl Default for NotifierSettings {
+    /// The reference's settings ([`NotifierConfig::default`]).
+    fn default() -> Self {
+        match NotifierConfig::default().validate() {
+            Ok(settings) => settings,
+            // `the_default_notifier_config_is_valid` (below) keeps this from happening.
+            Err(err) => unreachable!("the default notifier configuration is invalid: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_notifier_config_is_valid() {
+        assert!(NotifierConfig::default().validate().is_ok());
+        assert_eq!(
+            NotifierSettings::default().config(),
+            &NotifierConfig::default()
+        );
+    }
+
+    #[test]
+    fn rename_renames_the_key_and_every_quoted_key_it_knows() {
+        let err = ConfigError::new(
+            "notifier.dispatch_timeout",
+            "must be shorter than `notifier.lease_period`, see `unknown.key`",
+        );
+        let flags = |key: &str| match key {
+            "notifier.dispatch_timeout" => Some("--dispatch-timeout"),
+            "notifier.lease_period" => Some("--lease-period"),
+            _ => None,
+        };
+
+        assert_eq!(
+            err.rename(flags).to_string(),
+            "--dispatch-timeout: must be shorter than --lease-period, see `unknown.key`"
+        );
+        assert_eq!(
+            err.to_string(),
+            "notifier.dispatch_timeout: must be shorter than `notifier.lease_period`, see `unknown.key`"
+        );
+    }
+
+    #[test]
+    fn the_inbox_is_never_a_default_method() {
+        assert_eq!("webhook".parse(), Ok(DefaultMethod::Webhook));
+        assert_eq!(
+            "inbox".parse::<DefaultMethod>().map_err(|err| err.key),
+            Err(DefaultMethod::KEY)
+        );
+        assert!("fax".parse::<DefaultMethod>().is_err());
+    }
+
+    #[test]
+    fn the_inbox_dispatcher_enables_the_inbox_and_is_no_transport() {
+        let delivery =
+            DeliveryConfig::new(DefaultMethod::Webhook, [Method::Inbox, Method::Webhook]);
+
+        assert!(delivery.inbox_enabled());
+        assert!(delivery.default_is_configured());
+        assert_eq!(
+            delivery.available(),
+            BTreeSet::from([Method::Webhook, Method::Inbox])
+        );
+        assert!(
+            !DeliveryConfig::new(DefaultMethod::Smtp, [Method::Webhook]).default_is_configured()
+        );
     }
 }

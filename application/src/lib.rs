@@ -1,6 +1,7 @@
 //! Herald's use cases and the ports they drive.
 //!
-//! Use cases are methods on small service structs holding `Arc<dyn Port>`s. Inputs are request
+//! Use cases are methods on small service structs holding `Arc<dyn Port>`s, all built in one
+//! place: [`Services::build`]. Inputs are request
 //! structs of already-validated domain types; outputs are domain types. Nothing here knows
 //! which database, mail relay or HTTP framework sits behind a port.
 
@@ -14,13 +15,14 @@ pub mod ports;
 pub mod preferences;
 pub mod purge;
 pub mod rendering;
+pub mod services;
 pub mod settings;
 pub mod templates;
 pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
 
-pub use config::{ConfigError, DeliveryConfig, NotifierConfig};
+pub use config::{ConfigError, DefaultMethod, DeliveryConfig, NotifierConfig, NotifierSettings};
 pub use error::Error;
 pub use events::{
     CustomContent, EnqueueResult, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE, SkipReason,
@@ -28,9 +30,12 @@ pub use events::{
 };
 pub use inbox::{Inbox, InboxFilter, InboxPage};
 pub use messages::Messages;
-pub use notifier::{Cycle, Flushed, Notifier, NotifierHandle, NotifierPorts};
+pub use notifier::{
+    Cycle, Decision, Facts, Flushed, Notifier, NotifierHandle, NotifierPorts, decide,
+};
 pub use preferences::Preferences;
 pub use purge::Purger;
+pub use services::{Config, Ports, Services};
 pub use settings::Settings;
 pub use templates::{CachedTemplates, TemplateView, Templates};
 pub use tokens::{ApiToken, AuthCache, Tokens};

@@ -1,30 +1,31 @@
 //! The notifier (DESIGN §5): leases messages, dispatches them concurrently, and writes the
 //! results back in bulk. One runs per replica; several share the queue safely.
 
+mod decision;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use herald_domain::message::StatusChange;
 use herald_domain::{
-    Completion, Message, MessageStatus, Method, RetryPolicy, Template, TemplateId, is_enabled,
+    Completion, Message, MessageStatus, Method, RetryPolicy, Template, TemplateId,
 };
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::config::{ConfigError, NotifierConfig};
+use crate::config::{NotifierConfig, NotifierSettings};
 use crate::ports::{
-    Clock, Delivery, DeliveryError, DispatchOutcome, Dispatcher, LeaseRequest, MessageQueue,
-    NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore,
-    UserDirectory, Wake, WakeupListener,
+    Clock, DeliveryError, DispatchOutcome, Dispatcher, LeaseRequest, MessageQueue, NoMetrics,
+    NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore, UserDirectory,
+    Wake, WakeupListener,
 };
 use crate::rendering::Renderer;
 
-/// Reason recorded on messages inhibited because their recipient is gone.
-pub const REASON_RECIPIENT_DELETED: &str = "inhibited: the recipient was deleted";
-/// Reason recorded on messages inhibited by the recipient's preferences.
-pub const REASON_DISABLED: &str = "inhibited: the recipient disabled this notification";
+pub use decision::{Decision, Facts, decide};
+
+pub use decision::{REASON_DISABLED, REASON_RECIPIENT_DELETED};
 /// The template label of metrics about messages whose template no longer exists.
 pub const UNKNOWN_TEMPLATE: &str = "unknown";
 
@@ -38,6 +39,7 @@ pub const PAUSED_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::fr
 #[derive(Debug, Clone)]
 pub struct NotifierPorts {
     pub queue: Arc<dyn MessageQueue>,
+    /// The process's shared template cache (`CachedTemplates`), as every use case reads.
     pub templates: Arc<dyn TemplateStore>,
     pub directory: Arc<dyn UserDirectory>,
     pub preferences: Arc<dyn PreferenceStore>,
@@ -131,9 +133,6 @@ pub struct Notifier {
     renderer: Renderer,
     wakeup: WakeupListener,
     buffer: ResultBuffer,
-    /// Templates by id. Their texts are fixed while a deployment runs (the catalogue is seeded
-    /// at start), so they are read once and again only when a message names one not held.
-    templates: HashMap<TemplateId, Template>,
     metrics: Arc<dyn NotifierMetrics>,
     leaser: Arc<Leaser>,
     /// A batch leased while the previous one was being prepared and dispatched, with its lease
@@ -147,48 +146,40 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// # Errors
-    /// [`ConfigError`] when the configuration is invalid (see [`NotifierConfig::validate`]).
+    /// A notifier with checked `settings`. Production builds it through
+    /// [`crate::Services::notifier`].
     pub fn new(
         name: impl Into<String>,
-        config: NotifierConfig,
+        settings: NotifierSettings,
         ports: NotifierPorts,
         dispatchers: Vec<Arc<dyn Dispatcher>>,
         renderer: Renderer,
         wakeup: WakeupListener,
-    ) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let retry_interval = chrono::Duration::from_std(config.retry_interval)
-            .map_err(|_| ConfigError::new("--notifications-retry-interval", "is too large"))?;
-        let lease_period = chrono::Duration::from_std(config.lease_period)
-            .map_err(|_| ConfigError::new("--notifications-lease-period", "is too large"))?;
+    ) -> Self {
+        let config = settings.config().clone();
         let leaser = Arc::new(Leaser {
             queue: Arc::clone(&ports.queue),
             settings: Arc::clone(&ports.settings),
             clock: Arc::clone(&ports.clock),
-            lease_period,
+            lease_period: settings.lease_period(),
             count: config.lease_count,
             max_attempts: config.max_send_attempts,
         });
-        Ok(Self {
+        Self {
             name: name.into(),
-            policy: RetryPolicy {
-                max_attempts: config.max_send_attempts,
-                retry_interval,
-            },
+            policy: settings.retry_policy(),
             config,
             ports,
             dispatchers: dispatchers.into_iter().map(|d| (d.method(), d)).collect(),
             renderer,
             wakeup,
             buffer: ResultBuffer::default(),
-            templates: HashMap::new(),
             metrics: Arc::new(NoMetrics),
             leaser,
             ahead: None,
             writing: None,
             stopping: false,
-        })
+        }
     }
 
     /// Reports to `metrics` (default: nowhere).
@@ -482,7 +473,9 @@ impl Notifier {
         }
     }
 
-    /// Decides, per leased message, whether to inhibit it, fail it, or dispatch it.
+    /// Reads what the leased messages' decisions need (recipients, preferences, templates) and
+    /// decides for each ([`decide`]). A message whose facts could not be read is left out: it
+    /// stays leased and comes back when the lease expires, without an attempt counted.
     async fn prepare(
         &mut self,
         leased: Vec<Message>,
@@ -500,129 +493,75 @@ impl Notifier {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let (users, stored) = tokio::join!(
+        let (users, stored, templates) = tokio::join!(
             self.ports.directory.get_many(&recipients),
-            self.ports.preferences.lookup(&pairs)
+            self.ports.preferences.lookup(&pairs),
+            self.templates_of(&leased)
         );
-        let live: Option<HashSet<_>> = users
-            .map(|users| {
-                users
-                    .into_iter()
-                    .filter(|u| !u.deleted)
-                    .map(|u| u.id)
-                    .collect()
-            })
-            .map_err(|err| tracing::warn!(error = %err, "notifications: could not read recipients"))
-            .ok();
-        let stored = stored
-            .map_err(
-                |err| tracing::warn!(error = %err, "notifications: could not read preferences"),
-            )
-            .ok();
-        let templates = self.templates_for(&leased).await.then_some(&self.templates);
+        let live: HashSet<_> = match users {
+            Ok(users) => users
+                .into_iter()
+                .filter(|u| !u.deleted)
+                .map(|u| u.id)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications: could not read recipients");
+                return Vec::new();
+            }
+        };
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications: could not read preferences");
+                return Vec::new();
+            }
+        };
+        let templates = match templates {
+            Ok(templates) => templates,
+            Err(err) => {
+                tracing::warn!(error = %err, "notifications: could not read templates");
+                return Vec::new();
+            }
+        };
 
         let mut prepared = Vec::with_capacity(leased.len());
         for message in leased {
-            let (name, next) = match (&live, &stored, templates) {
-                (Some(live), Some(stored), Some(templates)) => {
-                    match templates.get(&message.template_id) {
-                        Some(template) => (
-                            template.name.clone(),
-                            self.next_step(&message, template, live, stored, now),
-                        ),
-                        None => (
-                            UNKNOWN_TEMPLATE.to_owned(),
-                            Next::Complete(Completion::Failed {
-                                reason: format!("template {} does not exist", message.template_id),
-                                retryable: false,
-                                retry_after: None,
-                            }),
-                        ),
-                    }
-                }
-                // What the message needs is unknown: leave it leased; it comes back when the
-                // lease expires, without an attempt counted against it.
-                _ => continue,
+            let template = templates.get(&message.template_id);
+            let facts = Facts {
+                template,
+                recipient_live: live.contains(&message.recipient),
+                stored_disabled: stored
+                    .get(&(message.recipient, message.template_id))
+                    .copied(),
+                method_configured: self.dispatchers.contains_key(&message.method),
             };
-            prepared.push((message, name, next));
+            let next = match decide(&message, &facts, &self.renderer, now) {
+                Decision::Complete(completion) => Next::Complete(completion),
+                Decision::Dispatch(delivery) => match self.dispatchers.get(&message.method) {
+                    Some(dispatcher) => Next::Dispatch(Arc::clone(dispatcher), delivery),
+                    None => continue,
+                },
+            };
+            let name = template.map_or(UNKNOWN_TEMPLATE, |t| t.name.as_str());
+            prepared.push((message, name.to_owned(), next));
         }
         prepared
     }
 
-    /// Makes sure the template cache holds every template the messages name, reading them all
-    /// again when one is missing. `false` when they could not be read.
-    async fn templates_for(&mut self, messages: &[Message]) -> bool {
-        if messages
-            .iter()
-            .all(|m| self.templates.contains_key(&m.template_id))
-        {
-            return true;
-        }
-        match self.ports.templates.list().await {
-            Ok(all) => {
-                self.templates = all.into_iter().map(|t| (t.id, t)).collect();
-                true
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "notifications: could not read templates");
-                false
-            }
-        }
-    }
-
-    fn next_step(
+    /// The templates the messages name, from the shared template cache (`None` for one that
+    /// does not exist).
+    async fn templates_of(
         &self,
-        message: &Message,
-        template: &Template,
-        live: &HashSet<herald_domain::UserId>,
-        stored: &HashMap<(herald_domain::UserId, TemplateId), bool>,
-        now: DateTime<Utc>,
-    ) -> Next {
-        if !live.contains(&message.recipient) {
-            return Next::Complete(Completion::Inhibited {
-                reason: REASON_RECIPIENT_DELETED.to_owned(),
-            });
+        messages: &[Message],
+    ) -> Result<HashMap<TemplateId, Template>, StoreError> {
+        let ids: HashSet<TemplateId> = messages.iter().map(|m| m.template_id).collect();
+        let mut templates = HashMap::with_capacity(ids.len());
+        for id in ids {
+            if let Some(template) = self.ports.templates.get(id).await? {
+                templates.insert(id, template);
+            }
         }
-        let stored_disabled = stored
-            .get(&(message.recipient, message.template_id))
-            .copied();
-        if !is_enabled(template.enabled_by_default, stored_disabled) {
-            return Next::Complete(Completion::Inhibited {
-                reason: REASON_DISABLED.to_owned(),
-            });
-        }
-        let Some(dispatcher) = self.dispatchers.get(&message.method) else {
-            return Next::Complete(Completion::Failed {
-                reason: format!(
-                    "delivery method {} is not configured on this deployment",
-                    message.method
-                ),
-                retryable: false,
-                retry_after: None,
-            });
-        };
-        match self
-            .renderer
-            .render_message(template, &message.payload, now)
-        {
-            Ok(rendered) => Next::Dispatch(
-                Arc::clone(dispatcher),
-                Box::new(Delivery {
-                    message_id: message.id,
-                    method: message.method,
-                    template_id: message.template_id,
-                    recipient: message.recipient,
-                    payload: message.payload.clone(),
-                    targets: message.targets.clone(),
-                    rendered,
-                }),
-            ),
-            Err(err) => Next::Complete(Completion::Failed {
-                reason: err.to_string(),
-                retryable: false,
-                retry_after: None,
-            }),
-        }
+        Ok(templates)
     }
 }
 
@@ -668,7 +607,7 @@ async fn write_back(
 
 enum Next {
     Complete(Completion),
-    Dispatch(Arc<dyn Dispatcher>, Box<Delivery>),
+    Dispatch(Arc<dyn Dispatcher>, Box<crate::ports::Delivery>),
 }
 
 /// A running notifier.

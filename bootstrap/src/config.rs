@@ -11,7 +11,6 @@
 //! [`Secret`] or [`PostgresUrl`]: their environment values are hidden from `--help`, `Debug`
 //! redacts them, and a value that fails to parse is never echoed back.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,10 +19,11 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
+use herald_application::config::notifier_keys;
 use herald_application::unsubscribe::UnsubscribeKey;
-use herald_application::{ConfigError, DeliveryConfig, NotifierConfig};
+use herald_application::{ConfigError, DefaultMethod, NotifierConfig, NotifierSettings};
 use herald_domain::Method;
-use herald_smtp::SmtpConfig;
+use herald_smtp::{SmtpConfig, SmtpSettings};
 use herald_webhook::{WebhookConfig, WebhookSecret};
 
 use crate::builtin_postgres::BuiltinOptions;
@@ -413,6 +413,49 @@ fn parse_method(value: &str) -> Result<Method, String> {
         .map_err(|_| "unknown delivery method; expected smtp or webhook".to_owned())
 }
 
+#[cfg(test)]
+mod flag_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn every_configuration_key_renames_to_a_flag_the_server_has() {
+        let command = Cli::command();
+        let server = command
+            .find_subcommand("server")
+            .map(|server| {
+                server
+                    .get_arguments()
+                    .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for (key, flag) in FLAGS {
+            assert!(server.iter().any(|known| known == flag), "{key} → {flag}");
+        }
+    }
+
+    #[test]
+    fn an_inner_error_names_flags_on_the_command_line() {
+        let err = NotifierConfig {
+            dispatch_timeout: Duration::from_secs(300),
+            ..NotifierConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+
+        assert_eq!(err.key, notifier_keys::DISPATCH_TIMEOUT);
+        let line = on_command_line(&err).to_string();
+        assert!(
+            line.starts_with("--notifications-dispatch-timeout: must be shorter than --notifications-lease-period "),
+            "{line}"
+        );
+    }
+}
+
 /// Parses a Go-style duration: one or more `<number><unit>` with units `ns`, `us` (`µs`),
 /// `ms`, `s`, `m`, `h`, and decimal numbers allowed (`1m`, `15s`, `2m30s`, `500ms`, `1.5h`).
 /// A lone `0` is zero.
@@ -456,14 +499,81 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(total).map_err(|_| format!("{value:?} is too long"))
 }
 
+/// The configuration keys the inner layers name in their errors, and the flags that set them.
+/// Only this edge knows a key is spelled as a flag; [`on_command_line`] renames them.
+pub const FLAGS: &[(&str, &str)] = &[
+    (
+        notifier_keys::MAX_SEND_ATTEMPTS,
+        "--notifications-max-send-attempts",
+    ),
+    (
+        notifier_keys::RETRY_INTERVAL,
+        "--notifications-retry-interval",
+    ),
+    (
+        notifier_keys::FETCH_INTERVAL,
+        "--notifications-fetch-interval",
+    ),
+    (notifier_keys::LEASE_PERIOD, "--notifications-lease-period"),
+    (notifier_keys::LEASE_COUNT, "--notifications-lease-count"),
+    (
+        notifier_keys::DISPATCH_TIMEOUT,
+        "--notifications-dispatch-timeout",
+    ),
+    (
+        notifier_keys::STORE_SYNC_INTERVAL,
+        "--notifications-store-sync-interval",
+    ),
+    (
+        notifier_keys::STORE_SYNC_BUFFER_SIZE,
+        "--notifications-store-sync-buffer-size",
+    ),
+    (DefaultMethod::KEY, "--notifications-method"),
+    ("delivery.inbox_enabled", "--notifications-inbox-enabled"),
+    ("smtp.from", "--email-from"),
+    ("smtp.smarthost", "--email-smarthost"),
+    ("smtp.hello", "--email-hello"),
+    ("smtp.auth_username", "--email-auth-username"),
+    ("smtp.auth_password", "--email-auth-password"),
+    ("smtp.auth_password_file", "--email-auth-password-file"),
+    ("smtp.auth_identity", "--email-auth-identity"),
+    ("smtp.force_tls", "--email-force-tls"),
+    ("smtp.starttls", "--email-tls-starttls"),
+    ("smtp.tls_skip_verify", "--email-tls-skip-verify"),
+    ("smtp.tls_server_name", "--email-tls-server-name"),
+    ("smtp.tls_cert_file", "--email-tls-cert-file"),
+    ("smtp.tls_cert_key_file", "--email-tls-cert-key-file"),
+    ("smtp.tls_ca_file", "--email-tls-ca-file"),
+    (
+        herald_webhook::InvalidSecret::KEY,
+        "--notifications-webhook-secret",
+    ),
+];
+
+/// The flag that sets configuration key `key`.
+pub fn flag_for(key: &str) -> Option<&'static str> {
+    FLAGS
+        .iter()
+        .find(|(known, _)| *known == key)
+        .map(|(_, flag)| *flag)
+}
+
+/// An inner layer's configuration error as the command line says it: keys renamed to flags.
+pub fn on_command_line(err: &ConfigError) -> ConfigError {
+    err.rename(flag_for)
+}
+
 /// Everything `herald server` runs with, checked.
 #[derive(Debug)]
 pub struct ServerConfig {
     pub database: DatabaseConfig,
-    pub notifier: NotifierConfig,
-    pub delivery: DeliveryConfig,
+    pub notifier: NotifierSettings,
+    /// `--notifications-method`.
+    pub default_method: DefaultMethod,
+    /// `--notifications-inbox-enabled`.
+    pub inbox_enabled: bool,
     /// Set when `--email-smarthost` is.
-    pub smtp: Option<SmtpConfig>,
+    pub smtp: Option<SmtpSettings>,
     /// Set when `--notifications-webhook-endpoint` is.
     pub webhook: Option<WebhookConfig>,
     pub access_url: String,
@@ -527,23 +637,14 @@ impl ServerArgs {
             dispatch_timeout: n.notifications_dispatch_timeout,
             store_sync_interval: n.notifications_store_sync_interval,
             store_sync_buffer_size: n.notifications_store_sync_buffer_size,
-        };
-        notifier.validate()?;
-
-        let smtp = self.email.smtp_config(notifier.dispatch_timeout)?;
-        let webhook = self.webhook_config(notifier.dispatch_timeout)?;
-        let mut configured = BTreeSet::new();
-        if smtp.is_some() {
-            configured.insert(Method::Smtp);
         }
-        if webhook.is_some() {
-            configured.insert(Method::Webhook);
-        }
-        let delivery = DeliveryConfig::new(
-            n.notifications_method,
-            configured,
-            n.notifications_inbox_enabled,
-        )?;
+        .validate()
+        .map_err(|err| on_command_line(&err))?;
+        let default_method =
+            DefaultMethod::try_from(n.notifications_method).map_err(|err| on_command_line(&err))?;
+        let dispatch_timeout = notifier.config().dispatch_timeout;
+        let smtp = self.email.smtp_config(dispatch_timeout)?;
+        let webhook = self.webhook_config(dispatch_timeout)?;
 
         let access_url = match set(&self.access_url) {
             Some(url) => {
@@ -560,7 +661,8 @@ impl ServerArgs {
         Ok(ServerConfig {
             database,
             notifier,
-            delivery,
+            default_method,
+            inbox_enabled: n.notifications_inbox_enabled,
             smtp,
             webhook,
             access_url,
@@ -578,11 +680,10 @@ impl ServerArgs {
             .as_ref()
             .map(|secret| {
                 WebhookSecret::parse(secret.expose()).map_err(|err| {
-                    let text = err.to_string();
-                    let reason = text
-                        .strip_prefix("--notifications-webhook-secret: ")
-                        .unwrap_or(&text);
-                    ConfigError::new("--notifications-webhook-secret", reason)
+                    on_command_line(&ConfigError::new(
+                        herald_webhook::InvalidSecret::KEY,
+                        err.reason(),
+                    ))
                 })
             })
             .transpose()?;
@@ -605,11 +706,11 @@ impl ServerArgs {
 }
 
 impl EmailArgs {
-    /// The SMTP configuration when `--email-smarthost` is set, validated.
+    /// The SMTP settings when `--email-smarthost` is set, validated.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first bad `--email-*` option.
-    pub fn smtp_config(&self, timeout: Duration) -> Result<Option<SmtpConfig>, ConfigError> {
+    pub fn smtp_config(&self, timeout: Duration) -> Result<Option<SmtpSettings>, ConfigError> {
         let Some(smarthost) = set(&self.email_smarthost) else {
             return Ok(None);
         };
@@ -636,8 +737,8 @@ impl EmailArgs {
         };
         config
             .validate()
-            .map_err(|err| ConfigError::new(err.flag(), err.reason()))?;
-        Ok(Some(config))
+            .map(Some)
+            .map_err(|err| on_command_line(&err))
     }
 }
 

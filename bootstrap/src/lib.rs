@@ -11,7 +11,6 @@ pub mod builtin_postgres;
 pub mod client;
 pub mod config;
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -21,20 +20,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use herald_application::ports::{
-    Clock, Dispatcher, InboxFeed, PurgeOutcome, SystemClock, TemplateStore, UserDirectory,
+    Clock, Dispatcher, InboxFeed, PurgeOutcome, SystemClock, TemplateStore as _, UserDirectory,
 };
-use herald_application::rendering::Renderer;
-use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    AuthCache, CachedTemplates, DeliveryConfig, EventPorts, Events, Inbox, Messages, Notifier,
-    NotifierConfig, NotifierHandle, NotifierPorts, Preferences, Purger, Settings, Templates,
-    Tokens, Users,
+    Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Messages, NotifierConfig,
+    NotifierHandle, NotifierSettings, Preferences, Purger, Services, Settings, Templates, Tokens,
+    Users,
 };
-use herald_domain::{Method, catalogue};
+use herald_domain::catalogue;
 use herald_inbox::InboxDispatcher;
 use herald_postgres::{PgSignals, PgStore};
-use herald_smtp::{SmtpConfig, SmtpDispatcher};
+use herald_smtp::{SmtpConfig, SmtpDispatcher, SmtpSettings};
 use herald_webhook::{WebhookConfig, WebhookDispatcher};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -62,20 +59,25 @@ enum Database {
 /// Composes a [`Herald`]. Defaults: the reference's notifier settings, `smtp` as the default
 /// method (used only once SMTP is configured), the inbox enabled, the system clock, Herald's
 /// own user directory, migrations applied at build.
+///
+/// Each setting is checked where it enters (the setter); the first bad one is what
+/// [`HeraldBuilder::build`] reports, naming its configuration key.
 pub struct HeraldBuilder {
     database: Database,
     directory: Option<Arc<dyn UserDirectory>>,
-    notifier: NotifierConfig,
+    notifier: NotifierSettings,
     notifier_name: Option<String>,
-    default_method: Method,
+    default_method: DefaultMethod,
     inbox_enabled: bool,
-    smtp: Option<SmtpConfig>,
+    smtp: Option<SmtpSettings>,
     webhook: Option<WebhookConfig>,
     access_url: String,
     app_name: String,
     unsubscribe_key: Option<UnsubscribeKey>,
     clock: Arc<dyn Clock>,
     migrate: bool,
+    /// The first setting refused.
+    refused: Option<ConfigError>,
 }
 
 impl fmt::Debug for HeraldBuilder {
@@ -95,6 +97,7 @@ impl fmt::Debug for HeraldBuilder {
                 &self.unsubscribe_key.as_ref().map(|_| "<redacted>"),
             )
             .field("migrate", &self.migrate)
+            .field("refused", &self.refused)
             .finish_non_exhaustive()
     }
 }
@@ -104,9 +107,9 @@ impl HeraldBuilder {
         Self {
             database: Database::Unset,
             directory: None,
-            notifier: NotifierConfig::default(),
+            notifier: NotifierSettings::default(),
             notifier_name: None,
-            default_method: Method::Smtp,
+            default_method: DefaultMethod::Smtp,
             inbox_enabled: true,
             smtp: None,
             webhook: None,
@@ -115,7 +118,12 @@ impl HeraldBuilder {
             unsubscribe_key: None,
             clock: Arc::new(SystemClock),
             migrate: true,
+            refused: None,
         }
+    }
+
+    fn refuse(&mut self, err: ConfigError) {
+        self.refused.get_or_insert(err);
     }
 
     /// Everything from the checked command line (`herald server`): database, notifier,
@@ -126,8 +134,8 @@ impl HeraldBuilder {
             config::DatabaseConfig::Builtin(options) => Database::Builtin(options),
         };
         self.notifier = config.notifier;
-        self.default_method = config.delivery.default_method();
-        self.inbox_enabled = config.delivery.inbox_enabled();
+        self.default_method = config.default_method;
+        self.inbox_enabled = config.inbox_enabled;
         self.smtp = config.smtp;
         self.webhook = config.webhook;
         self.access_url = config.access_url;
@@ -162,8 +170,12 @@ impl HeraldBuilder {
         self
     }
 
+    /// The notifier's tuning, checked here ([`NotifierConfig::validate`]).
     pub fn notifier_config(mut self, config: NotifierConfig) -> Self {
-        self.notifier = config;
+        match config.validate() {
+            Ok(settings) => self.notifier = settings,
+            Err(err) => self.refuse(err),
+        }
         self
     }
 
@@ -173,8 +185,8 @@ impl HeraldBuilder {
         self
     }
 
-    /// `--notifications-method`: `smtp` or `webhook` (never `inbox`).
-    pub fn default_method(mut self, method: Method) -> Self {
+    /// The method events go out by unless their template overrides it: `smtp` or `webhook`.
+    pub fn default_method(mut self, method: DefaultMethod) -> Self {
         self.default_method = method;
         self
     }
@@ -184,9 +196,13 @@ impl HeraldBuilder {
         self
     }
 
-    /// Deliver by email with these settings (validated at build).
+    /// Deliver by email with these settings, checked here ([`SmtpConfig::validate`], which
+    /// reads the files they name).
     pub fn smtp(mut self, config: SmtpConfig) -> Self {
-        self.smtp = Some(config);
+        match config.validate() {
+            Ok(settings) => self.smtp = Some(settings),
+            Err(err) => self.refuse(err),
+        }
         self
     }
 
@@ -229,24 +245,12 @@ impl HeraldBuilder {
     /// starts the notifier and the purge loop.
     ///
     /// # Errors
-    /// A bad configuration (naming the option), an unreachable database, a failed migration.
-    /// Whatever was started is stopped again.
+    /// A setting refused when it was given (naming its configuration key), an unreachable
+    /// database, a failed migration. Whatever was started is stopped again.
     pub async fn build(mut self) -> Result<Herald> {
-        self.notifier
-            .validate()
-            .map_err(|err| anyhow!("invalid configuration: {err}"))?;
-        let mut configured = BTreeSet::new();
-        if let Some(smtp) = &self.smtp {
-            smtp.validate()
-                .map_err(|err| anyhow!("invalid configuration: {err}"))?;
-            configured.insert(Method::Smtp);
+        if let Some(err) = self.refused.take() {
+            return Err(anyhow!("invalid configuration: {err}"));
         }
-        if self.webhook.is_some() {
-            configured.insert(Method::Webhook);
-        }
-        let delivery = DeliveryConfig::new(self.default_method, configured, self.inbox_enabled)
-            .map_err(|err| anyhow!("invalid configuration: {err}"))?;
-
         let mut builtin = None;
         let database = std::mem::replace(&mut self.database, Database::Unset);
         let (pool, owns_pool) = match database {
@@ -267,7 +271,7 @@ impl HeraldBuilder {
                 }
             }
         };
-        match self.assemble(pool.clone(), owns_pool, delivery).await {
+        match self.assemble(pool.clone(), owns_pool).await {
             Ok(mut herald) => {
                 herald.builtin = builtin;
                 Ok(herald)
@@ -281,12 +285,7 @@ impl HeraldBuilder {
         }
     }
 
-    async fn assemble(
-        self,
-        pool: PgPool,
-        owns_pool: bool,
-        delivery: DeliveryConfig,
-    ) -> Result<Herald> {
+    async fn assemble(self, pool: PgPool, owns_pool: bool) -> Result<Herald> {
         let store = if owns_pool {
             PgStore::from_own_pool(pool.clone())
         } else {
@@ -316,116 +315,65 @@ impl HeraldBuilder {
                 UnsubscribeKey::generate().context("generating an unsubscribe key")?
             }
         };
-        let http_unsubscribe_key = unsubscribe_key.clone();
-        let store_arc = Arc::new(store.clone());
-        let own_directory = self.directory.is_none();
-        let directory: Arc<dyn UserDirectory> = match self.directory {
-            Some(directory) => directory,
-            None => store_arc.clone(),
-        };
-        let renderer = Renderer::new(&self.app_name, &self.access_url);
+        let shared = Arc::new(store.clone());
         let clock = self.clock;
-        // One per process, shared by the use cases that read and change templates, so a method
-        // override set on this replica applies to the next event at once.
-        let templates: Arc<dyn TemplateStore> = Arc::new(CachedTemplates::new(
-            store_arc.clone(),
-            clock.clone(),
-            TEMPLATE_CACHE_TTL,
-        ));
+        let metrics = Arc::new(herald_http::PrometheusMetrics::new());
+        let mut ports = store.ports(signals.clone(), clock.clone(), metrics.clone());
+        if let Some(directory) = self.directory {
+            ports.directory = directory;
+            ports.registry = None;
+        }
+        let feed = ports.inbox_feed.clone();
 
         let mut dispatchers: Vec<Arc<dyn Dispatcher>> = Vec::new();
-        if let Some(smtp) = &self.smtp {
-            dispatchers.push(Arc::new(
-                SmtpDispatcher::new(smtp, &self.access_url, &self.app_name, unsubscribe_key)
-                    .map_err(|err| anyhow!("invalid configuration: {err}"))?,
-            ));
+        if let Some(smtp) = self.smtp {
+            dispatchers.push(Arc::new(SmtpDispatcher::new(
+                smtp,
+                &self.access_url,
+                &self.app_name,
+                unsubscribe_key.clone(),
+            )));
         }
         if let Some(webhook) = self.webhook {
             dispatchers.push(Arc::new(
                 WebhookDispatcher::new(webhook, clock.clone()).map_err(|err| anyhow!(err))?,
             ));
         }
-        let feed: Arc<dyn InboxFeed> = signals.clone();
-        if delivery.inbox_enabled() {
+        if self.inbox_enabled {
             dispatchers.push(Arc::new(InboxDispatcher::new(
-                store_arc.clone(),
+                shared.clone(),
                 feed.clone(),
                 clock.clone(),
             )));
         }
 
-        let events = Events::new(
-            EventPorts {
-                directory: directory.clone(),
-                preferences: store_arc.clone(),
-                templates: templates.clone(),
-                queue: store_arc.clone(),
-                wakeup: signals.clone(),
-                clock: clock.clone(),
-            },
-            delivery.clone(),
-            renderer.clone(),
-        );
-        let notifier = Notifier::new(
-            self.notifier_name
-                .unwrap_or_else(|| format!("herald-{}", std::process::id())),
-            self.notifier,
-            NotifierPorts {
-                queue: store_arc.clone(),
-                templates: store_arc.clone(),
-                directory: directory.clone(),
-                preferences: store_arc.clone(),
-                settings: store_arc.clone(),
-                clock: clock.clone(),
+        let services = Services::build(
+            ports,
+            Config {
+                app_name: self.app_name,
+                access_url: self.access_url,
+                default_method: self.default_method,
+                notifier: self.notifier,
+                unsubscribe_key,
             },
             dispatchers,
-            renderer,
-            herald_application::ports::Wakeup::subscribe(&*signals),
-        )
-        .map_err(|err| anyhow!("invalid configuration: {err}"))?;
-        let metrics = Arc::new(herald_http::PrometheusMetrics::new());
-        let notifier = notifier.with_metrics(metrics.clone());
+        );
+        let delivery = services.delivery();
         if !delivery.default_is_configured() {
             tracing::warn!(
                 method = %delivery.default_method(),
                 "notifications: the default delivery method is not configured; events go to the inbox only (set --email-smarthost or --notifications-webhook-endpoint)"
             );
         }
-
-        // One per process, shared by every use case that can invalidate an authentication
-        // (revoking tokens, changing or deleting a user), so such a change on this replica
-        // applies from the next request on.
-        let auth_cache = AuthCache::default();
+        let notifier = services.notifier(
+            self.notifier_name
+                .unwrap_or_else(|| format!("herald-{}", std::process::id())),
+        );
         Ok(Herald {
-            settings: Settings::new(store_arc.clone(), signals.clone()),
-            preferences: Preferences::new(store_arc.clone(), store_arc.clone(), directory.clone()),
-            templates: Templates::new(templates, delivery.clone()),
-            inbox: Inbox::new(store_arc.clone(), clock.clone()),
-            tokens: Tokens::new(
-                store_arc.clone(),
-                directory.clone(),
-                clock.clone(),
-                auth_cache.clone(),
-            ),
-            messages: Messages::new(store_arc.clone()),
-            unsubscribe_key: http_unsubscribe_key,
-            users: own_directory.then(|| {
-                Users::new(
-                    store_arc.clone(),
-                    store_arc.clone(),
-                    clock.clone(),
-                    auth_cache,
-                )
-            }),
-            purge: Some(PurgeLoop::spawn(
-                Purger::new(store_arc.clone(), clock),
-                PURGE_INTERVAL,
-            )),
+            purge: Some(PurgeLoop::spawn(services.purger().clone(), PURGE_INTERVAL)),
             notifier: Some(notifier.spawn()),
+            services,
             metrics,
-            events,
-            feed,
-            delivery,
             store,
             signals: Some(signals),
             owns_pool,
@@ -456,17 +404,7 @@ async fn stop_builtin(builtin: Option<BuiltinPostgres>, err: anyhow::Error) -> a
 /// task running until the runtime ends (a built-in cluster is still stopped on drop).
 #[derive(Debug)]
 pub struct Herald {
-    events: Events,
-    settings: Settings,
-    preferences: Preferences,
-    templates: Templates,
-    inbox: Inbox,
-    tokens: Tokens,
-    messages: Messages,
-    unsubscribe_key: UnsubscribeKey,
-    users: Option<Users>,
-    feed: Arc<dyn InboxFeed>,
-    delivery: DeliveryConfig,
+    services: Services,
     store: PgStore,
     signals: Option<Arc<PgSignals>>,
     notifier: Option<NotifierHandle>,
@@ -482,72 +420,62 @@ impl Herald {
         HeraldBuilder::new()
     }
 
+    /// Every use case, as the HTTP API drives them.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
     /// Enqueue events (DESIGN §4).
     pub fn events(&self) -> &Events {
-        &self.events
+        self.services.events()
     }
 
     /// The pause switch.
     pub fn settings(&self) -> &Settings {
-        &self.settings
+        self.services.settings()
     }
 
     pub fn preferences(&self) -> &Preferences {
-        &self.preferences
+        self.services.preferences()
     }
 
     pub fn templates(&self) -> &Templates {
-        &self.templates
+        self.services.templates()
     }
 
     pub fn inbox(&self) -> &Inbox {
-        &self.inbox
+        self.services.inbox()
     }
 
     /// API tokens: issued to users, exchanged for the calling user.
     pub fn tokens(&self) -> &Tokens {
-        &self.tokens
+        self.services.tokens()
     }
 
     /// Troubleshooting listings of the queue.
     pub fn messages(&self) -> &Messages {
-        &self.messages
+        self.services.messages()
     }
 
     /// The HTTP API over this Herald's use cases (what `herald server` serves on
     /// `--http-address`); `None` when the host supplied its own user directory, whose users
     /// the API's `/users` routes cannot manage.
     pub fn http_router(&self) -> Option<axum::Router> {
-        let users = self.users.clone()?;
-        Some(herald_http::router(herald_http::Api {
-            events: self.events.clone(),
-            settings: self.settings.clone(),
-            preferences: self.preferences.clone(),
-            templates: self.templates.clone(),
-            inbox: self.inbox.clone(),
-            users,
-            tokens: self.tokens.clone(),
-            messages: self.messages.clone(),
-            delivery: self.delivery.clone(),
-            unsubscribe_key: self.unsubscribe_key.clone(),
-            readiness: herald_http::Readiness::from_settings(self.settings.clone()),
-            inbox_feed: self.feed.clone(),
-            metrics: self.metrics.clone(),
-        }))
+        herald_http::Api::new(self.services.clone(), self.metrics.clone()).map(herald_http::router)
     }
 
     /// Herald's own user directory; `None` when the host supplied its directory.
     pub fn users(&self) -> Option<&Users> {
-        self.users.as_ref()
+        self.services.users()
     }
 
     /// Live inbox notifications, per user, from every replica.
     pub fn inbox_feed(&self) -> Arc<dyn InboxFeed> {
-        self.feed.clone()
+        self.services.inbox_feed().clone()
     }
 
     pub fn delivery(&self) -> &DeliveryConfig {
-        &self.delivery
+        self.services.delivery()
     }
 
     /// The pool Herald runs on (the host's, when it gave one).
@@ -569,34 +497,16 @@ impl Herald {
             purge.stop().await;
         }
         let Herald {
-            events,
-            settings,
-            preferences,
-            templates,
-            inbox,
-            tokens,
-            messages,
-            users,
-            feed,
+            services,
             store,
             signals,
             owns_pool,
             builtin,
             ..
         } = self;
-        // The last handles on the signals: dropping it ends the LISTEN task before the
+        // The last handles on the signals: dropping them ends the LISTEN task before the
         // database goes away.
-        drop((
-            events,
-            settings,
-            preferences,
-            templates,
-            inbox,
-            tokens,
-            messages,
-            users,
-            feed,
-        ));
+        drop(services);
         drop(signals);
         tokio::task::yield_now().await;
         if owns_pool {

@@ -111,7 +111,6 @@ async fn server(args: ServerArgs) -> Result<()> {
         ),
     }
     let http_address = config.http_address;
-    let delivery = config.delivery.clone();
     // Listen for signals from the start: a SIGTERM while the database is still starting
     // abandons the start (stopping a built-in cluster again) instead of killing the process.
     let signal = wait_for_signal()?;
@@ -148,6 +147,7 @@ async fn server(args: ServerArgs) -> Result<()> {
             .await;
         }
     };
+    let delivery = herald.delivery();
     let available: Vec<_> = delivery.available().iter().map(|m| m.as_str()).collect();
     tracing::info!(
         methods = %available.join(","),

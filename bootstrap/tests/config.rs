@@ -189,14 +189,14 @@ fn defaults_build_the_reference_configuration() {
         .unwrap();
 
     assert_eq!(
-        config.notifier,
-        herald_application::NotifierConfig::default()
+        config.notifier.config(),
+        &herald_application::NotifierConfig::default()
     );
     assert_eq!(
-        config.delivery.default_method(),
-        herald_domain::Method::Smtp
+        config.default_method,
+        herald_application::DefaultMethod::Smtp
     );
-    assert!(config.delivery.inbox_enabled());
+    assert!(config.inbox_enabled);
     assert!(config.smtp.is_none() && config.webhook.is_none());
     assert_eq!(config.access_url, "http://127.0.0.1:3000");
 }

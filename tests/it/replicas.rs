@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use herald_application::ports::{
     Clock, Delivery, DeliveryError, Dispatcher, LeaseRequest, MessageFilter, MessageQueue,
-    NewMessage, SystemClock, UserRegistry, Wakeup,
+    NewMessage, NoMetrics, SystemClock, UserRegistry, Wakeup,
 };
-use herald_application::rendering::Renderer;
-use herald_application::{Cycle, Notifier, NotifierConfig, NotifierPorts};
+use herald_application::unsubscribe::UnsubscribeKey;
+use herald_application::{Config, Cycle, DefaultMethod, Notifier, NotifierConfig, Services};
 use herald_domain::{MessageId, MessageStatus, Method, UserId};
 use herald_memory::ManualClock;
 use herald_postgres::{PgSignals, PgStore};
@@ -79,30 +79,26 @@ fn config() -> NotifierConfig {
     }
 }
 
+/// A replica's notifier, built by the composition root over its store and signals.
 fn notifier(
     store: &PgStore,
-    wakeup: &dyn Wakeup,
+    signals: &Arc<PgSignals>,
     clock: Arc<dyn Clock>,
     config: NotifierConfig,
     dispatcher: Arc<Counting>,
 ) -> Notifier {
-    let shared = Arc::new(store.clone());
-    Notifier::new(
-        "replica",
-        config,
-        NotifierPorts {
-            queue: shared.clone(),
-            templates: shared.clone(),
-            directory: shared.clone(),
-            preferences: shared.clone(),
-            settings: shared,
-            clock,
+    Services::build(
+        store.ports(signals.clone(), clock, Arc::new(NoMetrics)),
+        Config {
+            app_name: "Herald".to_owned(),
+            access_url: "https://herald.example.com".to_owned(),
+            default_method: DefaultMethod::Webhook,
+            notifier: config.validate().unwrap(),
+            unsubscribe_key: UnsubscribeKey::generate().unwrap(),
         },
         vec![dispatcher],
-        Renderer::new("Herald", "https://herald.example.com"),
-        wakeup.subscribe(),
     )
-    .unwrap()
+    .notifier("replica")
 }
 
 /// Stores `count` webhook messages spread over a few users (the notifier inhibits messages to
@@ -153,7 +149,7 @@ async fn three_notifiers_on_separate_pools_deliver_3000_messages_exactly_once() 
     let mut replicas = Vec::new();
     for _ in 0..3 {
         let store = database.replica().await;
-        let signals = PgSignals::start(store.pool().clone()).await.unwrap();
+        let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
         handles.push(
             notifier(
                 &store,
@@ -206,7 +202,7 @@ async fn a_dead_notifiers_lease_is_taken_over_after_the_lease_period_without_cou
     drop(a);
 
     let b = database.replica().await;
-    let signals = PgSignals::start(b.pool().clone()).await.unwrap();
+    let signals = Arc::new(PgSignals::start(b.pool().clone()).await.unwrap());
     let delivered = Arc::new(Counting::default());
     let mut notifier_b = notifier(
         &b,
@@ -286,7 +282,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 async fn an_idle_notifier_takes_a_new_message_within_100ms_also_after_its_listener_was_killed() {
     let database = TestDatabase::create().await;
     let store = database.replica().await;
-    let signals = PgSignals::start(store.pool().clone()).await.unwrap();
+    let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
     let user = sample::user("waiting", &[]);
     store.upsert(&user).await.unwrap();
     let delivered = Arc::new(Counting::default());
@@ -397,9 +393,11 @@ async fn a_write_back_that_cannot_reach_the_database_loses_nothing() {
         .await
         .unwrap();
     let flaky = PgStore::from_pool(through_proxy);
-    let signals = PgSignals::start(database.store.pool().clone())
-        .await
-        .unwrap();
+    let signals = Arc::new(
+        PgSignals::start(database.store.pool().clone())
+            .await
+            .unwrap(),
+    );
     let delivered = Arc::new(Counting::default());
     let mut notifier_a = notifier(
         &flaky,

@@ -95,7 +95,8 @@ impl FromRequestParts<Arc<Api>> for Caller {
             }
         };
         let user = api
-            .tokens
+            .services
+            .tokens()
             .authenticate(token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is invalid or revoked"))?;

@@ -54,7 +54,7 @@ pub(crate) async fn list(
         starting_before: query
             .parsed::<InboxNotificationId>("starting_before", "a notification UUID")?,
     };
-    let page = api.inbox.list(caller.0.id, filter).await?;
+    let page = api.services.inbox().list(caller.0.id, filter).await?;
     Ok(json(
         StatusCode::OK,
         &Page {
@@ -70,7 +70,11 @@ pub(crate) async fn set_read_status(
     PathId(id): PathId<InboxNotificationId>,
     JsonBody(body): JsonBody<ReadStatusBody>,
 ) -> Result<Response, ApiError> {
-    let (notification, unread_count) = api.inbox.set_read(caller.0.id, id, body.is_read).await?;
+    let (notification, unread_count) = api
+        .services
+        .inbox()
+        .set_read(caller.0.id, id, body.is_read)
+        .await?;
     Ok(json(
         StatusCode::OK,
         &One {
@@ -84,6 +88,6 @@ pub(crate) async fn mark_all_read(
     State(api): State<ApiState>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    api.inbox.mark_all_read(caller.0.id).await?;
+    api.services.inbox().mark_all_read(caller.0.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -33,10 +33,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use herald_application::unsubscribe::UnsubscribeKey;
-use herald_application::{
-    DeliveryConfig, Events, Inbox, Messages, Preferences, Settings, Templates, Tokens, Users,
-};
+use herald_application::{Services, Settings, Users};
 
 pub use error::ApiError;
 pub use metrics::PrometheusMetrics;
@@ -87,24 +84,38 @@ impl fmt::Debug for Readiness {
     }
 }
 
-/// The use cases the API drives.
+/// What the API drives: the use cases of one Herald process (built by
+/// [`Services::build`], the composition root), and where the notifier reports its metrics.
 #[derive(Debug, Clone)]
 pub struct Api {
-    pub events: Events,
-    pub settings: Settings,
-    pub preferences: Preferences,
-    pub templates: Templates,
-    pub inbox: Inbox,
-    pub users: Users,
-    pub tokens: Tokens,
-    pub messages: Messages,
-    pub delivery: DeliveryConfig,
-    pub unsubscribe_key: UnsubscribeKey,
-    pub readiness: Readiness,
-    /// Live inbox notifications for `GET /notifications/inbox/watch`.
-    pub inbox_feed: Arc<dyn herald_application::ports::InboxFeed>,
+    services: Services,
+    /// Herald's own user directory, which the `/users` routes manage.
+    users: Users,
+    readiness: Readiness,
     /// What `GET /metrics` shows (the notifier reports into it).
-    pub metrics: Arc<PrometheusMetrics>,
+    metrics: Arc<PrometheusMetrics>,
+}
+
+impl Api {
+    /// The API over `services`, ready when their pause switch can be read. `None` when the
+    /// services have no user directory of Herald's own (a host brought its directory): the
+    /// `/users` routes could not manage its users.
+    pub fn new(services: Services, metrics: Arc<PrometheusMetrics>) -> Option<Self> {
+        let users = services.users()?.clone();
+        Some(Self {
+            readiness: Readiness::from_settings(services.settings().clone()),
+            users,
+            services,
+            metrics,
+        })
+    }
+
+    /// `GET /readyz` runs `readiness` instead of reading the pause switch.
+    #[must_use]
+    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
+        self
+    }
 }
 
 type State = Arc<Api>;

@@ -90,7 +90,7 @@ pub(crate) async fn enqueue(
     JsonBody(body): JsonBody<EventBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Owner])?;
-    let result = api.events.enqueue(body.into_event("")?).await?;
+    let result = api.services.events().enqueue(body.into_event("")?).await?;
     Ok(json(StatusCode::ACCEPTED, &result))
 }
 
@@ -112,7 +112,7 @@ pub(crate) async fn enqueue_batch(
         .enumerate()
         .map(|(i, event)| event.into_event(&format!("events[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
-    let results = api.events.enqueue_batch(events).await?;
+    let results = api.services.events().enqueue_batch(events).await?;
     Ok(json(
         StatusCode::ACCEPTED,
         &serde_json::json!({ "results": results }),
@@ -131,7 +131,7 @@ pub(crate) async fn get_settings(
     State(api): State<ApiState>,
     _caller: Caller,
 ) -> Result<Response, ApiError> {
-    let notifier_paused = api.settings.notifier_paused().await?;
+    let notifier_paused = api.services.settings().notifier_paused().await?;
     Ok(json(StatusCode::OK, &SettingsBody { notifier_paused }))
 }
 
@@ -142,7 +142,8 @@ pub(crate) async fn put_settings(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Owner])?;
     if !api
-        .settings
+        .services
+        .settings()
         .set_notifier_paused(body.notifier_paused)
         .await?
     {
@@ -188,7 +189,7 @@ impl<'a> From<&'a TemplateView> for TemplateJson<'a> {
 }
 
 async fn templates(api: &ApiState, kind: TemplateKind) -> Result<Response, ApiError> {
-    let views = api.templates.list(kind).await?;
+    let views = api.services.templates().list(kind).await?;
     let listed: Vec<_> = views.iter().map(TemplateJson::from).collect();
     Ok(json(StatusCode::OK, &listed))
 }
@@ -227,16 +228,17 @@ pub(crate) async fn put_template_method(
                 .map_err(|err| ApiError::invalid("method", err.reason))?,
         ),
     };
-    if !api.templates.set_method(id, method).await? {
+    if !api.services.templates().set_method(id, method).await? {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let view = api.templates.get(id).await?;
+    let view = api.services.templates().get(id).await?;
     Ok(json(StatusCode::OK, &TemplateJson::from(&view)))
 }
 
 pub(crate) async fn dispatch_methods(State(api): State<ApiState>, _caller: Caller) -> Response {
     let available: Vec<_> = api
-        .delivery
+        .services
+        .delivery()
         .available()
         .iter()
         .map(|m| m.as_str())
@@ -245,7 +247,7 @@ pub(crate) async fn dispatch_methods(State(api): State<ApiState>, _caller: Calle
         StatusCode::OK,
         &serde_json::json!({
             "available": available,
-            "default": api.delivery.default_method().as_str(),
+            "default": api.services.delivery().default_method().as_str(),
         }),
     )
 }
@@ -257,7 +259,7 @@ pub(crate) async fn send_test(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Owner])?;
-    api.events.send_test(caller.0.id).await?;
+    api.services.events().send_test(caller.0.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -280,7 +282,10 @@ pub(crate) async fn send_custom(
     JsonBody(body): JsonBody<CustomBody>,
 ) -> Result<Response, ApiError> {
     let content = CustomContent::parse(&body.content.title, &body.content.message)?;
-    api.events.send_custom(caller.0.id, content).await?;
+    api.services
+        .events()
+        .send_custom(caller.0.id, content)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -301,7 +306,7 @@ pub(crate) async fn get_preferences(
 ) -> Result<Response, ApiError> {
     let user = caller.resolve(user);
     caller.require_self_or(user, PREFERENCE_ADMINS)?;
-    let template_disabled_map = api.preferences.get(user).await?;
+    let template_disabled_map = api.services.preferences().get(user).await?;
     Ok(json(
         StatusCode::OK,
         &PreferencesBody {
@@ -319,7 +324,8 @@ pub(crate) async fn put_preferences(
     let user = caller.resolve(user);
     caller.require_self_or(user, PREFERENCE_ADMINS)?;
     let template_disabled_map = api
-        .preferences
+        .services
+        .preferences()
         .update(user, body.template_disabled_map)
         .await?;
     Ok(json(
@@ -386,7 +392,7 @@ pub(crate) async fn messages(
             .parsed::<usize>("limit", "a whole number")?
             .unwrap_or(0),
     };
-    let messages = api.messages.list(filter).await?;
+    let messages = api.services.messages().list(filter).await?;
     let listed: Vec<_> = messages.iter().map(MessageJson::from).collect();
     Ok(json(
         StatusCode::OK,

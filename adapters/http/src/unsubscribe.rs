@@ -63,10 +63,10 @@ pub(crate) async fn page(
     State(api): State<ApiState>,
     PathText(token): PathText,
 ) -> Result<Response, ApiError> {
-    let Some((_user, template)) = api.unsubscribe_key.verify(&token) else {
+    let Some((_user, template)) = api.services.unsubscribe_key().verify(&token) else {
         return Ok(invalid_link());
     };
-    let name = match api.templates.get(template).await {
+    let name = match api.services.templates().get(template).await {
         Ok(view) => view.template.name,
         Err(herald_application::Error::NotFound(_)) => return Ok(invalid_link()),
         Err(err) => return Err(err.into()),
@@ -86,11 +86,11 @@ pub(crate) async fn one_click(
     State(api): State<ApiState>,
     PathText(token): PathText,
 ) -> Result<Response, ApiError> {
-    let Some((user, template)) = api.unsubscribe_key.verify(&token) else {
+    let Some((user, template)) = api.services.unsubscribe_key().verify(&token) else {
         return Err(ApiError::invalid("token", "not a valid unsubscribe link"));
     };
-    let name = api.templates.get(template).await?.template.name;
-    api.preferences.disable(user, template).await?;
+    let name = api.services.templates().get(template).await?.template.name;
+    api.services.preferences().disable(user, template).await?;
     tracing::info!(user_id = %user, template_id = %template, "unsubscribed by one-click link");
     Ok(html(
         StatusCode::OK,

@@ -121,7 +121,7 @@ pub(crate) async fn delete_user(
     let inhibited = api.users.delete(id).await?;
     // Authentication already refuses a deleted user's tokens; revoking them also keeps them
     // dead should the user be upserted again.
-    let revoked = api.tokens.revoke_all(id).await?;
+    let revoked = api.services.tokens().revoke_all(id).await?;
     tracing::info!(user_id = %id, inhibited, revoked, "deleted a user");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -133,7 +133,7 @@ pub(crate) async fn create_token(
 ) -> Result<Response, ApiError> {
     let id = caller.resolve(id);
     caller.require_self_or(id, &[Role::Owner])?;
-    let token = api.tokens.issue(id).await?;
+    let token = api.services.tokens().issue(id).await?;
     Ok(json(
         StatusCode::CREATED,
         &TokenJson {

@@ -95,10 +95,15 @@ pub(crate) async fn watch(
         None
     };
     let user = caller.0.id;
-    let subscription = api.inbox_feed.subscribe(user).await.map_err(Error::from)?;
+    let subscription = api
+        .services
+        .inbox_feed()
+        .subscribe(user)
+        .await
+        .map_err(Error::from)?;
     let watcher = Watcher {
         subscription,
-        inbox: api.inbox.clone(),
+        inbox: api.services.inbox().clone(),
         user,
         format,
     };
@@ -111,7 +116,8 @@ pub(crate) async fn watch(
 /// The caller a `?token=` names (browsers cannot send headers on `WebSocket`/`EventSource`).
 async fn from_query_token(api: &Api, token: &str) -> Result<Caller, ApiError> {
     let user = api
-        .tokens
+        .services
+        .tokens()
         .authenticate(token)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token is invalid or revoked"))?;

@@ -1,9 +1,11 @@
-//! The `--email-*` options and their validation.
+//! The email settings and their validation. Errors name the setting's key (`smtp.smarthost`,
+//! the [`SmtpConfig`] field it is); the command line renames keys to its `--email-*` flags.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use herald_application::ConfigError;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Identity, Tls, TlsParameters};
@@ -11,17 +13,17 @@ use lettre::transport::smtp::extension::ClientId;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-pub(crate) const FROM: &str = "--email-from";
-pub(crate) const SMARTHOST: &str = "--email-smarthost";
-pub(crate) const HELLO: &str = "--email-hello";
-pub(crate) const AUTH_USERNAME: &str = "--email-auth-username";
-pub(crate) const AUTH_PASSWORD: &str = "--email-auth-password";
-pub(crate) const AUTH_PASSWORD_FILE: &str = "--email-auth-password-file";
-pub(crate) const AUTH_IDENTITY: &str = "--email-auth-identity";
-pub(crate) const TLS_SERVER_NAME: &str = "--email-tls-server-name";
-pub(crate) const TLS_CERT_FILE: &str = "--email-tls-cert-file";
-pub(crate) const TLS_CERT_KEY_FILE: &str = "--email-tls-cert-key-file";
-pub(crate) const TLS_CA_FILE: &str = "--email-tls-ca-file";
+pub(crate) const FROM: &str = "smtp.from";
+pub(crate) const SMARTHOST: &str = "smtp.smarthost";
+pub(crate) const HELLO: &str = "smtp.hello";
+pub(crate) const AUTH_USERNAME: &str = "smtp.auth_username";
+pub(crate) const AUTH_PASSWORD: &str = "smtp.auth_password";
+pub(crate) const AUTH_PASSWORD_FILE: &str = "smtp.auth_password_file";
+pub(crate) const AUTH_IDENTITY: &str = "smtp.auth_identity";
+pub(crate) const TLS_SERVER_NAME: &str = "smtp.tls_server_name";
+pub(crate) const TLS_CERT_FILE: &str = "smtp.tls_cert_file";
+pub(crate) const TLS_CERT_KEY_FILE: &str = "smtp.tls_cert_key_file";
+pub(crate) const TLS_CA_FILE: &str = "smtp.tls_ca_file";
 
 /// The port on which SMTP servers expect implicit TLS (RFC 8314 §3.3).
 const SUBMISSIONS_PORT: u16 = 465;
@@ -125,33 +127,6 @@ impl fmt::Debug for SmtpConfig {
     }
 }
 
-/// A bad email option: which flag, and why. Displays as `--email-smarthost: must be host:port`.
-/// Never contains the password.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{flag}: {reason}")]
-pub struct SmtpConfigError {
-    flag: &'static str,
-    reason: String,
-}
-
-impl SmtpConfigError {
-    fn new(flag: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            flag,
-            reason: reason.into(),
-        }
-    }
-
-    /// The flag at fault, e.g. `--email-smarthost`.
-    pub fn flag(&self) -> &'static str {
-        self.flag
-    }
-
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
 /// How the session is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Security {
@@ -182,6 +157,11 @@ impl fmt::Debug for PlainIdentity {
             .finish_non_exhaustive()
     }
 }
+
+/// An [`SmtpConfig`] that [`SmtpConfig::validate`] accepted (its files read): what an
+/// [`SmtpDispatcher`](crate::SmtpDispatcher) is built from, so the settings are checked once.
+#[derive(Debug)]
+pub struct SmtpSettings(pub(crate) Settings);
 
 /// A validated configuration, in lettre's terms.
 pub(crate) struct Settings {
@@ -221,12 +201,12 @@ impl SmtpConfig {
     /// password are set; one without them is refused.
     ///
     /// # Errors
-    /// The first bad option, e.g. `--email-smarthost: must be host:port, got "mail"`.
-    pub fn validate(&self) -> Result<(), SmtpConfigError> {
-        self.settings().map(drop)
+    /// The first bad setting, e.g. `smtp.smarthost: must be host:port, got "mail"`.
+    pub fn validate(&self) -> Result<SmtpSettings, ConfigError> {
+        self.settings().map(SmtpSettings)
     }
 
-    pub(crate) fn settings(&self) -> Result<Settings, SmtpConfigError> {
+    pub(crate) fn settings(&self) -> Result<Settings, ConfigError> {
         let from = parse_from(&self.from)?;
         let (host, port) = parse_smarthost(&self.smarthost)?;
         let hello = parse_hello(&self.hello)?;
@@ -264,13 +244,13 @@ impl SmtpConfig {
     }
 
     /// The credentials, and the PLAIN identity to act as when it is not the username.
-    fn credentials(&self) -> Result<(Option<Credentials>, Option<PlainIdentity>), SmtpConfigError> {
+    fn credentials(&self) -> Result<(Option<Credentials>, Option<PlainIdentity>), ConfigError> {
         let username = value(&self.auth_username);
         let password = match (value(&self.auth_password), path(&self.auth_password_file)) {
             (Some(_), Some(_)) => {
-                return Err(SmtpConfigError::new(
+                return Err(ConfigError::new(
                     AUTH_PASSWORD_FILE,
-                    format!("cannot be used together with {AUTH_PASSWORD}"),
+                    format!("cannot be used together with `{AUTH_PASSWORD}`"),
                 ));
             }
             (Some(password), None) => Some(password.to_owned()),
@@ -280,19 +260,19 @@ impl SmtpConfig {
         let identity = value(&self.auth_identity);
         match (username, password) {
             (None, None) => match identity {
-                Some(_) => Err(SmtpConfigError::new(
+                Some(_) => Err(ConfigError::new(
                     AUTH_IDENTITY,
-                    format!("requires {AUTH_USERNAME}"),
+                    format!("requires `{AUTH_USERNAME}`"),
                 )),
                 None => Ok((None, None)),
             },
-            (None, Some(_)) => Err(SmtpConfigError::new(
+            (None, Some(_)) => Err(ConfigError::new(
                 AUTH_USERNAME,
-                format!("required when {AUTH_PASSWORD} or {AUTH_PASSWORD_FILE} is set"),
+                format!("required when `{AUTH_PASSWORD}` or `{AUTH_PASSWORD_FILE}` is set"),
             )),
-            (Some(_), None) => Err(SmtpConfigError::new(
+            (Some(_), None) => Err(ConfigError::new(
                 AUTH_PASSWORD,
-                format!("required (or {AUTH_PASSWORD_FILE}) when {AUTH_USERNAME} is set"),
+                format!("required (or `{AUTH_PASSWORD_FILE}`) when `{AUTH_USERNAME}` is set"),
             )),
             (Some(username), Some(password)) => {
                 // The username itself needs no identity: lettre's PLAIN (empty identity) means
@@ -300,7 +280,7 @@ impl SmtpConfig {
                 let plain_identity = match identity.filter(|identity| *identity != username) {
                     // RFC 4616: the fields of PLAIN's message are separated by NUL.
                     Some(identity) if identity.contains('\0') => {
-                        return Err(SmtpConfigError::new(
+                        return Err(ConfigError::new(
                             AUTH_IDENTITY,
                             "must not contain a NUL character",
                         ));
@@ -321,19 +301,19 @@ impl SmtpConfig {
     }
 
     /// The name the server certificate must match: `--email-tls-server-name`, else the host.
-    fn server_name(&self, host: &str, tls: bool) -> Result<String, SmtpConfigError> {
+    fn server_name(&self, host: &str, tls: bool) -> Result<String, ConfigError> {
         match value(&self.tls_server_name) {
             Some(name) => {
                 check_server_name(name).map_err(|reason| {
-                    SmtpConfigError::new(TLS_SERVER_NAME, format!("{name:?} {reason}"))
+                    ConfigError::new(TLS_SERVER_NAME, format!("{name:?} {reason}"))
                 })?;
                 Ok(name.to_owned())
             }
             None if tls => {
                 check_server_name(host).map_err(|reason| {
-                    SmtpConfigError::new(
+                    ConfigError::new(
                         SMARTHOST,
-                        format!("the host {host:?} {reason} (set {TLS_SERVER_NAME})"),
+                        format!("the host {host:?} {reason} (set `{TLS_SERVER_NAME}`)"),
                     )
                 })?;
                 Ok(host.to_owned())
@@ -342,12 +322,12 @@ impl SmtpConfig {
         }
     }
 
-    fn tls_parameters(&self, server_name: String) -> Result<TlsParameters, SmtpConfigError> {
+    fn tls_parameters(&self, server_name: String) -> Result<TlsParameters, ConfigError> {
         let mut builder = TlsParameters::builder(server_name);
         if let Some(path) = path(&self.tls_ca_file) {
             for der in read_certificates(TLS_CA_FILE, path)? {
                 let certificate = Certificate::from_der(der.to_vec()).map_err(|err| {
-                    SmtpConfigError::new(
+                    ConfigError::new(
                         TLS_CA_FILE,
                         format!("{} holds an unusable certificate: {err}", path.display()),
                     )
@@ -358,15 +338,15 @@ impl SmtpConfig {
         match (path(&self.tls_cert_file), path(&self.tls_cert_key_file)) {
             (Some(cert), Some(key)) => builder = builder.identify_with(identity(cert, key)?),
             (Some(_), None) => {
-                return Err(SmtpConfigError::new(
+                return Err(ConfigError::new(
                     TLS_CERT_KEY_FILE,
-                    format!("required when {TLS_CERT_FILE} is set"),
+                    format!("required when `{TLS_CERT_FILE}` is set"),
                 ));
             }
             (None, Some(_)) => {
-                return Err(SmtpConfigError::new(
+                return Err(ConfigError::new(
                     TLS_CERT_FILE,
-                    format!("required when {TLS_CERT_KEY_FILE} is set"),
+                    format!("required when `{TLS_CERT_KEY_FILE}` is set"),
                 ));
             }
             (None, None) => {}
@@ -386,7 +366,7 @@ impl SmtpConfig {
             } else {
                 TLS_CA_FILE
             };
-            SmtpConfigError::new(flag, format!("cannot set up TLS: {err}"))
+            ConfigError::new(flag, format!("cannot set up TLS: {err}"))
         })
     }
 }
@@ -406,27 +386,26 @@ fn path(option: &Option<PathBuf>) -> Option<&Path> {
         .filter(|path| !path.as_os_str().is_empty())
 }
 
-fn parse_from(raw: &str) -> Result<Mailbox, SmtpConfigError> {
+fn parse_from(raw: &str) -> Result<Mailbox, ConfigError> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err(SmtpConfigError::new(
+        return Err(ConfigError::new(
             FROM,
             "required (e.g. \"Herald <herald@example.com>\")",
         ));
     }
-    raw.parse::<Mailbox>().map_err(|err| {
-        SmtpConfigError::new(FROM, format!("{raw:?} is not an email address: {err}"))
-    })
+    raw.parse::<Mailbox>()
+        .map_err(|err| ConfigError::new(FROM, format!("{raw:?} is not an email address: {err}")))
 }
 
 /// `host:port` or `[v6]:port`; the host is returned without brackets.
-pub(crate) fn parse_smarthost(raw: &str) -> Result<(String, u16), SmtpConfigError> {
-    let invalid = || SmtpConfigError::new(SMARTHOST, format!("must be host:port, got {raw:?}"));
+pub(crate) fn parse_smarthost(raw: &str) -> Result<(String, u16), ConfigError> {
+    let invalid = || ConfigError::new(SMARTHOST, format!("must be host:port, got {raw:?}"));
     let (host, port) = raw.trim().rsplit_once(':').ok_or_else(invalid)?;
     let host = match host.strip_prefix('[') {
         Some(bracketed) => bracketed.strip_suffix(']').ok_or_else(invalid)?,
         None if host.contains(':') => {
-            return Err(SmtpConfigError::new(
+            return Err(ConfigError::new(
                 SMARTHOST,
                 format!("must be host:port, got {raw:?} (write an IPv6 address as [address]:port)"),
             ));
@@ -442,17 +421,17 @@ pub(crate) fn parse_smarthost(raw: &str) -> Result<(String, u16), SmtpConfigErro
     }
     match port.parse::<u16>() {
         Ok(port) if port > 0 => Ok((host.to_owned(), port)),
-        _ => Err(SmtpConfigError::new(
+        _ => Err(ConfigError::new(
             SMARTHOST,
             format!("must be host:port with a port from 1 to 65535, got {raw:?}"),
         )),
     }
 }
 
-fn parse_hello(raw: &str) -> Result<ClientId, SmtpConfigError> {
+fn parse_hello(raw: &str) -> Result<ClientId, ConfigError> {
     let hello = raw.trim();
     if hello.is_empty() || hello.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(SmtpConfigError::new(
+        return Err(ConfigError::new(
             HELLO,
             format!("must be a host name, got {raw:?}"),
         ));
@@ -466,9 +445,9 @@ fn check_server_name(name: &str) -> Result<(), &'static str> {
         .map_err(|_| "is not a valid TLS server name")
 }
 
-fn read_password(path: &Path) -> Result<String, SmtpConfigError> {
+fn read_password(path: &Path) -> Result<String, ConfigError> {
     let contents = std::fs::read_to_string(path).map_err(|err| {
-        SmtpConfigError::new(
+        ConfigError::new(
             AUTH_PASSWORD_FILE,
             format!("cannot read {}: {err}", path.display()),
         )
@@ -480,7 +459,7 @@ fn read_password(path: &Path) -> Result<String, SmtpConfigError> {
         .or_else(|| contents.strip_suffix('\n'))
         .unwrap_or(&contents);
     if password.is_empty() {
-        return Err(SmtpConfigError::new(
+        return Err(ConfigError::new(
             AUTH_PASSWORD_FILE,
             format!("{} is empty", path.display()),
         ));
@@ -488,26 +467,26 @@ fn read_password(path: &Path) -> Result<String, SmtpConfigError> {
     Ok(password.to_owned())
 }
 
-fn read_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, SmtpConfigError> {
+fn read_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path)
-        .map_err(|err| SmtpConfigError::new(flag, format!("cannot read {}: {err}", path.display())))
+        .map_err(|err| ConfigError::new(flag, format!("cannot read {}: {err}", path.display())))
 }
 
 fn read_certificates(
     flag: &'static str,
     path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, SmtpConfigError> {
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let pem = read_file(flag, path)?;
     let certificates = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| {
-            SmtpConfigError::new(
+            ConfigError::new(
                 flag,
                 format!("{} is not a PEM certificate file: {err}", path.display()),
             )
         })?;
     if certificates.is_empty() {
-        return Err(SmtpConfigError::new(
+        return Err(ConfigError::new(
             flag,
             format!("{} holds no PEM certificate", path.display()),
         ));
@@ -521,25 +500,25 @@ fn read_certificates(
 /// without decoding it, so it is handed the DER of the file's first (leaf) certificate.
 /// Intermediate certificates in the file are therefore not sent; the server must know the
 /// issuer of the client certificate directly.
-fn identity(cert: &Path, key: &Path) -> Result<Identity, SmtpConfigError> {
+fn identity(cert: &Path, key: &Path) -> Result<Identity, ConfigError> {
     let leaf = read_certificates(TLS_CERT_FILE, cert)?
         .into_iter()
         .next()
         .ok_or_else(|| {
-            SmtpConfigError::new(
+            ConfigError::new(
                 TLS_CERT_FILE,
                 format!("{} holds no PEM certificate", cert.display()),
             )
         })?;
     let key_pem = read_file(TLS_CERT_KEY_FILE, key)?;
     PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| {
-        SmtpConfigError::new(
+        ConfigError::new(
             TLS_CERT_KEY_FILE,
             format!("{} holds no usable PEM private key: {err}", key.display()),
         )
     })?;
     Identity::from_pem(&leaf, &key_pem).map_err(|err| {
-        SmtpConfigError::new(
+        ConfigError::new(
             TLS_CERT_KEY_FILE,
             format!(
                 "cannot use {} as the key of {}: {err}",
@@ -616,10 +595,10 @@ mod tests {
             "a b:25",
         ] {
             let err = parse_smarthost(bad).unwrap_err();
-            assert_eq!(err.flag(), SMARTHOST, "{bad}");
+            assert_eq!(err.key, SMARTHOST, "{bad}");
             assert!(
                 err.to_string()
-                    .starts_with("--email-smarthost: must be host:port"),
+                    .starts_with("smtp.smarthost: must be host:port"),
                 "{err}"
             );
         }
@@ -630,10 +609,10 @@ mod tests {
         let mut config = config();
         config.from = "not an address".into();
         assert!(
-            error(&config).starts_with("--email-from: \"not an address\" is not an email address")
+            error(&config).starts_with("smtp.from: \"not an address\" is not an email address")
         );
         config.from = String::new();
-        assert!(error(&config).starts_with("--email-from: required"));
+        assert!(error(&config).starts_with("smtp.from: required"));
         config.from = "herald@example.com".into();
         assert!(config.validate().is_ok());
     }
@@ -642,7 +621,7 @@ mod tests {
     fn hello_must_be_a_name() {
         let mut config = config();
         config.hello = "two words".into();
-        assert!(error(&config).starts_with("--email-hello:"));
+        assert!(error(&config).starts_with("smtp.hello:"));
     }
 
     #[test]
@@ -650,7 +629,7 @@ mod tests {
         let mut config = config();
         config.auth_username = Some("herald".into());
         assert!(
-            error(&config).starts_with("--email-auth-password:"),
+            error(&config).starts_with("smtp.auth_password:"),
             "{}",
             error(&config)
         );
@@ -659,18 +638,18 @@ mod tests {
         config.auth_password_file = Some("/nonexistent".into());
         assert_eq!(
             error(&config),
-            "--email-auth-password-file: cannot be used together with --email-auth-password"
+            "smtp.auth_password_file: cannot be used together with `smtp.auth_password`"
         );
         config.auth_password = None;
         let err = error(&config);
         assert!(
-            err.starts_with("--email-auth-password-file: cannot read /nonexistent"),
+            err.starts_with("smtp.auth_password_file: cannot read /nonexistent"),
             "{err}"
         );
         config.auth_password_file = None;
         config.auth_username = None;
         config.auth_password = Some("hunter2".into());
-        assert!(error(&config).starts_with("--email-auth-username: required"));
+        assert!(error(&config).starts_with("smtp.auth_username: required"));
         // An empty value is unset.
         config.auth_password = Some(String::new());
         assert!(config.validate().is_ok());
@@ -704,7 +683,7 @@ mod tests {
         config.auth_identity = Some("some\0one".into());
         assert_eq!(
             error(&config),
-            "--email-auth-identity: must not contain a NUL character"
+            "smtp.auth_identity: must not contain a NUL character"
         );
     }
 
@@ -714,17 +693,17 @@ mod tests {
         config.auth_identity = Some("someone-else".into());
         assert_eq!(
             error(&config),
-            "--email-auth-identity: requires --email-auth-username"
+            "smtp.auth_identity: requires `smtp.auth_username`"
         );
         config.auth_username = Some("herald".into());
         assert!(
-            error(&config).starts_with("--email-auth-password: required"),
+            error(&config).starts_with("smtp.auth_password: required"),
             "{}",
             error(&config)
         );
         config.auth_username = None;
         config.auth_password = Some("hunter2".into());
-        assert!(error(&config).starts_with("--email-auth-username: required"));
+        assert!(error(&config).starts_with("smtp.auth_username: required"));
     }
 
     #[test]
@@ -733,43 +712,43 @@ mod tests {
         config.tls_cert_file = Some("/nonexistent/cert.pem".into());
         assert_eq!(
             error(&config),
-            "--email-tls-cert-key-file: required when --email-tls-cert-file is set"
+            "smtp.tls_cert_key_file: required when `smtp.tls_cert_file` is set"
         );
         config.tls_cert_key_file = Some("/nonexistent/key.pem".into());
         assert!(
-            error(&config).starts_with("--email-tls-cert-file: cannot read /nonexistent/cert.pem")
+            error(&config).starts_with("smtp.tls_cert_file: cannot read /nonexistent/cert.pem")
         );
         config.tls_cert_file = None;
         assert_eq!(
             error(&config),
-            "--email-tls-cert-file: required when --email-tls-cert-key-file is set"
+            "smtp.tls_cert_file: required when `smtp.tls_cert_key_file` is set"
         );
         config.tls_cert_key_file = None;
         config.tls_ca_file = Some("/nonexistent/ca.pem".into());
-        assert!(error(&config).starts_with("--email-tls-ca-file: cannot read /nonexistent/ca.pem"));
+        assert!(error(&config).starts_with("smtp.tls_ca_file: cannot read /nonexistent/ca.pem"));
     }
 
     #[test]
     fn the_server_name_must_be_a_name() {
         let mut config = config();
         config.tls_server_name = Some("not a name".into());
-        assert!(error(&config).starts_with("--email-tls-server-name:"));
+        assert!(error(&config).starts_with("smtp.tls_server_name:"));
     }
 
     #[test]
     fn a_host_that_is_no_tls_name_needs_a_server_name_only_with_tls() {
         let mut config = config();
         config.smarthost = "smtp relay!:25".into();
-        assert!(error(&config).starts_with("--email-smarthost:"));
+        assert!(error(&config).starts_with("smtp.smarthost:"));
         config.smarthost = "mail..example:25".into();
         assert!(config.validate().is_ok(), "plaintext needs no TLS name");
         config.starttls = true;
         let err = error(&config);
         assert!(
-            err.starts_with("--email-smarthost: the host \"mail..example\""),
+            err.starts_with("smtp.smarthost: the host \"mail..example\""),
             "{err}"
         );
-        assert!(err.contains("--email-tls-server-name"), "{err}");
+        assert!(err.contains("`smtp.tls_server_name`"), "{err}");
         config.tls_server_name = Some("mail.example".into());
         assert!(config.validate().is_ok());
     }

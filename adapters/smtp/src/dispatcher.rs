@@ -9,7 +9,7 @@ use herald_domain::Method;
 use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::{Security, SmtpConfig, SmtpConfigError};
+use crate::config::{Security, SmtpSettings};
 use crate::message::Composer;
 use crate::plain_identity::{Failure, IdentitySender};
 
@@ -50,19 +50,16 @@ pub struct SmtpDispatcher {
 }
 
 impl SmtpDispatcher {
-    /// A dispatcher for `config`, linking to `access_url` (the settings page and the one-click
-    /// unsubscribe endpoint) and naming `app_name` in the HTML layout.
-    ///
-    /// # Errors
-    /// The first bad option ([`SmtpConfig::validate`]): an invalid smarthost or From address
-    /// never reaches a delivery, so the server stops at start-up instead.
+    /// A dispatcher with checked `settings` ([`SmtpConfig::validate`](crate::SmtpConfig::validate): an invalid smarthost or
+    /// From address never reaches a delivery), linking to `access_url` (the settings page and
+    /// the one-click unsubscribe endpoint) and naming `app_name` in the HTML layout.
     pub fn new(
-        config: &SmtpConfig,
+        settings: SmtpSettings,
         access_url: &str,
         app_name: &str,
         unsubscribe_key: UnsubscribeKey,
-    ) -> Result<Self, SmtpConfigError> {
-        let mut settings = config.settings()?;
+    ) -> Self {
+        let SmtpSettings(mut settings) = settings;
         let identity = settings
             .plain_identity
             .take()
@@ -86,7 +83,7 @@ impl SmtpDispatcher {
         if let Some(credentials) = settings.credentials {
             builder = builder.credentials(credentials);
         }
-        Ok(Self {
+        Self {
             builder,
             transport: Mutex::new(None),
             identity,
@@ -94,7 +91,7 @@ impl SmtpDispatcher {
             server,
             security: settings.security,
             timeout: settings.timeout,
-        })
+        }
     }
 
     /// The current pool, created on first use.

@@ -1,7 +1,7 @@
 //! Herald's email dispatcher (DESIGN §6), over lettre with rustls (ring).
 //!
-//! [`SmtpConfig`] holds the `--email-*` options; [`SmtpConfig::validate`] names the first bad
-//! one. [`SmtpDispatcher`] sends each message as `multipart/alternative` (plain text and an
+//! [`SmtpConfig`] holds the email settings (the `--email-*` options of `herald server`);
+//! [`SmtpConfig::validate`] names the first bad one by its key (`smtp.smarthost`). [`SmtpDispatcher`] sends each message as `multipart/alternative` (plain text and an
 //! inline-styled HTML layout) with `Message-ID`, `Date`, `From`, `To`, `Subject` and RFC 8058
 //! one-click unsubscribe headers signed with the deployment's
 //! [`UnsubscribeKey`](herald_application::unsubscribe::UnsubscribeKey), over pooled
@@ -24,5 +24,5 @@ mod dispatcher;
 mod message;
 mod plain_identity;
 
-pub use config::{SmtpConfig, SmtpConfigError};
+pub use config::{SmtpConfig, SmtpSettings};
 pub use dispatcher::SmtpDispatcher;

@@ -889,7 +889,7 @@ fn unusable_tls_files_are_refused_naming_the_flag() {
             tls_ca_file: Some(garbage.clone()),
             ..base.clone()
         },
-        "--email-tls-ca-file: ",
+        "smtp.tls_ca_file: ",
     );
     check(
         SmtpConfig {
@@ -897,7 +897,7 @@ fn unusable_tls_files_are_refused_naming_the_flag() {
             tls_cert_key_file: Some(missing.clone()),
             ..base.clone()
         },
-        "--email-tls-cert-key-file: cannot read ",
+        "smtp.tls_cert_key_file: cannot read ",
     );
     check(
         SmtpConfig {
@@ -906,7 +906,7 @@ fn unusable_tls_files_are_refused_naming_the_flag() {
             tls_cert_key_file: Some(env.pki.ca.clone()),
             ..base.clone()
         },
-        "--email-tls-cert-key-file: ",
+        "smtp.tls_cert_key_file: ",
     );
     check(
         SmtpConfig {
@@ -914,7 +914,7 @@ fn unusable_tls_files_are_refused_naming_the_flag() {
             tls_cert_key_file: Some(env.pki.client.key.clone()),
             ..base.clone()
         },
-        "--email-tls-cert-file: ",
+        "smtp.tls_cert_file: ",
     );
     let valid = SmtpConfig {
         tls_ca_file: Some(env.pki.ca.clone()),
@@ -1045,6 +1045,11 @@ impl TestEnv {
     }
 
     fn dispatcher(&self, config: SmtpConfig) -> SmtpDispatcher {
-        SmtpDispatcher::new(&config, ACCESS_URL, "Herald", self.key.clone()).unwrap()
+        SmtpDispatcher::new(
+            config.validate().unwrap(),
+            ACCESS_URL,
+            "Herald",
+            self.key.clone(),
+        )
     }
 }

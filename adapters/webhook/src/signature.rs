@@ -15,8 +15,17 @@ pub struct WebhookSecret {
 
 /// Why a configured secret was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--notifications-webhook-secret: {0}")]
+#[error("webhook.secret: {0}")]
 pub struct InvalidSecret(&'static str);
+
+impl InvalidSecret {
+    /// The configuration key a bad secret is reported under.
+    pub const KEY: &'static str = "webhook.secret";
+
+    pub fn reason(&self) -> &'static str {
+        self.0
+    }
+}
 
 impl WebhookSecret {
     /// Parses a secret as Standard Webhooks writes it: `whsec_` followed by the base64 of the

@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_application::ports::{
-    Clock, Dispatcher, InboxFeed, MessageFilter, MessageQueue, SystemClock, UserRegistry, Wakeup,
+    Clock, Dispatcher, InboxFeed, MessageFilter, MessageQueue, NoMetrics, SystemClock, UserRegistry,
 };
-use herald_application::rendering::Renderer;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    Cycle, DeliveryConfig, Event, EventPorts, Events, Inbox, InboxFilter, InboxPage, Notifier,
-    NotifierConfig, NotifierPorts, Templates,
+    Config, Cycle, DefaultMethod, Event, Events, InboxFilter, InboxPage, Notifier, NotifierConfig,
+    Services, Templates,
 };
 use herald_domain::catalogue::WORKSPACE_DELETED;
 use herald_domain::{InboxNotificationId, Labels, Message, MessageId, MessageStatus, Method, User};
@@ -50,27 +49,19 @@ async fn an_event_reaches_the_mail_server_the_webhook_receiver_and_the_inbox() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
-    let delivery = DeliveryConfig::new(
-        Method::Smtp,
-        BTreeSet::from([Method::Smtp, Method::Webhook]),
-        true,
+    let stack = Stack::new(
+        DefaultMethod::Smtp,
+        Arc::new(SystemClock),
+        brisk(),
+        vec![smtp_dispatcher(mail.port()), webhook_dispatcher(&receiver)],
+        Inbox::Enabled,
     )
-    .unwrap();
-    let stack = Stack::new(delivery, Arc::new(SystemClock)).await;
+    .await;
     let danny = stack.user("danny", "Danny Example").await;
     let mut watcher = InboxFeed::subscribe(&*stack.signals, danny.id)
         .await
         .unwrap();
-    let notifier = stack
-        .notifier(
-            brisk(),
-            vec![
-                smtp_dispatcher(mail.port()),
-                webhook_dispatcher(&receiver),
-                stack.inbox_dispatcher(),
-            ],
-        )
-        .spawn();
+    let notifier = stack.notifier().spawn();
 
     let event = workspace_deleted(&danny);
     let configured = stack.events().enqueue(event.clone()).await.unwrap();
@@ -172,13 +163,16 @@ async fn a_webhook_receiver_failing_twice_gets_the_message_on_the_third_attempt(
         .respond_with(ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
-    let delivery =
-        DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), false).unwrap();
-    let stack = Stack::new(delivery, Arc::new(SystemClock)).await;
+    let stack = Stack::new(
+        DefaultMethod::Webhook,
+        Arc::new(SystemClock),
+        brisk(),
+        vec![webhook_dispatcher(&receiver)],
+        Inbox::Disabled,
+    )
+    .await;
     let danny = stack.user("danny", "Danny Example").await;
-    let notifier = stack
-        .notifier(brisk(), vec![webhook_dispatcher(&receiver)])
-        .spawn();
+    let notifier = stack.notifier().spawn();
 
     let result = stack.events().send_test(danny.id).await.unwrap();
     let [id] = result.message_ids.try_into().unwrap();
@@ -206,18 +200,20 @@ async fn an_email_waits_out_a_mail_server_outage_and_is_delivered_once_it_is_bac
         listener.local_addr().unwrap().port()
     };
     let clock = ManualClock::default();
-    let delivery =
-        DeliveryConfig::new(Method::Smtp, BTreeSet::from([Method::Smtp]), false).unwrap();
-    let stack = Stack::new(delivery, Arc::new(clock.clone())).await;
-    let danny = stack.user("danny", "Danny Example").await;
     let retry_interval = Duration::from_secs(60);
-    let mut notifier = stack.notifier(
+    let stack = Stack::new(
+        DefaultMethod::Smtp,
+        Arc::new(clock.clone()),
         NotifierConfig {
             retry_interval,
             ..brisk()
         },
         vec![smtp_dispatcher(port)],
-    );
+        Inbox::Disabled,
+    )
+    .await;
+    let danny = stack.user("danny", "Danny Example").await;
+    let mut notifier = stack.notifier();
     let result = stack
         .events()
         .enqueue(workspace_deleted(&danny))
@@ -260,47 +256,66 @@ async fn an_email_waits_out_a_mail_server_outage_and_is_delivered_once_it_is_bac
 // ---------------------------------------------------------------------------------------------
 // Wiring
 
-/// One deployment over a fresh database: its stores, signals, clock and delivery methods.
+/// Whether a [`Stack`] delivers to the inbox too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inbox {
+    Enabled,
+    Disabled,
+}
+
+/// One deployment over a fresh database, its use cases built by the composition root as
+/// `herald server` builds them: stores, signals, clock and dispatchers.
 struct Stack {
     store: Arc<PgStore>,
     signals: Arc<PgSignals>,
-    clock: Arc<dyn Clock>,
-    delivery: DeliveryConfig,
+    services: Services,
     /// Last: dropped after everything connected to it.
     _database: TestDatabase,
 }
 
 impl Stack {
-    async fn new(delivery: DeliveryConfig, clock: Arc<dyn Clock>) -> Self {
+    async fn new(
+        default_method: DefaultMethod,
+        clock: Arc<dyn Clock>,
+        notifier: NotifierConfig,
+        mut dispatchers: Vec<Arc<dyn Dispatcher>>,
+        inbox: Inbox,
+    ) -> Self {
         let database = TestDatabase::create().await;
         let store = Arc::new(database.store.clone());
         let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
+        if inbox == Inbox::Enabled {
+            dispatchers.push(Arc::new(InboxDispatcher::new(
+                store.clone(),
+                signals.clone(),
+                clock.clone(),
+            )));
+        }
+        let services = Services::build(
+            store.ports(signals.clone(), clock, Arc::new(NoMetrics)),
+            Config {
+                app_name: "Herald".to_owned(),
+                access_url: ACCESS_URL.to_owned(),
+                default_method,
+                notifier: notifier.validate().unwrap(),
+                unsubscribe_key: UnsubscribeKey::generate().unwrap(),
+            },
+            dispatchers,
+        );
         Self {
             store,
             signals,
-            clock,
-            delivery,
+            services,
             _database: database,
         }
     }
 
-    fn events(&self) -> Events {
-        Events::new(
-            EventPorts {
-                directory: self.store.clone(),
-                preferences: self.store.clone(),
-                templates: self.store.clone(),
-                queue: self.store.clone(),
-                wakeup: self.signals.clone(),
-                clock: self.clock.clone(),
-            },
-            self.delivery.clone(),
-            renderer(),
-        )
+    fn events(&self) -> &Events {
+        self.services.events()
     }
 
-    fn templates(&self) -> Templates {
-        Templates::new(self.store.clone(), self.delivery.clone())
+    fn templates(&self) -> &Templates {
+        self.services.templates()
     }
 
     /// A user synced into Herald's directory, at `username@example.com`.
@@ -311,31 +326,8 @@ impl Stack {
         user
     }
 
-    fn notifier(&self, config: NotifierConfig, dispatchers: Vec<Arc<dyn Dispatcher>>) -> Notifier {
-        Notifier::new(
-            "end-to-end",
-            config,
-            NotifierPorts {
-                queue: self.store.clone(),
-                templates: self.store.clone(),
-                directory: self.store.clone(),
-                preferences: self.store.clone(),
-                settings: self.store.clone(),
-                clock: self.clock.clone(),
-            },
-            dispatchers,
-            renderer(),
-            Wakeup::subscribe(&*self.signals),
-        )
-        .unwrap()
-    }
-
-    fn inbox_dispatcher(&self) -> Arc<dyn Dispatcher> {
-        Arc::new(InboxDispatcher::new(
-            self.store.clone(),
-            self.signals.clone(),
-            self.clock.clone(),
-        ))
+    fn notifier(&self) -> Notifier {
+        self.services.notifier("end-to-end")
     }
 
     async fn message(&self, id: MessageId) -> Message {
@@ -344,7 +336,8 @@ impl Stack {
 
     /// The user's inbox as they see it.
     async fn inbox(&self, user: &User) -> InboxPage {
-        Inbox::new(self.store.clone(), self.clock.clone())
+        self.services
+            .inbox()
             .list(user.id, InboxFilter::default())
             .await
             .unwrap()
@@ -390,10 +383,6 @@ fn brisk() -> NotifierConfig {
     }
 }
 
-fn renderer() -> Renderer {
-    Renderer::new("Herald", ACCESS_URL)
-}
-
 fn smtp_dispatcher(port: u16) -> Arc<dyn Dispatcher> {
     let config = SmtpConfig {
         from: "Herald <herald@example.com>".into(),
@@ -403,7 +392,12 @@ fn smtp_dispatcher(port: u16) -> Arc<dyn Dispatcher> {
         ..SmtpConfig::default()
     };
     let key = UnsubscribeKey::generate().unwrap();
-    Arc::new(SmtpDispatcher::new(&config, ACCESS_URL, "Herald", key).unwrap())
+    Arc::new(SmtpDispatcher::new(
+        config.validate().unwrap(),
+        ACCESS_URL,
+        "Herald",
+        key,
+    ))
 }
 
 fn webhook_dispatcher(receiver: &MockServer) -> Arc<dyn Dispatcher> {

@@ -1,27 +1,29 @@
 //! The real router over a fresh PostgreSQL database, called in-process with
 //! `tower::ServiceExt::oneshot`, and the users a test calls it as.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method as HttpMethod, Request, StatusCode, header};
-use herald_application::ports::{Clock, SystemClock};
-use herald_application::rendering::Renderer;
+use herald_application::ports::{Clock, Dispatcher, SystemClock};
 use herald_application::unsubscribe::UnsubscribeKey;
-use herald_application::{
-    AuthCache, DeliveryConfig, EventPorts, Events, Inbox, Messages, Preferences, Settings,
-    Templates, Tokens, Users,
-};
-use herald_domain::{Method, Role, User};
-use herald_http::{Api, Readiness};
-use herald_memory::MemoryWakeup;
+use herald_application::{Config, DefaultMethod, NotifierSettings, Services};
+use herald_domain::{Role, User};
+use herald_http::{Api, PrometheusMetrics};
+use herald_inbox::InboxDispatcher;
 use herald_postgres::{PgSignals, PgStore};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::sample;
+use herald_webhook::{WebhookConfig, WebhookDispatcher};
 use serde_json::Value;
 use tower::ServiceExt as _;
+
+/// Where the app's webhook dispatcher posts: nothing listens there (the HTTP tests never
+/// deliver by webhook; the dispatcher is there so the methods are those of a deployment with a
+/// webhook endpoint).
+const NOWHERE: &str = "http://127.0.0.1:9/herald";
 
 /// One response, read whole.
 #[derive(Debug)]
@@ -64,14 +66,15 @@ pub struct Caller {
     pub token: String,
 }
 
-/// The router over a database of its own, with an owner, a user admin and two members.
+/// The router over a database of its own, with an owner, a user admin and two members. The
+/// use cases come from the composition root over PostgreSQL with a webhook and an inbox
+/// dispatcher, as `herald server` builds them.
 #[derive(Debug)]
 pub struct App {
     pub router: Router,
     pub store: PgStore,
+    pub services: Services,
     pub key: UnsubscribeKey,
-    /// The live inbox feed the router's watchers subscribe to.
-    pub signals: Arc<PgSignals>,
     pub owner: Caller,
     pub admin: Caller,
     pub member: Caller,
@@ -83,50 +86,42 @@ impl App {
     pub async fn start() -> App {
         let database = TestDatabase::create().await;
         let store = database.store.clone();
-        let shared = Arc::new(store.clone());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let delivery =
-            DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), true).unwrap();
-        let events = Events::new(
-            EventPorts {
-                directory: shared.clone(),
-                preferences: shared.clone(),
-                templates: shared.clone(),
-                queue: shared.clone(),
-                wakeup: Arc::new(MemoryWakeup::new()),
-                clock: clock.clone(),
-            },
-            delivery.clone(),
-            Renderer::new("Herald", "https://herald.example.com"),
-        );
-        let settings = Settings::new(shared.clone(), Arc::new(MemoryWakeup::new()));
-        // Shared, as `Herald::build` does, so directory changes reach authentication at once.
-        let auth_cache = AuthCache::default();
-        let users = Users::new(
-            shared.clone(),
-            shared.clone(),
-            clock.clone(),
-            auth_cache.clone(),
-        );
-        let tokens = Tokens::new(shared.clone(), shared.clone(), clock.clone(), auth_cache);
-        let key = UnsubscribeKey::generate().unwrap();
         let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
-        let api = Api {
-            events,
-            settings: settings.clone(),
-            preferences: Preferences::new(shared.clone(), shared.clone(), shared.clone()),
-            templates: Templates::new(shared.clone(), delivery.clone()),
-            inbox: Inbox::new(shared.clone(), clock.clone()),
-            users: users.clone(),
-            tokens: tokens.clone(),
-            messages: Messages::new(shared.clone()),
-            delivery,
-            unsubscribe_key: key.clone(),
-            readiness: Readiness::from_settings(settings),
-            inbox_feed: signals.clone(),
-            metrics: Arc::default(),
-        };
-        let router = herald_http::router(api);
+        let key = UnsubscribeKey::generate().unwrap();
+        let metrics = Arc::new(PrometheusMetrics::new());
+        let dispatchers: Vec<Arc<dyn Dispatcher>> = vec![
+            Arc::new(
+                WebhookDispatcher::new(
+                    WebhookConfig {
+                        endpoint: NOWHERE.to_owned(),
+                        secret: None,
+                        timeout: Duration::from_secs(5),
+                    },
+                    clock.clone(),
+                )
+                .unwrap(),
+            ),
+            Arc::new(InboxDispatcher::new(
+                Arc::new(store.clone()),
+                signals.clone(),
+                clock.clone(),
+            )),
+        ];
+        let services = Services::build(
+            store.ports(signals.clone(), clock, metrics.clone()),
+            Config {
+                app_name: "Herald".to_owned(),
+                access_url: "https://herald.example.com".to_owned(),
+                default_method: DefaultMethod::Webhook,
+                notifier: NotifierSettings::default(),
+                unsubscribe_key: key.clone(),
+            },
+            dispatchers,
+        );
+        let router = herald_http::router(Api::new(services.clone(), metrics).unwrap());
+        let users = services.users().unwrap().clone();
+        let tokens = services.tokens().clone();
         let caller = |name: &'static str, roles: &'static [Role]| {
             let users = users.clone();
             let tokens = tokens.clone();
@@ -151,8 +146,8 @@ impl App {
             other: caller("other", &[Role::Member]).await,
             router,
             store,
+            services,
             key,
-            signals,
             _database: database,
         }
     }

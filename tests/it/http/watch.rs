@@ -4,15 +4,10 @@
 //! delivers it (stored, then published on the PostgreSQL feed), and the watcher receives it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use futures_util::{SinkExt as _, StreamExt as _};
-use herald_application::ports::{Dispatcher, SystemClock, Wakeup as _};
-use herald_application::rendering::Renderer;
-use herald_application::{Notifier, NotifierConfig, NotifierPorts};
-use herald_inbox::InboxDispatcher;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -45,29 +40,7 @@ async fn deliver_custom(app: &App, caller: &Caller, title: &str, message: &str) 
     )
     .await
     .expect(StatusCode::NO_CONTENT);
-    let store = Arc::new(app.store.clone());
-    let clock = Arc::new(SystemClock);
-    let inbox: Arc<dyn Dispatcher> = Arc::new(InboxDispatcher::new(
-        store.clone(),
-        app.signals.clone(),
-        clock.clone(),
-    ));
-    let mut notifier = Notifier::new(
-        "watch-test",
-        NotifierConfig::default(),
-        NotifierPorts {
-            queue: store.clone(),
-            templates: store.clone(),
-            directory: store.clone(),
-            preferences: store.clone(),
-            settings: store,
-            clock,
-        },
-        vec![inbox],
-        Renderer::new("Herald", "https://herald.example.com"),
-        app.signals.subscribe(),
-    )
-    .unwrap();
+    let mut notifier = app.services.notifier("watch-test");
     notifier.run_cycle().await.unwrap();
     let flushed = notifier.flush().await;
     assert!(flushed.sent >= 1, "nothing delivered: {flushed:?}");

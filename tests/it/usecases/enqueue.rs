@@ -8,9 +8,8 @@ use async_trait::async_trait;
 use herald_application::ports::{
     self, MessageFilter, MessageQueue, PreferenceStore, StoreError, UserDirectory,
 };
-use herald_application::rendering::Renderer;
 use herald_application::{
-    CustomContent, DeliveryConfig, Error, Event, EventPorts, Events, SkipReason, Skipped,
+    CustomContent, DefaultMethod, Error, Event, EventPorts, Events, SkipReason, Skipped,
     TemplateRef,
 };
 use herald_domain::catalogue::{
@@ -21,7 +20,7 @@ use herald_domain::{Message, Method, Role, Template, TemplateId, User, UserId};
 use herald_memory::MemoryStore;
 use serde_json::json;
 
-use super::support::{ACCESS_URL, Harness, webhook_and_inbox};
+use super::support::{ACCESS_URL, Harness};
 
 fn event(template: herald_domain::TemplateId, subject: Option<UserId>) -> Event {
     let mut event = Event::new(template);
@@ -191,9 +190,7 @@ async fn the_template_override_wins_over_default_and_inbox() {
 
 #[tokio::test]
 async fn the_default_method_is_used_only_when_configured() {
-    let smtp_unconfigured =
-        DeliveryConfig::new(Method::Smtp, BTreeSet::from([Method::Webhook]), true).unwrap();
-    let h = Harness::with_delivery(smtp_unconfigured);
+    let h = Harness::with_methods(DefaultMethod::Smtp, &[Method::Webhook, Method::Inbox]);
     let user = h.user("u", &[]).await;
 
     let methods: Vec<_> = methods_of_one_event(&h, user.id)
@@ -209,9 +206,7 @@ async fn the_default_method_is_used_only_when_configured() {
 
 #[tokio::test]
 async fn the_inbox_is_added_only_when_enabled() {
-    let no_inbox =
-        DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), false).unwrap();
-    let h = Harness::with_delivery(no_inbox);
+    let h = Harness::webhook_only();
     let user = h.user("u", &[]).await;
     let methods: Vec<_> = methods_of_one_event(&h, user.id)
         .await
@@ -260,15 +255,14 @@ async fn the_one_time_passcode_never_goes_to_the_inbox() {
 
 #[tokio::test]
 async fn inbox_is_refused_as_the_default_method() {
-    let err = DeliveryConfig::new(Method::Inbox, BTreeSet::new(), true).unwrap_err();
-    assert_eq!(err.option, "--notifications-method");
+    let err = DefaultMethod::try_from(Method::Inbox).unwrap_err();
+    assert_eq!(err.key, DefaultMethod::KEY);
     assert!(err.reason.contains("inbox cannot be the default"), "{err}");
 }
 
 #[tokio::test]
 async fn zero_messages_is_a_valid_result() {
-    let nothing_configured = DeliveryConfig::new(Method::Smtp, BTreeSet::new(), false).unwrap();
-    let h = Harness::with_delivery(nothing_configured);
+    let h = Harness::with_methods(DefaultMethod::Smtp, &[]);
     let user = h.user("u", &[]).await;
     let result = h
         .events
@@ -604,7 +598,7 @@ async fn enqueue_wakes_the_notifiers() {
 #[test]
 fn webhook_and_inbox_lists_both_as_available() {
     assert_eq!(
-        webhook_and_inbox().available(),
+        Harness::new().services.delivery().available(),
         BTreeSet::from([Method::Webhook, Method::Inbox])
     );
 }
@@ -734,20 +728,15 @@ fn counted_events(h: &Harness) -> (Events, Arc<CountedReads>) {
     (events_reading(h, reads.clone()), reads)
 }
 
-/// Enqueueing over the harness's store, read through `reads`.
+/// Enqueueing over the harness's store, read through `reads` (no template cache in front, so
+/// every template read the planning makes is counted).
 fn events_reading(h: &Harness, reads: Arc<CountedReads>) -> Events {
-    Events::new(
-        EventPorts {
-            directory: reads.clone(),
-            preferences: reads.clone(),
-            templates: reads,
-            queue: Arc::new(h.store.clone()),
-            wakeup: h.wakeup.clone(),
-            clock: Arc::new(h.clock.clone()),
-        },
-        webhook_and_inbox(),
-        Renderer::new("Herald", ACCESS_URL),
-    )
+    h.events_over(EventPorts {
+        directory: reads.clone(),
+        preferences: reads.clone(),
+        templates: reads,
+        ..h.event_ports()
+    })
 }
 
 #[tokio::test]

@@ -6,37 +6,25 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use herald_application::ports::{MessageFilter, MessageQueue as _};
-use herald_application::rendering::Renderer;
-use herald_application::{Error, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE};
-use herald_domain::UserId;
+use herald_application::{DefaultMethod, Error, Event, Events, MAX_BATCHES_AT_ONCE};
 use herald_domain::catalogue::WORKSPACE_DELETED;
+use herald_domain::{Method, UserId};
 
-use super::support::{ACCESS_URL, GatedQueue, Harness, settle};
+use super::support::{GatedQueue, Harness, settle};
 
-/// Enqueueing over the harness's store with inserts held at a closed gate (webhook only, so
-/// one message per event).
-fn held_events(h: &Harness) -> (Events, Arc<GatedQueue>) {
-    let queue = GatedQueue::holding_inserts(h.store.clone());
-    let shared = Arc::new(h.store.clone());
-    let webhook_only = herald_application::DeliveryConfig::new(
-        herald_domain::Method::Webhook,
-        BTreeSet::from([herald_domain::Method::Webhook]),
-        false,
-    )
-    .unwrap();
-    let events = Events::new(
-        EventPorts {
-            directory: shared.clone(),
-            preferences: shared.clone(),
-            templates: shared,
-            queue: queue.clone(),
-            wakeup: h.wakeup.clone(),
-            clock: Arc::new(h.clock.clone()),
+/// A webhook-only harness (one message per event) whose inserts are held at a closed gate.
+fn held_events() -> (Harness, Arc<GatedQueue>) {
+    let mut gated = None;
+    let h = Harness::with_ports(
+        DefaultMethod::Webhook,
+        &[Method::Webhook],
+        |ports, store| {
+            let queue = GatedQueue::holding_inserts(store.clone());
+            ports.queue = queue.clone();
+            gated = Some(queue);
         },
-        webhook_only,
-        Renderer::new("Herald", ACCESS_URL),
     );
-    (events, queue)
+    (h, gated.unwrap())
 }
 
 fn event_for(subject: UserId, name: &str) -> Event {
@@ -64,8 +52,8 @@ async fn first_held(events: &Events, queue: &GatedQueue, event: Event) -> Answer
 
 #[tokio::test]
 async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() {
-    let h = Harness::new();
-    let (events, queue) = held_events(&h);
+    let (h, queue) = held_events();
+    let events = h.events.clone();
     let mut users = Vec::new();
     for n in 0..10 {
         users.push(h.user(&format!("user-{n}"), &[]).await);
@@ -105,8 +93,8 @@ async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() 
 
 #[tokio::test]
 async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_the_next_group() {
-    let h = Harness::new();
-    let (events, queue) = held_events(&h);
+    let (h, queue) = held_events();
+    let events = h.events.clone();
     let user = h.user("u", &[]).await;
     let first = first_held(&events, &queue, event_for(user.id, "first")).await;
     let b = spawn_enqueue(&events, event_for(user.id, "b"));
@@ -146,8 +134,8 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
 
 #[tokio::test]
 async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() {
-    let h = Harness::new();
-    let (events, queue) = held_events(&h);
+    let (h, queue) = held_events();
+    let events = h.events.clone();
     let user = h.user("u", &[]).await;
     let first = first_held(&events, &queue, event_for(user.id, "first")).await;
     let gone = spawn_enqueue(&events, event_for(user.id, "gone"));
@@ -176,8 +164,8 @@ async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() 
 
 #[tokio::test]
 async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
-    let h = Harness::new();
-    let (events, queue) = held_events(&h);
+    let (h, queue) = held_events();
+    let events = h.events.clone();
     let good = h.user("good", &[]).await;
     let first = first_held(&events, &queue, event_for(good.id, "first")).await;
     let before = spawn_enqueue(&events, event_for(good.id, "before"));
@@ -212,8 +200,8 @@ async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
 
 #[tokio::test]
 async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
-    let h = Harness::new();
-    let (events, queue) = held_events(&h);
+    let (h, queue) = held_events();
+    let events = h.events.clone();
     let user = h.user("u", &[]).await;
     let leader = first_held(&events, &queue, event_for(user.id, "leader")).await;
     let others: Vec<Answer> = (0..3)
@@ -238,8 +226,8 @@ async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
 
 #[tokio::test]
 async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
-    let h = Harness::new();
-    let (events, queue) = held_events(&h);
+    let (h, queue) = held_events();
+    let events = h.events.clone();
     let user = h.user("u", &[]).await;
     let batches: Vec<_> = (0..MAX_BATCHES_AT_ONCE + 2)
         .map(|n| {

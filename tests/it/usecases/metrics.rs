@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use herald_application::ports::{DeliveryError, Dispatcher, NotifierMetrics, UserRegistry as _};
-use herald_application::{Cycle, DeliveryConfig, Event};
+use herald_application::{Cycle, Event};
 use herald_domain::catalogue::WORKSPACE_DELETED;
 use herald_domain::{MessageId, Method, UserId};
 use herald_http::PrometheusMetrics;
@@ -14,13 +14,7 @@ use herald_http::metrics::BUCKETS;
 use super::support::{Harness, ScriptedDispatcher, quiet_config};
 
 fn webhook_only() -> Harness {
-    let delivery = DeliveryConfig::new(
-        Method::Webhook,
-        std::collections::BTreeSet::from([Method::Webhook]),
-        false,
-    )
-    .unwrap();
-    Harness::with_delivery(delivery)
+    Harness::webhook_only()
 }
 
 async fn enqueue_for(h: &Harness, subject: UserId) -> Vec<MessageId> {

@@ -23,13 +23,7 @@ async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId>
 
 /// A webhook-only deployment, so every event makes exactly one message.
 fn webhook_only() -> Harness {
-    let delivery = herald_application::DeliveryConfig::new(
-        Method::Webhook,
-        std::collections::BTreeSet::from([Method::Webhook]),
-        false,
-    )
-    .unwrap();
-    Harness::with_delivery(delivery)
+    Harness::webhook_only()
 }
 
 async fn one_message(h: &Harness) -> (UserId, MessageId) {
@@ -359,25 +353,17 @@ async fn a_dispatch_slower_than_the_timeout_is_a_retryable_failure() {
 
 #[tokio::test]
 async fn a_dispatch_timeout_not_shorter_than_the_lease_period_is_refused() {
-    let h = webhook_only();
+    use herald_application::config::notifier_keys;
     for timeout in [120, 300] {
         let config = NotifierConfig {
             dispatch_timeout: Duration::from_secs(timeout),
             ..quiet_config()
         };
-        let err = herald_application::Notifier::new(
-            "n",
-            config,
-            h.notifier_ports(Arc::new(h.store.clone())),
-            vec![],
-            herald_application::rendering::Renderer::new("Herald", "https://h.example"),
-            herald_application::ports::Wakeup::subscribe(h.wakeup.as_ref()),
-        )
-        .unwrap_err();
-        assert_eq!(err.option, "--notifications-dispatch-timeout");
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key, notifier_keys::DISPATCH_TIMEOUT);
         assert!(
             err.reason
-                .contains("shorter than --notifications-lease-period"),
+                .contains(&format!("shorter than `{}`", notifier_keys::LEASE_PERIOD)),
             "{err}"
         );
     }
@@ -793,25 +779,24 @@ impl herald_application::ports::TemplateStore for CountingTemplates {
 }
 
 #[tokio::test]
-async fn templates_are_read_once_not_on_every_cycle() {
-    let h = webhook_only();
+async fn the_notifier_and_enqueue_share_one_read_of_the_templates() {
+    let mut counting = None;
+    let h = Harness::with_ports(
+        herald_application::DefaultMethod::Webhook,
+        &[Method::Webhook],
+        |ports, store| {
+            let templates = Arc::new(CountingTemplates {
+                inner: store.clone(),
+                lists: 0.into(),
+            });
+            ports.templates = templates.clone();
+            counting = Some(templates);
+        },
+    );
+    let counting = counting.unwrap();
     let user = h.user("u", &[]).await;
-    let counting = Arc::new(CountingTemplates {
-        inner: h.store.clone(),
-        lists: 0.into(),
-    });
-    let mut ports = h.notifier_ports(Arc::new(h.store.clone()));
-    ports.templates = counting.clone();
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
-    let mut notifier = herald_application::Notifier::new(
-        "n",
-        quiet_config(),
-        ports,
-        as_dispatchers(&webhook),
-        herald_application::rendering::Renderer::new("Herald", "https://h.example"),
-        herald_application::ports::Wakeup::subscribe(h.wakeup.as_ref()),
-    )
-    .unwrap();
+    let mut notifier = h.notifier(quiet_config(), as_dispatchers(&webhook));
     for i in 0..3 {
         enqueue_for(&h, user.id, &format!("ws-{i}")).await;
         assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));

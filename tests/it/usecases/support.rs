@@ -1,6 +1,6 @@
 //! The harness: every use case wired over `herald-memory`, plus a scriptable dispatcher.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
     Delivery, DeliveryError, Dispatcher, EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue,
-    NewMessage, PurgeOutcome, StoreError, Wakeup as _,
+    NewMessage, NoMetrics, PurgeOutcome, StoreError, Wakeup as _,
 };
-use herald_application::rendering::Renderer;
+use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    AuthCache, DeliveryConfig, EventPorts, Events, Inbox, Notifier, NotifierConfig, NotifierPorts,
-    Preferences, Purger, Settings, Templates, UserInput, Users,
+    Config, DefaultMethod, EventPorts, Events, Inbox, Notifier, NotifierConfig, NotifierPorts,
+    Ports, Preferences, Purger, Services, Settings, Templates, Tokens, UserInput, Users,
 };
 use herald_domain::message::StatusChange;
 use herald_domain::{Message, MessageId, Method, Role, User, UserId};
@@ -23,69 +23,114 @@ use tokio::sync::{Notify, Semaphore};
 
 pub const ACCESS_URL: &str = "https://herald.example.com";
 
-/// Every use case over one in-memory store.
+/// Every use case over one in-memory store, built by the composition root
+/// ([`Services::build`]) as production builds them. The use cases are also fields, so a test
+/// reads `h.events` rather than `h.services.events()`.
 pub struct Harness {
     pub store: MemoryStore,
     pub wakeup: Arc<MemoryWakeup>,
     pub clock: ManualClock,
+    pub services: Services,
     pub events: Events,
     pub settings: Settings,
     pub preferences: Preferences,
     pub templates: Templates,
     pub inbox: Inbox,
     pub users: Users,
-    /// The authentication cache `users` invalidates: build `Tokens` over it.
-    pub auth_cache: AuthCache,
+    pub tokens: Tokens,
     pub purger: Purger,
 }
 
-/// Webhook configured and the default; inbox enabled.
-pub fn webhook_and_inbox() -> DeliveryConfig {
-    DeliveryConfig::new(Method::Webhook, BTreeSet::from([Method::Webhook]), true).unwrap()
-}
-
 impl Harness {
+    /// Webhook configured and the default; inbox enabled.
     pub fn new() -> Self {
-        Self::with_delivery(webhook_and_inbox())
+        Self::with_methods(DefaultMethod::Webhook, &[Method::Webhook, Method::Inbox])
     }
 
-    pub fn with_delivery(delivery: DeliveryConfig) -> Self {
+    /// Webhook only, so every event makes exactly one message.
+    pub fn webhook_only() -> Self {
+        Self::with_methods(DefaultMethod::Webhook, &[Method::Webhook])
+    }
+
+    /// A deployment whose dispatchers deliver by `methods` (the inbox among them enables it),
+    /// with `default` as the default method.
+    pub fn with_methods(default: DefaultMethod, methods: &[Method]) -> Self {
+        Self::with_ports(default, methods, |_, _| {})
+    }
+
+    /// As [`Harness::with_methods`], with some ports replaced by `change` (a counting or gated
+    /// wrapper over the harness's store, say).
+    pub fn with_ports(
+        default: DefaultMethod,
+        methods: &[Method],
+        change: impl FnOnce(&mut Ports, &MemoryStore),
+    ) -> Self {
         let store = MemoryStore::new();
-        let queue: Arc<dyn MessageQueue> = Arc::new(store.clone());
         let wakeup = Arc::new(MemoryWakeup::new());
         let clock = ManualClock::default();
         let shared = Arc::new(store.clone());
-        let renderer = Renderer::new("Herald", ACCESS_URL);
-        let auth_cache = AuthCache::default();
+        let mut ports = Ports {
+            directory: shared.clone(),
+            registry: Some(shared.clone()),
+            preferences: shared.clone(),
+            templates: shared.clone(),
+            queue: shared.clone(),
+            settings: shared.clone(),
+            inbox: shared.clone(),
+            tokens: shared.clone(),
+            wakeup: wakeup.clone(),
+            inbox_feed: Arc::new(herald_memory::MemoryInboxFeed::new()),
+            clock: Arc::new(clock.clone()),
+            metrics: Arc::new(NoMetrics),
+        };
+        change(&mut ports, &store);
+        let dispatchers = methods
+            .iter()
+            .map(|method| ScriptedDispatcher::ok(*method) as Arc<dyn Dispatcher>)
+            .collect();
+        let services = Services::build(ports, config(default), dispatchers);
+        let users = services
+            .users()
+            .cloned()
+            .unwrap_or_else(|| panic!("the harness keeps its own user directory"));
         Self {
-            events: Events::new(
-                EventPorts {
-                    directory: shared.clone(),
-                    preferences: shared.clone(),
-                    templates: shared.clone(),
-                    queue: queue.clone(),
-                    wakeup: wakeup.clone(),
-                    clock: Arc::new(clock.clone()),
-                },
-                delivery.clone(),
-                renderer,
-            ),
-            settings: Settings::new(shared.clone(), wakeup.clone()),
-            preferences: Preferences::new(shared.clone(), shared.clone(), shared.clone()),
-            templates: Templates::new(shared.clone(), delivery.clone()),
-            inbox: Inbox::new(shared.clone(), Arc::new(clock.clone())),
-            users: Users::new(
-                shared.clone(),
-                queue.clone(),
-                Arc::new(clock.clone()),
-                auth_cache.clone(),
-            ),
-            auth_cache,
-            purger: Purger::new(queue, Arc::new(clock.clone())),
+            events: services.events().clone(),
+            settings: services.settings().clone(),
+            preferences: services.preferences().clone(),
+            templates: services.templates().clone(),
+            inbox: services.inbox().clone(),
+            tokens: services.tokens().clone(),
+            purger: services.purger().clone(),
+            users,
+            services,
             store,
             wakeup,
             clock,
         }
+    }
+
+    /// The ports enqueue drives, straight over the harness's store (no template cache).
+    pub fn event_ports(&self) -> EventPorts {
+        let shared = Arc::new(self.store.clone());
+        EventPorts {
+            directory: shared.clone(),
+            preferences: shared.clone(),
+            templates: shared.clone(),
+            queue: shared,
+            wakeup: self.wakeup.clone(),
+            clock: Arc::new(self.clock.clone()),
+        }
+    }
+
+    /// Enqueueing over `ports` (reads counted, say) with the services' delivery methods and
+    /// renderer: the one place tests build [`Events`] other than [`Services::build`] does, for
+    /// tests of how enqueue uses each port.
+    pub fn events_over(&self, ports: EventPorts) -> Events {
+        Events::new(
+            ports,
+            self.services.delivery().clone(),
+            self.services.renderer().clone(),
+        )
     }
 
     /// Syncs a user into the directory.
@@ -102,15 +147,11 @@ impl Harness {
         self.users.upsert(UserId::random(), input).await.unwrap()
     }
 
+    /// The ports the services' notifier drives.
     pub fn notifier_ports(&self, queue: Arc<dyn MessageQueue>) -> NotifierPorts {
-        let shared = Arc::new(self.store.clone());
         NotifierPorts {
             queue,
-            templates: shared.clone(),
-            directory: shared.clone(),
-            preferences: shared.clone(),
-            settings: shared,
-            clock: Arc::new(self.clock.clone()),
+            ..self.services.notifier_ports().clone()
         }
     }
 
@@ -119,7 +160,7 @@ impl Harness {
         config: NotifierConfig,
         dispatchers: Vec<Arc<dyn Dispatcher>>,
     ) -> Notifier {
-        self.notifier_over(Arc::new(self.store.clone()), config, dispatchers)
+        self.notifier_with_ports(self.services.notifier_ports().clone(), config, dispatchers)
     }
 
     pub fn notifier_over(
@@ -131,7 +172,9 @@ impl Harness {
         self.notifier_with_ports(self.notifier_ports(queue), config, dispatchers)
     }
 
-    /// A notifier over `ports` (the harness's, some replaced), woken by the harness's enqueues.
+    /// A notifier over `ports` (the harness's, some replaced) with these dispatchers and
+    /// settings, woken by the harness's enqueues. The one place tests build a notifier other
+    /// than [`Services::notifier`] does, so they can script its dispatchers.
     pub fn notifier_with_ports(
         &self,
         ports: NotifierPorts,
@@ -140,17 +183,28 @@ impl Harness {
     ) -> Notifier {
         Notifier::new(
             "test-notifier",
-            config,
+            config.validate().unwrap(),
             ports,
             dispatchers,
-            Renderer::new("Herald", ACCESS_URL),
+            self.services.renderer().clone(),
             self.wakeup.subscribe(),
         )
-        .unwrap()
     }
 
     pub async fn message(&self, id: MessageId) -> Message {
         MessageQueue::get(&self.store, id).await.unwrap().unwrap()
+    }
+}
+
+/// The services' configuration in tests: Herald's name, [`ACCESS_URL`], quiet notifier
+/// settings, a fresh unsubscribe key.
+pub fn config(default_method: DefaultMethod) -> Config {
+    Config {
+        app_name: "Herald".to_owned(),
+        access_url: ACCESS_URL.to_owned(),
+        default_method,
+        notifier: quiet_config().validate().unwrap(),
+        unsubscribe_key: UnsubscribeKey::generate().unwrap(),
     }
 }
 

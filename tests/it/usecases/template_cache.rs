@@ -1,21 +1,19 @@
 //! The template cache: events read the catalogue once per TTL, changes made through the cache
 //! apply at once, changes made elsewhere once the TTL has passed.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use herald_application::ports::{StoreError, TemplateStore};
-use herald_application::rendering::Renderer;
 use herald_application::templates::TEMPLATE_CACHE_TTL;
-use herald_application::{CachedTemplates, DeliveryConfig, Event, EventPorts, Events, Templates};
+use herald_application::{CachedTemplates, DefaultMethod, Event, EventPorts, Events, Templates};
 use herald_domain::catalogue::{self, WORKSPACE_DELETED};
 use herald_domain::{Method, Template, TemplateId};
 use herald_memory::MemoryStore;
 use tokio::sync::Semaphore;
 
-use super::support::{ACCESS_URL, Harness, settle};
+use super::support::{Harness, settle};
 
 /// The harness's store as a `TemplateStore` that counts its reads and can hold `list` after
 /// it has read (so a change can land while a stale catalogue is on its way back).
@@ -93,29 +91,15 @@ fn cache_over(h: &Harness, store: Arc<CountingTemplates>) -> Arc<CachedTemplates
 }
 
 /// Webhook (the default) and SMTP configured, no inbox: one message per event.
-fn webhook_and_smtp() -> DeliveryConfig {
-    DeliveryConfig::new(
-        Method::Webhook,
-        BTreeSet::from([Method::Webhook, Method::Smtp]),
-        false,
-    )
-    .unwrap()
+fn webhook_and_smtp() -> Harness {
+    Harness::with_methods(DefaultMethod::Webhook, &[Method::Webhook, Method::Smtp])
 }
 
 fn events_over(h: &Harness, templates: Arc<CachedTemplates>) -> Events {
-    let shared = Arc::new(h.store.clone());
-    Events::new(
-        EventPorts {
-            directory: shared.clone(),
-            preferences: shared.clone(),
-            templates,
-            queue: shared,
-            wakeup: h.wakeup.clone(),
-            clock: Arc::new(h.clock.clone()),
-        },
-        webhook_and_smtp(),
-        Renderer::new("Herald", ACCESS_URL),
-    )
+    h.events_over(EventPorts {
+        templates,
+        ..h.event_ports()
+    })
 }
 
 fn workspace_deleted(subject: &herald_domain::User, name: &str) -> Event {
@@ -137,7 +121,7 @@ async fn method_of_next_event(h: &Harness, events: &Events, name: &str) -> Metho
 
 #[tokio::test]
 async fn events_read_the_catalogue_once_per_ttl() {
-    let h = Harness::new();
+    let h = webhook_and_smtp();
     let store = CountingTemplates::over(h.store.clone());
     let events = events_over(&h, cache_over(&h, store.clone()));
     let user = h.user("u", &[]).await;
@@ -160,10 +144,10 @@ async fn events_read_the_catalogue_once_per_ttl() {
 
 #[tokio::test]
 async fn a_method_override_set_on_this_replica_applies_to_the_next_event() {
-    let h = Harness::new();
+    let h = webhook_and_smtp();
     let cache = cache_over(&h, CountingTemplates::over(h.store.clone()));
     let events = events_over(&h, cache.clone());
-    let templates = Templates::new(cache, webhook_and_smtp());
+    let templates = Templates::new(cache, h.services.delivery().clone());
     assert_eq!(
         method_of_next_event(&h, &events, "a").await,
         Method::Webhook
@@ -179,7 +163,7 @@ async fn a_method_override_set_on_this_replica_applies_to_the_next_event() {
 
 #[tokio::test]
 async fn a_method_override_set_on_another_replica_applies_once_the_ttl_has_passed() {
-    let h = Harness::new();
+    let h = webhook_and_smtp();
     let events = events_over(&h, cache_over(&h, CountingTemplates::over(h.store.clone())));
     assert_eq!(
         method_of_next_event(&h, &events, "a").await,
@@ -204,7 +188,7 @@ async fn a_method_override_set_on_another_replica_applies_once_the_ttl_has_passe
 
 #[tokio::test]
 async fn a_template_the_cached_catalogue_lacks_is_asked_of_the_store() {
-    let h = Harness::new();
+    let h = webhook_and_smtp();
     let store = CountingTemplates::over(h.store.clone());
     let cache = cache_over(&h, store.clone());
     assert!(cache.get(WORKSPACE_DELETED).await.unwrap().is_some());
@@ -244,7 +228,7 @@ async fn a_template_the_cached_catalogue_lacks_is_asked_of_the_store() {
 
 #[tokio::test]
 async fn a_catalogue_read_while_a_change_was_made_here_is_not_kept() {
-    let h = Harness::new();
+    let h = webhook_and_smtp();
     let store = CountingTemplates::holding_lists(h.store.clone());
     let cache = cache_over(&h, store.clone());
 

@@ -11,8 +11,8 @@ use herald_application::ports::{
     Clock as _, NewToken, StoreError, TokenHash, TokenStore, UserDirectory, UserRegistry as _,
 };
 use herald_application::tokens::AUTH_CACHE_TTL;
-use herald_application::{AuthCache, Tokens, UserInput};
-use herald_domain::{Role, User, UserId, UserStatus};
+use herald_application::{AuthCache, DefaultMethod, Tokens, UserInput};
+use herald_domain::{Method, Role, User, UserId, UserStatus};
 use herald_memory::MemoryStore;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -109,9 +109,25 @@ fn tokens_with(h: &Harness, cache: AuthCache) -> (Tokens, Arc<CountingStore>) {
     (tokens, store)
 }
 
-/// `Tokens` sharing the harness's cache with its `Users`, as `Herald::build` wires them.
-fn tokens(h: &Harness) -> (Tokens, Arc<CountingStore>) {
-    tokens_with(h, h.auth_cache.clone())
+/// A harness whose token store and directory count their calls: its `Tokens` and `Users`
+/// share one authentication cache, as the composition root wires them.
+fn counted_with(make: fn(MemoryStore) -> Arc<CountingStore>) -> (Harness, Arc<CountingStore>) {
+    let mut counted = None;
+    let h = Harness::with_ports(
+        DefaultMethod::Webhook,
+        &[Method::Webhook, Method::Inbox],
+        |ports, store| {
+            let counting = make(store.clone());
+            ports.tokens = counting.clone();
+            ports.directory = counting.clone();
+            counted = Some(counting);
+        },
+    );
+    (h, counted.unwrap())
+}
+
+fn counted() -> (Harness, Arc<CountingStore>) {
+    counted_with(CountingStore::over)
 }
 
 fn ttl() -> chrono::Duration {
@@ -137,8 +153,8 @@ async fn signed_in(
 
 #[tokio::test]
 async fn a_repeated_authentication_within_the_ttl_asks_no_store() {
-    let h = Harness::new();
-    let (tokens, store) = tokens(&h);
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
     let ann = h.user("ann", &[Role::Member]).await;
     let token = tokens.issue(ann.id).await.unwrap();
     store.take_calls();
@@ -159,8 +175,8 @@ async fn a_repeated_authentication_within_the_ttl_asks_no_store() {
 
 #[tokio::test]
 async fn after_the_ttl_authentication_asks_the_stores_again() {
-    let h = Harness::new();
-    let (tokens, store) = tokens(&h);
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
     let (ann, token) = signed_in(&h, &tokens, &store, "ann").await;
 
     h.clock.advance(ttl());
@@ -170,8 +186,8 @@ async fn after_the_ttl_authentication_asks_the_stores_again() {
 
 #[tokio::test]
 async fn revoking_a_users_tokens_on_this_replica_refuses_them_at_once() {
-    let h = Harness::new();
-    let (tokens, store) = tokens(&h);
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
     let (ann, anns_token) = signed_in(&h, &tokens, &store, "ann").await;
     let (bob, bobs_token) = signed_in(&h, &tokens, &store, "bob").await;
 
@@ -190,8 +206,8 @@ async fn revoking_a_users_tokens_on_this_replica_refuses_them_at_once() {
 
 #[tokio::test]
 async fn deleting_a_user_on_this_replica_refuses_their_tokens_at_once() {
-    let h = Harness::new();
-    let (tokens, store) = tokens(&h);
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
     let (ann, token) = signed_in(&h, &tokens, &store, "ann").await;
 
     // The use case alone, without revoking the tokens as the HTTP handler also does.
@@ -202,8 +218,8 @@ async fn deleting_a_user_on_this_replica_refuses_their_tokens_at_once() {
 
 #[tokio::test]
 async fn changing_a_users_roles_or_status_on_this_replica_applies_at_once() {
-    let h = Harness::new();
-    let (tokens, store) = tokens(&h);
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
     let (ann, token) = signed_in(&h, &tokens, &store, "ann").await;
 
     let input = UserInput::parse(
@@ -224,8 +240,8 @@ async fn changing_a_users_roles_or_status_on_this_replica_applies_at_once() {
 
 #[tokio::test]
 async fn an_unknown_token_is_never_cached_so_it_works_once_issued() {
-    let h = Harness::new();
-    let (tokens, store) = tokens(&h);
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
     let ann = h.user("ann", &[Role::Member]).await;
     let plaintext = "herald_not-issued-yet";
 
@@ -248,8 +264,8 @@ async fn an_unknown_token_is_never_cached_so_it_works_once_issued() {
 
 #[tokio::test]
 async fn a_change_made_by_another_replica_shows_within_the_ttl() {
-    let h = Harness::new();
-    let (tokens, store) = tokens(&h);
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
     let (ann, token) = signed_in(&h, &tokens, &store, "ann").await;
 
     // Straight to the shared store, as another replica would: this one is not told.
@@ -295,14 +311,8 @@ async fn a_full_cache_of_live_entries_is_emptied_before_taking_another() {
 
 #[tokio::test]
 async fn an_authentication_racing_a_revocation_is_not_cached() {
-    let h = Harness::new();
-    let store = CountingStore::holding_lookups(h.store.clone());
-    let tokens = Tokens::new(
-        store.clone(),
-        Arc::new(h.store.clone()),
-        Arc::new(h.clock.clone()),
-        h.auth_cache.clone(),
-    );
+    let (h, store) = counted_with(CountingStore::holding_lookups);
+    let tokens = h.tokens.clone();
     let ann = h.user("ann", &[Role::Member]).await;
     let token = tokens.issue(ann.id).await.unwrap().expose().to_owned();
 

@@ -1,0 +1,259 @@
+//! The composition root: every use case built from the ports and the checked configuration,
+//! in one place.
+//!
+//! `bootstrap`'s `Herald::builder`, the HTTP adapter (through the `Services` it is handed) and
+//! the test harnesses all go through [`Services::build`], so tests run the object graph
+//! production runs: one template cache shared by enqueue, the template use cases and the
+//! notifier; one authentication cache shared by the use cases that can invalidate a token; the
+//! set of delivery methods derived from the dispatchers actually built.
+
+use std::sync::Arc;
+
+use crate::config::{DefaultMethod, DeliveryConfig, NotifierSettings};
+use crate::events::{EventPorts, Events};
+use crate::inbox::Inbox;
+use crate::messages::Messages;
+use crate::notifier::{Notifier, NotifierPorts};
+use crate::ports::{
+    Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics, PreferenceStore,
+    SettingsStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
+};
+use crate::preferences::Preferences;
+use crate::purge::Purger;
+use crate::rendering::Renderer;
+use crate::settings::Settings;
+use crate::templates::{CachedTemplates, TEMPLATE_CACHE_TTL, Templates};
+use crate::tokens::{AuthCache, Tokens};
+use crate::unsubscribe::UnsubscribeKey;
+use crate::users::Users;
+
+/// Everything the use cases drive. Each is one port; a store implementing several is handed
+/// once per port.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    /// Who the users are (the host's directory when embedded, else Herald's own).
+    pub directory: Arc<dyn UserDirectory>,
+    /// Herald's own directory, written through the `/users` API; `None` when the host's
+    /// directory is the source of users (then there is no [`Users`] use case).
+    pub registry: Option<Arc<dyn UserRegistry>>,
+    pub preferences: Arc<dyn PreferenceStore>,
+    /// The template store itself: [`Services::build`] puts the one shared cache in front.
+    pub templates: Arc<dyn TemplateStore>,
+    pub queue: Arc<dyn MessageQueue>,
+    pub settings: Arc<dyn SettingsStore>,
+    pub inbox: Arc<dyn InboxStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub wakeup: Arc<dyn Wakeup>,
+    pub inbox_feed: Arc<dyn InboxFeed>,
+    pub clock: Arc<dyn Clock>,
+    /// Where the notifier reports (`NoMetrics` to report nowhere).
+    pub metrics: Arc<dyn NotifierMetrics>,
+}
+
+/// What the use cases run with besides their ports, each value checked where it entered.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The name notifications sign with.
+    pub app_name: String,
+    /// The URL links in notifications are built on.
+    pub access_url: String,
+    pub default_method: DefaultMethod,
+    pub notifier: NotifierSettings,
+    /// Signs one-click unsubscribe links (emails carry them, the API checks them).
+    pub unsubscribe_key: UnsubscribeKey,
+}
+
+/// Every use case of one Herald process, over one set of ports.
+#[derive(Debug, Clone)]
+pub struct Services {
+    events: Events,
+    settings: Settings,
+    preferences: Preferences,
+    templates: Templates,
+    inbox: Inbox,
+    tokens: Tokens,
+    messages: Messages,
+    users: Option<Users>,
+    purger: Purger,
+    delivery: DeliveryConfig,
+    renderer: Renderer,
+    unsubscribe_key: UnsubscribeKey,
+    notifier: NotifierParts,
+    inbox_feed: Arc<dyn InboxFeed>,
+}
+
+/// What [`Services::notifier`] builds a notifier from.
+#[derive(Debug, Clone)]
+struct NotifierParts {
+    settings: NotifierSettings,
+    ports: NotifierPorts,
+    dispatchers: Vec<Arc<dyn Dispatcher>>,
+    wakeup: Arc<dyn Wakeup>,
+    metrics: Arc<dyn NotifierMetrics>,
+}
+
+impl Services {
+    /// Builds every use case. `dispatchers` are the delivery methods this deployment built
+    /// (at most one per method); the methods events go out by are derived from them.
+    pub fn build(ports: Ports, config: Config, dispatchers: Vec<Arc<dyn Dispatcher>>) -> Self {
+        let Ports {
+            directory,
+            registry,
+            preferences,
+            templates,
+            queue,
+            settings,
+            inbox,
+            tokens,
+            wakeup,
+            inbox_feed,
+            clock,
+            metrics,
+        } = ports;
+        let delivery = DeliveryConfig::new(
+            config.default_method,
+            dispatchers.iter().map(|dispatcher| dispatcher.method()),
+        );
+        let renderer = Renderer::new(&config.app_name, &config.access_url);
+        // One per process, shared by every use case that reads or changes templates, so a
+        // method override set on this replica applies to the next event at once.
+        let templates: Arc<dyn TemplateStore> = Arc::new(CachedTemplates::new(
+            templates,
+            Arc::clone(&clock),
+            TEMPLATE_CACHE_TTL,
+        ));
+        // One per process, shared by every use case that can invalidate an authentication
+        // (revoking tokens, changing or deleting a user), so such a change on this replica
+        // applies from the next request on.
+        let auth_cache = AuthCache::default();
+        let events = Events::new(
+            EventPorts {
+                directory: Arc::clone(&directory),
+                preferences: Arc::clone(&preferences),
+                templates: Arc::clone(&templates),
+                queue: Arc::clone(&queue),
+                wakeup: Arc::clone(&wakeup),
+                clock: Arc::clone(&clock),
+            },
+            delivery.clone(),
+            renderer.clone(),
+        );
+        let notifier = NotifierParts {
+            settings: config.notifier,
+            ports: NotifierPorts {
+                queue: Arc::clone(&queue),
+                templates: Arc::clone(&templates),
+                directory: Arc::clone(&directory),
+                preferences: Arc::clone(&preferences),
+                settings: Arc::clone(&settings),
+                clock: Arc::clone(&clock),
+            },
+            dispatchers,
+            wakeup: Arc::clone(&wakeup),
+            metrics,
+        };
+        Self {
+            events,
+            settings: Settings::new(settings, wakeup),
+            preferences: Preferences::new(
+                preferences,
+                Arc::clone(&templates),
+                Arc::clone(&directory),
+            ),
+            templates: Templates::new(templates, delivery.clone()),
+            inbox: Inbox::new(inbox, Arc::clone(&clock)),
+            tokens: Tokens::new(tokens, directory, Arc::clone(&clock), auth_cache.clone()),
+            messages: Messages::new(Arc::clone(&queue)),
+            users: registry.map(|registry| {
+                Users::new(registry, Arc::clone(&queue), Arc::clone(&clock), auth_cache)
+            }),
+            purger: Purger::new(queue, clock),
+            delivery,
+            renderer,
+            unsubscribe_key: config.unsubscribe_key,
+            notifier,
+            inbox_feed,
+        }
+    }
+
+    /// This replica's notifier, named `name` in logs, over the services' ports and
+    /// dispatchers, woken by their enqueues.
+    pub fn notifier(&self, name: impl Into<String>) -> Notifier {
+        let parts = &self.notifier;
+        Notifier::new(
+            name,
+            parts.settings.clone(),
+            parts.ports.clone(),
+            parts.dispatchers.clone(),
+            self.renderer.clone(),
+            parts.wakeup.subscribe(),
+        )
+        .with_metrics(Arc::clone(&parts.metrics))
+    }
+
+    /// The ports a notifier of these services drives (a test may replace some and build its
+    /// own notifier over them).
+    pub fn notifier_ports(&self) -> &NotifierPorts {
+        &self.notifier.ports
+    }
+
+    /// Enqueue events (DESIGN §4).
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// The pause switch.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn preferences(&self) -> &Preferences {
+        &self.preferences
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// API tokens: issued to users, exchanged for the calling user.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Troubleshooting listings of the queue.
+    pub fn messages(&self) -> &Messages {
+        &self.messages
+    }
+
+    /// Herald's own user directory; `None` when the host supplied its directory.
+    pub fn users(&self) -> Option<&Users> {
+        self.users.as_ref()
+    }
+
+    /// The 7-day retention.
+    pub fn purger(&self) -> &Purger {
+        &self.purger
+    }
+
+    /// The delivery methods this deployment has, and the default.
+    pub fn delivery(&self) -> &DeliveryConfig {
+        &self.delivery
+    }
+
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
+    }
+
+    pub fn unsubscribe_key(&self) -> &UnsubscribeKey {
+        &self.unsubscribe_key
+    }
+
+    /// Live inbox notifications, per user.
+    pub fn inbox_feed(&self) -> &Arc<dyn InboxFeed> {
+        &self.inbox_feed
+    }
+}
