@@ -62,8 +62,9 @@ impl DeliveryError {
 ///   it as a retryable error when the peer has not answered by then.
 ///
 /// A new delivery method is done when it passes the dispatcher contract suite in herald-tests,
-/// `tests/it/dispatchers`: give it a receiver harness there (`ReceiverUnderTest`) and stamp
-/// out the cases it can take (a method that cannot fail some way says so in a case's name).
+/// `tests/it/dispatchers`: give it a receiver harness there (`ReceiverUnderTest`: accept, fail
+/// retryably, fail permanently, hang, read back what arrived) and list every case it can take.
+/// A method that fails its own way (the inbox: its store) takes the cases named for that way.
 ///
 /// # Errors
 /// [`DeliveryError`] with `retryable` set for conditions that may clear (connection refused,

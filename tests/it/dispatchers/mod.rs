@@ -52,7 +52,8 @@ pub trait ReceiverUnderTest: Send + Sync {
     /// 5xx SMTP reply).
     async fn answer_permanent(&self);
 
-    /// Takes the next delivery in and never answers it.
+    /// Takes deliveries in and never answers them, until [`accept`](Self::accept) (the SMTP
+    /// server holds the first one only, and accepts the ones after it).
     async fn hang(&self);
 
     /// The message id each attempt that reached the receiver carried, one per attempt (a
