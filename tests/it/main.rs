@@ -6,6 +6,7 @@
 mod architecture;
 mod contract;
 mod delivery;
+mod dispatchers;
 mod http;
 mod postgres_plans;
 mod postgres_pool;

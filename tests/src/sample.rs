@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use herald_application::ports::{Clock, LeaseRequest, NewMessage};
+use herald_application::ports::{Clock, Delivery, LeaseRequest, NewMessage};
+use herald_application::rendering::RenderedMessage;
 use herald_domain::{
     DedupeHash, EmailAddress, InboxNotification, InboxNotificationId, Labels, MessageId, Method,
     Payload, Role, TemplateId, User, UserId, UserStatus, Username, catalogue,
@@ -79,6 +80,26 @@ pub fn new_message(recipient: UserId, created_at: DateTime<Utc>) -> NewMessage {
         created_by: "tests".to_owned(),
         created_at,
         dedupe_hash: None,
+    }
+}
+
+/// A rendered Workspace Deleted message going out by `method` to a fresh recipient at
+/// `someone@example.com`, with a fresh message id.
+pub fn delivery(method: Method) -> Delivery {
+    let recipient = UserId::random();
+    Delivery {
+        message_id: MessageId::random(),
+        method,
+        template_id: catalogue::WORKSPACE_DELETED,
+        recipient,
+        payload: payload(recipient),
+        targets: vec![],
+        rendered: RenderedMessage {
+            title_markdown: r#"Workspace "my\-workspace" deleted"#.to_owned(),
+            body_markdown: "Your workspace **my\\-workspace** was deleted.".to_owned(),
+            title: r#"Workspace "my-workspace" deleted"#.to_owned(),
+            body: "Your workspace my-workspace was deleted.".to_owned(),
+        },
     }
 }
 

@@ -48,9 +48,23 @@ impl DeliveryError {
 
 /// Delivers messages by one method (SMTP, webhook, inbox).
 ///
-/// Implementations MUST be safe to call concurrently, MUST NOT retry on their own (the
-/// notifier owns retries), and SHOULD make a repeated delivery of the same `message_id`
-/// recognisable to the receiver (delivery is at least once).
+/// Implementations MUST:
+/// - be safe to call concurrently;
+/// - make one attempt per call and never retry on their own (the notifier owns retries): a
+///   failing receiver sees exactly one attempt per `dispatch`;
+/// - carry `message_id` to the receiver, the same on every delivery of one message, so that a
+///   repeated delivery is recognisable (delivery is at least once): SMTP `Message-ID`, webhook
+///   `X-Message-Id` and `msg_id`, the inbox notification's id;
+/// - be cancel-safe: the notifier bounds every call by its `dispatch-timeout` and drops a call
+///   still running then (a retryable failure), so a dropped call MUST leave the dispatcher
+///   delivering the next message (never reusing a connection left mid-conversation);
+/// - when a call waits on a network peer, bound it by a timeout of the dispatcher's own and end
+///   it as a retryable error when the peer has not answered by then.
+///
+/// A new delivery method is done when it passes the dispatcher contract suite in herald-tests,
+/// `tests/it/dispatchers`: give it a receiver harness there (`ReceiverUnderTest`: accept, fail
+/// retryably, fail permanently, hang, read back what arrived) and list every case it can take.
+/// A method that fails its own way (the inbox: its store) takes the cases named for that way.
 ///
 /// # Errors
 /// [`DeliveryError`] with `retryable` set for conditions that may clear (connection refused,
