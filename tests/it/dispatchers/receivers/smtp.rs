@@ -81,9 +81,13 @@ impl Running {
             timeout: OWN_TIMEOUT,
             ..SmtpConfig::default()
         };
-        let dispatcher =
-            SmtpDispatcher::new(&config, "https://herald.example.com", "Herald", key.clone())
-                .expect("the SMTP configuration is valid");
+        let settings = config.validate().expect("the SMTP configuration is valid");
+        let dispatcher = SmtpDispatcher::new(
+            settings,
+            "https://herald.example.com",
+            "Herald",
+            key.clone(),
+        );
         Self {
             server,
             answers,
