@@ -9,6 +9,14 @@ pub enum Error {
     /// Bad input: which field, and why.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// Bad input in one event of a batch: which event (its index, from 0), which of its fields,
+    /// and why.
+    #[error("event {index}: {field}: {reason}")]
+    InvalidEvent {
+        index: usize,
+        field: String,
+        reason: String,
+    },
     #[error("{0} not found")]
     NotFound(String),
     #[error("conflict: {0}")]
@@ -25,6 +33,20 @@ impl Error {
         Error::Invalid {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// This error as event `index` of a batch caused it: [`Error::Invalid`] becomes
+    /// [`Error::InvalidEvent`]; any other error is the batch's as it is.
+    #[must_use]
+    pub fn in_event(self, index: usize) -> Self {
+        match self {
+            Error::Invalid { field, reason } => Error::InvalidEvent {
+                index,
+                field,
+                reason,
+            },
+            other => other,
         }
     }
 }

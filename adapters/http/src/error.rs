@@ -61,6 +61,11 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         match err {
             Error::Invalid { field, reason } => Self::invalid(field, reason),
+            Error::InvalidEvent {
+                index,
+                field,
+                reason,
+            } => Self::invalid(format!("events[{index}].{field}"), reason),
             Error::NotFound(what) => Self::not_found(format!("{what} not found")),
             Error::Conflict(what) => Self::new(StatusCode::CONFLICT, "Conflict.", what),
             Error::Unavailable(why) => {

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use herald_application::ports::MessageFilter;
-use herald_application::{CustomContent, Event, TemplateRef, TemplateView};
+use herald_application::{CustomContent, Error, Event, TemplateRef, TemplateView};
 use herald_domain::{
     ActionTemplate, Labels, Message, MessageId, MessageStatus, Method, Role, TemplateId,
     TemplateKind, UserId,
@@ -48,20 +48,20 @@ pub(crate) struct EventBody {
 }
 
 impl EventBody {
-    /// The event, or a 400 naming the field (prefixed with `prefix`).
-    fn into_event(self, prefix: &str) -> Result<Event, ApiError> {
+    /// The event, or why not, naming the event's own field (a batch's handler adds the index).
+    fn into_event(self) -> Result<Event, Error> {
         let template = match (self.template_id, self.template_name) {
             (Some(id), None) => TemplateRef::Id(id),
             (None, Some(name)) => TemplateRef::Name(name),
             (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    format!("{prefix}template_id"),
+                return Err(Error::invalid(
+                    "template_id",
                     "give template_id or template_name, not both",
                 ));
             }
             (None, None) => {
-                return Err(ApiError::invalid(
-                    format!("{prefix}template_id"),
+                return Err(Error::invalid(
+                    "template_id",
                     "template_id or template_name is required",
                 ));
             }
@@ -90,7 +90,7 @@ pub(crate) async fn enqueue(
     JsonBody(body): JsonBody<EventBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Owner])?;
-    let result = api.services.events().enqueue(body.into_event("")?).await?;
+    let result = api.services.events().enqueue(body.into_event()?).await?;
     Ok(json(StatusCode::ACCEPTED, &result))
 }
 
@@ -110,7 +110,7 @@ pub(crate) async fn enqueue_batch(
         .events
         .into_iter()
         .enumerate()
-        .map(|(i, event)| event.into_event(&format!("events[{i}].")))
+        .map(|(index, event)| event.into_event().map_err(|err| err.in_event(index)))
         .collect::<Result<Vec<_>, _>>()?;
     let results = api.services.events().enqueue_batch(events).await?;
     Ok(json(

@@ -129,6 +129,66 @@ async fn bad_events_are_400s_naming_the_field_and_members_may_not_send_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_event_in_a_batch_is_named_by_its_index_and_a_single_one_by_its_field() {
+    let app = App::start().await;
+    let both_templates = json!({
+        "template_id": catalogue::WORKSPACE_DELETED,
+        "template_name": "Workspace Deleted",
+        "user_id": app.member.user.id,
+    });
+    let mut unnamed_label = workspace_deleted(&app, "d");
+    unnamed_label["labels"][""] = json!("x");
+    let refused = |reply: Value| (reply["field"].clone(), reply["detail"].clone());
+
+    let reply = app
+        .post(
+            "/api/v2/notifications/events/batch",
+            &app.owner,
+            json!({"events": [workspace_deleted(&app, "a"), workspace_deleted(&app, "b"), both_templates]}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(
+        refused(reply),
+        (
+            json!("events[2].template_id"),
+            json!("events[2].template_id: give template_id or template_name, not both")
+        )
+    );
+
+    let batch = json!({"events": [
+        workspace_deleted(&app, "a"),
+        workspace_deleted(&app, "b"),
+        workspace_deleted(&app, "c"),
+        unnamed_label.clone(),
+    ]});
+    let reply = app
+        .post("/api/v2/notifications/events/batch", &app.owner, batch)
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(reply["field"], "events[3].labels", "{reply}");
+
+    let reply = app
+        .post("/api/v2/notifications/events", &app.owner, unnamed_label)
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(reply["field"], "labels", "{reply}");
+    let listed = app
+        .get("/api/v2/notifications/messages", &app.owner)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        listed["messages"],
+        json!([]),
+        "a refused batch queues nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_owners_pause_and_an_unchanged_setting_is_304() {
     let app = App::start().await;
     let path = "/api/v2/notifications/settings";

@@ -544,7 +544,7 @@ async fn a_batch_is_stored_at_once_and_answers_in_event_order() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Invalid { ref field, .. } if field == "events[1].initiator_id"),
+        matches!(err, Error::InvalidEvent { index: 1, ref field, .. } if field == "initiator_id"),
         "{err:?}"
     );
 }
@@ -908,11 +908,11 @@ async fn a_batch_of_named_users_and_role_audiences_applies_both_their_preference
     );
 }
 
-/// The field a refused batch names.
-async fn refused_field(events: &Events, batch: Vec<Event>) -> String {
+/// The event and field a refused batch names.
+async fn refused_field(events: &Events, batch: Vec<Event>) -> (usize, String) {
     match events.enqueue_batch(batch).await.unwrap_err() {
-        Error::Invalid { field, .. } => field,
-        other => panic!("expected Invalid, got {other:?}"),
+        Error::InvalidEvent { index, field, .. } => (index, field),
+        other => panic!("expected InvalidEvent, got {other:?}"),
     }
 }
 
@@ -932,23 +932,52 @@ async fn a_batch_is_refused_for_its_first_bad_event_whichever_step_finds_it() {
 
     assert_eq!(
         refused(vec![good(), unknown_user(), unknown_template()]).await,
-        "events[1].user_id"
+        (1, "user_id".to_owned())
     );
     assert_eq!(
         refused(vec![good(), unknown_template(), unknown_user()]).await,
-        "events[1].template_id"
+        (1, "template_id".to_owned())
     );
     assert_eq!(
         refused(vec![good(), Event::new(TEST_NOTIFICATION), bad_data()]).await,
-        "events[1].initiator_id"
+        (1, "initiator_id".to_owned())
     );
     assert_eq!(
         refused(vec![good(), unknown_user(), event(WORKSPACE_DELETED, None)]).await,
-        "events[1].user_id"
+        (1, "user_id".to_owned())
     );
     assert_eq!(
         refused(vec![unknown_user(), bad_data()]).await,
-        "events[0].user_id"
+        (0, "user_id".to_owned())
+    );
+    assert!(
+        messages(&h).await.is_empty(),
+        "nothing is queued for a refused batch"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_event_failing_its_checks_is_named_by_its_index_and_a_single_one_is_not() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    let good = || event(WORKSPACE_DELETED, Some(user.id));
+    let mut long_label = good();
+    long_label.labels.insert("reason".into(), "x".repeat(5000));
+    let mut repeated_target = good();
+    let target = uuid::Uuid::new_v4();
+    repeated_target.targets = vec![target, target];
+
+    assert_eq!(
+        refused_field(&h.events, vec![good(), good(), long_label.clone()]).await,
+        (2, "labels.reason".to_owned())
+    );
+    assert_eq!(
+        refused_field(&h.events, vec![good(), repeated_target.clone(), good()]).await,
+        (1, "targets".to_owned())
+    );
+    assert_eq!(
+        h.events.enqueue(repeated_target).await.unwrap_err(),
+        Error::invalid("targets", "must not repeat a target")
     );
     assert!(
         messages(&h).await.is_empty(),

@@ -1,0 +1,156 @@
+//! What a caller hands to enqueue, and the one check that makes it acceptable.
+//!
+//! An [`Event`] is the caller's request as given: the HTTP adapter maps its JSON onto one, and
+//! hosts and tests build one field by field. [`CheckedEvent::check`] is the only place its
+//! limits are checked (data an object or null; how many labels, their names' and values'
+//! lengths; how many targets, none repeated). It runs once per event, when the event enters
+//! [`Events`](super::Events); grouping, planning and building rows take a [`CheckedEvent`] and
+//! trust it, so an event retried alone after its group was refused is not checked again.
+
+use std::collections::HashSet;
+use std::ops::Deref;
+
+use herald_domain::{Labels, TemplateId, UserId};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::Error;
+
+/// Which template an event is of.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TemplateRef {
+    Id(TemplateId),
+    Name(String),
+}
+
+/// Something that happened in the host application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub template: TemplateRef,
+    /// The user the event is about; required when the audience needs one.
+    pub subject: Option<UserId>,
+    /// The user who made it happen (the recipient of caller-audience events).
+    pub initiator: Option<UserId>,
+    pub labels: Labels,
+    /// A JSON object or null.
+    pub data: Option<Value>,
+    pub targets: Vec<Uuid>,
+    pub created_by: String,
+}
+
+impl Event {
+    /// An event of `template` with nothing else set.
+    pub fn new(template: TemplateId) -> Self {
+        Self {
+            template: TemplateRef::Id(template),
+            subject: None,
+            initiator: None,
+            labels: Labels::new(),
+            data: None,
+            targets: Vec::new(),
+            created_by: String::new(),
+        }
+    }
+}
+
+/// Limits on what an event may carry.
+const MAX_LABELS: usize = 64;
+const MAX_LABEL_KEY_CHARS: usize = 128;
+const MAX_LABEL_VALUE_CHARS: usize = 4096;
+const MAX_TARGETS: usize = 32;
+
+/// An event within the limits: its data is a JSON object or null, its labels and targets are
+/// within bounds and no target repeats. Only [`CheckedEvent::check`] makes one.
+#[derive(Debug, Clone)]
+pub(super) struct CheckedEvent(Event);
+
+impl CheckedEvent {
+    /// # Errors
+    /// [`Error::Invalid`] on `data`, `labels`, `labels.<name>` or `targets`.
+    pub(super) fn check(event: Event) -> Result<Self, Error> {
+        match &event.data {
+            None | Some(Value::Null | Value::Object(_)) => {}
+            Some(_) => return Err(Error::invalid("data", "must be a JSON object or null")),
+        }
+        if event.labels.len() > MAX_LABELS {
+            return Err(Error::invalid(
+                "labels",
+                format!("at most {MAX_LABELS} labels"),
+            ));
+        }
+        for (key, value) in &event.labels {
+            if key.is_empty() || key.chars().count() > MAX_LABEL_KEY_CHARS {
+                return Err(Error::invalid(
+                    "labels",
+                    format!("label names must be 1 to {MAX_LABEL_KEY_CHARS} characters"),
+                ));
+            }
+            if value.chars().count() > MAX_LABEL_VALUE_CHARS {
+                return Err(Error::invalid(
+                    format!("labels.{key}"),
+                    format!("must be at most {MAX_LABEL_VALUE_CHARS} characters"),
+                ));
+            }
+        }
+        if event.targets.len() > MAX_TARGETS {
+            return Err(Error::invalid(
+                "targets",
+                format!("at most {MAX_TARGETS} targets"),
+            ));
+        }
+        let mut distinct = HashSet::with_capacity(event.targets.len());
+        if !event.targets.iter().all(|target| distinct.insert(target)) {
+            return Err(Error::invalid("targets", "must not repeat a target"));
+        }
+        Ok(Self(event))
+    }
+
+    /// The event, for building its rows.
+    pub(super) fn into_event(self) -> Event {
+        self.0
+    }
+}
+
+impl Deref for CheckedEvent {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.0
+    }
+}
+
+/// A custom notification's content, checked: trimmed, non-empty, title ≤ 120 and message ≤
+/// 2000 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomContent {
+    pub(super) title: String,
+    pub(super) message: String,
+}
+
+impl CustomContent {
+    pub const MAX_TITLE_CHARS: usize = 120;
+    pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+    /// # Errors
+    /// [`Error::Invalid`] on `content.title` or `content.message`.
+    pub fn parse(title: &str, message: &str) -> Result<Self, Error> {
+        let check = |field: &str, value: &str, max: usize| {
+            let value = value.trim();
+            if value.is_empty() {
+                return Err(Error::invalid(field, "must not be empty"));
+            }
+            let chars = value.chars().count();
+            if chars > max {
+                return Err(Error::invalid(
+                    field,
+                    format!("must be at most {max} characters (got {chars})"),
+                ));
+            }
+            Ok(value.to_owned())
+        };
+        Ok(Self {
+            title: check("content.title", title, Self::MAX_TITLE_CHARS)?,
+            message: check("content.message", message, Self::MAX_MESSAGE_CHARS)?,
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! Enqueue (DESIGN §4): an event becomes one message per recipient and method.
+//!
+//! [`Events`] is the use case; its work is split by concern:
+//! - `event`: what a caller hands in ([`Event`]) and the one check that makes it acceptable;
+//! - `grouping`: single events that arrive together are stored as one batch;
+//! - `planning`: a batch resolved to its rows with store reads that do not grow with it, and
+//!   which event refuses it;
+//! - `rows`: an event's messages, payloads, actions and dedupe hashes.
+//!
+//! A refused event's error names its own field (`user_id`); a batch's caller also learns the
+//! event's index ([`Error::InvalidEvent`]), which the HTTP layer spells `events[i].user_id`.
+
+mod event;
+mod grouping;
+mod planning;
+mod rows;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use herald_domain::catalogue::{CUSTOM_NOTIFICATION, TEST_NOTIFICATION};
+use herald_domain::{MessageId, UserId};
+use serde::Serialize;
+
+use self::event::CheckedEvent;
+pub use self::event::{CustomContent, Event, TemplateRef};
+use self::grouping::Group;
+use self::planning::{Plan, Refusal};
+use crate::Error;
+use crate::config::DeliveryConfig;
+use crate::ports::{
+    Clock, EnqueueOutcome, MessageQueue, PreferenceStore, TemplateStore, UserDirectory, Wakeup,
+};
+use crate::rendering::Renderer;
+
+/// Why a recipient got no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The recipient opted out of the template (or did not opt in to an off-by-default one).
+    Disabled,
+    /// An identical message was already queued today.
+    Duplicate,
+    /// The recipient is deleted.
+    Deleted,
+    /// The recipient caused the event and is not told of their own act.
+    Initiator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub user_id: UserId,
+    pub reason: SkipReason,
+}
+
+/// What an enqueue did: the messages it created and the recipients it skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct EnqueueResult {
+    pub message_ids: Vec<MessageId>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// The ports enqueueing drives.
+#[derive(Debug, Clone)]
+pub struct EventPorts {
+    pub directory: Arc<dyn UserDirectory>,
+    pub preferences: Arc<dyn PreferenceStore>,
+    pub templates: Arc<dyn TemplateStore>,
+    pub queue: Arc<dyn MessageQueue>,
+    pub wakeup: Arc<dyn Wakeup>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The enqueue use cases.
+#[derive(Debug, Clone)]
+pub struct Events {
+    ports: EventPorts,
+    delivery: DeliveryConfig,
+    renderer: Renderer,
+    /// Single events waiting to be queued together (shared by every clone).
+    group: Arc<Group>,
+    /// Permits for the batches being planned and stored (shared by every clone).
+    batches: Arc<tokio::sync::Semaphore>,
+}
+
+/// The most batches planned and stored at once by one [`Events`] (a group of single events
+/// counts as one). A batch holds its events, recipients and rows until its insert is done;
+/// beyond a few at once they would only queue for a database connection while holding that
+/// memory.
+pub const MAX_BATCHES_AT_ONCE: usize = 4;
+
+impl Events {
+    pub fn new(ports: EventPorts, delivery: DeliveryConfig, renderer: Renderer) -> Self {
+        Self {
+            ports,
+            delivery,
+            renderer,
+            group: Arc::default(),
+            batches: Arc::new(tokio::sync::Semaphore::new(MAX_BATCHES_AT_ONCE)),
+        }
+    }
+
+    pub fn delivery(&self) -> &DeliveryConfig {
+        &self.delivery
+    }
+
+    /// Queues one message per recipient and method of the event, in one batch, and wakes the
+    /// notifiers.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field for an unknown template, a missing or unknown
+    /// subject or initiator, or bad labels, data or targets; [`Error::Unavailable`] when a
+    /// store is down (nothing was queued).
+    ///
+    /// Concurrent calls are stored together (see the `grouping` module); each still gets its
+    /// own result or error, exactly as if it had been queued alone.
+    pub async fn enqueue(&self, event: Event) -> Result<EnqueueResult, Error> {
+        self.enqueue_grouped(CheckedEvent::check(event)?).await
+    }
+
+    /// Queues several events in one batch (all or nothing); results in event order. At most
+    /// [`MAX_BATCHES_AT_ONCE`] batches are planned and stored at once; others wait their turn.
+    ///
+    /// # Errors
+    /// As [`Events::enqueue`], except that a refused event's [`Error::Invalid`] comes as
+    /// [`Error::InvalidEvent`] with the event's index (the first refused event's, from 0).
+    pub async fn enqueue_batch(&self, events: Vec<Event>) -> Result<Vec<EnqueueResult>, Error> {
+        let mut refusal = Refusal::default();
+        let mut checked = Vec::with_capacity(events.len());
+        for (index, event) in events.into_iter().enumerate() {
+            match CheckedEvent::check(event) {
+                Ok(event) => checked.push(event),
+                Err(err) => {
+                    // The events before it are still planned: one of them may be refused first.
+                    refusal.refuse(index, err);
+                    break;
+                }
+            }
+        }
+        self.store(checked, refusal, |index, err| err.in_event(index))
+            .await
+    }
+
+    /// Sends the Test Notification to the caller.
+    ///
+    /// # Errors
+    /// As [`Events::enqueue`].
+    pub async fn send_test(&self, caller: UserId) -> Result<EnqueueResult, Error> {
+        let mut event = Event::new(TEST_NOTIFICATION);
+        event.initiator = Some(caller);
+        event.created_by = "test".to_owned();
+        self.enqueue(event).await
+    }
+
+    /// Sends a custom notification to the caller.
+    ///
+    /// # Errors
+    /// As [`Events::enqueue`].
+    pub async fn send_custom(
+        &self,
+        caller: UserId,
+        content: CustomContent,
+    ) -> Result<EnqueueResult, Error> {
+        let mut event = Event::new(CUSTOM_NOTIFICATION);
+        event.initiator = Some(caller);
+        event.created_by = "custom".to_owned();
+        event
+            .labels
+            .insert("custom_title".to_owned(), content.title);
+        event
+            .labels
+            .insert("custom_message".to_owned(), content.message);
+        self.enqueue(event).await
+    }
+
+    /// Plans and stores a batch (all or nothing) and wakes the notifiers; results in event
+    /// order. `refusal` holds what the events were refused before planning; `name` words a
+    /// refused event's error from its index.
+    async fn store(
+        &self,
+        events: Vec<CheckedEvent>,
+        refusal: Refusal,
+        name: impl FnOnce(usize, Error) -> Error,
+    ) -> Result<Vec<EnqueueResult>, Error> {
+        let _storing = self
+            .batches
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("the enqueue permits were closed".to_owned()))?;
+        let now = self.ports.clock.now();
+        let Plan { rows, events } = self
+            .plan(events, refusal, now)
+            .await
+            .map_err(|(index, err)| name(index, err))?;
+        let outcomes = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.ports.queue.enqueue(&rows).await?
+        };
+        if outcomes.len() != rows.len() {
+            return Err(Error::Internal(format!(
+                "the queue answered {} outcomes for {} messages",
+                outcomes.len(),
+                rows.len()
+            )));
+        }
+        let mut stored = rows.iter().zip(outcomes);
+        let mut queued_any = false;
+        let results = events
+            .into_iter()
+            .map(|plan| {
+                let mut result = EnqueueResult {
+                    message_ids: Vec::with_capacity(plan.rows),
+                    skipped: plan.skipped,
+                };
+                // Planning skips no one as a duplicate; report each recipient once.
+                let mut duplicates = HashSet::new();
+                for (row, outcome) in stored.by_ref().take(plan.rows) {
+                    match outcome {
+                        EnqueueOutcome::Queued(id) => {
+                            queued_any = true;
+                            result.message_ids.push(id);
+                        }
+                        EnqueueOutcome::Duplicate => {
+                            if duplicates.insert(row.recipient) {
+                                result.skipped.push(Skipped {
+                                    user_id: row.recipient,
+                                    reason: SkipReason::Duplicate,
+                                });
+                            }
+                        }
+                    }
+                }
+                result
+            })
+            .collect();
+        // A queue that wakes the notifiers in its own transaction already did.
+        if queued_any
+            && !self.ports.queue.wakes_notifiers()
+            && let Err(err) = self.ports.wakeup.wake().await
+        {
+            tracing::warn!(error = %err, "notifications: could not wake the notifiers; they will poll");
+        }
+        Ok(results)
+    }
+}

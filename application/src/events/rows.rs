@@ -1,0 +1,118 @@
+//! Building an event's rows: one [`NewMessage`] per enabled recipient and method, each with
+//! its payload (the event's fields and the recipient's), its rendered actions and, for a
+//! template that deduplicates, its dedupe hash.
+//!
+//! What is the same for every recipient is built once per event: the payload's event fields,
+//! the actions prepared for the event
+//! ([`Renderer::event_actions`](crate::rendering::Renderer::event_actions)) and the dedupe
+//! basis ([`DedupeBasis`]). Per recipient only the user fields, the rendered actions and the
+//! hashes are built, so a role audience's fan-out does not re-serialise the event's labels and
+//! data for each recipient. Events of templates that never deduplicate get the enqueue time in
+//! their data, so that two of them always differ.
+
+use chrono::{DateTime, Utc};
+use herald_domain::dedupe::DedupeBasis;
+use herald_domain::{MessageId, Method, Payload, Template, User, UserId};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Events;
+use super::event::CheckedEvent;
+use crate::Error;
+use crate::ports::NewMessage;
+use crate::rendering::RenderError;
+
+impl Events {
+    /// Appends the event's rows: one per enabled recipient and method, with the payload, its
+    /// actions and dedupe hashes built for the event once and per recipient only for what
+    /// differs.
+    pub(super) fn rows(
+        &self,
+        event: CheckedEvent,
+        template: &Template,
+        recipients: &[&User],
+        methods: &[Method],
+        now: DateTime<Utc>,
+        rows: &mut Vec<NewMessage>,
+    ) -> Result<(), Error> {
+        let Some((&last_method, other_methods)) = methods.split_last() else {
+            return Ok(());
+        };
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let event = event.into_event();
+        let data = if template.deduplicate {
+            event.data
+        } else {
+            Some(with_timestamp(event.data, now))
+        };
+        // The event's payload; each recipient's differs only in the user fields and actions.
+        let shared = Payload {
+            version: Payload::VERSION.to_owned(),
+            notification_name: template.name.clone(),
+            notification_template_id: template.id,
+            user_id: UserId::from_uuid(Uuid::nil()),
+            user_email: String::new(),
+            user_name: String::new(),
+            user_username: String::new(),
+            actions: Vec::new(),
+            labels: event.labels,
+            data,
+            targets: event.targets,
+        };
+        let internal = |err: RenderError| Error::Internal(err.to_string());
+        let mut actions = self
+            .renderer
+            .event_actions(template, &shared, now)
+            .map_err(internal)?;
+        let dedupe = template
+            .deduplicate
+            .then(|| DedupeBasis::new(template.id, &shared, &shared.targets, now.date_naive()));
+        rows.reserve(recipients.len() * methods.len());
+        for user in recipients {
+            let mut payload = Payload {
+                user_id: user.id,
+                user_email: user.email.to_string(),
+                user_name: user.display_name().to_owned(),
+                user_username: user.username.to_string(),
+                ..shared.clone()
+            };
+            payload.actions = actions.render(&payload).map_err(internal)?;
+            let mut hashes = dedupe
+                .as_ref()
+                .map(|basis| basis.hashes(user.id, &payload, methods).into_iter());
+            let mut row = |method: Method, payload: Payload| NewMessage {
+                id: MessageId::time_ordered(),
+                template_id: template.id,
+                recipient: user.id,
+                method,
+                payload,
+                targets: shared.targets.clone(),
+                created_by: event.created_by.clone(),
+                created_at: now,
+                dedupe_hash: hashes.as_mut().and_then(Iterator::next),
+            };
+            for &method in other_methods {
+                rows.push(row(method, payload.clone()));
+            }
+            rows.push(row(last_method, payload));
+        }
+        Ok(())
+    }
+}
+
+/// Adds the enqueue time to the event's data so events that are never deduplicated differ.
+fn with_timestamp(data: Option<Value>, now: DateTime<Utc>) -> Value {
+    let stamp = Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+    match data {
+        Some(Value::Object(mut map)) => {
+            map.entry("timestamp").or_insert(stamp);
+            Value::Object(map)
+        }
+        _ => Value::Object(serde_json::Map::from_iter([(
+            "timestamp".to_owned(),
+            stamp,
+        )])),
+    }
+}
