@@ -211,8 +211,8 @@ impl SmtpDispatcher {
             Err(Failure::Smtp(err)) => Err(classify(&err, &self.server)),
             Err(Failure::NoPlain) => Err(DeliveryError::permanent(format!(
                 "the mail server {server} does not offer AUTH PLAIN, which \
-                 --email-auth-identity requires: AUTH LOGIN cannot carry an authorization \
-                 identity, so it is not used to authenticate as --email-auth-username instead",
+                 the configured authorization identity (smtp.auth_identity) requires: AUTH LOGIN \
+                 cannot carry one, so it is not used to authenticate as the username instead",
                 server = self.server
             ))),
             Err(Failure::UnexpectedChallenge(reply)) => Err(DeliveryError::permanent(format!(
@@ -313,12 +313,12 @@ fn classify(err: &lettre::transport::smtp::Error, server: &str) -> DeliveryError
             "No compatible authentication mechanism was found" => {
                 DeliveryError::permanent(format!(
                     "the mail server {server} offers neither AUTH PLAIN nor AUTH LOGIN, but \
-                     --email-auth-username is set"
+                     a username (smtp.auth_username) is configured"
                 ))
             }
             "STARTTLS is not supported on this server" => DeliveryError::retryable(format!(
-                "the mail server {server} did not offer STARTTLS, which --email-tls-starttls \
-                 requires; nothing was sent in plaintext"
+                "the mail server {server} did not offer STARTTLS, which the configuration \
+                 (smtp.starttls) requires; nothing was sent in plaintext"
             )),
             _ => DeliveryError::permanent(format!(
                 "the mail server {server} cannot take this message: {detail}"

@@ -558,11 +558,7 @@ async fn an_identity_with_a_server_offering_only_login_is_a_permanent_failure() 
         "{}",
         err.reason
     );
-    assert!(
-        err.reason.contains("--email-auth-identity"),
-        "{}",
-        err.reason
-    );
+    assert!(err.reason.contains("smtp.auth_identity"), "{}", err.reason);
     // Never authenticated as the bare username instead.
     assert!(server.events("auth").is_empty());
     assert!(server.messages().is_empty());
