@@ -212,7 +212,8 @@ impl SmtpDispatcher {
             Err(Failure::NoPlain) => Err(DeliveryError::permanent(format!(
                 "the mail server {server} does not offer AUTH PLAIN, which \
                  the configured authorization identity (smtp.auth_identity) requires: AUTH LOGIN \
-                 cannot carry one, so it is not used to authenticate as the username instead",
+                 cannot carry an authorization identity, so it is not used to authenticate as \
+                 the username instead",
                 server = self.server
             ))),
             Err(Failure::UnexpectedChallenge(reply)) => Err(DeliveryError::permanent(format!(
