@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use herald_application::UserInput;
 use herald_domain::{Role, User, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::json;
 use crate::extract::{Caller, JsonBody, PathId, UserRef};
@@ -15,8 +16,10 @@ use crate::{ApiError, State as ApiState};
 const USER_ADMINS: &[Role] = &[Role::Owner, Role::UserAdmin];
 
 /// A directory user as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub(crate) struct UserJson {
+    #[schema(value_type = uuid::Uuid)]
     id: UserId,
     email: String,
     username: String,
@@ -38,8 +41,10 @@ impl From<&User> for UserJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A directory user as a client sends it.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserInput)]
 pub(crate) struct UserBody {
     email: String,
     username: String,
@@ -55,8 +60,10 @@ fn active() -> String {
     "active".to_owned()
 }
 
-#[derive(Debug, Serialize)]
-struct TokenJson<'a> {
+/// A new API token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Token)]
+pub(crate) struct TokenJson<'a> {
     token: &'a str,
 }
 
