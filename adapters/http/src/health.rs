@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::ApiError;
 use crate::State as ApiState;
@@ -14,7 +15,14 @@ use crate::error::json;
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Health)]
 pub(crate) struct HealthJson {
+    #[schema(schema_with = health_status)]
     status: &'static str,
+}
+
+fn health_status() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["ok", "ready"]))
 }
 
 pub(crate) async fn healthz() -> Response {

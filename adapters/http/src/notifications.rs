@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::error::json;
 use crate::extract::{Caller, JsonBody, PathId, QueryPairs, UserRef};
-use crate::{ApiError, State as ApiState};
+use crate::{ApiError, State as ApiState, vocabulary};
 
 /// The most events one batch may carry.
 pub const MAX_BATCH_EVENTS: usize = 100;
@@ -243,8 +243,10 @@ pub(crate) struct TemplateJson<'a> {
     actions: Vec<ActionTemplateJson<'a>>,
     enabled_by_default: bool,
     /// The admin's override, `""` when the deployment default applies.
+    #[schema(schema_with = vocabulary::method_or_default)]
     method: &'static str,
     /// The methods events of this template go out by now.
+    #[schema(schema_with = vocabulary::methods)]
     methods: Vec<&'static str>,
 }
 
@@ -326,6 +328,7 @@ pub(crate) async fn custom_templates(
 #[serde(deny_unknown_fields)]
 #[schema(as = TemplateMethod)]
 pub(crate) struct MethodBody {
+    #[schema(schema_with = vocabulary::method_or_default)]
     method: String,
 }
 
@@ -354,7 +357,9 @@ pub(crate) async fn put_template_method(
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = DispatchMethods)]
 pub(crate) struct DispatchMethodsJson {
+    #[schema(schema_with = vocabulary::methods)]
     available: Vec<&'static str>,
+    #[schema(schema_with = vocabulary::method)]
     default: &'static str,
 }
 
@@ -474,7 +479,9 @@ pub(crate) struct MessageJson<'a> {
     template_id: TemplateId,
     #[schema(value_type = Uuid)]
     user_id: UserId,
+    #[schema(schema_with = vocabulary::method)]
     method: &'static str,
+    #[schema(schema_with = vocabulary::message_status)]
     status: &'static str,
     status_reason: Option<&'a str>,
     attempt_count: u32,

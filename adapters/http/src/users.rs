@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::error::json;
 use crate::extract::{Caller, JsonBody, PathId, UserRef};
-use crate::{ApiError, State as ApiState};
+use crate::{ApiError, State as ApiState, vocabulary};
 
 /// Who manages the directory.
 const USER_ADMINS: &[Role] = &[Role::Owner, Role::UserAdmin];
@@ -24,7 +24,9 @@ pub(crate) struct UserJson {
     email: String,
     username: String,
     name: String,
+    #[schema(schema_with = vocabulary::roles)]
     roles: Vec<&'static str>,
+    #[schema(schema_with = vocabulary::user_status)]
     status: &'static str,
 }
 
@@ -51,8 +53,10 @@ pub(crate) struct UserBody {
     #[serde(default)]
     name: String,
     #[serde(default)]
+    #[schema(schema_with = vocabulary::roles)]
     roles: Vec<String>,
     #[serde(default = "active")]
+    #[schema(schema_with = vocabulary::user_status)]
     status: String,
 }
 
