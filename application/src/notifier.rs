@@ -236,7 +236,7 @@ impl Notifier {
                     let metrics = Arc::clone(&self.metrics);
                     let method = message.method;
                     metrics.observe_queued_seconds(method, message.queued_seconds.max(0.0));
-                    metrics.dispatch_started();
+                    metrics.dispatch_started(method, &template);
                     let handle = in_flight.spawn(async move {
                         let started = Instant::now();
                         let result =
@@ -270,7 +270,6 @@ impl Notifier {
             };
         }
         while let Some(joined) = in_flight.join_next_with_id().await {
-            self.metrics.dispatch_finished();
             let (task, result) = match joined {
                 Ok((task, result)) => (task, result),
                 Err(err) => (
@@ -283,6 +282,7 @@ impl Notifier {
             let Some((message, template)) = by_task.remove(&task) else {
                 continue;
             };
+            self.metrics.dispatch_finished(message.method, &template);
             let completion = match result {
                 Ok(()) => Completion::Sent,
                 Err(err) => {

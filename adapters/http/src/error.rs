@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_application::Error;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error response: its status and the JSON body `{"message", "detail", "field"?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,10 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error: what went wrong, in words, and the input field at fault for bad input.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct Body<'a> {
     message: &'a str,
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -3,30 +3,104 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use herald_application::InboxFilter;
 use herald_application::ports::ReadStatus;
-use herald_domain::{InboxNotification, InboxNotificationId, TemplateId};
+use herald_domain::{Action, InboxNotification, InboxNotificationId, TemplateId, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::json;
 use crate::extract::{Caller, JsonBody, PathId, QueryPairs};
 use crate::{ApiError, State as ApiState};
 
-#[derive(Debug, Serialize)]
-struct Page<'a> {
-    notifications: &'a [InboxNotification],
+/// A notification in the caller's inbox.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = InboxNotification)]
+pub(crate) struct NotificationJson<'a> {
+    #[schema(value_type = Uuid)]
+    id: InboxNotificationId,
+    #[schema(value_type = Uuid)]
+    user_id: UserId,
+    #[schema(value_type = Uuid)]
+    template_id: TemplateId,
+    targets: &'a [Uuid],
+    /// Plain text (Markdown when a watcher asked for `format=markdown`).
+    title: &'a str,
+    /// Plain text (Markdown when a watcher asked for `format=markdown`).
+    content: &'a str,
+    title_markdown: &'a str,
+    content_markdown: &'a str,
+    actions: Vec<ActionJson<'a>>,
+    read_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a InboxNotification> for NotificationJson<'a> {
+    fn from(n: &'a InboxNotification) -> Self {
+        Self {
+            id: n.id,
+            user_id: n.user_id,
+            template_id: n.template_id,
+            targets: &n.targets,
+            title: &n.title,
+            content: &n.content,
+            title_markdown: &n.title_markdown,
+            content_markdown: &n.content_markdown,
+            actions: n.actions.iter().map(ActionJson::from).collect(),
+            read_at: n.read_at,
+            created_at: n.created_at,
+        }
+    }
+}
+
+/// A call-to-action: a label and an absolute URL.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Action)]
+pub(crate) struct ActionJson<'a> {
+    label: &'a str,
+    url: &'a str,
+}
+
+impl<'a> From<&'a Action> for ActionJson<'a> {
+    fn from(action: &'a Action) -> Self {
+        Self {
+            label: &action.label,
+            url: &action.url,
+        }
+    }
+}
+
+/// A page of the caller's inbox (newest first) and how many notifications are unread.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = InboxPage)]
+pub(crate) struct PageJson<'a> {
+    notifications: Vec<NotificationJson<'a>>,
     unread_count: u64,
 }
 
-#[derive(Debug, Serialize)]
-struct One<'a> {
-    notification: &'a InboxNotification,
+/// One inbox notification and how many are unread now.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = InboxUpdate)]
+pub(crate) struct UpdateJson<'a> {
+    notification: NotificationJson<'a>,
     unread_count: u64,
 }
 
-#[derive(Debug, Deserialize)]
+impl<'a> UpdateJson<'a> {
+    pub(crate) fn new(notification: &'a InboxNotification, unread_count: u64) -> Self {
+        Self {
+            notification: NotificationJson::from(notification),
+            unread_count,
+        }
+    }
+}
+
+/// Read (`true`) or unread.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReadStatus)]
 pub(crate) struct ReadStatusBody {
     is_read: bool,
 }
@@ -57,8 +131,12 @@ pub(crate) async fn list(
     let page = api.services.inbox().list(caller.0.id, filter).await?;
     Ok(json(
         StatusCode::OK,
-        &Page {
-            notifications: &page.notifications,
+        &PageJson {
+            notifications: page
+                .notifications
+                .iter()
+                .map(NotificationJson::from)
+                .collect(),
             unread_count: page.unread_count,
         },
     ))
@@ -77,10 +155,7 @@ pub(crate) async fn set_read_status(
         .await?;
     Ok(json(
         StatusCode::OK,
-        &One {
-            notification: &notification,
-            unread_count,
-        },
+        &UpdateJson::new(&notification, unread_count),
     ))
 }
 

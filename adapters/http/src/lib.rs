@@ -25,6 +25,7 @@ mod notifications;
 pub mod routes;
 mod unsubscribe;
 mod users;
+mod vocabulary;
 mod watch;
 
 use std::fmt;

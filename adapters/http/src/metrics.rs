@@ -1,218 +1,207 @@
 //! `GET /metrics`: the notifier's metrics in the Prometheus text format (version 0.0.4).
 //!
-//! A small registry of counters, gauges and fixed-bucket histograms behind one mutex; the
-//! notifier reports into it through the [`NotifierMetrics`] port. Labels are a method, a
-//! template's name and an outcome only (STYLE: low cardinality).
-
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Mutex, PoisonError};
+//! The metrics live in a `prometheus-client` registry; the notifier reports into it through
+//! the [`NotifierMetrics`] port, and the route encodes the registry as it stands. Labels are a
+//! method, a template's name and an outcome only (STYLE: low cardinality). A labelled family
+//! shows once it has its first series.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_application::ports::{DispatchOutcome, NotifierMetrics};
 use herald_domain::Method;
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::State as ApiState;
 
 /// The content type of the Prometheus text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The upper bounds (seconds) of the queued-seconds and send-seconds histogram buckets.
 pub const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    /// Per bucket (not cumulative); the last slot is `+Inf`.
-    buckets: [u64; BUCKETS.len() + 1],
-    count: u64,
-    sum: f64,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AttemptLabels {
+    method: &'static str,
+    template: String,
+    result: &'static str,
 }
 
-impl Histogram {
-    fn observe(&mut self, value: f64) {
-        let value = if value.is_finite() { value } else { 0.0 };
-        let slot = BUCKETS
-            .iter()
-            .position(|bound| value <= *bound)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[slot] += 1;
-        self.count += 1;
-        self.sum += value;
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TemplateLabels {
+    method: &'static str,
+    template: String,
+}
+
+impl TemplateLabels {
+    fn new(method: Method, template: &str) -> Self {
+        Self {
+            method: method.as_str(),
+            template: template.to_owned(),
+        }
     }
 }
 
-#[derive(Debug, Default)]
-struct Registry {
-    attempts: BTreeMap<(Method, String, DispatchOutcome), u64>,
-    retries: BTreeMap<(Method, String), u64>,
-    queued: BTreeMap<Method, Histogram>,
-    send: BTreeMap<Method, Histogram>,
-    in_flight: i64,
-    pending: u64,
-    synced: u64,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+type Seconds = Family<MethodLabels, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// The notifier's metrics, kept in memory and rendered as Prometheus text.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PrometheusMetrics {
-    registry: Mutex<Registry>,
+    registry: Registry,
+    attempts: Family<AttemptLabels, Counter>,
+    retries: Family<TemplateLabels, Counter>,
+    queued: Seconds,
+    send: Seconds,
+    in_flight: Family<TemplateLabels, Gauge>,
+    pending: Gauge,
+    synced: Counter,
+}
+
+impl Default for PrometheusMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PrometheusMetrics {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
-        f(&mut self.registry.lock().unwrap_or_else(PoisonError::into_inner))
+        let attempts = Family::default();
+        let retries = Family::default();
+        let queued = Seconds::new_with_constructor(seconds_histogram);
+        let send = Seconds::new_with_constructor(seconds_histogram);
+        let in_flight = Family::default();
+        let pending = Gauge::default();
+        let synced = Counter::default();
+        // Counters are registered without `_total` (the encoder appends it), and help texts
+        // without their final period (the registry adds it).
+        let mut registry = Registry::with_prefix("herald_notifier");
+        registry.register(
+            "dispatch_attempts",
+            "Messages completed by the notifier, by method, template and result",
+            attempts.clone(),
+        );
+        registry.register(
+            "retries_scheduled",
+            "Failed dispatches scheduled to be tried again, by method and template",
+            retries.clone(),
+        );
+        registry.register(
+            "queued_seconds",
+            "Seconds messages waited in the queue before being dispatched, by method",
+            queued.clone(),
+        );
+        registry.register(
+            "send_seconds",
+            "Seconds dispatchers took to deliver one message, by method",
+            send.clone(),
+        );
+        registry.register(
+            "dispatches_in_flight",
+            "Dispatches running now, by method and template",
+            in_flight.clone(),
+        );
+        registry.register(
+            "pending_result_updates",
+            "Dispatch results waiting to be written back to the store",
+            pending.clone(),
+        );
+        registry.register(
+            "synced_result_updates",
+            "Dispatch results written back to the store",
+            synced.clone(),
+        );
+        Self {
+            registry,
+            attempts,
+            retries,
+            queued,
+            send,
+            in_flight,
+            pending,
+            synced,
+        }
     }
 
     /// Everything recorded so far, in the Prometheus text format.
     pub fn render(&self) -> String {
-        self.with(|r| {
-            let mut out = String::new();
-            family(
-                &mut out,
-                "herald_notifier_dispatch_attempts_total",
-                "counter",
-                "Messages completed by the notifier, by method, template and result.",
-            );
-            for ((method, template, outcome), value) in &r.attempts {
-                let _ = writeln!(
-                    out,
-                    "herald_notifier_dispatch_attempts_total{{method=\"{}\",template=\"{}\",result=\"{}\"}} {value}",
-                    method.as_str(),
-                    escape(template),
-                    outcome.as_str(),
-                );
-            }
-            family(
-                &mut out,
-                "herald_notifier_retries_scheduled_total",
-                "counter",
-                "Failed dispatches scheduled to be tried again, by method and template.",
-            );
-            for ((method, template), value) in &r.retries {
-                let _ = writeln!(
-                    out,
-                    "herald_notifier_retries_scheduled_total{{method=\"{}\",template=\"{}\"}} {value}",
-                    method.as_str(),
-                    escape(template),
-                );
-            }
-            histogram(
-                &mut out,
-                "herald_notifier_queued_seconds",
-                "Seconds messages waited in the queue before being dispatched, by method.",
-                &r.queued,
-            );
-            histogram(
-                &mut out,
-                "herald_notifier_send_seconds",
-                "Seconds dispatchers took to deliver one message, by method.",
-                &r.send,
-            );
-            family(
-                &mut out,
-                "herald_notifier_dispatches_in_flight",
-                "gauge",
-                "Dispatches running now.",
-            );
-            let _ = writeln!(out, "herald_notifier_dispatches_in_flight {}", r.in_flight);
-            family(
-                &mut out,
-                "herald_notifier_pending_result_updates",
-                "gauge",
-                "Dispatch results waiting to be written back to the store.",
-            );
-            let _ = writeln!(out, "herald_notifier_pending_result_updates {}", r.pending);
-            family(
-                &mut out,
-                "herald_notifier_synced_result_updates_total",
-                "counter",
-                "Dispatch results written back to the store.",
-            );
-            let _ = writeln!(out, "herald_notifier_synced_result_updates_total {}", r.synced);
-            out
-        })
+        let mut out = String::new();
+        // Writing into a `String` does not fail.
+        if let Err(err) = prometheus_text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %err, "metrics: could not encode the registry");
+        }
+        out
     }
 }
 
 impl NotifierMetrics for PrometheusMetrics {
     fn dispatch_attempt(&self, method: Method, template: &str, outcome: DispatchOutcome) {
-        self.with(|r| {
-            *r.attempts
-                .entry((method, template.to_owned(), outcome))
-                .or_default() += 1;
-        });
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                method: method.as_str(),
+                template: template.to_owned(),
+                result: outcome.as_str(),
+            })
+            .inc();
     }
 
     fn retry_scheduled(&self, method: Method, template: &str) {
-        self.with(|r| *r.retries.entry((method, template.to_owned())).or_default() += 1);
+        self.retries
+            .get_or_create(&TemplateLabels::new(method, template))
+            .inc();
     }
 
     fn observe_queued_seconds(&self, method: Method, seconds: f64) {
-        self.with(|r| r.queued.entry(method).or_default().observe(seconds));
+        observe(&self.queued, method, seconds);
     }
 
     fn observe_send_seconds(&self, method: Method, seconds: f64) {
-        self.with(|r| r.send.entry(method).or_default().observe(seconds));
+        observe(&self.send, method, seconds);
     }
 
-    fn dispatch_started(&self) {
-        self.with(|r| r.in_flight += 1);
+    fn dispatch_started(&self, method: Method, template: &str) {
+        self.in_flight
+            .get_or_create(&TemplateLabels::new(method, template))
+            .inc();
     }
 
-    fn dispatch_finished(&self) {
-        self.with(|r| r.in_flight = (r.in_flight - 1).max(0));
+    fn dispatch_finished(&self, method: Method, template: &str) {
+        self.in_flight
+            .get_or_create(&TemplateLabels::new(method, template))
+            .dec();
     }
 
     fn pending_result_updates(&self, count: usize) {
-        self.with(|r| r.pending = u64::try_from(count).unwrap_or(u64::MAX));
+        self.pending.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     fn synced_result_updates(&self, count: u64) {
-        self.with(|r| r.synced = r.synced.saturating_add(count));
+        self.synced.inc_by(count);
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn histogram(out: &mut String, name: &str, help: &str, series: &BTreeMap<Method, Histogram>) {
-    family(out, name, "histogram", help);
-    for (method, h) in series {
-        let method = method.as_str();
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(h.buckets) {
-            cumulative += count;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{method=\"{method}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{method=\"{method}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(out, "{name}_sum{{method=\"{method}\"}} {}", h.sum);
-        let _ = writeln!(out, "{name}_count{{method=\"{method}\"}} {}", h.count);
-    }
-}
-
-/// Escapes a label value (backslash, double quote, line feed).
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn observe(family: &Seconds, method: Method, seconds: f64) {
+    let seconds = if seconds.is_finite() { seconds } else { 0.0 };
+    family
+        .get_or_create(&MethodLabels {
+            method: method.as_str(),
+        })
+        .observe(seconds);
 }
 
 pub(crate) async fn metrics(State(api): State<ApiState>) -> Response {

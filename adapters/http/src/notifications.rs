@@ -8,38 +8,49 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use herald_application::ports::MessageFilter;
-use herald_application::{CustomContent, Error, Event, TemplateRef, TemplateView};
+use herald_application::{
+    CustomContent, EnqueueResult, Error, Event, SkipReason, Skipped, TemplateRef, TemplateView,
+};
 use herald_domain::{
     ActionTemplate, Labels, Message, MessageId, MessageStatus, Method, Role, TemplateId,
     TemplateKind, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::json;
 use crate::extract::{Caller, JsonBody, PathId, QueryPairs, UserRef};
-use crate::{ApiError, State as ApiState};
+use crate::{ApiError, State as ApiState, vocabulary};
 
 /// The most events one batch may carry.
 pub const MAX_BATCH_EVENTS: usize = 100;
 
 // ---- events ----------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+/// One event: its template (by id or by name) and what the template's text needs.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Event)]
 pub(crate) struct EventBody {
     #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
     template_id: Option<TemplateId>,
     #[serde(default)]
     template_name: Option<String>,
+    /// The subject: required when the template's audience needs one.
     #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
     user_id: Option<UserId>,
     #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
     initiator_id: Option<UserId>,
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     labels: Labels,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
     #[serde(default)]
     targets: Vec<Uuid>,
@@ -78,10 +89,71 @@ impl EventBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Several events, enqueued in order.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EventBatch)]
 pub(crate) struct BatchBody {
     events: Vec<EventBody>,
+}
+
+/// What an enqueue did: the messages it created and the recipients it skipped.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EnqueueResult)]
+pub(crate) struct EnqueueJson<'a> {
+    #[schema(value_type = Vec<Uuid>)]
+    message_ids: &'a [MessageId],
+    skipped: Vec<SkippedJson>,
+}
+
+impl<'a> From<&'a EnqueueResult> for EnqueueJson<'a> {
+    fn from(result: &'a EnqueueResult) -> Self {
+        Self {
+            message_ids: &result.message_ids,
+            skipped: result.skipped.iter().map(SkippedJson::from).collect(),
+        }
+    }
+}
+
+/// A recipient who got no message, and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Skipped)]
+pub(crate) struct SkippedJson {
+    #[schema(value_type = Uuid)]
+    user_id: UserId,
+    reason: SkipReasonJson,
+}
+
+impl From<&Skipped> for SkippedJson {
+    fn from(skipped: &Skipped) -> Self {
+        Self {
+            user_id: skipped.user_id,
+            reason: match skipped.reason {
+                SkipReason::Disabled => SkipReasonJson::Disabled,
+                SkipReason::Duplicate => SkipReasonJson::Duplicate,
+                SkipReason::Deleted => SkipReasonJson::Deleted,
+                SkipReason::Initiator => SkipReasonJson::Initiator,
+            },
+        }
+    }
+}
+
+/// Why a recipient got no message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = SkipReason)]
+pub(crate) enum SkipReasonJson {
+    Disabled,
+    Duplicate,
+    Deleted,
+    Initiator,
+}
+
+/// The batch's results, one per event, in order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EnqueueBatchResult)]
+pub(crate) struct EnqueueBatchJson<'a> {
+    results: Vec<EnqueueJson<'a>>,
 }
 
 pub(crate) async fn enqueue(
@@ -91,7 +163,7 @@ pub(crate) async fn enqueue(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Owner])?;
     let result = api.services.events().enqueue(body.into_event()?).await?;
-    Ok(json(StatusCode::ACCEPTED, &result))
+    Ok(json(StatusCode::ACCEPTED, &EnqueueJson::from(&result)))
 }
 
 pub(crate) async fn enqueue_batch(
@@ -115,14 +187,18 @@ pub(crate) async fn enqueue_batch(
     let results = api.services.events().enqueue_batch(events).await?;
     Ok(json(
         StatusCode::ACCEPTED,
-        &serde_json::json!({ "results": results }),
+        &EnqueueBatchJson {
+            results: results.iter().map(EnqueueJson::from).collect(),
+        },
     ))
 }
 
 // ---- settings --------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The notifier's settings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Settings)]
 pub(crate) struct SettingsBody {
     notifier_paused: bool,
 }
@@ -154,19 +230,24 @@ pub(crate) async fn put_settings(
 
 // ---- templates -------------------------------------------------------------------------
 
-#[derive(Debug, Serialize)]
-struct TemplateJson<'a> {
+/// A template of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Template)]
+pub(crate) struct TemplateJson<'a> {
+    #[schema(value_type = Uuid)]
     id: TemplateId,
     name: &'a str,
     group: &'a str,
-    kind: TemplateKind,
+    kind: KindJson,
     title_template: &'a str,
     body_template: &'a str,
-    actions: &'a [ActionTemplate],
+    actions: Vec<ActionTemplateJson<'a>>,
     enabled_by_default: bool,
     /// The admin's override, `""` when the deployment default applies.
+    #[schema(schema_with = vocabulary::method_or_default)]
     method: &'static str,
     /// The methods events of this template go out by now.
+    #[schema(schema_with = vocabulary::methods)]
     methods: Vec<&'static str>,
 }
 
@@ -177,10 +258,13 @@ impl<'a> From<&'a TemplateView> for TemplateJson<'a> {
             id: t.id,
             name: &t.name,
             group: &t.group,
-            kind: t.kind,
+            kind: match t.kind {
+                TemplateKind::System => KindJson::System,
+                TemplateKind::Custom => KindJson::Custom,
+            },
             title_template: &t.title,
             body_template: &t.body,
-            actions: &t.actions,
+            actions: t.actions.iter().map(ActionTemplateJson::from).collect(),
             enabled_by_default: t.enabled_by_default,
             method: t.method_override.map_or("", Method::as_str),
             methods: view.methods.iter().map(|m| m.as_str()).collect(),
@@ -188,9 +272,41 @@ impl<'a> From<&'a TemplateView> for TemplateJson<'a> {
     }
 }
 
+/// Whether a template ships with Herald or is the host's custom notification.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = TemplateKind)]
+pub(crate) enum KindJson {
+    System,
+    Custom,
+}
+
+/// A call-to-action of a template: a Handlebars label and path.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ActionTemplate)]
+pub(crate) struct ActionTemplateJson<'a> {
+    label: &'a str,
+    url: &'a str,
+}
+
+impl<'a> From<&'a ActionTemplate> for ActionTemplateJson<'a> {
+    fn from(action: &'a ActionTemplate) -> Self {
+        Self {
+            label: &action.label,
+            url: &action.url,
+        }
+    }
+}
+
+/// Templates of one kind.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(as = TemplateList)]
+pub(crate) struct TemplateListJson<'a>(Vec<TemplateJson<'a>>);
+
 async fn templates(api: &ApiState, kind: TemplateKind) -> Result<Response, ApiError> {
     let views = api.services.templates().list(kind).await?;
-    let listed: Vec<_> = views.iter().map(TemplateJson::from).collect();
+    let listed = TemplateListJson(views.iter().map(TemplateJson::from).collect());
     Ok(json(StatusCode::OK, &listed))
 }
 
@@ -208,9 +324,12 @@ pub(crate) async fn custom_templates(
     templates(&api, TemplateKind::Custom).await
 }
 
-#[derive(Debug, Deserialize)]
+/// A template's delivery method: `smtp`, `webhook`, `inbox`, or `""` for the default.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TemplateMethod)]
 pub(crate) struct MethodBody {
+    #[schema(schema_with = vocabulary::method_or_default)]
     method: String,
 }
 
@@ -235,8 +354,18 @@ pub(crate) async fn put_template_method(
     Ok(json(StatusCode::OK, &TemplateJson::from(&view)))
 }
 
+/// The configured delivery methods and the default one.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DispatchMethods)]
+pub(crate) struct DispatchMethodsJson {
+    #[schema(schema_with = vocabulary::methods)]
+    available: Vec<&'static str>,
+    #[schema(schema_with = vocabulary::method)]
+    default: &'static str,
+}
+
 pub(crate) async fn dispatch_methods(State(api): State<ApiState>, _caller: Caller) -> Response {
-    let available: Vec<_> = api
+    let available = api
         .services
         .delivery()
         .available()
@@ -245,10 +374,10 @@ pub(crate) async fn dispatch_methods(State(api): State<ApiState>, _caller: Calle
         .collect();
     json(
         StatusCode::OK,
-        &serde_json::json!({
-            "available": available,
-            "default": api.services.delivery().default_method().as_str(),
-        }),
+        &DispatchMethodsJson {
+            available,
+            default: api.services.delivery().default_method().as_str(),
+        },
     )
 }
 
@@ -263,14 +392,18 @@ pub(crate) async fn send_test(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// A custom notification to the caller.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CustomNotification)]
 pub(crate) struct CustomBody {
     content: CustomContentBody,
 }
 
-#[derive(Debug, Deserialize)]
+/// A custom notification's text: trimmed non-empty, title ≤ 120, message ≤ 2000 characters.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CustomContent)]
 pub(crate) struct CustomContentBody {
     title: String,
     message: String,
@@ -291,9 +424,13 @@ pub(crate) async fn send_custom(
 
 // ---- preferences -----------------------------------------------------------------------
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A user's notification preferences: which templates they turned off (or on).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Preferences)]
 pub(crate) struct PreferencesBody {
+    /// Template id → disabled.
+    #[schema(value_type = BTreeMap<Uuid, bool>)]
     template_disabled_map: BTreeMap<TemplateId, bool>,
 }
 
@@ -338,12 +475,19 @@ pub(crate) async fn put_preferences(
 
 // ---- messages --------------------------------------------------------------------------
 
-#[derive(Debug, Serialize)]
-struct MessageJson<'a> {
+/// A queued message, for troubleshooting.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Message)]
+pub(crate) struct MessageJson<'a> {
+    #[schema(value_type = Uuid)]
     id: MessageId,
+    #[schema(value_type = Uuid)]
     template_id: TemplateId,
+    #[schema(value_type = Uuid)]
     user_id: UserId,
+    #[schema(schema_with = vocabulary::method)]
     method: &'static str,
+    #[schema(schema_with = vocabulary::message_status)]
     status: &'static str,
     status_reason: Option<&'a str>,
     attempt_count: u32,
@@ -393,9 +537,15 @@ pub(crate) async fn messages(
             .unwrap_or(0),
     };
     let messages = api.services.messages().list(filter).await?;
-    let listed: Vec<_> = messages.iter().map(MessageJson::from).collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "messages": listed }),
-    ))
+    let listed = MessageListJson {
+        messages: messages.iter().map(MessageJson::from).collect(),
+    };
+    Ok(json(StatusCode::OK, &listed))
+}
+
+/// Queued messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MessageList)]
+pub(crate) struct MessageListJson<'a> {
+    messages: Vec<MessageJson<'a>>,
 }

@@ -1,12 +1,23 @@
 //! The route table: every route the API serves, with what `GET /api/v2/openapi.json` says
 //! about it. [`crate::router`] is built from this table and the OpenAPI document is written
 //! from it, so a route cannot be served without being described. Add routes here only.
+//!
+//! A route names its request and response body by their Rust types; their schemas come from
+//! `utoipa`'s `ToSchema`, derived on the very structs the handlers deserialize and serialize,
+//! so the document cannot describe a shape the route does not use.
+
+use std::borrow::Cow;
 
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
+use crate::error::Body as ErrorBody;
 use crate::{API_PREFIX, State, health, inbox, metrics, notifications, unsubscribe, users, watch};
 
 /// The path of the OpenAPI document.
@@ -71,18 +82,28 @@ pub struct RouteDoc {
     pub summary: &'static str,
     pub auth: Auth,
     /// The request body's schema name, if it takes a JSON body.
-    pub request: Option<&'static str>,
+    pub request: Option<Cow<'static, str>>,
     /// The success body's schema name (`None`: no body).
-    pub response: Option<&'static str>,
+    pub response: Option<Cow<'static, str>>,
     /// The success body's media type.
     pub media: &'static str,
     /// Every status the route answers with (success first).
     pub statuses: Vec<u16>,
 }
 
+/// The named schemas a body type needs: its own and those it refers to.
+type Schemas = Vec<(String, RefOr<Schema>)>;
+
+fn schemas_of<T: ToSchema>(schemas: &mut Schemas) {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+}
+
 pub(crate) struct Route {
     doc: RouteDoc,
     handler: MethodRouter<State>,
+    /// The schemas of its request and response bodies.
+    schemas: Vec<fn(&mut Schemas)>,
 }
 
 impl Route {
@@ -113,6 +134,7 @@ impl Route {
                 statuses: Vec::new(),
             },
             handler: on(verb.filter(), handler),
+            schemas: Vec::new(),
         }
     }
 
@@ -121,13 +143,22 @@ impl Route {
         self
     }
 
-    fn body(mut self, schema: &'static str) -> Self {
-        self.doc.request = Some(schema);
+    /// Takes a JSON body of type `T`.
+    fn body<T: ToSchema>(mut self) -> Self {
+        self.doc.request = Some(T::name());
+        self.schemas.push(schemas_of::<T>);
         self
     }
 
-    fn returns(mut self, schema: Option<&'static str>, statuses: &[u16]) -> Self {
-        self.doc.response = schema;
+    /// Answers `T` on success, and these statuses.
+    fn returns<T: ToSchema>(mut self, statuses: &[u16]) -> Self {
+        self.doc.response = Some(T::name());
+        self.schemas.push(schemas_of::<T>);
+        self.empty(statuses)
+    }
+
+    /// Answers no body on success, and these statuses.
+    fn empty(mut self, statuses: &[u16]) -> Self {
         self.doc.statuses = statuses.to_vec();
         self
     }
@@ -141,137 +172,143 @@ impl Route {
 /// Every route, in the order the document lists them.
 pub(crate) fn table() -> Vec<Route> {
     use Verb::{Delete, Get, Post, Put};
-    let user = Some("User");
+    use inbox::{PageJson, ReadStatusBody, UpdateJson};
+    use notifications::{
+        BatchBody, CustomBody, DispatchMethodsJson, EnqueueBatchJson, EnqueueJson, EventBody,
+        MessageListJson, MethodBody, PreferencesBody, SettingsBody, TemplateJson, TemplateListJson,
+    };
+    use users::{TokenJson, UserBody, UserJson};
     vec![
-        Route::api(Get, "/users/me", users::me, "The calling user").returns(user, &[200, 401]),
+        Route::api(Get, "/users/me", users::me, "The calling user")
+            .returns::<UserJson>(&[200, 401]),
         Route::api(Get, "/users/{id}", users::get_user, "One directory user")
-            .returns(user, &[200, 400, 401, 403, 404]),
+            .returns::<UserJson>(&[200, 400, 401, 403, 404]),
         Route::api(
             Put,
             "/users/{id}",
             users::put_user,
             "Create or update a directory user",
         )
-        .body("UserInput")
-        .returns(user, &[200, 400, 401, 403, 413]),
+        .body::<UserBody>()
+        .returns::<UserJson>(&[200, 400, 401, 403, 413]),
         Route::api(
             Delete,
             "/users/{id}",
             users::delete_user,
             "Delete a directory user",
         )
-        .returns(None, &[204, 400, 401, 403, 404]),
+        .empty(&[204, 400, 401, 403, 404]),
         Route::api(
             Post,
             "/users/{id}/tokens",
             users::create_token,
             "Issue an API token",
         )
-        .returns(Some("Token"), &[201, 400, 401, 403, 404]),
+        .returns::<TokenJson>(&[201, 400, 401, 403, 404]),
         Route::api(
             Get,
             "/users/{id}/notifications/preferences",
             notifications::get_preferences,
             "A user's notification preferences",
         )
-        .returns(Some("Preferences"), &[200, 400, 401, 403, 404]),
+        .returns::<PreferencesBody>(&[200, 400, 401, 403, 404]),
         Route::api(
             Put,
             "/users/{id}/notifications/preferences",
             notifications::put_preferences,
             "Change a user's notification preferences",
         )
-        .body("PreferencesInput")
-        .returns(Some("Preferences"), &[200, 400, 401, 403, 404, 413]),
+        .body::<PreferencesBody>()
+        .returns::<PreferencesBody>(&[200, 400, 401, 403, 404, 413]),
         Route::api(
             Post,
             "/notifications/events",
             notifications::enqueue,
             "Enqueue an event",
         )
-        .body("Event")
-        .returns(Some("EnqueueResult"), &[202, 400, 401, 403, 413]),
+        .body::<EventBody>()
+        .returns::<EnqueueJson>(&[202, 400, 401, 403, 413]),
         Route::api(
             Post,
             "/notifications/events/batch",
             notifications::enqueue_batch,
             "Enqueue several events",
         )
-        .body("EventBatch")
-        .returns(Some("EnqueueBatchResult"), &[202, 400, 401, 403, 413]),
+        .body::<BatchBody>()
+        .returns::<EnqueueBatchJson>(&[202, 400, 401, 403, 413]),
         Route::api(
             Get,
             "/notifications/settings",
             notifications::get_settings,
             "The notifier's settings (the pause switch)",
         )
-        .returns(Some("Settings"), &[200, 401, 403]),
+        .returns::<SettingsBody>(&[200, 401, 403]),
         Route::api(
             Put,
             "/notifications/settings",
             notifications::put_settings,
             "Pause or resume the notifier",
         )
-        .body("Settings")
-        .returns(Some("Settings"), &[200, 304, 400, 401, 403, 413]),
+        .body::<SettingsBody>()
+        .returns::<SettingsBody>(&[200, 304, 400, 401, 403, 413]),
         Route::api(
             Get,
             "/notifications/templates/system",
             notifications::system_templates,
             "The system templates",
         )
-        .returns(Some("TemplateList"), &[200, 401, 403]),
+        .returns::<TemplateListJson>(&[200, 401, 403]),
         Route::api(
             Get,
             "/notifications/templates/custom",
             notifications::custom_templates,
             "The custom templates",
         )
-        .returns(Some("TemplateList"), &[200, 401, 403]),
+        .returns::<TemplateListJson>(&[200, 401, 403]),
         Route::api(
             Put,
             "/notifications/templates/{id}/method",
             notifications::put_template_method,
             "Set a template's delivery method",
         )
-        .body("TemplateMethod")
-        .returns(Some("Template"), &[200, 304, 400, 401, 403, 404, 413]),
+        .body::<MethodBody>()
+        .returns::<TemplateJson>(&[200, 304, 400, 401, 403, 404, 413]),
         Route::api(
             Get,
             "/notifications/dispatch-methods",
             notifications::dispatch_methods,
             "The configured delivery methods",
         )
-        .returns(Some("DispatchMethods"), &[200, 401]),
+        .returns::<DispatchMethodsJson>(&[200, 401]),
         Route::api(
             Post,
             "/notifications/test",
             notifications::send_test,
             "Send a test notification to the caller",
         )
-        .returns(None, &[204, 401, 403]),
+        .empty(&[204, 401, 403]),
         Route::api(
             Post,
             "/notifications/custom",
             notifications::send_custom,
             "Send a custom notification to the caller",
         )
-        .body("CustomNotification")
-        .returns(None, &[204, 400, 401, 413]),
+        .body::<CustomBody>()
+        .empty(&[204, 400, 401, 413]),
         Route::api(
             Get,
             "/notifications/messages",
             notifications::messages,
             "Troubleshooting: the queued messages",
         )
-        .returns(Some("MessageList"), &[200, 400, 401, 403]),
+        .returns::<MessageListJson>(&[200, 400, 401, 403]),
         Route::api(
             Get,
             "/notifications/inbox",
             inbox::list,
             "The caller's inbox",
         )
-        .returns(Some("InboxPage"), &[200, 400, 401]),
+        .returns::<PageJson>(&[200, 400, 401]),
         Route::api(
             Get,
             "/notifications/inbox/watch",
@@ -279,22 +316,22 @@ pub(crate) fn table() -> Vec<Route> {
             "The caller's new inbox notifications, live (WebSocket or text/event-stream)",
         )
         .media("text/event-stream")
-        .returns(Some("InboxUpdateStream"), &[200, 101, 400, 401]),
+        .returns::<InboxUpdateStream>(&[200, 101, 400, 401]),
         Route::api(
             Put,
             "/notifications/inbox/mark-all-as-read",
             inbox::mark_all_read,
             "Mark the caller's whole inbox read",
         )
-        .returns(None, &[204, 401]),
+        .empty(&[204, 401]),
         Route::api(
             Put,
             "/notifications/inbox/{id}/read-status",
             inbox::set_read_status,
             "Mark one inbox notification read or unread",
         )
-        .body("ReadStatus")
-        .returns(Some("InboxNotification"), &[200, 400, 401, 404, 413]),
+        .body::<ReadStatusBody>()
+        .returns::<UpdateJson>(&[200, 400, 401, 404, 413]),
         Route::api(
             Get,
             "/notifications/unsubscribe/{token}",
@@ -303,7 +340,7 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .auth(Auth::SignedLink)
         .media("text/html")
-        .returns(Some("Html"), &[200, 400]),
+        .returns::<Html>(&[200, 400]),
         Route::api(
             Post,
             "/notifications/unsubscribe/{token}",
@@ -312,16 +349,16 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .auth(Auth::SignedLink)
         .media("text/html")
-        .returns(Some("Html"), &[200, 400]),
+        .returns::<Html>(&[200, 400]),
         Route::api(Get, "/openapi.json", openapi_json, "This document")
             .auth(Auth::Public)
-            .returns(Some("OpenApi"), &[200]),
+            .returns::<Document>(&[200]),
         Route::root(Get, "/healthz", health::healthz, "The process answers")
             .auth(Auth::Public)
-            .returns(Some("Health"), &[200]),
+            .returns::<health::HealthJson>(&[200]),
         Route::root(Get, "/readyz", health::readyz, "The database answers too")
             .auth(Auth::Public)
-            .returns(Some("Health"), &[200, 503]),
+            .returns::<health::HealthJson>(&[200, 503]),
         Route::root(
             Get,
             "/metrics",
@@ -330,7 +367,7 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .auth(Auth::Public)
         .media(metrics::CONTENT_TYPE)
-        .returns(Some("PrometheusText"), &[200]),
+        .returns::<PrometheusText>(&[200]),
     ]
 }
 
@@ -350,39 +387,23 @@ pub fn routes() -> Vec<RouteDoc> {
 /// The OpenAPI 3.1 document of every route.
 pub fn openapi() -> Value {
     let mut paths = Map::new();
-    let mut schemas = Map::new();
-    schemas.insert(
-        "Error".to_owned(),
-        json!({
-            "type": "object",
-            "required": ["message", "detail"],
-            "properties": {
-                "message": {"type": "string"},
-                "detail": {"type": "string"},
-                "field": {"type": "string"},
-            },
-        }),
-    );
-    for doc in routes() {
+    let mut collected = Schemas::new();
+    schemas_of::<ErrorBody>(&mut collected);
+    for route in table() {
+        for add in &route.schemas {
+            add(&mut collected);
+        }
+        let doc = route.doc;
         let mut responses = Map::new();
         for status in &doc.statuses {
             let response = if (200..300).contains(status) {
-                match doc.response {
-                    Some(schema) => {
-                        schemas.entry(schema).or_insert_with(|| {
-                            if doc.media == "application/json" {
-                                json!({"type": "object"})
-                            } else {
-                                json!({"type": "string"})
-                            }
-                        });
-                        json!({
-                            "description": reason(*status),
-                            "content": {
-                                doc.media: {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
-                            },
-                        })
-                    }
+                match &doc.response {
+                    Some(schema) => json!({
+                        "description": reason(*status),
+                        "content": {
+                            doc.media: {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
+                        },
+                    }),
                     None => json!({"description": reason(*status)}),
                 }
             } else if *status >= 400 {
@@ -407,10 +428,7 @@ pub fn openapi() -> Value {
                 Auth::Public | Auth::SignedLink => json!([]),
             },
         });
-        if let Some(schema) = doc.request {
-            schemas
-                .entry(schema)
-                .or_insert_with(|| json!({"type": "object"}));
+        if let Some(schema) = &doc.request {
             operation["requestBody"] = json!({
                 "required": true,
                 "content": {
@@ -422,19 +440,101 @@ pub fn openapi() -> Value {
             item.insert(doc.verb.as_str().to_owned(), operation);
         }
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Herald",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Herald's notification API. Errors are JSON {\"message\", \"detail\"}.",
+    let mut schemas = Map::new();
+    for (name, schema) in collected {
+        // Serializing a schema builds a JSON value; it does not fail.
+        schemas
+            .entry(name)
+            .or_insert_with(|| serde_json::to_value(schema).unwrap_or(Value::Null));
+    }
+    let document = Document {
+        openapi: "3.1.0",
+        info: Info {
+            title: "Herald",
+            version: env!("CARGO_PKG_VERSION"),
+            description: "Herald's notification API. Errors are JSON {\"message\", \"detail\"}.",
         },
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        paths,
+        components: Components {
+            schemas,
+            security_schemes: json!({"bearer": {"type": "http", "scheme": "bearer"}}),
         },
-    })
+    };
+    serde_json::to_value(document).unwrap_or(Value::Null)
+}
+
+/// This document: `GET /api/v2/openapi.json`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OpenApi)]
+struct Document {
+    /// The OpenAPI version, `3.1.0`.
+    openapi: &'static str,
+    info: Info,
+    /// Path → method → operation.
+    #[schema(value_type = BTreeMap<String, Object>)]
+    paths: Map<String, Value>,
+    components: Components,
+}
+
+/// The API's title, version and description.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OpenApiInfo)]
+struct Info {
+    title: &'static str,
+    version: &'static str,
+    description: &'static str,
+}
+
+/// The named schemas and the security schemes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = OpenApiComponents)]
+struct Components {
+    /// Name → JSON Schema.
+    #[schema(value_type = BTreeMap<String, Object>)]
+    schemas: Map<String, Value>,
+    #[schema(value_type = Object)]
+    security_schemes: Value,
+}
+
+/// A body that is not JSON: its schema is a string with what it holds.
+macro_rules! text_body {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        enum $name {}
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(concat!($($doc),*).trim()))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+
+text_body! {
+    /// An HTML page.
+    Html
+}
+
+text_body! {
+    /// The Prometheus text exposition format, version 0.0.4.
+    PrometheusText
+}
+
+text_body! {
+    /// Server-Sent Events: `event: notification` records whose data is an InboxUpdate
+    /// (`#/components/schemas/InboxUpdate`), and keep-alive comments. A WebSocket gets the
+    /// same InboxUpdate JSON as text frames.
+    InboxUpdateStream
 }
 
 fn parameters(path: &str) -> Value {

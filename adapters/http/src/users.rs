@@ -6,22 +6,27 @@ use axum::response::{IntoResponse, Response};
 use herald_application::UserInput;
 use herald_domain::{Role, User, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::json;
 use crate::extract::{Caller, JsonBody, PathId, UserRef};
-use crate::{ApiError, State as ApiState};
+use crate::{ApiError, State as ApiState, vocabulary};
 
 /// Who manages the directory.
 const USER_ADMINS: &[Role] = &[Role::Owner, Role::UserAdmin];
 
 /// A directory user as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub(crate) struct UserJson {
+    #[schema(value_type = uuid::Uuid)]
     id: UserId,
     email: String,
     username: String,
     name: String,
+    #[schema(schema_with = vocabulary::roles)]
     roles: Vec<&'static str>,
+    #[schema(schema_with = vocabulary::user_status)]
     status: &'static str,
 }
 
@@ -38,16 +43,20 @@ impl From<&User> for UserJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A directory user as a client sends it.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserInput)]
 pub(crate) struct UserBody {
     email: String,
     username: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
+    #[schema(schema_with = vocabulary::roles)]
     roles: Vec<String>,
     #[serde(default = "active")]
+    #[schema(schema_with = vocabulary::user_status)]
     status: String,
 }
 
@@ -55,8 +64,10 @@ fn active() -> String {
     "active".to_owned()
 }
 
-#[derive(Debug, Serialize)]
-struct TokenJson<'a> {
+/// A new API token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Token)]
+pub(crate) struct TokenJson<'a> {
     token: &'a str,
 }
 

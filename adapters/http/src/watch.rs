@@ -27,9 +27,9 @@ use axum::response::{IntoResponse, Response};
 use herald_application::ports::InboxSubscription;
 use herald_application::{Error, Inbox};
 use herald_domain::{InboxNotification, UserId, UserStatus};
-use serde::Serialize;
 
 use crate::extract::{Caller, QueryPairs};
+use crate::inbox::UpdateJson;
 use crate::{Api, ApiError, State as ApiState};
 
 /// How often an idle SSE stream sends a keep-alive comment.
@@ -40,12 +40,6 @@ pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 enum Format {
     PlainText,
     Markdown,
-}
-
-#[derive(Debug, Serialize)]
-struct Update<'a> {
-    notification: &'a InboxNotification,
-    unread_count: u64,
 }
 
 pub(crate) async fn watch(
@@ -177,11 +171,7 @@ impl Watcher {
                 .content
                 .clone_from(&notification.content_markdown);
         }
-        let update = Update {
-            notification: &notification,
-            unread_count,
-        };
-        match serde_json::to_string(&update) {
+        match serde_json::to_string(&UpdateJson::new(&notification, unread_count)) {
             Ok(json) => Some(json),
             Err(err) => {
                 tracing::error!(error = %err, "http: inbox watch ended: cannot serialize an update");

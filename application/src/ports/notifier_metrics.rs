@@ -66,11 +66,15 @@ pub trait NotifierMetrics: Send + Sync + std::fmt::Debug {
         let _ = (method, seconds);
     }
 
-    /// A dispatch started.
-    fn dispatch_started(&self) {}
+    /// A dispatch of a message of `template` by `method` started.
+    fn dispatch_started(&self, method: Method, template: &str) {
+        let _ = (method, template);
+    }
 
-    /// A dispatch ended (however it ended).
-    fn dispatch_finished(&self) {}
+    /// A dispatch [`NotifierMetrics::dispatch_started`] reported ended (however it ended).
+    fn dispatch_finished(&self, method: Method, template: &str) {
+        let _ = (method, template);
+    }
 
     /// How many results wait to be written back, now.
     fn pending_result_updates(&self, count: usize) {

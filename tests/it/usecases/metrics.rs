@@ -2,9 +2,14 @@
 //! the Prometheus text `herald-http` serves — per method/template/result, histograms, gauges,
 //! and never a message or user id.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use herald_application::ports::{DeliveryError, Dispatcher, NotifierMetrics, UserRegistry as _};
+use async_trait::async_trait;
+use herald_application::ports::{
+    Delivery, DeliveryError, Dispatcher, NotifierMetrics, UserRegistry as _,
+};
 use herald_application::{Cycle, Event};
 use herald_domain::catalogue::WORKSPACE_DELETED;
 use herald_domain::{MessageId, Method, UserId};
@@ -34,13 +39,45 @@ fn sample(text: &str, series: &str) -> f64 {
 
 const TEMPLATE: &str = "Workspace Deleted";
 
+/// How long (paused time) each dispatch of [`Slow`] takes, in the order dispatches start.
+const SEND_SECONDS: [f64; 3] = [0.3, 2.0, 7.0];
+
+/// A dispatcher that takes the next of [`SEND_SECONDS`] before answering like `inner`, and
+/// notes the in-flight gauge it sees when called.
+#[derive(Debug)]
+struct Slow {
+    inner: Arc<ScriptedDispatcher>,
+    delays: Mutex<VecDeque<f64>>,
+    metrics: Arc<PrometheusMetrics>,
+    in_flight_seen: Mutex<Vec<f64>>,
+}
+
+#[async_trait]
+impl Dispatcher for Slow {
+    fn method(&self) -> Method {
+        self.inner.method()
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        let in_flight = sample(&self.metrics.render(), &in_flight());
+        self.in_flight_seen.lock().unwrap().push(in_flight);
+        let delay = self.delays.lock().unwrap().pop_front().unwrap();
+        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+        self.inner.dispatch(delivery).await
+    }
+}
+
+fn in_flight() -> String {
+    format!("herald_notifier_dispatches_in_flight{{method=\"webhook\",template=\"{TEMPLATE}\"}}")
+}
+
 fn attempts(result: &str) -> String {
     format!(
         "herald_notifier_dispatch_attempts_total{{method=\"webhook\",template=\"{TEMPLATE}\",result=\"{result}\"}}"
     )
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_notifier_reports_attempts_by_method_template_and_result() {
     let h = webhook_only();
     let mut ids = Vec::new();
@@ -62,7 +99,13 @@ async fn the_notifier_reports_attempts_by_method_template_and_result() {
         ],
     );
     let metrics = Arc::new(PrometheusMetrics::new());
-    let dispatchers: Vec<Arc<dyn Dispatcher>> = vec![webhook.clone()];
+    let slow = Arc::new(Slow {
+        inner: webhook,
+        delays: Mutex::new(SEND_SECONDS.into()),
+        metrics: metrics.clone(),
+        in_flight_seen: Mutex::new(Vec::new()),
+    });
+    let dispatchers: Vec<Arc<dyn Dispatcher>> = vec![slow.clone()];
     let mut notifier = h
         .notifier(quiet_config(), dispatchers)
         .with_metrics(metrics.clone());
@@ -99,7 +142,20 @@ async fn the_notifier_reports_attempts_by_method_template_and_result() {
         sample(&text, "herald_notifier_synced_result_updates_total"),
         4.0
     );
-    assert_eq!(sample(&text, "herald_notifier_dispatches_in_flight"), 0.0);
+    for family in [
+        "# TYPE herald_notifier_dispatch_attempts_total counter",
+        "# TYPE herald_notifier_retries_scheduled_total counter",
+        "# TYPE herald_notifier_queued_seconds histogram",
+        "# TYPE herald_notifier_send_seconds histogram",
+        "# TYPE herald_notifier_dispatches_in_flight gauge",
+        "# TYPE herald_notifier_pending_result_updates gauge",
+        "# TYPE herald_notifier_synced_result_updates_total counter",
+    ] {
+        assert_eq!(text.matches(family).count(), 1, "{family} in:\n{text}");
+    }
+    // All three dispatches started before the first ran; none is left running.
+    assert_eq!(*slow.in_flight_seen.lock().unwrap(), [3.0, 3.0, 3.0]);
+    assert_eq!(sample(&text, &in_flight()), 0.0);
 
     // Three dispatches: each observed once in both histograms, buckets cumulative.
     for family in [
@@ -114,7 +170,6 @@ async fn the_notifier_reports_attempts_by_method_template_and_result() {
             sample(&text, &format!("{family}_count{{method=\"webhook\"}}")),
             3.0
         );
-        assert!(sample(&text, &format!("{family}_sum{{method=\"webhook\"}}")) >= 0.0);
         assert_eq!(
             sample(
                 &text,
@@ -135,14 +190,50 @@ async fn the_notifier_reports_attempts_by_method_template_and_result() {
             previous = value;
         }
     }
-    // No dispatch here takes anywhere near 5 minutes, nor waited in the queue that long.
+    // The memory queue reports no time queued; each send took its (paused) delay, give or
+    // take the timer's millisecond.
     assert_eq!(
         sample(
             &text,
-            "herald_notifier_send_seconds_bucket{method=\"webhook\",le=\"300\"}"
+            "herald_notifier_queued_seconds_sum{method=\"webhook\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "herald_notifier_queued_seconds_bucket{method=\"webhook\",le=\"0.005\"}"
         ),
         3.0
     );
+    let send_sum = sample(
+        &text,
+        "herald_notifier_send_seconds_sum{method=\"webhook\"}",
+    );
+    let expected: f64 = SEND_SECONDS.iter().sum();
+    assert!(
+        (send_sum - expected).abs() < 0.01,
+        "send seconds sum {send_sum}, expected {expected}:\n{text}"
+    );
+    for (bound, below) in [
+        (0.25, 0.0),
+        (0.5, 1.0),
+        (1.0, 1.0),
+        (2.5, 2.0),
+        (5.0, 2.0),
+        (10.0, 3.0),
+    ] {
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "herald_notifier_send_seconds_bucket{{method=\"webhook\",le=\"{bound}\"}}"
+                )
+            ),
+            below,
+            "sends of at most {bound} s:\n{text}"
+        );
+    }
 
     // Low cardinality: no message or user id anywhere.
     for id in ids.iter().map(ToString::to_string) {
