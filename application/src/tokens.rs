@@ -22,8 +22,20 @@ pub const TOKEN_BYTES: usize = 32;
 /// Every token starts with this: a leaked token is recognisable (secret scanners, logs), and a
 /// token never starts with `-`, which command lines would take for an option.
 pub const TOKEN_PREFIX: &str = "herald_";
-/// The longest string [`Tokens::authenticate`] even hashes; longer ones are no token.
-const MAX_TOKEN_CHARS: usize = 256;
+/// How long the random part of a token is: [`TOKEN_BYTES`] in unpadded URL-safe base64.
+const TOKEN_BODY_CHARS: usize = (TOKEN_BYTES * 4).div_ceil(3);
+
+/// Whether `text` has the shape of a token [`Tokens::issue`] makes: the prefix, then exactly
+/// the random part's length of URL-safe base64. Anything else is refused before it is hashed
+/// or looked up, so junk in `Authorization` headers costs no database query.
+pub fn is_token_shaped(text: &str) -> bool {
+    text.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
+        body.len() == TOKEN_BODY_CHARS
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
 
 /// A token in plaintext, handed out once. Its text never appears in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -114,7 +126,7 @@ impl Tokens {
     /// # Errors
     /// [`Error::Unavailable`] when a store is down.
     pub async fn authenticate(&self, plaintext: &str) -> Result<Option<User>, Error> {
-        if plaintext.is_empty() || plaintext.len() > MAX_TOKEN_CHARS {
+        if !is_token_shaped(plaintext) {
             return Ok(None);
         }
         let hash = TokenHash::of(plaintext);

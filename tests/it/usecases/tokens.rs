@@ -243,7 +243,9 @@ async fn an_unknown_token_is_never_cached_so_it_works_once_issued() {
     let (h, store) = counted();
     let tokens = h.tokens.clone();
     let ann = h.user("ann", &[Role::Member]).await;
-    let plaintext = "herald_not-issued-yet";
+    // Shaped like an issued token, so it is looked up.
+    let plaintext = "herald_not-issued-yet-but-shaped-like-a-token-0000";
+    assert!(herald_application::tokens::is_token_shaped(plaintext));
 
     assert_eq!(tokens.authenticate(plaintext).await.unwrap(), None);
     assert_eq!(tokens.authenticate(plaintext).await.unwrap(), None);
@@ -332,4 +334,36 @@ async fn an_authentication_racing_a_revocation_is_not_cached() {
         None,
         "what the racing lookup read was not kept"
     );
+}
+
+#[tokio::test]
+async fn junk_that_is_not_shaped_like_a_token_never_reaches_the_stores() {
+    let (h, store) = counted();
+    let tokens = h.tokens.clone();
+    let ann = h.user("ann", &[Role::Member]).await;
+    let issued = tokens.issue(ann.id).await.unwrap();
+    assert!(herald_application::tokens::is_token_shaped(issued.expose()));
+    store.take_calls();
+    let body = &issued.expose()["herald_".len()..];
+    let junk = [
+        String::new(),
+        "Bearer".to_owned(),
+        "herald_".to_owned(),
+        format!("herald_{}", &body[1..]),
+        format!("herald_{body}A"),
+        format!("heraldx{body}"),
+        format!("herald_{}!", &body[1..]),
+        format!("herald_{}é", &body[2..]),
+        "x".repeat(10_000),
+    ];
+    for text in &junk {
+        assert_eq!(tokens.authenticate(text).await.unwrap(), None, "{text:?}");
+    }
+    assert_eq!(store.take_calls(), 0, "junk was looked up");
+
+    assert_eq!(
+        tokens.authenticate(issued.expose()).await.unwrap(),
+        Some(ann)
+    );
+    assert_eq!(store.take_calls(), 2, "a real token is looked up");
 }
