@@ -209,6 +209,10 @@ impl Default for NotifierConfig {
     }
 }
 
+/// The longest time span the notifier accepts: a message not updated for 7 days is purged
+/// (`purge::RETENTION`), so no wait may be longer, and nothing longer can overflow a clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// The keys of [`NotifierConfig`]'s fields, as [`ConfigError`]s name them.
 pub mod notifier_keys {
     pub const MAX_SEND_ATTEMPTS: &str = "notifier.max_send_attempts";
@@ -241,6 +245,14 @@ impl NotifierConfig {
         for (key, value) in positive {
             if value.is_zero() {
                 return Err(ConfigError::new(key, "must be greater than zero"));
+            }
+            if value > MAX_DURATION {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "must be at most 7 days ({value:?} given): no wait may outlast the 7-day retention of messages"
+                    ),
+                ));
             }
         }
         if self.max_send_attempts == 0 {
@@ -320,6 +332,8 @@ impl Default for NotifierSettings {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -329,6 +343,41 @@ mod tests {
             NotifierSettings::default().config(),
             &NotifierConfig::default()
         );
+    }
+
+    #[test]
+    fn durations_longer_than_the_retention_are_refused_naming_the_key() {
+        let absurd = Duration::from_secs(u64::MAX / 4);
+        type Set = fn(&mut NotifierConfig, Duration);
+        let cases: [(&str, Set); 5] = [
+            (notifier_keys::RETRY_INTERVAL, |c, d| c.retry_interval = d),
+            (notifier_keys::FETCH_INTERVAL, |c, d| c.fetch_interval = d),
+            (notifier_keys::LEASE_PERIOD, |c, d| c.lease_period = d),
+            (notifier_keys::STORE_SYNC_INTERVAL, |c, d| {
+                c.store_sync_interval = d;
+            }),
+            (notifier_keys::DISPATCH_TIMEOUT, |c, d| {
+                c.lease_period = MAX_DURATION;
+                c.dispatch_timeout = d;
+            }),
+        ];
+        for (key, set) in cases {
+            for too_long in [MAX_DURATION + Duration::from_secs(1), absurd] {
+                let mut config = NotifierConfig::default();
+                set(&mut config, too_long);
+                let err = config.validate().map(drop).unwrap_err();
+                assert_eq!(err.key, key, "{err}");
+                assert!(err.reason.starts_with("must be at most 7 days"), "{err}");
+            }
+            let mut config = NotifierConfig::default();
+            set(&mut config, MAX_DURATION);
+            if key == notifier_keys::DISPATCH_TIMEOUT {
+                // Still shorter than the lease period, as always.
+                assert!(config.validate().is_err());
+            } else {
+                assert!(config.validate().is_ok(), "{key} of 7 days is refused");
+            }
+        }
     }
 
     #[test]
