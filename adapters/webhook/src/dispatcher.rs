@@ -148,15 +148,22 @@ fn is_retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error()
 }
 
-/// `Retry-After` as delay seconds or an HTTP date.
+/// The latest retry time a receiver's `Retry-After` can ask for, from now (DESIGN §10.3): a
+/// receiver cannot park a message past the retention, nor a message overflow the clock.
+pub const MAX_RETRY_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// `Retry-After` as delay seconds or an HTTP date, at most [`MAX_RETRY_AFTER`] from `now`.
 fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u32>() {
-        return Some(now + chrono::Duration::seconds(i64::from(seconds)));
-    }
-    DateTime::parse_from_rfc2822(value)
-        .ok()
-        .map(|date| date.with_timezone(&Utc))
+    let asked = if let Ok(seconds) = value.parse::<u64>() {
+        let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+        now + chrono::TimeDelta::try_seconds(seconds).unwrap_or(MAX_RETRY_AFTER)
+    } else {
+        DateTime::parse_from_rfc2822(value)
+            .ok()?
+            .with_timezone(&Utc)
+    };
+    Some(asked.min(now + MAX_RETRY_AFTER))
 }
 
 fn describe_send_error(err: &reqwest::Error) -> String {
@@ -206,6 +213,29 @@ mod tests {
         );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn retry_after_is_capped_at_a_day() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut headers = HeaderMap::new();
+        for far in [
+            "86401",
+            "31536000",
+            "18446744073709551615",
+            "Fri, 31 Dec 2100 23:59:59 GMT",
+        ] {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(far));
+            assert_eq!(
+                retry_after(&headers, now),
+                Some(now + MAX_RETRY_AFTER),
+                "{far}"
+            );
+        }
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("86400"));
+        assert_eq!(retry_after(&headers, now), Some(now + MAX_RETRY_AFTER));
     }
 
     #[test]
