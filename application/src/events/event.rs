@@ -68,6 +68,10 @@ impl CheckedEvent {
     /// # Errors
     /// [`Error::Invalid`] on `data`, `labels`, `labels.<name>` or `targets`.
     pub(super) fn check(event: Event) -> Result<Self, Error> {
+        if let TemplateRef::Name(name) = &event.template {
+            storable("template_name", name)?;
+        }
+        storable("created_by", &event.created_by)?;
         match &event.data {
             None | Some(Value::Null | Value::Object(_)) => {}
             Some(_) => return Err(Error::invalid("data", "must be a JSON object or null")),
@@ -85,6 +89,8 @@ impl CheckedEvent {
                     format!("label names must be 1 to {MAX_LABEL_KEY_CHARS} characters"),
                 ));
             }
+            storable("labels", key)?;
+            storable(&format!("labels.{key}"), value)?;
             if value.chars().count() > MAX_LABEL_VALUE_CHARS {
                 return Err(Error::invalid(
                     format!("labels.{key}"),
@@ -119,6 +125,15 @@ impl Deref for CheckedEvent {
     }
 }
 
+/// Refuses text PostgreSQL cannot store (a NUL character): refused here as bad input, it
+/// would otherwise fail the insert, or leave a message no inbox can ever hold.
+fn storable(field: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "must not contain a NUL character"));
+    }
+    Ok(())
+}
+
 /// A custom notification's content, checked: trimmed, non-empty, title ≤ 120 and message ≤
 /// 2000 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +151,7 @@ impl CustomContent {
     pub fn parse(title: &str, message: &str) -> Result<Self, Error> {
         let check = |field: &str, value: &str, max: usize| {
             let value = value.trim();
+            storable(field, value)?;
             if value.is_empty() {
                 return Err(Error::invalid(field, "must not be empty"));
             }

@@ -543,3 +543,56 @@ async fn owners_list_messages_newest_first_with_filters() {
         .await
         .expect(StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_a_nul_character_is_a_400_naming_the_field_and_stores_nothing() {
+    let app = App::start().await;
+    let subject = app.member.user.id;
+    let event = |extra: Value| {
+        let mut event = json!({
+            "template_id": catalogue::WORKSPACE_DELETED,
+            "user_id": subject,
+            "labels": {"name": "dev"},
+        });
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        event
+    };
+    let cases = [
+        (
+            json!({"template_id": null, "template_name": "Workspace\u{0}Deleted"}),
+            "template_name",
+        ),
+        (json!({"created_by": "host\u{0}"}), "created_by"),
+        (json!({"labels": {"name": "d\u{0}ev"}}), "labels.name"),
+        (json!({"labels": {"na\u{0}me": "dev"}}), "labels"),
+    ];
+    for (extra, field) in cases {
+        let body = event(extra);
+        let refused = app
+            .post("/api/v2/notifications/events", &app.owner, body.clone())
+            .await
+            .expect(StatusCode::BAD_REQUEST)
+            .json();
+        assert_eq!(refused["field"], field, "{body}: {refused}");
+    }
+    let custom = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.member,
+            json!({"content": {"title": "hi\u{0}", "message": "there"}}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(custom["field"], "content.title", "{custom}");
+
+    let listed = app
+        .get("/api/v2/notifications/messages", &app.owner)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(listed["messages"], json!([]), "{listed}");
+}
