@@ -2,13 +2,10 @@
 //! custom`) against a real `herald server` on a free port over a fresh database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod running;
-mod support;
-
 use std::time::Duration;
 
-use running::{Api, Server, create_user, herald, herald_ok};
-use support::TestDatabase;
+use crate::running::{Api, Server, create_user, herald, herald_ok};
+use crate::support::{self, TestDatabase};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_commands_pause_resume_and_send_notifications_through_a_running_server() {

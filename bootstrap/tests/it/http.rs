@@ -2,13 +2,11 @@
 //! database on `HERALD_TEST_DATABASE_URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{Process, TestDatabase};
+use crate::support::{self, Process, TestDatabase};
 
 /// One HTTP/1.1 request over a fresh connection: (status, body).
 fn request(address: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {

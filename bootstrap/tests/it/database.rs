@@ -2,13 +2,12 @@
 //! `HERALD_TEST_DATABASE_URL` (the tests fail, never skip, when it is unset).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
-use support::{Process, TestDatabase};
+
+use crate::support::{self, Process, TestDatabase};
 
 const TABLES: &[&str] = &[
     "users",

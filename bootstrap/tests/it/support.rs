@@ -1,4 +1,4 @@
-//! Shared by the bootstrap test binaries: a fresh database per test, the `herald` binary, and
+//! Shared by the bootstrap tests: a fresh database per test, the `herald` binary, and
 //! a server process whose log is read line by line.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
