@@ -1,5 +1,5 @@
 //! `herald users create` and the HTTP API `herald server` serves, end to end against a fresh
-//! database on `HERALD_TEST_DATABASE_URL`.
+//! database on the test server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read as _, Write as _};
