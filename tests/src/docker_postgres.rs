@@ -12,7 +12,6 @@
 //! engine runs, the tests fall through to the local cluster at once instead of waiting on a
 //! socket.
 
-use std::fs::File;
 use std::future::Future;
 use std::time::Duration;
 
@@ -75,10 +74,8 @@ async fn engine_answers() -> bool {
 async fn start_container() -> Result<String, String> {
     let name = format!("herald-test-postgres-{}", crate::local_cluster::user_id());
     let lock_path = std::env::temp_dir().join(format!("{name}.lock"));
-    let lock = File::create(&lock_path)
-        .map_err(|err| format!("cannot create {}: {err}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|err| format!("cannot lock {}: {err}", lock_path.display()))?;
+    // Another process may be pulling the image and starting the container.
+    let lock = crate::local_cluster::lock_within(&lock_path, START_DEADLINE * 2)?;
 
     let request = GenericImage::new(IMAGE, TAG)
         .with_exposed_port(5432.tcp())

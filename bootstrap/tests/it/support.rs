@@ -168,8 +168,14 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         };
         let took = started.elapsed();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.log.push(line);
+        // The rest of the log, until stderr closes; a child process still holding it (the
+        // built-in cluster's server) does not keep this waiting.
+        let rest = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < rest {
+            match self.lines.recv_timeout(Duration::from_secs(2)) {
+                Ok(line) => self.log.push(line),
+                Err(_) => break,
+            }
         }
         (status, took)
     }
