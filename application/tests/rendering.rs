@@ -873,10 +873,44 @@ fn line_diff(expected: &str, actual: &str) -> String {
     diff
 }
 
+/// Whether this run rewrites the golden files: `HERALD_BLESS=1`, and never in CI (`CI` set),
+/// where a rewrite would make the comparison pass whatever the rendering became.
+///
+/// # Panics
+/// When both are set.
+fn blessing(bless: Option<&str>, ci: Option<&str>) -> bool {
+    let bless = bless == Some("1");
+    let in_ci = ci.is_some_and(|ci| !ci.is_empty());
+    assert!(
+        !(bless && in_ci),
+        "HERALD_BLESS=1 is refused because CI is set: golden files are never rewritten in CI; \
+         regenerate them outside CI (`cargo xtask golden`) and commit the reviewed diff"
+    );
+    bless
+}
+
+#[test]
+fn blessing_is_asked_for_with_herald_bless_1_outside_ci() {
+    assert!(blessing(Some("1"), None));
+    assert!(blessing(Some("1"), Some("")));
+    assert!(!blessing(None, None));
+    assert!(!blessing(Some("0"), None));
+    assert!(!blessing(None, Some("true")));
+}
+
+#[test]
+#[should_panic(expected = "HERALD_BLESS=1 is refused because CI is set")]
+fn blessing_is_refused_in_ci() {
+    blessing(Some("1"), Some("true"));
+}
+
 #[test]
 fn every_catalogue_template_renders_as_its_golden_file() {
     let dir = golden_dir();
-    let bless = std::env::var("HERALD_BLESS").as_deref() == Ok("1");
+    let bless = blessing(
+        std::env::var("HERALD_BLESS").ok().as_deref(),
+        std::env::var("CI").ok().as_deref(),
+    );
     let mut expected_files = BTreeSet::new();
     let mut failures = Vec::new();
     for golden in render_catalogue() {

@@ -1,115 +1,157 @@
 //! PostgreSQL in a Docker container, when a Docker engine answers (DESIGN §9's second choice,
-//! after `HERALD_TEST_DATABASE_URL`).
+//! after `HERALD_TEST_DATABASE_URL`), through testcontainers.
 //!
-//! One container, `herald-test-postgres-<uid>`, serves every test process and every run: nextest
-//! runs each test in a process of its own, and a container per process would cost seconds per
-//! test. It is driven through the `docker` CLI rather than the testcontainers crate for that
-//! reason (testcontainers removes its containers when the handle drops, i.e. per process), and
-//! to keep a heavy dependency tree out of the build. A file lock serialises the set-up. Remove it
-//! with `docker rm -f herald-test-postgres-<uid>`.
+//! One container, `herald-test-postgres-<uid>`, serves every test process and every run:
+//! nextest runs each test in a process of its own, and a container per process would cost
+//! seconds per test. testcontainers' reusable containers give that: a container asked for
+//! with [`ReuseDirective::Always`] and a fixed name is found again by the next process and is
+//! not removed when its handle drops. A file lock serialises the set-up between processes, so
+//! two of them never race to create it. Remove it with `docker rm -f herald-test-postgres-<uid>`.
+//!
+//! Whether an engine answers is asked once, with a deadline ([`ENGINE_DEADLINE`]): where no
+//! engine runs, the tests fall through to the local cluster at once instead of waiting on a
+//! socket.
 
-use std::fs::File;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::Duration;
 
-const IMAGE: &str = "postgres:15";
+use sqlx::Connection as _;
+use sqlx::postgres::PgConnection;
+use testcontainers::core::client::docker_client_instance;
+use testcontainers::core::{IntoContainerPort as _, WaitFor};
+use testcontainers::runners::AsyncRunner as _;
+use testcontainers::{GenericImage, ImageExt as _, ReuseDirective};
 
-/// `None` when no Docker engine answers (the caller falls back); else the admin URL of the
-/// running container, or why it could not be started.
+const IMAGE: &str = "postgres";
+const TAG: &str = "15";
+
+/// How long the engine may take to answer a ping before the tests go on without it.
+pub const ENGINE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long the container may take to be created (the image pulled, if need be) and to accept
+/// connections.
+const START_DEADLINE: Duration = Duration::from_secs(180);
+
+/// `None` when no Docker engine answers within [`ENGINE_DEADLINE`] (the caller falls back);
+/// else the admin URL of the running container, or why it could not be started.
 pub fn start() -> Option<Result<String, String>> {
-    if !engine_answers() {
-        return None;
+    // The caller may be inside a test's runtime: the container is set up on a thread and
+    // runtime of its own.
+    let setting_up = std::thread::spawn(|| {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => return Some(Err(format!("cannot start a runtime: {err}"))),
+        };
+        runtime.block_on(async {
+            if !answers_within(engine_answers(), ENGINE_DEADLINE).await {
+                return None;
+            }
+            Some(start_container().await)
+        })
+    });
+    setting_up
+        .join()
+        .unwrap_or_else(|_| Some(Err("setting up the container panicked".to_owned())))
+}
+
+/// Whether `probe` says yes before `deadline`; a probe still pending then counts as no.
+pub async fn answers_within(probe: impl Future<Output = bool>, deadline: Duration) -> bool {
+    tokio::time::timeout(deadline, probe).await.unwrap_or(false)
+}
+
+/// Whether the engine testcontainers is configured for (`DOCKER_HOST`, the default socket)
+/// answers a ping: a client library or a socket file alone is not enough.
+async fn engine_answers() -> bool {
+    match docker_client_instance().await {
+        Ok(docker) => docker.ping().await.is_ok(),
+        Err(_) => false,
     }
-    Some(start_container())
 }
 
-/// Whether `docker info` reaches an engine (a client alone is not enough).
-pub fn engine_answers() -> bool {
-    Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|out| out.status.success() && !out.stdout.trim_ascii().is_empty())
-}
-
-fn start_container() -> Result<String, String> {
+async fn start_container() -> Result<String, String> {
     let name = format!("herald-test-postgres-{}", crate::local_cluster::user_id());
     let lock_path = std::env::temp_dir().join(format!("{name}.lock"));
-    let lock = File::create(&lock_path)
-        .map_err(|err| format!("cannot create {}: {err}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|err| format!("cannot lock {}: {err}", lock_path.display()))?;
+    // Another process may be pulling the image and starting the container.
+    let lock = crate::local_cluster::lock_within(&lock_path, START_DEADLINE * 2)?;
 
-    if port_of(&name).is_none() {
-        // A stopped container of that name is replaced.
-        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-        let output = Command::new("docker")
-            .args([
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "-e",
-                "POSTGRES_HOST_AUTH_METHOD=trust",
-            ])
-            .args(["-p", "127.0.0.1::5432", IMAGE])
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "max_connections=300",
-            ])
-            .output()
-            .map_err(|err| format!("cannot run docker: {err}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "docker run {IMAGE} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-    }
-    let port = port_of(&name).ok_or_else(|| format!("container {name} publishes no port"))?;
-    wait_until_ready(&name)?;
+    let request = GenericImage::new(IMAGE, TAG)
+        .with_exposed_port(5432.tcp())
+        .with_wait_for(WaitFor::message_on_stderr(
+            "database system is ready to accept connections",
+        ))
+        .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+        .with_cmd([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "max_connections=300",
+        ])
+        .with_container_name(&name)
+        .with_reuse(ReuseDirective::Always)
+        .with_startup_timeout(START_DEADLINE);
+    let container = request
+        .start()
+        .await
+        .map_err(|err| format!("cannot start the container {name}: {err}"))?;
+    let host = container
+        .get_host()
+        .await
+        .map_err(|err| format!("cannot tell where the container {name} listens: {err}"))?;
+    let port = container
+        .get_host_port_ipv4(5432.tcp())
+        .await
+        .map_err(|err| format!("the container {name} publishes no port: {err}"))?;
+    let url = format!("postgres://postgres@{host}:{port}/postgres");
+    wait_until_ready(&name, &url).await?;
     drop(lock);
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    Ok(url)
 }
 
-/// The host port a running container publishes for 5432.
-fn port_of(name: &str) -> Option<u16> {
-    let output = Command::new("docker")
-        .args(["port", name, "5432/tcp"])
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|line| line.rsplit(':').next()?.trim().parse().ok())
-}
-
-/// The image restarts the server once after initialising; ready means `pg_isready` answers
-/// inside the container after that.
-fn wait_until_ready(name: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let ready = Command::new("docker")
-            .args([
-                "exec",
-                name,
-                "pg_isready",
-                "-U",
-                "postgres",
-                "-h",
-                "127.0.0.1",
-            ])
-            .output()
-            .is_ok_and(|out| out.status.success());
-        if ready {
-            return Ok(());
+/// The image restarts the server once after initialising, and a container found again was
+/// not waited for: ready means a connection succeeds.
+async fn wait_until_ready(name: &str, url: &str) -> Result<(), String> {
+    let ready = async {
+        loop {
+            match PgConnection::connect(url).await {
+                Ok(connection) => {
+                    let _ = connection.close().await;
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
         }
-        std::thread::sleep(Duration::from_millis(250));
+    };
+    tokio::time::timeout(START_DEADLINE, ready)
+        .await
+        .map_err(|_| {
+            format!(
+                "the container {name} did not accept connections within {}s",
+                START_DEADLINE.as_secs()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_engine_that_never_answers_counts_as_none_once_the_deadline_passes() {
+        let asking = answers_within(std::future::pending(), Duration::from_millis(200));
+        let answered = tokio::time::timeout(Duration::from_secs(10), asking)
+            .await
+            .unwrap_or_else(|_| panic!("still waiting for an engine that never answers"));
+        assert!(!answered);
     }
-    Err(format!("container {name} did not become ready within 60 s"))
+
+    #[tokio::test]
+    async fn an_engine_that_answers_in_time_counts_and_one_that_refuses_does_not() {
+        assert!(answers_within(async { true }, Duration::from_secs(5)).await);
+        assert!(!answers_within(async { false }, Duration::from_secs(5)).await);
+    }
 }

@@ -23,34 +23,49 @@ pub const DATABASE_URL_VAR: &str = "HERALD_TEST_DATABASE_URL";
 /// Every test database's name starts with this, so a stray one is easy to spot and drop.
 const DATABASE_PREFIX: &str = "herald_test_";
 
-/// The admin connection options, read once per test process.
-fn admin_options() -> &'static PgConnectOptions {
-    static ADMIN: OnceLock<Result<PgConnectOptions, String>> = OnceLock::new();
+/// The admin URL and its connection options, chosen once per test process.
+fn admin() -> &'static (String, PgConnectOptions) {
+    static ADMIN: OnceLock<Result<(String, PgConnectOptions), String>> = OnceLock::new();
     let admin = ADMIN.get_or_init(|| {
         let url = choose_server(
             std::env::var(DATABASE_URL_VAR).ok(),
             crate::docker_postgres::start,
             crate::local_cluster::start,
         )?;
-        PgConnectOptions::from_str(&url)
-            .map_err(|err| format!("{DATABASE_URL_VAR} is not a PostgreSQL URL: {err}"))
+        let options = PgConnectOptions::from_str(&url)
+            .map_err(|err| format!("{DATABASE_URL_VAR} is not a PostgreSQL URL: {err}"))?;
+        Ok((url, options))
     });
     match admin {
-        Ok(options) => options,
+        Ok(admin) => admin,
         Err(message) => panic!("{message}"),
     }
 }
 
-/// DESIGN §9's order: the URL the environment names; else a Docker container when an engine
-/// answers (`docker` gives `None` when none does); else a cluster from the local binaries;
-/// else an error saying how to provide a server. Later sources are not tried once one
-/// answers.
+/// The admin connection options (see [`admin`]).
+fn admin_options() -> &'static PgConnectOptions {
+    &admin().1
+}
+
+/// The admin URL of the test server, chosen as [`choose_server`] says (once per process), for
+/// tests that create and drop their databases themselves, as the `herald` binary's tests do.
+///
+/// # Panics
+/// When no server can be found or started: the message says how to provide one.
+pub fn server_url() -> String {
+    admin().0.clone()
+}
+
+/// DESIGN §9's order: the URL the environment names (an empty one counts as none); else a
+/// Docker container when an engine answers (`docker` gives `None` when none does); else a
+/// cluster from the local binaries; else an error saying how to provide a server. Later
+/// sources are not tried once one answers.
 pub fn choose_server(
     from_env: Option<String>,
     docker: impl FnOnce() -> Option<Result<String, String>>,
     local: impl FnOnce() -> Result<String, String>,
 ) -> Result<String, String> {
-    if let Some(url) = from_env {
+    if let Some(url) = from_env.filter(|url| !url.is_empty()) {
         return Ok(url);
     }
     if let Some(container) = docker() {
@@ -165,5 +180,20 @@ impl Drop for TestDatabase {
             });
         });
         let _ = dropping.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_environment_url_counts_as_unset() {
+        let url = choose_server(
+            Some(String::new()),
+            || Some(Ok("postgres://docker/postgres".to_owned())),
+            || panic!("the local cluster was started although the container answered"),
+        );
+        assert_eq!(url.as_deref(), Ok("postgres://docker/postgres"));
     }
 }

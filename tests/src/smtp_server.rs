@@ -36,6 +36,9 @@ pub const PASSWORD: &str = "s3cret-Pa55word!";
 /// How long the server may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long [`SmtpServer::start_on`] tries again a port that is taken.
+const PORT_TAKEN_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The server script, found from this crate wherever the test runs.
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("support/smtp_server.py")
@@ -234,11 +237,36 @@ impl SmtpServer {
         Self::start_on(dir, 0, options)
     }
 
-    /// As [`SmtpServer::start`], on `port` of 127.0.0.1 (0: a free one).
+    /// As [`SmtpServer::start`], on `port` of 127.0.0.1 (0: a free one). A port that is
+    /// taken is tried again for a while ([`PORT_TAKEN_DEADLINE`]): a port a test released may
+    /// be held for a moment by another process.
     ///
     /// # Panics
-    /// As [`SmtpServer::start`], and when `port` is taken.
+    /// As [`SmtpServer::start`], and when `port` stays taken.
     pub fn start_on(dir: &Path, port: u16, options: ServerOptions) -> Self {
+        let started = Instant::now();
+        loop {
+            match Self::try_start(dir, port, &options) {
+                Ok(server) => return server,
+                Err(stderr)
+                    if port != 0
+                        && stderr
+                            .to_ascii_lowercase()
+                            .contains("address already in use")
+                        && started.elapsed() < PORT_TAKEN_DEADLINE =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(stderr) => panic!(
+                    "the test SMTP server did not start (is aiosmtpd installed? \
+                     `python3 -m pip install aiosmtpd`); stderr:\n{stderr}"
+                ),
+            }
+        }
+    }
+
+    /// Starts the server once; its stderr when it does not start listening.
+    fn try_start(dir: &Path, port: u16, options: &ServerOptions) -> Result<Self, String> {
         let id = uuid::Uuid::new_v4();
         let out = dir.join(format!("server-{id}.jsonl"));
         let stderr_path = dir.join(format!("server-{id}.stderr"));
@@ -293,11 +321,7 @@ impl SmtpServer {
         let Some(port) = listening else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "the test SMTP server did not start (is aiosmtpd installed? \
-                 `python3 -m pip install aiosmtpd`); stderr:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
+            return Err(std::fs::read_to_string(&stderr_path).unwrap_or_default());
         };
         // And make sure the port accepts before anything is sent.
         let deadline = Instant::now() + START_TIMEOUT;
@@ -308,7 +332,7 @@ impl SmtpServer {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        Self { child, port, out }
+        Ok(Self { child, port, out })
     }
 
     /// The port it listens on, on 127.0.0.1.
@@ -369,5 +393,26 @@ pub fn header(message: &Value, name: &str) -> String {
     match values.as_slice() {
         [value] => (*value).to_owned(),
         _ => panic!("expected one {name} header, got {values:?} in {headers:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_taken_for_a_moment_is_tried_again_until_it_is_free() {
+        let scratch = ScratchDir::new();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = taken.local_addr().expect("a bound address").port();
+        let releasing = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            drop(taken);
+        });
+
+        let server = SmtpServer::start_on(scratch.path(), port, ServerOptions::default());
+
+        assert_eq!(server.port(), port);
+        releasing.join().expect("the port is released");
     }
 }

@@ -1,12 +1,15 @@
 //! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask bench` runs the
 //! benchmark; `cargo xtask golden` regenerates the rendering golden files.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | golden>
-  ci      format check, clippy with warnings denied, the whole test suite
+  ci      format check, clippy with warnings denied, the whole test suite (each test
+          bounded by the nextest profile `ci`; under `cargo test`, the whole run)
   bench   build release binaries and run the benchmark against local PostgreSQL (about 3
           minutes once built; --quick about one); prints the table, writes
           target/bench/report.json.
@@ -67,6 +70,41 @@ fn run(step: &str, command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// How long `cargo test` (already built) may run in all, where nextest's per-test timeouts
+/// are not available: far above the suite's length, so only a hanging test reaches it.
+const TEST_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// As [`run`], but ends the command (and every process it started: it leads a process group
+/// of its own) when it runs past `deadline`.
+fn run_within(step: &str, command: &mut Command, deadline: Duration) -> Result<()> {
+    eprintln!("xtask: {step} (at most {} min)", deadline.as_secs() / 60);
+    let started = Instant::now();
+    let mut child = command
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("could not start {step}"))?;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for it")? {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
+            bail!(
+                "{step} did not finish within {} min: a test hangs \
+                 (`cargo nextest run --profile ci` names it)",
+                deadline.as_secs() / 60
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
 fn has_nextest() -> bool {
     cargo()
         .args(["nextest", "--version"])
@@ -121,6 +159,7 @@ fn ci() -> Result<()> {
         ]),
     )?;
     if has_nextest() {
+        // The `ci` profile (.config/nextest.toml) ends any test that runs past its timeout.
         run(
             "cargo nextest run",
             cargo().args([
@@ -128,14 +167,21 @@ fn ci() -> Result<()> {
                 "run",
                 "--workspace",
                 "--locked",
-                "--no-fail-fast",
+                "--profile",
+                "ci",
             ]),
         )?;
     } else {
         eprintln!("xtask: cargo-nextest not found; using cargo test");
         run(
+            "cargo test --no-run",
+            cargo().args(["test", "--workspace", "--locked", "--no-run"]),
+        )?;
+        // `cargo test` has no per-test timeout: the whole run gets one.
+        run_within(
             "cargo test",
             cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]),
+            TEST_DEADLINE,
         )?;
     }
     Ok(())
@@ -186,6 +232,11 @@ fn bench(args: Vec<String>) -> Result<()> {
 }
 
 fn golden() -> Result<()> {
+    if std::env::var_os("CI").is_some_and(|ci| !ci.is_empty()) {
+        bail!(
+            "golden files are never regenerated in CI (CI is set): run it outside CI and commit the reviewed diff"
+        );
+    }
     run(
         "regenerate golden files",
         cargo()
@@ -199,4 +250,66 @@ fn golden() -> Result<()> {
             ])
             .env("HERALD_BLESS", "1"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_past_its_deadline_is_ended_with_every_process_it_started() {
+        let dir = std::env::temp_dir().join(format!("xtask-deadline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("{err}"));
+        let pid_file = dir.join("grandchild.pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let started = Instant::now();
+
+        let result = run_within(
+            "a hanging run",
+            Command::new("sh").args(["-c", &script]),
+            Duration::from_millis(500),
+        );
+
+        let err = result.err().map(|err| err.to_string()).unwrap_or_default();
+        assert!(err.contains("did not finish within"), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let grandchild = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        let grandchild = grandchild.trim();
+        assert!(!grandchild.is_empty(), "the script never started its child");
+        // Killed, it is gone or a zombie awaiting its reaper (`Z` in its stat line).
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{grandchild}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .map(str::trim_start)
+                    .is_some_and(|rest| !rest.starts_with('Z'))
+            })
+        };
+        let gone = Instant::now() + Duration::from_secs(5);
+        while alive() {
+            assert!(
+                Instant::now() < gone,
+                "process {grandchild} outlived the run"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_run_within_its_deadline_reports_its_status() {
+        let ok = run_within(
+            "true",
+            Command::new("sh").args(["-c", "exit 0"]),
+            Duration::from_secs(30),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let failed = run_within(
+            "false",
+            Command::new("sh").args(["-c", "exit 3"]),
+            Duration::from_secs(30),
+        );
+        let err = failed.err().map(|err| err.to_string()).unwrap_or_default();
+        assert!(err.contains("false failed"), "{err:?}");
+    }
 }

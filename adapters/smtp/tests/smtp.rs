@@ -752,10 +752,11 @@ async fn a_recipient_refused_with_550_is_permanent() {
 #[tokio::test]
 async fn a_refused_connection_is_retryable() {
     let env = TestEnv::new();
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // A port held by a socket that never listens: connections to it are refused, and no
+    // other process can start listening there meanwhile.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let config = env.config_for_port(port);
 
     let err = env
@@ -766,6 +767,7 @@ async fn a_refused_connection_is_retryable() {
 
     assert!(err.retryable, "{err:?}");
     assert!(err.reason.contains("127.0.0.1"), "{}", err.reason);
+    drop(held);
 }
 
 #[tokio::test]

@@ -252,12 +252,11 @@ async fn a_receiver_slower_than_the_timeout_is_retryable() {
 
 #[tokio::test]
 async fn a_refused_connection_is_retryable() {
-    // Bind a port, then free it: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port held by a socket that never listens: connections to it are refused, and no
+    // other process can start listening there meanwhile.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let err = dispatcher(
         &format!("http://127.0.0.1:{port}/hook"),
         None,
@@ -268,6 +267,7 @@ async fn a_refused_connection_is_retryable() {
     .unwrap_err();
     assert!(err.retryable);
     assert!(err.reason.contains("connect"), "{err:?}");
+    drop(held);
 }
 
 #[tokio::test]

@@ -3,15 +3,10 @@
 //! the tests run as root).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/embedded.rs"]
-mod embedded;
-
 use std::time::Duration;
 
-use support::Process;
+use crate::example;
+use crate::support::{self, Process};
 
 #[test]
 fn server_without_a_postgres_url_runs_a_builtin_cluster_and_reuses_it() {
@@ -68,7 +63,7 @@ fn migrate_without_a_postgres_url_migrates_the_builtin_cluster() {
 async fn the_embedded_example_runs_on_the_builtin_cluster() {
     let data_dir = support::temp_dir("herald-builtin-embedded");
 
-    let notification = embedded::run(None, &data_dir).await;
+    let notification = example::run(None, &data_dir).await;
 
     assert!(
         !data_dir.join("postgres/data/postmaster.pid").exists(),

@@ -2,17 +2,15 @@
 //! shared, and every message is delivered exactly once whichever replica leases it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod running;
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use running::{Api, Server, create_user, herald_ok};
 use serde_json::{Value, json};
-use support::TestDatabase;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::running::{Api, Server, create_user, herald_ok};
+use crate::support::TestDatabase;
 
 /// Both replicas sign unsubscribe links with the same key.
 const UNSUBSCRIBE_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

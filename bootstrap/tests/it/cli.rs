@@ -2,13 +2,10 @@
 //! custom`) against a real `herald server` on a free port over a fresh database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod running;
-mod support;
-
 use std::time::Duration;
 
-use running::{Api, Server, create_user, herald, herald_ok};
-use support::TestDatabase;
+use crate::running::{Api, Server, create_user, herald, herald_ok};
+use crate::support::{self, TestDatabase};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_commands_pause_resume_and_send_notifications_through_a_running_server() {
@@ -175,10 +172,10 @@ async fn a_wrong_url_or_a_wrong_token_fails_in_one_line_without_showing_the_toke
     let owner = create_user(&db.url, "olga", "owner");
     let server = Server::start(&db.url, &[]);
 
-    // Nothing listens on a port that was just free.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let nowhere = format!("http://{}", free.local_addr().unwrap());
-    drop(free);
+    // Nothing listens on a port held by a socket that never listens.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let nowhere = format!("http://{}", held.local_addr().unwrap());
     for command in [
         &["templates", "list"][..],
         &["notifications", "pause"][..],

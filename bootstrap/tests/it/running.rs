@@ -134,7 +134,11 @@ impl Api {
     pub fn new(server_url: &str, token: &str) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
-            http: reqwest::Client::new(),
+            // A server that stops answering fails the test instead of hanging it.
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             base: format!("{server_url}/api/v2"),
             token: token.to_owned(),
         }

@@ -2,21 +2,16 @@
 //! pool, an event enqueued and delivered to the inbox by the running notifier.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-// The example itself, compiled into this test: its `main` is not called here.
-#[allow(dead_code)]
-#[path = "../examples/embedded.rs"]
-mod embedded;
-
 use herald_domain::catalogue;
+
+use crate::{example, support};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_example_delivers_an_event_to_the_host_users_inbox() {
     let db = support::TestDatabase::create().await;
     let unused = support::temp_dir("herald-embedded-unused");
 
-    let notification = embedded::run(Some(&db.url), &unused).await;
+    let notification = example::run(Some(&db.url), &unused).await;
 
     std::fs::remove_dir_all(&unused).ok();
     db.drop_now().await;

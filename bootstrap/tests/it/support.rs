@@ -1,4 +1,4 @@
-//! Shared by the bootstrap test binaries: a fresh database per test, the `herald` binary, and
+//! Shared by the bootstrap tests: a fresh database per test, the `herald` binary, and
 //! a server process whose log is read line by line.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,15 +14,11 @@ use sqlx::postgres::PgConnection;
 
 pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
-/// `HERALD_TEST_DATABASE_URL`, or a failure saying how to provide it (never a skip).
+/// The admin URL of the test server, found as `herald-tests` finds it (DESIGN §9):
+/// `HERALD_TEST_DATABASE_URL`, else a Docker container, else a cluster from the local
+/// PostgreSQL binaries; a failure says how to provide one (never a skip).
 pub fn server_url() -> String {
-    std::env::var("HERALD_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .expect(
-            "HERALD_TEST_DATABASE_URL is not set: point it at a PostgreSQL server these tests may \
-         CREATE DATABASE on, e.g. postgres://postgres@127.0.0.1:5432/postgres",
-        )
+    herald_tests::postgres::server_url()
 }
 
 /// A database named `herald_bootstrap_<uuid>` on the test server; [`TestDatabase::drop_now`]
@@ -40,13 +36,13 @@ impl TestDatabase {
         let name = format!("herald_bootstrap_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
             .await
-            .expect("connecting to HERALD_TEST_DATABASE_URL");
+            .expect("connecting to the test server");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
             .expect("creating the test database");
         admin.close().await.ok();
-        let mut url = url::Url::parse(&admin_url).expect("HERALD_TEST_DATABASE_URL is a URL");
+        let mut url = url::Url::parse(&admin_url).expect("the test server's URL is a URL");
         url.set_path(&name);
         Self {
             admin_url,
@@ -172,8 +168,14 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         };
         let took = started.elapsed();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.log.push(line);
+        // The rest of the log, until stderr closes; a child process still holding it (the
+        // built-in cluster's server) does not keep this waiting.
+        let rest = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < rest {
+            match self.lines.recv_timeout(Duration::from_secs(2)) {
+                Ok(line) => self.log.push(line),
+                Err(_) => break,
+            }
         }
         (status, took)
     }

@@ -1,14 +1,13 @@
-//! `herald migrate` and `herald server` against a fresh database on
-//! `HERALD_TEST_DATABASE_URL` (the tests fail, never skip, when it is unset).
+//! `herald migrate` and `herald server` against a fresh database on the test server
+//! ([`crate::support::server_url`]; the tests fail, never skip, when there is none).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
-use support::{Process, TestDatabase};
+
+use crate::support::{self, Process, TestDatabase};
 
 const TABLES: &[&str] = &[
     "users",
@@ -140,4 +139,50 @@ async fn server_stops_on_sigint_too() {
     assert!(status.success(), "log:\n{}", server.log.join("\n"));
     std::fs::remove_dir_all(&data_dir).ok();
     db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_database_is_created_on_the_test_server_and_dropped() {
+    let db = TestDatabase::create().await;
+    let name = db.name.clone();
+    let mut connection = PgConnection::connect(&db.url).await.unwrap();
+    let current: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.ok();
+    assert_eq!(current, name);
+
+    db.drop_now().await;
+    let mut admin = PgConnection::connect(&support::server_url()).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    assert_eq!(left, 0, "{name} is still there");
+}
+
+/// The bootstrap tests find their server as `herald-tests` does (DESIGN §9), not from the
+/// environment only: this test binary, run again without `HERALD_TEST_DATABASE_URL`, still
+/// creates a database (on a container or the local cluster).
+#[test]
+fn without_the_environment_url_the_tests_fall_back_to_a_container_or_the_local_cluster() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "database::a_test_database_is_created_on_the_test_server_and_dropped",
+            "--exact",
+        ])
+        .env_remove(herald_tests::postgres::DATABASE_URL_VAR)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("1 passed"), "stdout:\n{stdout}");
 }

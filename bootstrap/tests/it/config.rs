@@ -3,12 +3,12 @@
 //! one line naming the option.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::ffi::OsStr;
 
 use clap::{CommandFactory as _, Parser as _};
 use herald::config::{Cli, Command, ServerArgs};
+
+use crate::support;
 
 /// (flag, environment variable, default) — the reference's tables with `CODER_` → `HERALD_`,
 /// then Herald's additions.

@@ -1,14 +1,12 @@
 //! `herald users create` and the HTTP API `herald server` serves, end to end against a fresh
-//! database on `HERALD_TEST_DATABASE_URL`.
+//! database on the test server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{Process, TestDatabase};
+use crate::support::{self, Process, TestDatabase};
 
 /// One HTTP/1.1 request over a fresh connection: (status, body).
 fn request(address: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {

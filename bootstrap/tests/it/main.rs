@@ -1,0 +1,20 @@
+//! The `herald` package's integration tests, in one binary (one link instead of one per file):
+//! the command line and its configuration, `herald migrate` and `herald server` on a fresh
+//! database, the HTTP API and the client commands against a running server, two replicas on
+//! one database, the built-in PostgreSQL cluster, and the embedding example.
+
+mod builtin;
+mod cli;
+mod config;
+mod database;
+mod embedded;
+mod http;
+mod replicas;
+mod running;
+mod support;
+
+// The embedding example itself, compiled into the tests that run it: its `main` is not called
+// here.
+#[allow(dead_code)]
+#[path = "../../examples/embedded.rs"]
+mod example;
