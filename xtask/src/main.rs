@@ -7,9 +7,9 @@ use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | golden>
   ci      format check, clippy with warnings denied, the whole test suite
-  bench   build release binaries and run the benchmark against local PostgreSQL (about 3
+  bench   build release binaries and run the benchmark against local PostgreSQL (a few
           minutes once built; --quick about one); prints the table, writes
-          target/bench/report.json.
+          target/bench/report.json and docs/benchmark.md.
           Options after it go to the benchmark (tests/bench/main.rs), e.g. --lease-count 200
   golden  regenerate application/tests/golden/*.md from the catalogue";
 
@@ -142,7 +142,8 @@ fn ci() -> Result<()> {
 }
 
 /// Builds the release `herald` binary and the benchmark, then runs the benchmark (it finds
-/// `herald` beside itself) with the report in the workspace's `target/bench/`.
+/// `herald` beside itself) with the JSON report in the workspace's `target/bench/` and the
+/// Markdown report in its `docs/benchmark.md`.
 fn bench(args: Vec<String>) -> Result<()> {
     find_test_database();
     run(
@@ -165,6 +166,7 @@ fn bench(args: Vec<String>) -> Result<()> {
         .join("target")
         .join("bench")
         .join("report.json");
+    let markdown = workspace_root().join("docs").join("benchmark.md");
     run(
         "the benchmark",
         cargo()
@@ -181,6 +183,8 @@ fn bench(args: Vec<String>) -> Result<()> {
                 "--report",
             ])
             .arg(report)
+            .arg("--markdown")
+            .arg(markdown)
             .args(args),
     )
 }
