@@ -256,7 +256,7 @@ impl Report {
         self.scenarios.push(scenario);
     }
 
-    /// The Markdown table (as the README shows it).
+    /// The Markdown table, on stdout and in the Markdown report.
     pub fn table(&self) -> String {
         let mut out = String::from("| scenario | figure | target | met |\n|---|---:|---|---|\n");
         for s in &self.scenarios {
