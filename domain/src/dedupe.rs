@@ -198,8 +198,8 @@ fn write_key(key: &str, out: &mut String) {
 
 /// A JSON string, escaped exactly as `serde_json` escapes it (stored hashes depend on it): `"`
 /// and `\` backslashed, control characters as `\b \t \n \f \r` or `\u00xx`, the rest as is.
-/// Written in place: going through `serde_json` cost a copy and a `String` per value, a third of
-/// the hashing.
+/// Written in place: going through `serde_json` cost a copy and a `String` per value, a large
+/// share of the hashing.
 fn write_string(value: &str, out: &mut String) {
     out.reserve(value.len() + 2);
     out.push('"');

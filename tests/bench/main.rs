@@ -7,11 +7,12 @@
 //! Everything is local: PostgreSQL (the server `HERALD_TEST_DATABASE_URL` names, else the
 //! machine's own on 127.0.0.1:5432, else a throwaway cluster from the local binaries), the
 //! `herald` binary (release build, next to this one), and the webhook receiver (in this
-//! process). The table goes to stdout and `target/bench/report.json`.
+//! process). The table goes to stdout and `target/bench/report.json`, and with `--markdown
+//! PATH` to a Markdown page (`cargo xtask bench` writes `docs/benchmark.md`).
 //!
-//! Run: `cargo xtask bench` (or `--quick`, about a minute). Options: `--lease-count N`,
-//! `--buffer N`, `--sync-interval-ms N` (the server's notifier tuning), `--herald PATH`,
-//! `--report PATH`.
+//! Run: `cargo xtask bench` (or `--quick`, about a minute). Options: `--clients N`,
+//! `--batch-events N`, `--lease-count N`, `--buffer N`, `--sync-interval-ms N` (the server's
+//! notifier tuning), `--herald PATH`, `--report PATH`, `--markdown PATH`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod raw;
@@ -90,6 +91,11 @@ struct Options {
     clients: Option<usize>,
     herald: PathBuf,
     report: PathBuf,
+    /// Where to write the Markdown report, if anywhere.
+    markdown: Option<PathBuf>,
+    /// `cargo xtask bench` with the options that change what is measured (not where the
+    /// binaries and reports are), as the Markdown report names it.
+    command: String,
     tuning: Tuning,
 }
 
@@ -107,6 +113,8 @@ fn options() -> Result<Options> {
         clients: None,
         herald,
         report: PathBuf::from("target/bench/report.json"),
+        markdown: None,
+        command: command_line(&std::env::args().skip(1).collect::<Vec<_>>()),
         tuning: Tuning {
             lease_count: 100,
             buffer: 1_000,
@@ -120,6 +128,7 @@ fn options() -> Result<Options> {
             "--quick" => options.quick = true,
             "--herald" => options.herald = value("--herald")?.into(),
             "--report" => options.report = value("--report")?.into(),
+            "--markdown" => options.markdown = Some(value("--markdown")?.into()),
             "--lease-count" => options.tuning.lease_count = value("--lease-count")?.parse()?,
             "--batch-events" => options.batch_events = Some(value("--batch-events")?.parse()?),
             "--clients" => options.clients = Some(value("--clients")?.parse()?),
@@ -131,6 +140,22 @@ fn options() -> Result<Options> {
         }
     }
     Ok(options)
+}
+
+/// `cargo xtask bench` with the benchmark's arguments, less those that only say where the
+/// binaries and reports are.
+fn command_line(args: &[String]) -> String {
+    let mut command = String::from("cargo xtask bench");
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if matches!(arg.as_str(), "--herald" | "--report" | "--markdown") {
+            args.next();
+            continue;
+        }
+        command.push(' ');
+        command.push_str(arg);
+    }
+    command
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +237,13 @@ async fn run() -> Result<()> {
         herald_tests::local_cluster::start,
     )
     .map_err(|why| anyhow!(why))?;
-    let mut report = Report::new(options.quick, &admin_url, options.tuning).await?;
+    let mut report = Report::new(
+        options.quick,
+        options.command.clone(),
+        &admin_url,
+        options.tuning,
+    )
+    .await?;
     eprintln!("bench: {}", report.machine_line());
 
     // 1. The raw limit, on a database of its own with Herald's schema.
@@ -281,6 +312,10 @@ async fn run() -> Result<()> {
     report.print();
     report.write(&options.report)?;
     eprintln!("bench: report written to {}", options.report.display());
+    if let Some(markdown) = &options.markdown {
+        report.write_markdown(markdown)?;
+        eprintln!("bench: Markdown report written to {}", markdown.display());
+    }
     Ok(())
 }
 
@@ -701,5 +736,29 @@ async fn wait_all_sent(url: &str, ids: &[Uuid]) -> Result<()> {
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_line;
+
+    #[test]
+    fn the_command_line_keeps_what_changes_the_figures_and_drops_the_paths() {
+        let args: Vec<String> = [
+            "--report",
+            "/w/target/bench/report.json",
+            "--markdown",
+            "/w/docs/benchmark.md",
+            "--quick",
+            "--herald",
+            "/w/target/release/herald",
+            "--clients",
+            "8",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+
+        assert_eq!(command_line(&args), "cargo xtask bench --quick --clients 8");
     }
 }

@@ -1,5 +1,6 @@
-//! The benchmark's result: a table on stdout and `report.json`, each figure beside its target
-//! and the baseline measured in the same run.
+//! The benchmark's result: a table on stdout, `report.json` and the Markdown report
+//! (`docs/benchmark.md` under `cargo xtask bench`), each figure beside its target and the
+//! baseline measured in the same run.
 
 use std::path::Path;
 
@@ -140,6 +141,8 @@ impl Scenario {
 #[derive(Debug)]
 pub struct Report {
     quick: bool,
+    /// The command line that produced this report, as a person would type it again.
+    command: String,
     machine: Value,
     tuning: Tuning,
     scenarios: Vec<Scenario>,
@@ -160,6 +163,17 @@ fn thousands(value: f64) -> String {
     out
 }
 
+/// `/proc/meminfo`'s `MemTotal` value (`"24576000 kB"`) in GiB; as read when it is not in kB.
+fn memory(value: &Value) -> String {
+    let Some(text) = value.as_str() else {
+        return "unknown".to_owned();
+    };
+    match text.strip_suffix(" kB").map(|kb| kb.trim().parse::<f64>()) {
+        Some(Ok(kb)) => format!("{:.1} GiB", kb / (1024.0 * 1024.0)),
+        _ => text.to_owned(),
+    }
+}
+
 fn first_line_of(path: &str, prefix: &str) -> Option<String> {
     std::fs::read_to_string(path).ok().and_then(|text| {
         text.lines()
@@ -170,7 +184,12 @@ fn first_line_of(path: &str, prefix: &str) -> Option<String> {
 }
 
 impl Report {
-    pub async fn new(quick: bool, admin_url: &str, tuning: Tuning) -> Result<Self> {
+    pub async fn new(
+        quick: bool,
+        command: String,
+        admin_url: &str,
+        tuning: Tuning,
+    ) -> Result<Self> {
         let mut connection = PgConnection::connect(admin_url)
             .await
             .context("connecting to PostgreSQL")?;
@@ -197,6 +216,7 @@ impl Report {
         });
         Ok(Self {
             quick,
+            command,
             machine,
             tuning,
             scenarios: Vec::new(),
@@ -236,7 +256,7 @@ impl Report {
         self.scenarios.push(scenario);
     }
 
-    /// The Markdown table (as the README shows it).
+    /// The Markdown table, on stdout and in the Markdown report.
     pub fn table(&self) -> String {
         let mut out = String::from("| scenario | figure | target | met |\n|---|---:|---|---|\n");
         for s in &self.scenarios {
@@ -248,7 +268,7 @@ impl Report {
             out.push_str(&format!(
                 "| `{}`: {} | {} {} | {} | {met} |\n",
                 s.key,
-                s.what,
+                s.what.replace('|', "\\|"),
                 thousands(s.figure),
                 s.unit,
                 s.target.describe(s.unit)
@@ -257,19 +277,101 @@ impl Report {
         out
     }
 
-    pub fn print(&self) {
-        println!("{}\n", self.machine_line());
-        println!(
-            "herald tuning: --notifications-lease-count {} --notifications-store-sync-buffer-size {} --notifications-store-sync-interval {}ms\n",
-            self.tuning.lease_count, self.tuning.buffer, self.tuning.sync_interval_ms
-        );
-        print!("{}", self.table());
-        let missed: Vec<&str> = self
-            .scenarios
+    /// The keys of the scenarios whose target was not met.
+    fn missed(&self) -> Vec<&'static str> {
+        self.scenarios
             .iter()
             .filter(|s| s.target.met(s.figure) == Some(false))
             .map(|s| s.key)
-            .collect();
+            .collect()
+    }
+
+    fn tuning_flags(&self) -> String {
+        format!(
+            "--notifications-lease-count {} --notifications-store-sync-buffer-size {} --notifications-store-sync-interval {}ms",
+            self.tuning.lease_count, self.tuning.buffer, self.tuning.sync_interval_ms
+        )
+    }
+
+    /// The report as a Markdown page: the command that produced it, the machine, the table
+    /// (each figure beside its target and whether it was met) and the targets missed.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let text = |value: &Value| value.as_str().unwrap_or("unknown").to_owned();
+        let scenarios = self.scenarios.len();
+        let targets = self
+            .scenarios
+            .iter()
+            .filter(|s| s.target.met(s.figure).is_some())
+            .count();
+        let missed = self.missed();
+        let mut out = String::from("# Benchmark report\n\n");
+        out.push_str(&format!(
+            "Written by `{}` on {} ({} run); run it again to replace this page. What each \
+             scenario measures is described in `tests/bench/main.rs`; baselines are raw limits \
+             measured in the same run, so compare figures within one report, not across \
+             machines.\n\n",
+            self.command,
+            text(&m["date"]),
+            if self.quick { "quick" } else { "full" }
+        ));
+        out.push_str("## Machine\n\n| | |\n|---|---|\n");
+        let postgres = &m["postgres"];
+        let rows = [
+            ("CPU", format!("{} × {}", text(&m["cpu_model"]), m["cpus"])),
+            ("Memory", memory(&m["memory"])),
+            ("Kernel", text(&m["kernel"])),
+            (
+                "PostgreSQL",
+                format!(
+                    "{} (fsync {}, synchronous_commit {}, shared_buffers {}, max_connections {}, autovacuum {})",
+                    text(&postgres["version"]),
+                    text(&postgres["fsync"]),
+                    text(&postgres["synchronous_commit"]),
+                    text(&postgres["shared_buffers"]),
+                    text(&postgres["max_connections"]),
+                    text(&postgres["autovacuum"]),
+                ),
+            ),
+            ("Herald tuning", format!("`{}`", self.tuning_flags())),
+        ];
+        for (name, value) in rows {
+            out.push_str(&format!("| {name} | {} |\n", value.replace('|', "\\|")));
+        }
+        out.push_str("\n## Results\n\n");
+        out.push_str(&self.table());
+        out.push('\n');
+        if missed.is_empty() {
+            out.push_str(&format!(
+                "{scenarios} scenarios; every target met ({targets} of {targets}).\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "{scenarios} scenarios; {} of {targets} targets met; missed: {}.\n",
+                targets - missed.len(),
+                missed
+                    .iter()
+                    .map(|key| format!("`{key}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        out
+    }
+
+    /// Writes [`Report::markdown`] to `path`.
+    pub fn write_markdown(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, self.markdown()).with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn print(&self) {
+        println!("{}\n", self.machine_line());
+        println!("herald tuning: {}\n", self.tuning_flags());
+        print!("{}", self.table());
+        let missed = self.missed();
         if missed.is_empty() {
             println!("\nevery target met");
         } else {
@@ -294,6 +396,7 @@ impl Report {
             .collect();
         let report = json!({
             "quick": self.quick,
+            "command": self.command,
             "machine": self.machine,
             "tuning": {
                 "lease_count": self.tuning.lease_count,
@@ -307,5 +410,121 @@ impl Report {
         }
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        Report {
+            quick: true,
+            command: "cargo xtask bench --quick --clients 8".to_owned(),
+            machine: json!({
+                "cpus": 2,
+                "cpu_model": "Example CPU 9000",
+                "memory": "25165824 kB",
+                "kernel": "6.1.0-test",
+                "postgres": {
+                    "version": "15.4", "fsync": "on", "synchronous_commit": "on",
+                    "shared_buffers": "128MB", "max_connections": "100", "autovacuum": "off",
+                },
+                "date": "2026-12-05T01:00:00Z",
+            }),
+            tuning: Tuning {
+                lease_count: 100,
+                buffer: 1_000,
+                sync_interval_ms: 200,
+            },
+            scenarios: vec![
+                Scenario::baseline("raw_insert", "raw | limit".to_owned(), 10_000.0, "rows/s"),
+                Scenario::measured(
+                    "single",
+                    "one event per request".to_owned(),
+                    5_000.0,
+                    "events/s",
+                    Target::RatioOf {
+                        baseline: "raw_insert",
+                        at_least: 0.6,
+                        value: 10_000.0,
+                    },
+                ),
+                Scenario::measured(
+                    "memory",
+                    "peak RSS".to_owned(),
+                    30.0,
+                    "MiB",
+                    Target::AtMost(64.0),
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_markdown_report_names_the_command_and_the_machine() {
+        let page = sample().markdown();
+
+        assert!(page.starts_with("# Benchmark report\n"), "{page}");
+        assert!(
+            page.contains(
+                "`cargo xtask bench --quick --clients 8` on 2026-12-05T01:00:00Z (quick run)"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("| CPU | Example CPU 9000 × 2 |"), "{page}");
+        assert!(page.contains("| Memory | 24.0 GiB |"), "{page}");
+        assert!(page.contains("| Kernel | 6.1.0-test |"), "{page}");
+        assert!(
+            page.contains("| PostgreSQL | 15.4 (fsync on, synchronous_commit on, shared_buffers 128MB, max_connections 100, autovacuum off) |"),
+            "{page}"
+        );
+        assert!(
+            page.contains("--notifications-lease-count 100 --notifications-store-sync-buffer-size 1000 --notifications-store-sync-interval 200ms"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn each_figure_stands_beside_its_target_and_whether_it_was_met() {
+        let page = sample().markdown();
+
+        assert!(
+            page.contains("| `raw_insert`: raw \\| limit | 10,000 rows/s | (baseline) |  |\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("| `single`: one event per request | 5,000 events/s | ≥ 60 % of raw_insert = 6,000 | **no** |\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("| `memory`: peak RSS | 30.0 MiB | ≤ 64.0 MiB | yes |\n"),
+            "{page}"
+        );
+        assert!(
+            page.ends_with("3 scenarios; 1 of 2 targets met; missed: `single`.\n"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn a_report_meeting_every_target_says_so() {
+        let mut report = sample();
+        report.scenarios.remove(1);
+
+        assert!(
+            report
+                .markdown()
+                .ends_with("2 scenarios; every target met (1 of 1).\n"),
+            "{}",
+            report.markdown()
+        );
+    }
+
+    #[test]
+    fn memory_is_shown_in_gib_when_read_in_kb_and_as_read_otherwise() {
+        assert_eq!(memory(&json!("1048576 kB")), "1.0 GiB");
+        assert_eq!(memory(&json!("2 GB")), "2 GB");
+        assert_eq!(memory(&Value::Null), "unknown");
     }
 }

@@ -10,9 +10,9 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | golden>
   ci      format check, clippy with warnings denied, the whole test suite (each test
           bounded by the nextest profile `ci`; under `cargo test`, the whole run)
-  bench   build release binaries and run the benchmark against local PostgreSQL (about 3
+  bench   build release binaries and run the benchmark against local PostgreSQL (a few
           minutes once built; --quick about one); prints the table, writes
-          target/bench/report.json.
+          target/bench/report.json and docs/benchmark.md.
           Options after it go to the benchmark (tests/bench/main.rs), e.g. --lease-count 200
   golden  regenerate application/tests/golden/*.md from the catalogue";
 
@@ -188,29 +188,30 @@ fn ci() -> Result<()> {
 }
 
 /// Builds the release `herald` binary and the benchmark, then runs the benchmark (it finds
-/// `herald` beside itself) with the report in the workspace's `target/bench/`.
+/// `herald` beside itself) with the JSON report in the workspace's `target/bench/` and the
+/// Markdown report in its `docs/benchmark.md`.
 fn bench(args: Vec<String>) -> Result<()> {
     find_test_database();
+    // `herald` on its own, as `cargo build --release -p herald` builds it: built together with
+    // herald-tests, its dependencies would take the test crate's features (tokio's test-util),
+    // and `cargo run` below would build the benchmark's side a second time anyway.
     run(
-        "cargo build --release (herald, the benchmark)",
+        "cargo build --release -p herald",
         cargo().args([
             "build",
             "--release",
             "--locked",
             "-p",
             "herald",
-            "-p",
-            "herald-tests",
             "--bin",
             "herald",
-            "--example",
-            "bench",
         ]),
     )?;
     let report = workspace_root()
         .join("target")
         .join("bench")
         .join("report.json");
+    let markdown = workspace_root().join("docs").join("benchmark.md");
     run(
         "the benchmark",
         cargo()
@@ -227,6 +228,8 @@ fn bench(args: Vec<String>) -> Result<()> {
                 "--report",
             ])
             .arg(report)
+            .arg("--markdown")
+            .arg(markdown)
             .args(args),
     )
 }

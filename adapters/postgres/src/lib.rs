@@ -78,9 +78,8 @@ impl PgStore {
     /// `options` with the session settings the store's statements are written for: each
     /// prepared statement planned once (`plan_cache_mode = force_generic_plan`). Every
     /// statement here has one good plan whatever its parameters, and PostgreSQL's own choice
-    /// kept re-planning the directory read (`users WHERE id = ANY($1)`) on every call, a third
-    /// of that statement's cost (pg_stat_statements during the benchmark: 5,695 plans for
-    /// 5,680 calls). For a host building its own pool, too.
+    /// kept re-planning the directory read (`users WHERE id = ANY($1)`) on nearly every call, a
+    /// large part of that statement's cost. For a host building its own pool, too.
     pub fn session_settings(
         options: sqlx::postgres::PgConnectOptions,
     ) -> sqlx::postgres::PgConnectOptions {

@@ -1,5 +1,28 @@
 //! The message queue (DESIGN §5): batch enqueue, `FOR UPDATE SKIP LOCKED` leases, bulk
 //! write-back, inhibition and purge under an advisory lock.
+//!
+//! **Enqueue** is one statement per batch (`insert_batch`, from `UNNEST`; `insert_one` with
+//! plain parameters for a single message). It claims the dedupe hashes in `message_dedupe`
+//! (`ON CONFLICT DO NOTHING`, in array order, so a later duplicate in the same batch loses),
+//! inserts the messages whose claim went in, and calls `pg_notify('herald_wakeup', …)` in the
+//! same statement, so the wake-up costs no commit of its own and is delivered only if the rows
+//! are (`MessageQueue::wakes_notifiers` is true here). Message ids are time-ordered
+//! (`MessageId::time_ordered`), so new rows land at the right edge of the primary key.
+//!
+//! **The lease** ([`lease_statement`]) is one `UPDATE … FROM` the oldest rows of three
+//! `SELECT … FOR UPDATE SKIP LOCKED`: pending messages, failures whose retry time has come, and
+//! expired leases. Each walks a partial index of its own (one per leasable kind, see the
+//! migrations), so live leases and failures still waiting for their retry are never read, and
+//! two notifiers never lease the same row.
+//!
+//! **Write-back** ([`WRITE_BACK_STATEMENT`]) is one `UPDATE … FROM UNNEST` per buffer of
+//! results. It only touches rows still holding the lease the change completes, so a result
+//! that arrives after the lease expired and another notifier took the message changes
+//! nothing. Both statements are public so `tests/it/postgres_plans.rs` can check their plans
+//! (generic plans, statistics from a quiet moment).
+//!
+//! **Purge** runs under `pg_try_advisory_xact_lock(PURGE_LOCK_KEY)`, so one replica purges at
+//! a time; `PgStore::hold_purge_lock` holds the lock for tests.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -81,8 +104,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
 /// key): the "still leased" check compares the status as text, which no partial index's
 /// predicate follows from, so the planner cannot choose to read all of one instead (every
 /// lease, or every queued message) and hash-join it — with statistics from a quiet moment the
-/// partial indexes look empty, and that plan read 17,200 rows to write back 1,000 (auto_explain
-/// during the benchmark's drain).
+/// partial indexes look empty, and that plan reads many times the rows it writes back.
 pub const WRITE_BACK_STATEMENT: &str = "UPDATE messages AS m SET \
          status = c.status::message_status, \
          status_reason = c.reason, \
@@ -204,7 +226,7 @@ impl PgStore {
     /// included). `claimed` claims the hashes in `message_dedupe` in array order: a hash stored
     /// already, or claimed earlier in this batch, is skipped, and its message is not stored
     /// (a duplicate). The arrays are unnested twice rather than once into a shared CTE, which
-    /// PostgreSQL would materialise (measured: about 1 µs per row dearer).
+    /// PostgreSQL would materialise, at a cost per row.
     ///
     /// When a row went in, the same statement wakes the notifiers (NOTIFY is delivered at
     /// commit): a NOTIFY of its own would cost a second commit, and so a second WAL flush, per
@@ -270,7 +292,7 @@ impl PgStore {
 
     /// [`PgStore::insert_batch`] for one message, with plain parameters: the same claim, insert
     /// and wake-up without nine arrays to decode and unnest, which cost more than the row
-    /// itself (measured: about 45 µs of PostgreSQL CPU less per call).
+    /// itself.
     async fn insert_one(&self, message: &NewMessage) -> Result<Vec<Uuid>, StoreError> {
         let mut connection = self.connection().await?;
         let queued = sqlx::query_scalar(
