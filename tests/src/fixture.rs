@@ -25,6 +25,7 @@ use herald_application::ports::{
 use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
 
+use crate::link::Link;
 use crate::postgres::TestDatabase;
 use herald_postgres::{PgSignals, PgStore};
 
@@ -57,10 +58,10 @@ impl Backend {
     }
 
     /// Makes the storage ports fail with `StoreError::Unavailable` (changing nothing) while
-    /// `true`. Returns `false`, doing nothing, when the backend cannot simulate an outage; a
-    /// test needing one then has nothing to check.
-    pub async fn set_unavailable(&self, unavailable: bool) -> bool {
-        self.hooks.set_unavailable(unavailable).await
+    /// `true`: the memory store's failure switch; PostgreSQL's connections cut, and new ones
+    /// closed, by the [`Link`] the backend reaches its server through.
+    pub async fn set_unavailable(&self, unavailable: bool) {
+        self.hooks.set_unavailable(unavailable).await;
     }
 }
 
@@ -71,8 +72,7 @@ pub trait BackendHooks: Send + Sync + fmt::Debug {
 
     async fn hold_purge_lock(&self) -> PurgeLockHeld;
 
-    /// Optional: return `false` when an outage cannot be simulated.
-    async fn set_unavailable(&self, unavailable: bool) -> bool;
+    async fn set_unavailable(&self, unavailable: bool);
 }
 
 /// How a backend gives a held purge lock back.
@@ -172,38 +172,39 @@ impl BackendHooks for MemoryBackend {
         PurgeLockHeld::new(self.store.hold_purge_lock())
     }
 
-    async fn set_unavailable(&self, unavailable: bool) -> bool {
+    async fn set_unavailable(&self, unavailable: bool) {
         self.store.set_unavailable(unavailable);
-        true
     }
 }
 
 /// A fresh PostgreSQL backend: a database of its own (migrated, the catalogue seeded).
 ///
 /// Every port is PostgreSQL: [`herald_postgres::PgStore`] for the stores and the queue,
-/// [`herald_postgres::PgSignals`] (LISTEN/NOTIFY) for the inbox feed and wake-ups. Outages are
-/// not simulated (the one test using them does nothing here).
+/// [`herald_postgres::PgSignals`] (LISTEN/NOTIFY) for the inbox feed and wake-ups. Their
+/// connections go through a [`Link`] to the server, which [`Backend::set_unavailable`] cuts.
 ///
 /// # Panics
 /// When no test server is available (see [`crate::postgres`]).
 pub async fn postgres() -> Backend {
     let database = Arc::new(TestDatabase::create().await);
-    let store = database.store.clone();
-    PostgresBackend::on(database, store).await.backend()
+    let link = Arc::new(Link::to(TestDatabase::server_address().await).await);
+    PostgresBackend::on(database, link).await.backend()
 }
 
 /// The PostgreSQL backend. A replica is another pool and LISTEN connection on the same
-/// database, as another `herald` process would have. The database is dropped with the last
-/// handle on it.
+/// database, through the same link, as another `herald` process would have. The database is
+/// dropped with the last handle on it.
 #[derive(Debug, Clone)]
 struct PostgresBackend {
     database: Arc<TestDatabase>,
+    link: Arc<Link>,
     store: PgStore,
     signals: Arc<PgSignals>,
 }
 
 impl PostgresBackend {
-    async fn on(database: Arc<TestDatabase>, store: PgStore) -> Self {
+    async fn on(database: Arc<TestDatabase>, link: Arc<Link>) -> Self {
+        let store = database.store_via(link.address()).await;
         let signals = match PgSignals::start(store.pool().clone()).await {
             Ok(signals) => Arc::new(signals),
             Err(err) => panic!(
@@ -213,6 +214,7 @@ impl PostgresBackend {
         };
         Self {
             database,
+            link,
             store,
             signals,
         }
@@ -239,8 +241,9 @@ impl PostgresBackend {
 #[async_trait]
 impl BackendHooks for PostgresBackend {
     async fn replica(&self) -> Backend {
-        let store = self.database.replica().await;
-        Self::on(self.database.clone(), store).await.backend()
+        Self::on(self.database.clone(), self.link.clone())
+            .await
+            .backend()
     }
 
     async fn hold_purge_lock(&self) -> PurgeLockHeld {
@@ -254,8 +257,12 @@ impl BackendHooks for PostgresBackend {
         }
     }
 
-    async fn set_unavailable(&self, _unavailable: bool) -> bool {
-        false
+    async fn set_unavailable(&self, unavailable: bool) {
+        if unavailable {
+            self.link.cut().await;
+        } else {
+            self.link.restore();
+        }
     }
 }
 

@@ -62,8 +62,15 @@ async fn a_successful_dispatch_ends_sent_with_the_rendered_message() {
     let delivery = &webhook.delivered()[0];
     assert_eq!(delivery.message_id, id);
     assert_eq!(delivery.recipient, user);
-    assert!(!delivery.rendered.title.is_empty());
-    assert!(!delivery.rendered.body.is_empty());
+    assert_eq!(delivery.rendered.title, "Workspace \"ws\" deleted");
+    assert!(
+        delivery
+            .rendered
+            .body
+            .starts_with("Hi u,\n\nYour workspace ws has been deleted."),
+        "{:?}",
+        delivery.rendered.body
+    );
 }
 
 #[tokio::test]
@@ -161,6 +168,16 @@ async fn the_retry_time_a_receiver_asks_for_is_honoured() {
     notifier.run_cycle().await.unwrap();
     notifier.flush().await;
     assert_eq!(h.message(id).await.next_retry_after, Some(later));
+
+    h.clock.advance(Age::minutes(59));
+    assert_eq!(
+        notifier.run_cycle().await.unwrap(),
+        Cycle::Dispatched(0),
+        "held back beyond the retry interval, until the time asked for"
+    );
+    h.clock.advance(Age::minutes(1));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    assert_eq!(webhook.delivered_ids(), [id, id]);
 }
 
 #[tokio::test]
