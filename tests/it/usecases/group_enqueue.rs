@@ -11,7 +11,7 @@ use herald_application::{Error, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE};
 use herald_domain::UserId;
 use herald_domain::catalogue::WORKSPACE_DELETED;
 
-use super::support::{ACCESS_URL, GatedQueue, Harness, settle};
+use super::support::{ACCESS_URL, GatedQueue, Harness, until_idle};
 
 /// Enqueueing over the harness's store with inserts held at a closed gate (webhook only, so
 /// one message per event).
@@ -62,7 +62,7 @@ async fn first_held(events: &Events, queue: &GatedQueue, event: Event) -> Answer
     first
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);
@@ -76,7 +76,7 @@ async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() 
         .enumerate()
         .map(|(n, user)| spawn_enqueue(&events, event_for(user.id, &format!("ws-{}", n + 1))))
         .collect();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         1,
@@ -103,7 +103,7 @@ async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() 
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_the_next_group() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);
@@ -111,10 +111,10 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
     let first = first_held(&events, &queue, event_for(user.id, "first")).await;
     let b = spawn_enqueue(&events, event_for(user.id, "b"));
     let c = spawn_enqueue(&events, event_for(user.id, "c"));
-    settle().await;
+    until_idle().await;
     queue.release_one();
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         1,
@@ -123,9 +123,9 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
 
     // d arrives while b and c's group is held, so it waits to go in the next group.
     let d = spawn_enqueue(&events, event_for(user.id, "d"));
-    settle().await;
+    until_idle().await;
     queue.release_one();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         1,
@@ -144,7 +144,7 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
     assert_eq!(*queue.inserts.lock().unwrap(), [1, 2, 1]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);
@@ -152,16 +152,16 @@ async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() 
     let first = first_held(&events, &queue, event_for(user.id, "first")).await;
     let gone = spawn_enqueue(&events, event_for(user.id, "gone"));
     let stays = spawn_enqueue(&events, event_for(user.id, "stays"));
-    settle().await;
+    until_idle().await;
 
     // Its client hangs up while the group before is being stored: it was never answered.
     gone.abort();
-    settle().await;
+    until_idle().await;
     queue.open();
 
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
     assert_eq!(stays.await.unwrap().unwrap().message_ids.len(), 1);
-    settle().await;
+    until_idle().await;
     assert_eq!(*queue.inserts.lock().unwrap(), [1, 1]);
     let stored: Vec<String> = h
         .store
@@ -174,7 +174,7 @@ async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() 
     assert!(!stored.contains(&"gone".to_owned()), "stored: {stored:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);
@@ -183,7 +183,7 @@ async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     let before = spawn_enqueue(&events, event_for(good.id, "before"));
     let bad = spawn_enqueue(&events, event_for(UserId::random(), "bad"));
     let after = spawn_enqueue(&events, event_for(good.id, "after"));
-    settle().await;
+    until_idle().await;
 
     queue.open();
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
@@ -210,7 +210,7 @@ async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);
@@ -219,16 +219,16 @@ async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
     let others: Vec<Answer> = (0..3)
         .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("other-{n}"))))
         .collect();
-    settle().await;
+    until_idle().await;
 
     // The leader's caller hangs up while its insert is held.
     leader.abort();
-    settle().await;
+    until_idle().await;
     queue.open();
     for other in others {
         assert_eq!(other.await.unwrap().unwrap().message_ids.len(), 1);
     }
-    settle().await;
+    until_idle().await;
     assert_eq!(
         h.store.list(&MessageFilter::default()).await.unwrap().len(),
         4,
@@ -236,7 +236,7 @@ async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
     let h = Harness::new();
     let (events, queue) = held_events(&h);
@@ -248,7 +248,7 @@ async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
             tokio::spawn(async move { events.enqueue_batch(vec![event]).await })
         })
         .collect();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         MAX_BATCHES_AT_ONCE,
@@ -256,7 +256,7 @@ async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
     );
 
     queue.release_one();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         MAX_BATCHES_AT_ONCE,
