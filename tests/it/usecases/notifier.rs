@@ -14,7 +14,7 @@ use herald_domain::{MessageId, MessageStatus, Method, Role, UserId};
 use super::support::{GatedQueue, Harness, ScriptedDispatcher, quiet_config, until_idle};
 
 /// Queues one Workspace Deleted event per subject: a webhook and an inbox message each.
-async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId> {
+pub(super) async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId> {
     let mut event = Event::new(WORKSPACE_DELETED);
     event.subject = Some(subject);
     event.labels.insert("name".into(), name.into());
@@ -22,7 +22,7 @@ async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId>
 }
 
 /// A webhook-only deployment, so every event makes exactly one message.
-fn webhook_only() -> Harness {
+pub(super) fn webhook_only() -> Harness {
     let delivery = herald_application::DeliveryConfig::new(
         Method::Webhook,
         std::collections::BTreeSet::from([Method::Webhook]),
@@ -32,14 +32,14 @@ fn webhook_only() -> Harness {
     Harness::with_delivery(delivery)
 }
 
-async fn one_message(h: &Harness) -> (UserId, MessageId) {
+pub(super) async fn one_message(h: &Harness) -> (UserId, MessageId) {
     let user = h.user("u", &[]).await;
     let ids = enqueue_for(h, user.id, "ws").await;
     assert_eq!(ids.len(), 1);
     (user.id, ids[0])
 }
 
-fn as_dispatchers(d: &Arc<ScriptedDispatcher>) -> Vec<Arc<dyn Dispatcher>> {
+pub(super) fn as_dispatchers(d: &Arc<ScriptedDispatcher>) -> Vec<Arc<dyn Dispatcher>> {
     vec![d.clone()]
 }
 
