@@ -11,6 +11,8 @@ use herald_application::{Error, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE};
 use herald_domain::UserId;
 use herald_domain::catalogue::WORKSPACE_DELETED;
 
+use herald_tests::fixture::within;
+
 use super::support::{ACCESS_URL, GatedQueue, Harness, until_idle};
 
 /// Enqueueing over the harness's store with inserts held at a closed gate (webhook only, so
@@ -56,9 +58,12 @@ fn spawn_enqueue(events: &Events, event: Event) -> Answer {
 /// Starts one enqueue and waits until its insert is held at the gate.
 async fn first_held(events: &Events, queue: &GatedQueue, event: Event) -> Answer {
     let first = spawn_enqueue(events, event);
-    while queue.inserts_waiting.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    within("the first insert reaching the gate", async {
+        while queue.inserts_waiting.load(Ordering::SeqCst) == 0 {
+            until_idle().await;
+        }
+    })
+    .await;
     first
 }
 
@@ -269,4 +274,66 @@ async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
         assert_eq!(batch.await.unwrap().unwrap()[0].message_ids.len(), 1);
     }
     assert_eq!(queue.inserts.lock().unwrap().len(), MAX_BATCHES_AT_ONCE + 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_outage_while_a_group_is_stored_answers_each_of_its_callers_unavailable() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let user = h.user("u", &[]).await;
+    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
+    let grouped: Vec<Answer> = (0..3)
+        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("grouped-{n}"))))
+        .collect();
+    until_idle().await;
+    queue.release_one();
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    until_idle().await;
+    assert_eq!(
+        queue.inserts_waiting.load(Ordering::SeqCst),
+        1,
+        "the group, planned, waits to be inserted"
+    );
+
+    // The database goes away between the group's plan and its insert.
+    h.store.set_unavailable(true);
+    queue.open();
+    for answer in grouped {
+        let answer = answer.await.unwrap();
+        assert!(matches!(answer, Err(Error::Unavailable(_))), "{answer:?}");
+    }
+    h.store.set_unavailable(false);
+    assert_eq!(*queue.inserts.lock().unwrap(), [1, 3]);
+    assert_eq!(
+        h.store.list(&MessageFilter::default()).await.unwrap().len(),
+        1,
+        "only the first event's message"
+    );
+
+    // Once it is back, no group is left stuck: the next event is stored.
+    let later = events.enqueue(event_for(user.id, "later")).await.unwrap();
+    assert_eq!(later.message_ids.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_waiting_beyond_five_hundred_go_in_a_group_of_their_own() {
+    let h = Harness::new();
+    let (events, queue) = held_events(&h);
+    let user = h.user("u", &[]).await;
+    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
+    let waiting: Vec<Answer> = (0..600)
+        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("ws-{n}"))))
+        .collect();
+    until_idle().await;
+
+    queue.open();
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    let mut ids = BTreeSet::new();
+    for answer in waiting {
+        let result = answer.await.unwrap().unwrap();
+        assert_eq!(result.message_ids.len(), 1);
+        ids.insert(result.message_ids[0]);
+    }
+    assert_eq!(ids.len(), 600, "each caller its own message");
+    assert_eq!(*queue.inserts.lock().unwrap(), [1, 500, 100]);
 }
