@@ -551,4 +551,126 @@ mod tests {
         assert_eq!(find(&root.join("elsewhere")), Some(root.join("pgsql")));
         std::fs::remove_dir_all(&root).ok();
     }
+
+    /// A data directory of its own under the temp dir, which the `postgres` user can reach.
+    fn data_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-builtin-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn options(data_dir: &Path, port: Option<u16>) -> BuiltinOptions {
+        BuiltinOptions {
+            data_dir: data_dir.to_owned(),
+            port,
+        }
+    }
+
+    /// Whether `SELECT 1` runs at `url`.
+    async fn answers(url: &str) -> bool {
+        let Ok(mut connection) = PgConnection::connect(url).await else {
+            return false;
+        };
+        let one: Result<i32, _> = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&mut connection)
+            .await;
+        connection.close().await.ok();
+        one.is_ok_and(|one| one == 1)
+    }
+
+    #[tokio::test]
+    async fn a_cluster_directory_left_half_made_by_initdb_is_made_again() {
+        let dir = data_dir("half-initdb");
+        let pgdata = dir.join("postgres/data");
+        std::fs::create_dir_all(pgdata.join("base")).unwrap();
+        std::fs::write(pgdata.join("postgresql.conf"), "# cut short\n").unwrap();
+
+        let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+
+        assert!(pgdata.join("PG_VERSION").is_file());
+        assert!(answers(cluster.url()).await);
+        cluster.stop().await.unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_postmaster_pid_left_by_a_crash_does_not_stop_the_next_start() {
+        let dir = data_dir("stale-pid");
+        let pid_file = dir.join("postgres/data/postmaster.pid");
+        let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+        let left_behind = std::fs::read_to_string(&pid_file).unwrap();
+        let postmaster = Path::new("/proc").join(left_behind.lines().next().unwrap());
+        cluster.stop().await.unwrap();
+        // The pid file goes before the process has quite exited.
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while postmaster.exists() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+        // As a crash leaves it: the file names a postmaster that is gone.
+        std::fs::write(&pid_file, left_behind).unwrap();
+
+        let again = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+
+        assert!(answers(again.url()).await);
+        again.stop().await.unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn the_port_asked_for_is_the_one_listened_on() {
+        let dir = data_dir("port");
+        let port = free_port().unwrap();
+
+        let cluster = BuiltinPostgres::start(&options(&dir, Some(port)))
+            .await
+            .unwrap();
+
+        assert_eq!(cluster.port(), port);
+        let url = format!("postgres://{SYSTEM_USER}@127.0.0.1:{port}/{DATABASE}");
+        assert_eq!(cluster.url(), url);
+        assert!(answers(&url).await);
+        cluster.stop().await.unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_herald_database_that_cannot_be_created_fails_the_start_and_stops_the_cluster() {
+        let dir = data_dir("no-template");
+        let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+        let admin = format!(
+            "postgres://{SYSTEM_USER}@127.0.0.1:{}/postgres",
+            cluster.port()
+        );
+        let mut connection = PgConnection::connect(&admin).await.unwrap();
+        // Without template1, CREATE DATABASE has nothing to copy.
+        for statement in [
+            "DROP DATABASE herald",
+            "ALTER DATABASE template1 RENAME TO template_gone",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        connection.close().await.ok();
+        cluster.stop().await.unwrap();
+
+        let err = BuiltinPostgres::start(&options(&dir, None))
+            .await
+            .unwrap_err();
+
+        let chain = format!("{err:#}");
+        assert!(chain.contains("creating the herald database"), "{chain}");
+        assert!(
+            !dir.join("postgres/data/postmaster.pid").exists(),
+            "the cluster was left running"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -1,6 +1,7 @@
 //! `PgStore::connect`'s own pool: the session settings a standalone server runs with, and the
 //! connections a store keeps between statements.
 
+use herald_application::ports::StoreError;
 use herald_postgres::PgStore;
 use herald_tests::postgres::TestDatabase;
 
@@ -176,7 +177,10 @@ async fn a_kept_connection_the_server_ended_fails_one_statement_and_is_replaced(
     assert!(!ended.is_empty());
 
     let first = store.notifier_paused().await;
-    assert!(first.is_err(), "the kept connection was ended: {first:?}");
+    assert!(
+        matches!(first, Err(StoreError::Unavailable(_))),
+        "the kept connection was ended: {first:?}"
+    );
     assert!(
         !store.notifier_paused().await.unwrap(),
         "a new one serves the next"

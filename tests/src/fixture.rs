@@ -20,13 +20,15 @@ use async_trait::async_trait;
 use herald_application::CachedTemplates;
 use herald_application::ports::{
     InboxFeed, InboxStore, MessageQueue, PreferenceStore, SettingsStore, SystemClock,
-    TemplateStore, TokenStore, UserRegistry, Wakeup,
+    TemplateStore, TokenStore, UserRegistry, Wakeup, WakeupListener,
 };
 use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
 
+use crate::link::Link;
 use crate::postgres::TestDatabase;
-use herald_postgres::{PgSignals, PgStore};
+use herald_postgres::{PgSignals, PgStore, RESUMED_PAYLOAD, WAKEUP_CHANNEL};
+use sqlx::postgres::PgListener;
 
 /// The ports of one backend for one test: a store of its own (the catalogue seeded, nothing
 /// else), its inbox feed and its wake-ups.
@@ -51,16 +53,21 @@ impl Backend {
         self.hooks.replica().await
     }
 
+    /// Watches the wake-ups sent on this backend from now on, in the order they were sent.
+    pub async fn watch_wakeups(&self) -> Box<dyn WakeupWatch> {
+        self.hooks.watch_wakeups().await
+    }
+
     /// Plays another replica holding the purge lock until the returned value is dropped.
     pub async fn hold_purge_lock(&self) -> PurgeLockHeld {
         self.hooks.hold_purge_lock().await
     }
 
     /// Makes the storage ports fail with `StoreError::Unavailable` (changing nothing) while
-    /// `true`. Returns `false`, doing nothing, when the backend cannot simulate an outage; a
-    /// test needing one then has nothing to check.
-    pub async fn set_unavailable(&self, unavailable: bool) -> bool {
-        self.hooks.set_unavailable(unavailable).await
+    /// `true`: the memory store's failure switch; PostgreSQL's connections cut, and new ones
+    /// closed, by the [`Link`] the backend reaches its server through.
+    pub async fn set_unavailable(&self, unavailable: bool) {
+        self.hooks.set_unavailable(unavailable).await;
     }
 }
 
@@ -71,8 +78,67 @@ pub trait BackendHooks: Send + Sync + fmt::Debug {
 
     async fn hold_purge_lock(&self) -> PurgeLockHeld;
 
-    /// Optional: return `false` when an outage cannot be simulated.
-    async fn set_unavailable(&self, unavailable: bool) -> bool;
+    async fn set_unavailable(&self, unavailable: bool);
+
+    async fn watch_wakeups(&self) -> Box<dyn WakeupWatch>;
+}
+
+/// The wake-ups a backend sent since a watch began, seen without waiting for one that may
+/// never come.
+#[async_trait]
+pub trait WakeupWatch: Send + fmt::Debug {
+    /// Whether a "messages were queued" wake-up was sent since the previous call (or since
+    /// the watch began); every wake-up sent before this call is counted.
+    async fn any_queued_since(&mut self) -> bool;
+}
+
+/// The memory backend's wake-ups reach listeners before `wake` returns: a listener of its own
+/// holds one if any was sent.
+#[derive(Debug)]
+struct ListenerWatch {
+    listener: WakeupListener,
+}
+
+#[async_trait]
+impl WakeupWatch for ListenerWatch {
+    async fn any_queued_since(&mut self) -> bool {
+        is_ready_now(self.listener.wait()).await
+    }
+}
+
+/// PostgreSQL's wake-ups are NOTIFYs on [`WAKEUP_CHANNEL`], delivered in commit order: a
+/// connection LISTENing there sees every one sent before a sentinel NOTIFY of its own.
+#[derive(Debug)]
+struct NotifyWatch {
+    listener: PgListener,
+    store: PgStore,
+}
+
+#[async_trait]
+impl WakeupWatch for NotifyWatch {
+    async fn any_queued_since(&mut self) -> bool {
+        let sentinel = format!("sentinel-{}", uuid::Uuid::new_v4().simple());
+        if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WAKEUP_CHANNEL)
+            .bind(&sentinel)
+            .execute(self.store.pool())
+            .await
+        {
+            panic!("cannot send the sentinel NOTIFY: {err}");
+        }
+        let mut queued = false;
+        within("the sentinel NOTIFY", async {
+            loop {
+                match self.listener.recv().await {
+                    Ok(notification) if notification.payload() == sentinel => break,
+                    Ok(notification) => queued |= notification.payload() != RESUMED_PAYLOAD,
+                    Err(err) => panic!("the wake-up watch lost its connection: {err}"),
+                }
+            }
+        })
+        .await;
+        queued
+    }
 }
 
 /// How a backend gives a held purge lock back.
@@ -172,38 +238,45 @@ impl BackendHooks for MemoryBackend {
         PurgeLockHeld::new(self.store.hold_purge_lock())
     }
 
-    async fn set_unavailable(&self, unavailable: bool) -> bool {
+    async fn set_unavailable(&self, unavailable: bool) {
         self.store.set_unavailable(unavailable);
-        true
+    }
+
+    async fn watch_wakeups(&self) -> Box<dyn WakeupWatch> {
+        Box::new(ListenerWatch {
+            listener: self.wakeup.subscribe(),
+        })
     }
 }
 
 /// A fresh PostgreSQL backend: a database of its own (migrated, the catalogue seeded).
 ///
 /// Every port is PostgreSQL: [`herald_postgres::PgStore`] for the stores and the queue,
-/// [`herald_postgres::PgSignals`] (LISTEN/NOTIFY) for the inbox feed and wake-ups. Outages are
-/// not simulated (the one test using them does nothing here).
+/// [`herald_postgres::PgSignals`] (LISTEN/NOTIFY) for the inbox feed and wake-ups. Their
+/// connections go through a [`Link`] to the server, which [`Backend::set_unavailable`] cuts.
 ///
 /// # Panics
 /// When no test server is available (see [`crate::postgres`]).
 pub async fn postgres() -> Backend {
     let database = Arc::new(TestDatabase::create().await);
-    let store = database.store.clone();
-    PostgresBackend::on(database, store).await.backend()
+    let link = Arc::new(Link::to(TestDatabase::server_address().await).await);
+    PostgresBackend::on(database, link).await.backend()
 }
 
 /// The PostgreSQL backend. A replica is another pool and LISTEN connection on the same
-/// database, as another `herald` process would have. The database is dropped with the last
-/// handle on it.
+/// database, through the same link, as another `herald` process would have. The database is
+/// dropped with the last handle on it.
 #[derive(Debug, Clone)]
 struct PostgresBackend {
     database: Arc<TestDatabase>,
+    link: Arc<Link>,
     store: PgStore,
     signals: Arc<PgSignals>,
 }
 
 impl PostgresBackend {
-    async fn on(database: Arc<TestDatabase>, store: PgStore) -> Self {
+    async fn on(database: Arc<TestDatabase>, link: Arc<Link>) -> Self {
+        let store = database.store_via(link.address()).await;
         let signals = match PgSignals::start(store.pool().clone()).await {
             Ok(signals) => Arc::new(signals),
             Err(err) => panic!(
@@ -213,6 +286,7 @@ impl PostgresBackend {
         };
         Self {
             database,
+            link,
             store,
             signals,
         }
@@ -239,8 +313,9 @@ impl PostgresBackend {
 #[async_trait]
 impl BackendHooks for PostgresBackend {
     async fn replica(&self) -> Backend {
-        let store = self.database.replica().await;
-        Self::on(self.database.clone(), store).await.backend()
+        Self::on(self.database.clone(), self.link.clone())
+            .await
+            .backend()
     }
 
     async fn hold_purge_lock(&self) -> PurgeLockHeld {
@@ -254,8 +329,25 @@ impl BackendHooks for PostgresBackend {
         }
     }
 
-    async fn set_unavailable(&self, _unavailable: bool) -> bool {
-        false
+    async fn set_unavailable(&self, unavailable: bool) {
+        if unavailable {
+            self.link.cut().await;
+        } else {
+            self.link.restore();
+        }
+    }
+
+    async fn watch_wakeups(&self) -> Box<dyn WakeupWatch> {
+        // Straight to the server, so a cut link does not blind the watch.
+        let store = self.database.store.clone();
+        let mut listener = match PgListener::connect_with(store.pool()).await {
+            Ok(listener) => listener,
+            Err(err) => panic!("cannot connect the wake-up watch: {err}"),
+        };
+        if let Err(err) = listener.listen(WAKEUP_CHANNEL).await {
+            panic!("cannot LISTEN for wake-ups: {err}");
+        }
+        Box::new(NotifyWatch { listener, store })
     }
 }
 

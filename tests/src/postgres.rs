@@ -132,6 +132,35 @@ impl TestDatabase {
         connect(&self.name).await
     }
 
+    /// Another store on the same database with a pool of its own, reaching the server at
+    /// `address` (a [`crate::link::Link`] to it) rather than directly.
+    pub async fn store_via(&self, address: std::net::SocketAddr) -> PgStore {
+        let options = admin_options()
+            .clone()
+            .host(&address.ip().to_string())
+            .port(address.port());
+        connect_with(options, &self.name).await
+    }
+
+    /// The test server's TCP address, for a [`crate::link::Link`] to it.
+    ///
+    /// # Panics
+    /// When the server is reached over a Unix socket, or its host name does not resolve.
+    pub async fn server_address() -> std::net::SocketAddr {
+        let admin = admin_options();
+        let (host, port) = (admin.get_host(), admin.get_port());
+        if host.starts_with('/') {
+            panic!("a link to the test server needs TCP, not the Unix socket in {host}");
+        }
+        match tokio::net::lookup_host((host, port)).await {
+            Ok(mut addresses) => match addresses.next() {
+                Some(address) => address,
+                None => panic!("the test server's host {host} has no address"),
+            },
+            Err(err) => panic!("cannot resolve the test server's host {host}: {err}"),
+        }
+    }
+
     /// A URL for this database, as a server would be given it.
     pub fn url(&self) -> String {
         admin_options()
@@ -144,11 +173,13 @@ impl TestDatabase {
 
 /// The tests' pools plan statements as [`PgStore::connect`]'s do, and are their stores' own.
 async fn connect(name: &str) -> PgStore {
+    connect_with(admin_options().clone(), name).await
+}
+
+async fn connect_with(server: PgConnectOptions, name: &str) -> PgStore {
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .connect_with(PgStore::session_settings(
-            admin_options().clone().database(name),
-        ))
+        .connect_with(PgStore::session_settings(server.database(name)))
         .await;
     match pool {
         Ok(pool) => PgStore::from_own_pool(pool),

@@ -187,6 +187,13 @@ pub struct ServerOptions {
     pub reject_data: Option<&'static str>,
     /// Answers `RCPT TO` of this address with 550.
     pub refuse_rcpt: Option<&'static str>,
+    /// Answers `RCPT TO` of this address with 450 (greylisting).
+    pub greylist_rcpt: Option<&'static str>,
+    /// Answers AUTH PLAIN with 454 (a temporary authentication failure).
+    pub auth_unavailable: bool,
+    /// Drops the first connection that sends `MAIL FROM`, without a reply (recorded as
+    /// `reset`).
+    pub reset_first_mail: bool,
     /// Never answers the end of the first message's DATA (recorded as `hung_data`).
     pub hang_first_data: bool,
 }
@@ -202,6 +209,9 @@ impl Default for ServerOptions {
             identity: None,
             reject_data: None,
             refuse_rcpt: None,
+            greylist_rcpt: None,
+            auth_unavailable: false,
+            reset_first_mail: false,
             hang_first_data: false,
         }
     }
@@ -298,6 +308,15 @@ impl SmtpServer {
         }
         if let Some(address) = options.refuse_rcpt {
             command.args(["--refuse-rcpt", address]);
+        }
+        if let Some(address) = options.greylist_rcpt {
+            command.args(["--greylist-rcpt", address]);
+        }
+        if options.auth_unavailable {
+            command.arg("--auth-unavailable");
+        }
+        if options.reset_first_mail {
+            command.arg("--reset-first-mail");
         }
         if options.hang_first_data {
             command.arg("--hang-first-data");

@@ -17,7 +17,9 @@ Modes: --tls none | starttls | implicit (with --cert and --key); --auth PLAIN,LO
 none (XOAUTH9 is a mechanism Herald does not know; it always fails); --user/--password the
 accepted credentials; --identity an authorization identity PLAIN may also ask for (besides
 none, i.e. "", and the login itself; "authzid" records what PLAIN sent, null for LOGIN); --reject-data CODE answers the end of DATA with CODE; --refuse-rcpt ADDR
-answers RCPT TO:<ADDR> with 550; --hang-first-data never answers the end of the first message's
+answers RCPT TO:<ADDR> with 550, --greylist-rcpt ADDR with 450; --auth-unavailable answers
+AUTH PLAIN with 454; --reset-first-mail drops the first connection that sends MAIL FROM
+without a reply; --hang-first-data never answers the end of the first message's
 DATA (recorded as "hung_data"); --client-ca asks for (but does not require) a client
 certificate signed by that CA.
 """
@@ -41,6 +43,8 @@ class Handler:
     def __init__(self, args):
         self.args = args
         self.refused = {address.lower() for address in args.refuse_rcpt}
+        self.greylisted = {address.lower() for address in args.greylist_rcpt}
+        self.reset = False
         self.offered = set() if args.auth == "none" else set(args.auth.split(","))
         self.hung = False
 
@@ -55,9 +59,22 @@ class Handler:
             responses = [line for line in responses if not line.startswith("250-AUTH")]
         return responses
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.args.reset_first_mail and not self.reset:
+            # Mid-conversation, the connection is gone: no reply, the socket reset.
+            self.reset = True
+            self.record({"event": "reset", "mail_from": address})
+            server.transport.abort()
+            return "421 4.4.2 Connection dropped"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.refused:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address.lower() in self.greylisted:
+            return f"450 4.7.1 <{address}>: Recipient address rejected: Greylisted, try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -115,6 +132,9 @@ class Handler:
     async def auth_PLAIN(self, server, args):
         # aiosmtpd's own PLAIN drops the authorization identity; this one records it (RFC 4616:
         # "authzid NUL authcid NUL password", authzid empty for "act as authcid").
+        if self.args.auth_unavailable:
+            await server.push("454 4.7.0 Temporary authentication failure")
+            return AuthResult(success=False, handled=True)
         if len(args) == 1:
             blob = await server.challenge_auth("")
             if blob is MISSING:
@@ -212,6 +232,9 @@ def parse_args():
     parser.add_argument("--identity", default="")
     parser.add_argument("--reject-data", default="")
     parser.add_argument("--refuse-rcpt", action="append", default=[])
+    parser.add_argument("--greylist-rcpt", action="append", default=[])
+    parser.add_argument("--auth-unavailable", action="store_true")
+    parser.add_argument("--reset-first-mail", action="store_true")
     parser.add_argument("--hang-first-data", action="store_true")
     args = parser.parse_args()
     if args.tls != "none" and not (args.cert and args.key):

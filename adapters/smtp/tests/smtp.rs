@@ -750,6 +750,88 @@ async fn a_recipient_refused_with_550_is_permanent() {
 }
 
 #[tokio::test]
+async fn a_recipient_greylisted_with_450_is_retryable() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        greylist_rcpt: Some("danny@example.com"),
+        ..ServerOptions::default()
+    });
+
+    let err = env
+        .dispatcher(env.config(&server))
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("450"), "{}", err.reason);
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_temporary_authentication_failure_454_is_retryable() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        auth: "PLAIN",
+        auth_unavailable: true,
+        ..ServerOptions::default()
+    });
+    let mut config = env.config(&server);
+    authenticate(&mut config);
+
+    let err = env
+        .dispatcher(config)
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("454"), "{}", err.reason);
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_conversation_is_retryable_and_the_next_send_reconnects() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        reset_first_mail: true,
+        ..ServerOptions::default()
+    });
+    let dispatcher = env.dispatcher(env.config(&server));
+
+    let err = dispatcher
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert_eq!(server.events("reset").len(), 1);
+    assert!(server.messages().is_empty());
+    dispatcher
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(server.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_non_ascii_address_to_a_server_without_smtputf8_is_permanent() {
+    let env = TestEnv::new();
+    // aiosmtpd does not offer SMTPUTF8 unless asked to.
+    let server = env.server(ServerOptions::default());
+
+    let err = env
+        .dispatcher(env.config(&server))
+        .dispatch(&delivery("dänny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(!err.retryable, "{err:?}");
+    assert!(err.reason.contains("SMTPUTF8"), "{}", err.reason);
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
 async fn a_refused_connection_is_retryable() {
     let env = TestEnv::new();
     // A port held by a socket that never listens: connections to it are refused, and no

@@ -11,7 +11,7 @@ use herald_domain::message::StatusChange;
 use herald_domain::{
     Completion, DedupeHash, Message, MessageId, MessageStatus, RetryPolicy, UserId, catalogue,
 };
-use herald_tests::fixture::{Backend, is_ready_now, within};
+use herald_tests::fixture::{Backend, within};
 use herald_tests::sample::{self, LEASE_PERIOD, lease_request, t0};
 
 const POLICY: RetryPolicy = RetryPolicy {
@@ -172,21 +172,20 @@ async fn a_repeated_hash_in_one_batch_is_a_duplicate(backend: Backend) {
 async fn an_enqueue_wakes_the_notifiers_exactly_when_the_queue_says_it_does(backend: Backend) {
     let replica = backend.replica().await;
     let listener = replica.wakeup.subscribe();
+    let mut wakeups = backend.watch_wakeups().await;
     let hash = sample::dedupe_hash();
 
     enqueue(&backend, &[hashed(&hash, t0())]).await;
-    if backend.queue.wakes_notifiers() {
+    let woken = wakeups.any_queued_since().await;
+    assert_eq!(woken, backend.queue.wakes_notifiers(), "woken: {woken}");
+    if woken {
         within("the wake-up from the enqueue", listener.wait()).await;
-    } else {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert!(!is_ready_now(listener.wait()).await, "woken without a wake");
     }
 
     let outcomes = enqueue(&backend, &[hashed(&hash, t0())]).await;
     assert_eq!(outcomes, [EnqueueOutcome::Duplicate]);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(
-        !is_ready_now(listener.wait()).await,
+        !wakeups.any_queued_since().await,
         "a batch that queued nothing woke the notifiers"
     );
 }
@@ -301,9 +300,7 @@ async fn an_unavailable_queue_refuses_everything_and_changes_nothing(backend: Ba
     let [kept] = queue_at(&backend, user, &[secs(0)]).await[..] else {
         unreachable!()
     };
-    if !backend.set_unavailable(true).await {
-        return;
-    }
+    backend.set_unavailable(true).await;
     let refused = sample::new_message(user, t0());
     let unavailable =
         |result: Result<_, StoreError>| matches!(result, Err(StoreError::Unavailable(_)));

@@ -132,7 +132,7 @@ async fn a_repeated_delivery_is_stored_and_announced_once() {
 async fn a_slow_watcher_never_blocks_delivery_and_is_dropped() {
     let s = setup();
     let user = UserId::random();
-    let _stalled = s.feed.subscribe(user).await.unwrap(); // never read
+    let mut stalled = s.feed.subscribe(user).await.unwrap(); // not read until the end
     let mut live = s.feed.subscribe(user).await.unwrap();
     let count = MemoryInboxFeed::WATCHER_CAPACITY + 10;
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -145,6 +145,20 @@ async fn a_slow_watcher_never_blocks_delivery_and_is_dropped() {
     .await
     .expect("delivery never waits for a stalled watcher");
     assert_eq!(listed(&s.store, user).await.len(), count);
+
+    let mut kept = 0;
+    let dropped = tokio::time::timeout(Duration::from_secs(5), async {
+        while stalled.next().await.is_some() {
+            kept += 1;
+        }
+    })
+    .await;
+    assert!(dropped.is_ok(), "the stalled watcher is still subscribed");
+    assert_eq!(
+        kept,
+        MemoryInboxFeed::WATCHER_CAPACITY,
+        "what it held when dropped"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ use herald_application::{DefaultMethod, Error, Event, Events, MAX_BATCHES_AT_ONC
 use herald_domain::catalogue::WORKSPACE_DELETED;
 use herald_domain::{Method, UserId};
 
-use super::support::{GatedQueue, Harness, settle};
+use herald_tests::fixture::within;
+
+use super::support::{GatedQueue, Harness, until_idle};
 
 /// A webhook-only harness (one message per event) whose inserts are held at a closed gate.
 fn held_events() -> (Harness, Arc<GatedQueue>) {
@@ -44,13 +46,16 @@ fn spawn_enqueue(events: &Events, event: Event) -> Answer {
 /// Starts one enqueue and waits until its insert is held at the gate.
 async fn first_held(events: &Events, queue: &GatedQueue, event: Event) -> Answer {
     let first = spawn_enqueue(events, event);
-    while queue.inserts_waiting.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    within("the first insert reaching the gate", async {
+        while queue.inserts_waiting.load(Ordering::SeqCst) == 0 {
+            until_idle().await;
+        }
+    })
+    .await;
     first
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() {
     let (h, queue) = held_events();
     let events = h.events.clone();
@@ -64,7 +69,7 @@ async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() 
         .enumerate()
         .map(|(n, user)| spawn_enqueue(&events, event_for(user.id, &format!("ws-{}", n + 1))))
         .collect();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         1,
@@ -91,7 +96,7 @@ async fn events_arriving_during_an_insert_are_stored_together_in_the_next_one() 
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_the_next_group() {
     let (h, queue) = held_events();
     let events = h.events.clone();
@@ -99,10 +104,10 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
     let first = first_held(&events, &queue, event_for(user.id, "first")).await;
     let b = spawn_enqueue(&events, event_for(user.id, "b"));
     let c = spawn_enqueue(&events, event_for(user.id, "c"));
-    settle().await;
+    until_idle().await;
     queue.release_one();
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         1,
@@ -111,9 +116,9 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
 
     // d arrives while b and c's group is held, so it waits to go in the next group.
     let d = spawn_enqueue(&events, event_for(user.id, "d"));
-    settle().await;
+    until_idle().await;
     queue.release_one();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         1,
@@ -132,7 +137,7 @@ async fn a_caller_whose_event_went_in_a_group_is_answered_without_waiting_for_th
     assert_eq!(*queue.inserts.lock().unwrap(), [1, 2, 1]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() {
     let (h, queue) = held_events();
     let events = h.events.clone();
@@ -140,16 +145,16 @@ async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() 
     let first = first_held(&events, &queue, event_for(user.id, "first")).await;
     let gone = spawn_enqueue(&events, event_for(user.id, "gone"));
     let stays = spawn_enqueue(&events, event_for(user.id, "stays"));
-    settle().await;
+    until_idle().await;
 
     // Its client hangs up while the group before is being stored: it was never answered.
     gone.abort();
-    settle().await;
+    until_idle().await;
     queue.open();
 
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
     assert_eq!(stays.await.unwrap().unwrap().message_ids.len(), 1);
-    settle().await;
+    until_idle().await;
     assert_eq!(*queue.inserts.lock().unwrap(), [1, 1]);
     let stored: Vec<String> = h
         .store
@@ -162,7 +167,7 @@ async fn an_event_whose_caller_went_away_before_a_group_took_it_is_not_stored() 
     assert!(!stored.contains(&"gone".to_owned()), "stored: {stored:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     let (h, queue) = held_events();
     let events = h.events.clone();
@@ -171,7 +176,7 @@ async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     let before = spawn_enqueue(&events, event_for(good.id, "before"));
     let bad = spawn_enqueue(&events, event_for(UserId::random(), "bad"));
     let after = spawn_enqueue(&events, event_for(good.id, "after"));
-    settle().await;
+    until_idle().await;
 
     queue.open();
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
@@ -198,7 +203,7 @@ async fn a_bad_event_in_a_group_is_refused_alone_and_the_others_are_queued() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
     let (h, queue) = held_events();
     let events = h.events.clone();
@@ -207,16 +212,16 @@ async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
     let others: Vec<Answer> = (0..3)
         .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("other-{n}"))))
         .collect();
-    settle().await;
+    until_idle().await;
 
     // The leader's caller hangs up while its insert is held.
     leader.abort();
-    settle().await;
+    until_idle().await;
     queue.open();
     for other in others {
         assert_eq!(other.await.unwrap().unwrap().message_ids.len(), 1);
     }
-    settle().await;
+    until_idle().await;
     assert_eq!(
         h.store.list(&MessageFilter::default()).await.unwrap().len(),
         4,
@@ -224,7 +229,7 @@ async fn a_caller_that_goes_away_while_storing_a_group_loses_no_ones_event() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
     let (h, queue) = held_events();
     let events = h.events.clone();
@@ -236,7 +241,7 @@ async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
             tokio::spawn(async move { events.enqueue_batch(vec![event]).await })
         })
         .collect();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         MAX_BATCHES_AT_ONCE,
@@ -244,7 +249,7 @@ async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
     );
 
     queue.release_one();
-    settle().await;
+    until_idle().await;
     assert_eq!(
         queue.inserts_waiting.load(Ordering::SeqCst),
         MAX_BATCHES_AT_ONCE,
@@ -257,4 +262,66 @@ async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
         assert_eq!(batch.await.unwrap().unwrap()[0].message_ids.len(), 1);
     }
     assert_eq!(queue.inserts.lock().unwrap().len(), MAX_BATCHES_AT_ONCE + 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_outage_while_a_group_is_stored_answers_each_of_its_callers_unavailable() {
+    let (h, queue) = held_events();
+    let events = h.events.clone();
+    let user = h.user("u", &[]).await;
+    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
+    let grouped: Vec<Answer> = (0..3)
+        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("grouped-{n}"))))
+        .collect();
+    until_idle().await;
+    queue.release_one();
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    until_idle().await;
+    assert_eq!(
+        queue.inserts_waiting.load(Ordering::SeqCst),
+        1,
+        "the group, planned, waits to be inserted"
+    );
+
+    // The database goes away between the group's plan and its insert.
+    h.store.set_unavailable(true);
+    queue.open();
+    for answer in grouped {
+        let answer = answer.await.unwrap();
+        assert!(matches!(answer, Err(Error::Unavailable(_))), "{answer:?}");
+    }
+    h.store.set_unavailable(false);
+    assert_eq!(*queue.inserts.lock().unwrap(), [1, 3]);
+    assert_eq!(
+        h.store.list(&MessageFilter::default()).await.unwrap().len(),
+        1,
+        "only the first event's message"
+    );
+
+    // Once it is back, no group is left stuck: the next event is stored.
+    let later = events.enqueue(event_for(user.id, "later")).await.unwrap();
+    assert_eq!(later.message_ids.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_waiting_beyond_five_hundred_go_in_a_group_of_their_own() {
+    let (h, queue) = held_events();
+    let events = h.events.clone();
+    let user = h.user("u", &[]).await;
+    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
+    let waiting: Vec<Answer> = (0..600)
+        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("ws-{n}"))))
+        .collect();
+    until_idle().await;
+
+    queue.open();
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    let mut ids = BTreeSet::new();
+    for answer in waiting {
+        let result = answer.await.unwrap().unwrap();
+        assert_eq!(result.message_ids.len(), 1);
+        ids.insert(result.message_ids[0]);
+    }
+    assert_eq!(ids.len(), 600, "each caller its own message");
+    assert_eq!(*queue.inserts.lock().unwrap(), [1, 500, 100]);
 }

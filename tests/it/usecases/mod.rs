@@ -5,6 +5,7 @@ mod enqueue;
 mod group_enqueue;
 mod metrics;
 mod notifier;
+mod notifier_failures;
 mod services;
 mod support;
 mod template_cache;

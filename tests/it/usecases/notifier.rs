@@ -11,10 +11,10 @@ use herald_application::{Cycle, Event, NotifierConfig};
 use herald_domain::catalogue::{TEMPLATE_DELETED, WORKSPACE_DELETED};
 use herald_domain::{MessageId, MessageStatus, Method, Role, UserId};
 
-use super::support::{GatedQueue, Harness, ScriptedDispatcher, quiet_config, settle};
+use super::support::{GatedQueue, Harness, ScriptedDispatcher, quiet_config, until_idle};
 
 /// Queues one Workspace Deleted event per subject: a webhook and an inbox message each.
-async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId> {
+pub(super) async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId> {
     let mut event = Event::new(WORKSPACE_DELETED);
     event.subject = Some(subject);
     event.labels.insert("name".into(), name.into());
@@ -22,18 +22,18 @@ async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId>
 }
 
 /// A webhook-only deployment, so every event makes exactly one message.
-fn webhook_only() -> Harness {
+pub(super) fn webhook_only() -> Harness {
     Harness::webhook_only()
 }
 
-async fn one_message(h: &Harness) -> (UserId, MessageId) {
+pub(super) async fn one_message(h: &Harness) -> (UserId, MessageId) {
     let user = h.user("u", &[]).await;
     let ids = enqueue_for(h, user.id, "ws").await;
     assert_eq!(ids.len(), 1);
     (user.id, ids[0])
 }
 
-fn as_dispatchers(d: &Arc<ScriptedDispatcher>) -> Vec<Arc<dyn Dispatcher>> {
+pub(super) fn as_dispatchers(d: &Arc<ScriptedDispatcher>) -> Vec<Arc<dyn Dispatcher>> {
     vec![d.clone()]
 }
 
@@ -56,8 +56,15 @@ async fn a_successful_dispatch_ends_sent_with_the_rendered_message() {
     let delivery = &webhook.delivered()[0];
     assert_eq!(delivery.message_id, id);
     assert_eq!(delivery.recipient, user);
-    assert!(!delivery.rendered.title.is_empty());
-    assert!(!delivery.rendered.body.is_empty());
+    assert_eq!(delivery.rendered.title, "Workspace \"ws\" deleted");
+    assert!(
+        delivery
+            .rendered
+            .body
+            .starts_with("Hi u,\n\nYour workspace ws has been deleted."),
+        "{:?}",
+        delivery.rendered.body
+    );
 }
 
 #[tokio::test]
@@ -155,6 +162,16 @@ async fn the_retry_time_a_receiver_asks_for_is_honoured() {
     notifier.run_cycle().await.unwrap();
     notifier.flush().await;
     assert_eq!(h.message(id).await.next_retry_after, Some(later));
+
+    h.clock.advance(Age::minutes(59));
+    assert_eq!(
+        notifier.run_cycle().await.unwrap(),
+        Cycle::Dispatched(0),
+        "held back beyond the retry interval, until the time asked for"
+    );
+    h.clock.advance(Age::minutes(1));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    assert_eq!(webhook.delivered_ids(), [id, id]);
 }
 
 #[tokio::test]
@@ -387,7 +404,7 @@ async fn a_full_buffer_stops_leasing_until_it_is_written_and_nothing_is_lost() {
     let notifier = h.notifier_over(gated.clone(), config, as_dispatchers(&webhook));
     let handle = notifier.spawn();
 
-    settle().await;
+    until_idle().await;
     // The first batch filled the buffer; its write-back is held: no second lease.
     assert_eq!(gated.leases(), 1);
     assert_eq!(
@@ -441,7 +458,7 @@ async fn the_next_batch_is_leased_while_a_full_one_is_dispatched_and_dispatched_
     let handle = h
         .notifier_over(queue.clone(), config, as_dispatchers(&webhook))
         .spawn();
-    settle().await;
+    until_idle().await;
     assert_eq!(webhook.delivered().len(), 5, "the first batch is in flight");
     assert_eq!(
         queue.leases(),
@@ -517,7 +534,7 @@ async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
         as_dispatchers(&webhook),
     );
     let handle = notifier.spawn();
-    settle().await;
+    until_idle().await;
     assert!(
         webhook.delivered().is_empty(),
         "the first batch is being prepared"
@@ -531,7 +548,7 @@ async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
     directory
         .gate
         .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
-    settle().await;
+    until_idle().await;
     handle.stop().await;
     assert_eq!(
         webhook.delivered_ids(),
@@ -593,7 +610,7 @@ async fn a_write_back_in_progress_holds_dispatching_only_once_the_buffer_fills_a
     let handle = h
         .notifier_over(gated.clone(), config, as_dispatchers(&webhook))
         .spawn();
-    settle().await;
+    until_idle().await;
     // The first 10 results filled the buffer; their write-back is held. The next 10 are
     // dispatched meanwhile, and only the second full buffer waits for the first write-back.
     assert_eq!(
@@ -616,7 +633,7 @@ async fn a_notifier_picks_up_a_new_message_on_the_wake_up_without_waiting_for_th
     let h = webhook_only();
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
     let handle = h.notifier(quiet_config(), as_dispatchers(&webhook)).spawn();
-    settle().await;
+    until_idle().await;
 
     let started = tokio::time::Instant::now();
     let (_, id) = one_message(&h).await;
@@ -854,18 +871,18 @@ async fn a_paused_notifier_reads_the_switch_at_most_once_per_recheck_interval_an
     );
     h.settings.set_notifier_paused(true).await.unwrap();
     let handle = notifier.spawn();
-    settle().await;
+    until_idle().await;
     assert_eq!(switch.reads(), 1, "the first cycle found the switch on");
 
     // Every enqueue wakes the notifier; while paused it does not read the switch each time.
     let mut ids = Vec::new();
     for n in 0..10 {
         ids.extend(enqueue_for(&h, owner.id, &format!("ws-{n}")).await);
-        settle().await;
+        until_idle().await;
     }
     assert_eq!(switch.reads(), 1);
     tokio::time::advance(PAUSED_RECHECK_INTERVAL).await;
-    settle().await;
+    until_idle().await;
     assert_eq!(
         switch.reads(),
         2,
@@ -877,10 +894,10 @@ async fn a_paused_notifier_reads_the_switch_at_most_once_per_recheck_interval_an
     // interval on its account. Turning the switch off wakes it as a resume: it reads the switch
     // at once (no time passes here) and delivers.
     ids.extend(enqueue_for(&h, owner.id, "ws-last").await);
-    settle().await;
+    until_idle().await;
     assert_eq!(switch.reads(), 2);
     h.settings.set_notifier_paused(false).await.unwrap();
-    settle().await;
+    until_idle().await;
     assert_eq!(switch.reads(), 3);
     assert_eq!(webhook.delivered_ids(), ids);
     handle.stop().await;

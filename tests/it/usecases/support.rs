@@ -415,9 +415,9 @@ pub fn quiet_config() -> NotifierConfig {
     }
 }
 
-/// Lets every other task run until nothing is ready (with paused time, no clock moves).
-pub async fn settle() {
-    for _ in 0..50 {
-        tokio::task::yield_now().await;
-    }
+/// Waits until every other task is idle (waiting on a lock, a channel, a gate or a timer).
+/// Needs the test's tokio time paused (`start_paused = true`): a paused clock moves, and so
+/// this tick's timer fires, only once no task can run; tokio's clock is then one tick later.
+pub async fn until_idle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
 }

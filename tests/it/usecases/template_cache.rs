@@ -13,7 +13,7 @@ use herald_domain::{Method, Template, TemplateId};
 use herald_memory::MemoryStore;
 use tokio::sync::Semaphore;
 
-use super::support::{Harness, settle};
+use super::support::{Harness, until_idle};
 
 /// The harness's store as a `TemplateStore` that counts its reads and can hold `list` after
 /// it has read (so a change can land while a stale catalogue is on its way back).
@@ -226,7 +226,7 @@ async fn a_template_the_cached_catalogue_lacks_is_asked_of_the_store() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_catalogue_read_while_a_change_was_made_here_is_not_kept() {
     let h = webhook_and_smtp();
     let store = CountingTemplates::holding_lists(h.store.clone());
@@ -252,7 +252,7 @@ async fn a_catalogue_read_while_a_change_was_made_here_is_not_kept() {
         Some(Method::Smtp),
         "the stale catalogue was not used"
     );
-    settle().await;
+    until_idle().await;
 
     store.gate.add_permits(1);
     let again = cache.get(WORKSPACE_DELETED).await.unwrap().unwrap();

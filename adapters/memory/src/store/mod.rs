@@ -142,9 +142,9 @@ mod tests {
 
     use super::*;
 
-    /// Every port method, called once; each result is whether it failed as unavailable.
-    async fn unavailable_answers(store: &MemoryStore) -> Vec<bool> {
-        let user = UserId::random();
+    /// Every port method, called once on `user`'s rows; each result is whether it failed as
+    /// unavailable.
+    async fn unavailable_answers(store: &MemoryStore, user: UserId) -> Vec<bool> {
         let template = catalogue::WORKSPACE_DELETED;
         let now = DateTime::UNIX_EPOCH;
         let unavailable = |err: Option<StoreError>| matches!(err, Some(StoreError::Unavailable(_)));
@@ -230,8 +230,9 @@ mod tests {
     #[tokio::test]
     async fn every_port_method_fails_while_unavailable_and_changes_nothing() {
         let store = MemoryStore::new();
+        let user = UserId::random();
         store.set_unavailable(true);
-        let answers = unavailable_answers(&store).await;
+        let answers = unavailable_answers(&store, user).await;
         assert!(
             answers.iter().all(|unavailable| *unavailable),
             "{answers:?}"
@@ -239,9 +240,14 @@ mod tests {
 
         store.set_unavailable(false);
         assert!(!store.notifier_paused().await.unwrap());
-        assert!(store.for_user(UserId::random()).await.unwrap().is_empty());
+        assert!(store.for_user(user).await.unwrap().is_empty());
+        let now = DateTime::UNIX_EPOCH;
+        assert_eq!(
+            store.find_user(&TokenHash::of("t"), now).await.unwrap(),
+            None
+        );
         assert!(
-            !unavailable_answers(&store)
+            !unavailable_answers(&store, user)
                 .await
                 .into_iter()
                 .any(|unavailable| unavailable)

@@ -1,0 +1,115 @@
+//! A TCP link to a server that a test can cut, as when the network to a database goes down.
+//!
+//! [`Link::to`] listens on a port of its own and forwards each connection to the server.
+//! [`Link::cut`] closes every connection through it and, until [`Link::restore`], closes each
+//! new one as soon as it is accepted: a client sees its statements fail and its reconnects
+//! refused, while the server and its data stay untouched for the test to inspect afterwards.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A cuttable TCP link; the forwarding stops when it is dropped.
+#[derive(Debug)]
+pub struct Link {
+    address: SocketAddr,
+    state: Arc<Mutex<State>>,
+    accepting: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cut: bool,
+    /// The connections being forwarded (finished ones are pruned on each accept).
+    connections: Vec<JoinHandle<()>>,
+}
+
+impl Link {
+    /// A link on a loopback port of its own to the server at `upstream`.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn to(upstream: SocketAddr) -> Link {
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(err) => panic!("cannot bind a port for the link to {upstream}: {err}"),
+        };
+        let address = match listener.local_addr() {
+            Ok(address) => address,
+            Err(err) => panic!("the link's listener has no address: {err}"),
+        };
+        let state = Arc::new(Mutex::new(State::default()));
+        let accepting = tokio::spawn(accept(listener, upstream, state.clone()));
+        Link {
+            address,
+            state,
+            accepting,
+        }
+    }
+
+    /// Where clients connect to reach the server through the link.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Closes every connection through the link; until [`Link::restore`], new ones are closed
+    /// as soon as accepted. Once this returns, no connection made before it is open.
+    pub async fn cut(&self) {
+        let connections = {
+            let mut state = lock(&self.state);
+            state.cut = true;
+            std::mem::take(&mut state.connections)
+        };
+        for connection in connections {
+            connection.abort();
+            // Aborted or finished: either way its sockets are closed.
+            let _ = connection.await;
+        }
+    }
+
+    /// Lets new connections through again.
+    pub fn restore(&self) {
+        lock(&self.state).cut = false;
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        for connection in &lock(&self.state).connections {
+            connection.abort();
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn accept(listener: TcpListener, upstream: SocketAddr, state: Arc<Mutex<State>>) {
+    while let Ok((client, _)) = listener.accept().await {
+        // Decided under the lock `cut` takes, so no connection slips past a cut.
+        let mut state = lock(&state);
+        if state.cut {
+            drop(client);
+            continue;
+        }
+        state
+            .connections
+            .retain(|connection| !connection.is_finished());
+        state
+            .connections
+            .push(tokio::spawn(forward(client, upstream)));
+    }
+}
+
+async fn forward(mut client: TcpStream, upstream: SocketAddr) {
+    if let Ok(mut server) = TcpStream::connect(upstream).await {
+        // Either side closing ends the connection; the other side is closed on drop.
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    }
+}
