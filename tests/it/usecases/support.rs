@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
     Delivery, DeliveryError, Dispatcher, EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue,
-    NewMessage, NoMetrics, PurgeOutcome, StoreError, Wakeup as _,
+    NewMessage, PurgeOutcome, StoreError, Wakeup as _,
 };
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
@@ -68,21 +68,11 @@ impl Harness {
         let store = MemoryStore::new();
         let wakeup = Arc::new(MemoryWakeup::new());
         let clock = ManualClock::default();
-        let shared = Arc::new(store.clone());
-        let mut ports = Ports {
-            directory: shared.clone(),
-            registry: Some(shared.clone()),
-            preferences: shared.clone(),
-            templates: shared.clone(),
-            queue: shared.clone(),
-            settings: shared.clone(),
-            inbox: shared.clone(),
-            tokens: shared.clone(),
-            wakeup: wakeup.clone(),
-            inbox_feed: Arc::new(herald_memory::MemoryInboxFeed::new()),
-            clock: Arc::new(clock.clone()),
-            metrics: Arc::new(NoMetrics),
-        };
+        let mut ports = store.ports(
+            wakeup.clone(),
+            Arc::new(herald_memory::MemoryInboxFeed::new()),
+            Arc::new(clock.clone()),
+        );
         change(&mut ports, &store);
         let dispatchers = methods
             .iter()
