@@ -195,10 +195,11 @@ async fn a_webhook_receiver_failing_twice_gets_the_message_on_the_third_attempt(
 async fn an_email_waits_out_a_mail_server_outage_and_is_delivered_once_it_is_back() {
     let scratch = ScratchDir::new();
     // A port nothing listens on (yet).
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // Held by a socket that never listens, so connections are refused and no other process
+    // takes the port until the server comes back on it.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let clock = ManualClock::default();
     let retry_interval = Duration::from_secs(60);
     let stack = Stack::new(
@@ -240,6 +241,7 @@ async fn an_email_waits_out_a_mail_server_outage_and_is_delivered_once_it_is_bac
     assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(0));
 
     // The server comes back on the same port, and the retry goes through.
+    drop(held);
     let mail = SmtpServer::start_on(scratch.path(), port, ServerOptions::default());
     clock.advance(chrono::Duration::from_std(retry_interval).unwrap());
     assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));

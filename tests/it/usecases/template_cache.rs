@@ -13,6 +13,8 @@ use herald_domain::{Method, Template, TemplateId};
 use herald_memory::MemoryStore;
 use tokio::sync::Semaphore;
 
+use herald_tests::fixture::within;
+
 use super::support::{Harness, until_idle};
 
 /// The harness's store as a `TemplateStore` that counts its reads and can hold `list` after
@@ -237,9 +239,12 @@ async fn a_catalogue_read_while_a_change_was_made_here_is_not_kept() {
         let cache = cache.clone();
         tokio::spawn(async move { cache.get(WORKSPACE_DELETED).await })
     };
-    while store.reads() == 0 {
-        tokio::task::yield_now().await;
-    }
+    within("the catalogue read reaching the store", async {
+        while store.reads() == 0 {
+            until_idle().await;
+        }
+    })
+    .await;
     // …while an override is set through the cache.
     cache
         .set_method_override(WORKSPACE_DELETED, Some(Method::Smtp))
