@@ -17,9 +17,9 @@ use tokio::time::Instant;
 
 use crate::config::{NotifierConfig, NotifierSettings};
 use crate::ports::{
-    Clock, DeliveryError, DispatchOutcome, Dispatcher, LeaseRequest, MessageQueue, NoMetrics,
-    NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore, UserDirectory,
-    Wake, WakeupListener,
+    Clock, CycleOutcome, DeliveryError, DispatchOutcome, Dispatcher, LeaseRequest, MessageQueue,
+    NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore,
+    UserDirectory, Wake, WakeupListener,
 };
 use crate::rendering::Renderer;
 
@@ -376,7 +376,13 @@ impl Notifier {
         // When the last cycle found the switch on: a wake-up before then waits until then.
         let mut paused_until: Option<Instant> = None;
         'run: while !*stop.borrow() {
-            let full = match self.run_cycle().await {
+            let cycle = self.run_cycle().await;
+            self.metrics.cycle_ended(match cycle {
+                Ok(Cycle::Dispatched(_)) => CycleOutcome::Dispatched,
+                Ok(Cycle::Paused) => CycleOutcome::Paused,
+                Err(_) => CycleOutcome::Failed,
+            });
+            let full = match cycle {
                 Ok(Cycle::Dispatched(count)) => {
                     paused_until = None;
                     count >= self.config.lease_count

@@ -8,7 +8,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herald_application::ports::{DispatchOutcome, NotifierMetrics};
+use herald_application::ports::{CycleOutcome, DispatchOutcome, NotifierMetrics};
 use herald_domain::Method;
 use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
 use prometheus_client::metrics::counter::Counter;
@@ -50,6 +50,11 @@ impl TemplateLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CycleLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct MethodLabels {
     method: &'static str,
 }
@@ -71,6 +76,7 @@ pub struct PrometheusMetrics {
     in_flight: Family<TemplateLabels, Gauge>,
     pending: Gauge,
     synced: Counter,
+    cycles: Family<CycleLabels, Counter>,
 }
 
 impl Default for PrometheusMetrics {
@@ -88,6 +94,7 @@ impl PrometheusMetrics {
         let in_flight = Family::default();
         let pending = Gauge::default();
         let synced = Counter::default();
+        let cycles = Family::default();
         // Counters are registered without `_total` (the encoder appends it), and help texts
         // without their final period (the registry adds it).
         let mut registry = Registry::with_prefix("herald_notifier");
@@ -126,6 +133,11 @@ impl PrometheusMetrics {
             "Dispatch results written back to the store",
             synced.clone(),
         );
+        registry.register(
+            "cycles",
+            "Cycles of the notifier's loop, by result (paused, dispatched, failed)",
+            cycles.clone(),
+        );
         Self {
             registry,
             attempts,
@@ -135,6 +147,7 @@ impl PrometheusMetrics {
             in_flight,
             pending,
             synced,
+            cycles,
         }
     }
 
@@ -188,6 +201,14 @@ impl NotifierMetrics for PrometheusMetrics {
 
     fn pending_result_updates(&self, count: usize) {
         self.pending.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    fn cycle_ended(&self, outcome: CycleOutcome) {
+        self.cycles
+            .get_or_create(&CycleLabels {
+                result: outcome.as_str(),
+            })
+            .inc();
     }
 
     fn synced_result_updates(&self, count: u64) {

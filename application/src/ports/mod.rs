@@ -23,7 +23,7 @@ pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
 pub use message_queue::{
     EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
 };
-pub use notifier_metrics::{DispatchOutcome, NoMetrics, NotifierMetrics};
+pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::PreferenceStore;
 pub use settings_store::SettingsStore;
 pub use store_error::StoreError;

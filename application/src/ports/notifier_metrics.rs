@@ -39,6 +39,27 @@ impl DispatchOutcome {
     }
 }
 
+/// How one notifier cycle ended, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CycleOutcome {
+    /// The pause switch was on: nothing leased.
+    Paused,
+    /// The lease was read (maybe empty) and what it held dispatched.
+    Dispatched,
+    /// The pause switch or the lease could not be read.
+    Failed,
+}
+
+impl CycleOutcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CycleOutcome::Paused => "paused",
+            CycleOutcome::Dispatched => "dispatched",
+            CycleOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// What the notifier reports about its work (DESIGN §7, `GET /metrics`).
 ///
 /// Labels MUST stay low-cardinality: a method, a template's name, an outcome — never a
@@ -84,6 +105,12 @@ pub trait NotifierMetrics: Send + Sync + std::fmt::Debug {
     /// This many results were written back.
     fn synced_result_updates(&self, count: u64) {
         let _ = count;
+    }
+
+    /// A cycle of the notifier's loop ended so: a running notifier reports one per wake-up
+    /// or fetch interval, paused or not, so the count shows it is alive.
+    fn cycle_ended(&self, outcome: CycleOutcome) {
+        let _ = outcome;
     }
 }
 

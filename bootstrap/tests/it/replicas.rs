@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use herald_tests::fixture::within;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -103,8 +104,17 @@ async fn two_replicas_share_the_pause_switch_and_deliver_each_message_exactly_on
         .map(|(id, _)| id.clone())
         .collect();
     assert_eq!(webhook_ids.len(), EVENTS, "{queued:?}");
-    // Several fetch intervals of both notifiers pass: nothing is leased or sent.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Both notifiers run whole cycles with the events queued (their `/metrics` count them):
+    // nothing is leased or sent.
+    for server in [&a.url, &b.url] {
+        let before = paused_cycles(server).await;
+        within("two paused cycles after the events were queued", async {
+            while paused_cycles(server).await < before + 2 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+    }
     let still = messages(&api_b.get("/notifications/messages").await);
     assert_eq!(still.len(), EVENTS * 2);
     assert!(
@@ -179,6 +189,19 @@ async fn two_replicas_share_the_pause_switch_and_deliver_each_message_exactly_on
     assert_eq!(arrived, expected, "each msg_id once");
 
     db.drop_now().await;
+}
+
+/// How many cycles this replica's notifier ran with the pause switch on, from its `/metrics`.
+async fn paused_cycles(server_url: &str) -> u64 {
+    let text = reqwest::get(format!("{server_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("herald_notifier_cycles_total{result=\"paused\"} "))
+        .map_or(0, |count| count.parse().unwrap())
 }
 
 /// How many inbox messages this replica's notifier delivered, from its `/metrics`.

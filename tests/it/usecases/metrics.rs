@@ -285,3 +285,51 @@ fn contains_uuid(text: &str) -> bool {
         true
     })
 }
+
+/// The `herald_notifier_cycles_total` sample for `result`, 0 before the first.
+fn cycles(metrics: &PrometheusMetrics, result: &str) -> f64 {
+    let series = format!("herald_notifier_cycles_total{{result=\"{result}\"}} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0.0, |count| count.parse().unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_cycle_of_a_running_notifier_is_counted_by_its_result() {
+    let h = webhook_only();
+    let metrics = Arc::new(PrometheusMetrics::new());
+    h.settings.set_notifier_paused(true).await.unwrap();
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let config = herald_application::NotifierConfig {
+        fetch_interval: Duration::from_secs(1),
+        ..quiet_config()
+    };
+    let handle = h
+        .notifier(config, vec![webhook.clone()])
+        .with_metrics(metrics.clone())
+        .spawn();
+
+    // Paused: a cycle per fetch interval (tokio's clock is paused and moves on when every
+    // task waits), each counted as paused.
+    herald_tests::fixture::within("three paused cycles", async {
+        while cycles(&metrics, "paused") < 3.0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(cycles(&metrics, "dispatched"), 0.0);
+
+    h.settings.set_notifier_paused(false).await.unwrap();
+    let user = h.user("u", &[]).await;
+    enqueue_for(&h, user.id).await;
+    webhook.wait_for(1).await;
+    handle.stop().await;
+    assert!(
+        cycles(&metrics, "dispatched") >= 1.0,
+        "{}",
+        metrics.render()
+    );
+    assert_eq!(cycles(&metrics, "failed"), 0.0);
+}
