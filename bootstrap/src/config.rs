@@ -376,6 +376,18 @@ impl fmt::Display for PostgresUrl {
                 if url.password().is_some() {
                     let _ = url.set_password(Some("***"));
                 }
+                // libpq and sqlx also take the password (and a client key's) as a parameter.
+                let secret = |name: &str| matches!(name, "password" | "sslpassword");
+                if url.query_pairs().any(|(name, _)| secret(&name)) {
+                    let pairs: Vec<(String, String)> = url
+                        .query_pairs()
+                        .map(|(name, value)| {
+                            let value = if secret(&name) { "***".into() } else { value };
+                            (name.into_owned(), value.into_owned())
+                        })
+                        .collect();
+                    url.query_pairs_mut().clear().extend_pairs(pairs);
+                }
                 write!(f, "{url}")
             }
             Err(_) => f.write_str("<unparsable URL>"),
@@ -804,5 +816,22 @@ mod tests {
 
         assert_eq!(url.to_string(), "postgres://herald:***@db:5432/herald");
         assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_postgres_url_hides_a_password_given_as_a_parameter() {
+        let url = PostgresUrl::new(
+            "postgres://herald@db/herald?sslmode=require&password=hunter2&sslpassword=swordfish",
+        );
+
+        let shown = format!("{url} {url:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("swordfish"),
+            "{shown}"
+        );
+        assert_eq!(
+            url.to_string(),
+            "postgres://herald@db/herald?sslmode=require&password=***&sslpassword=***"
+        );
     }
 }
