@@ -293,7 +293,12 @@ fn classify(err: &lettre::transport::smtp::Error, server: &str) -> DeliveryError
     let detail = root_cause(err);
     if let Some(code) = err.status() {
         let reason = format!("the mail server {server} answered {code}: {detail}");
-        return if err.is_permanent() {
+        // A refused authentication (530 required, 534 too weak, 535 credentials invalid, 538
+        // encryption required) is about the deployment's configuration, not this message:
+        // retried, so a password rotation or a relay's passing fault loses nothing.
+        let refused_authentication =
+            matches!(code.to_string().as_str(), "530" | "534" | "535" | "538");
+        return if err.is_permanent() && !refused_authentication {
             DeliveryError::permanent(reason)
         } else {
             DeliveryError::retryable(reason)

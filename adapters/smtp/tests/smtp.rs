@@ -565,7 +565,7 @@ async fn an_identity_with_a_server_offering_only_login_is_a_permanent_failure() 
 }
 
 #[tokio::test]
-async fn an_identity_the_server_refuses_is_a_permanent_failure() {
+async fn an_identity_the_server_refuses_is_retried_as_any_refused_authentication() {
     let env = TestEnv::new();
     let server = env.server(ServerOptions {
         auth: "PLAIN",
@@ -582,7 +582,7 @@ async fn an_identity_the_server_refuses_is_a_permanent_failure() {
         .await
         .unwrap_err();
 
-    assert!(!err.retryable, "{err:?}");
+    assert!(err.retryable, "{err:?}");
     assert!(err.reason.contains("535"), "{}", err.reason);
     assert!(!err.reason.contains(PASSWORD), "{}", err.reason);
     let [attempt] = server.events("auth").try_into().unwrap();
@@ -637,7 +637,7 @@ async fn auth_plain_is_preferred_when_both_are_offered() {
 }
 
 #[tokio::test]
-async fn bad_credentials_are_a_permanent_failure() {
+async fn bad_credentials_are_retryable_so_a_password_rotation_loses_no_message() {
     let env = TestEnv::new();
     let server = env.server(ServerOptions {
         auth: "PLAIN,LOGIN",
@@ -653,7 +653,7 @@ async fn bad_credentials_are_a_permanent_failure() {
         .await
         .unwrap_err();
 
-    assert!(!err.retryable, "{err:?}");
+    assert!(err.retryable, "{err:?}");
     assert!(err.reason.contains("535"), "{}", err.reason);
     assert!(!err.reason.contains("wrong-password"), "{}", err.reason);
     assert!(server.messages().is_empty());
