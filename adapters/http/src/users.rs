@@ -129,11 +129,9 @@ pub(crate) async fn delete_user(
     if user.roles.contains(&Role::Owner) && !caller.has(Role::Owner) {
         return Err(ApiError::forbidden("only an owner can delete an owner"));
     }
+    // The store revokes the user's tokens with the deletion itself (`UserRegistry::delete`).
     let inhibited = api.users.delete(id).await?;
-    // Authentication already refuses a deleted user's tokens; revoking them also keeps them
-    // dead should the user be upserted again.
-    let revoked = api.services.tokens().revoke_all(id).await?;
-    tracing::info!(user_id = %id, inhibited, revoked, "deleted a user");
+    tracing::info!(user_id = %id, inhibited, "deleted a user");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

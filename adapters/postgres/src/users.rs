@@ -137,8 +137,11 @@ impl UserRegistry for PgStore {
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
+        // One statement: the tokens go with the user, whatever happens after it.
         let result = sqlx::query(
-            "UPDATE users SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted",
+            "WITH revoked AS (UPDATE api_tokens SET revoked_at = now() \
+                 WHERE user_id = $1 AND revoked_at IS NULL) \
+             UPDATE users SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted",
         )
         .bind(id.as_uuid())
         .execute(&self.pool)

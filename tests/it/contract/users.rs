@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use herald_application::ports::StoreError;
+use herald_application::ports::{NewToken, StoreError, TokenHash};
 use herald_domain::{EmailAddress, Role, User, UserId, UserStatus, Username};
 use herald_tests::fixture::Backend;
 use herald_tests::sample;
@@ -106,6 +106,36 @@ async fn upserting_a_deleted_user_undeletes_it(backend: Backend) {
     assert_eq!(owners, [ann]);
 }
 
+async fn a_deleted_user_recreated_with_the_same_id_does_not_get_their_tokens_back(
+    backend: Backend,
+) {
+    let ann = sample::user("ann", &[Role::Owner]);
+    backend.users.upsert(&ann).await.unwrap();
+    let hash = TokenHash::of("herald_a-token-of-anns");
+    backend
+        .tokens
+        .insert(&NewToken {
+            id: uuid::Uuid::new_v4(),
+            user: ann.id,
+            name: "ci".to_owned(),
+            hash,
+            created_at: sample::t0(),
+        })
+        .await
+        .unwrap();
+    let now = sample::t0() + chrono::Duration::minutes(5);
+    assert_eq!(
+        backend.tokens.find_user(&hash, now).await.unwrap(),
+        Some(ann.id)
+    );
+
+    // Deleted (and nothing else: the revocation a caller may do after it is not counted on).
+    backend.users.delete(ann.id).await.unwrap();
+    backend.users.upsert(&ann).await.unwrap();
+
+    assert_eq!(backend.tokens.find_user(&hash, now).await.unwrap(), None);
+}
+
 async fn a_deleted_users_username_and_email_may_be_taken_by_a_new_user(backend: Backend) {
     let old = sample::user("ann", &[]);
     backend.users.upsert(&old).await.unwrap();
@@ -169,6 +199,7 @@ herald_tests::contract_suite! {
     another_users_username_or_email_is_a_conflict_whatever_its_case,
     delete_flags_the_user_and_reports_whether_a_live_user_existed,
     upserting_a_deleted_user_undeletes_it,
+    a_deleted_user_recreated_with_the_same_id_does_not_get_their_tokens_back,
     a_deleted_users_username_and_email_may_be_taken_by_a_new_user,
     get_many_returns_the_known_users_with_deleted_ones_flagged,
     with_any_role_returns_every_live_holder_of_any_of_the_roles,

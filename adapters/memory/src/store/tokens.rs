@@ -21,6 +21,18 @@ struct Token {
 }
 
 impl Tokens {
+    /// Revokes every live token of `user`; returns how many.
+    pub(super) fn revoke_all(&mut self, user: UserId) -> u64 {
+        let mut revoked = 0;
+        for token in self.by_hash.values_mut() {
+            if token.user == user && !token.revoked {
+                token.revoked = true;
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+
     fn insert(&mut self, token: &NewToken) -> Result<(), StoreError> {
         if self.by_hash.contains_key(&token.hash) {
             return Err(StoreError::Conflict(
@@ -72,15 +84,6 @@ impl TokenStore for MemoryStore {
     }
 
     async fn revoke_all(&self, user: UserId, _now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.with(|state| {
-            let mut revoked = 0;
-            for token in state.tokens.by_hash.values_mut() {
-                if token.user == user && !token.revoked {
-                    token.revoked = true;
-                    revoked += 1;
-                }
-            }
-            revoked
-        })
+        self.with(|state| state.tokens.revoke_all(user))
     }
 }

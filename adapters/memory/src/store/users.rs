@@ -90,6 +90,9 @@ impl UserRegistry for MemoryStore {
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
-        self.with(|state| state.users.delete(id))
+        self.with(|state| {
+            state.tokens.revoke_all(id);
+            state.users.delete(id)
+        })
     }
 }
