@@ -50,6 +50,44 @@ pub struct Ports {
     pub metrics: Arc<dyn NotifierMetrics>,
 }
 
+impl Ports {
+    /// Every storage port over one store that implements them all (PostgreSQL, the memory
+    /// fakes), with Herald's own directory; a host with a directory of its own replaces
+    /// `directory` and clears `registry`.
+    pub fn over<S>(
+        store: Arc<S>,
+        wakeup: Arc<dyn Wakeup>,
+        inbox_feed: Arc<dyn InboxFeed>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<dyn NotifierMetrics>,
+    ) -> Self
+    where
+        S: UserRegistry
+            + PreferenceStore
+            + TemplateStore
+            + MessageQueue
+            + SettingsStore
+            + InboxStore
+            + TokenStore
+            + 'static,
+    {
+        Self {
+            directory: store.clone(),
+            registry: Some(store.clone()),
+            preferences: store.clone(),
+            templates: store.clone(),
+            queue: store.clone(),
+            settings: store.clone(),
+            inbox: store.clone(),
+            tokens: store,
+            wakeup,
+            inbox_feed,
+            clock,
+            metrics,
+        }
+    }
+}
+
 /// What the use cases run with besides their ports, each value checked where it entered.
 #[derive(Debug, Clone)]
 pub struct Config {

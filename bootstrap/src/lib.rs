@@ -25,8 +25,8 @@ use herald_application::ports::{
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Messages, NotifierConfig,
-    NotifierHandle, NotifierSettings, Preferences, Purger, Services, Settings, Templates, Tokens,
-    Users,
+    NotifierHandle, NotifierSettings, Ports, Preferences, Purger, Services, Settings, Templates,
+    Tokens, Users,
 };
 use herald_domain::catalogue;
 use herald_inbox::InboxDispatcher;
@@ -318,7 +318,13 @@ impl HeraldBuilder {
         let shared = Arc::new(store.clone());
         let clock = self.clock;
         let metrics = Arc::new(herald_http::PrometheusMetrics::new());
-        let mut ports = store.ports(signals.clone(), clock.clone(), metrics.clone());
+        let mut ports = Ports::over(
+            shared.clone(),
+            signals.clone(),
+            signals.clone(),
+            clock.clone(),
+            metrics.clone(),
+        );
         if let Some(directory) = self.directory {
             ports.directory = directory;
             ports.registry = None;

@@ -13,7 +13,7 @@ use herald_application::ports::{
     NewMessage, NoMetrics, SystemClock, UserRegistry,
 };
 use herald_application::unsubscribe::UnsubscribeKey;
-use herald_application::{Config, Cycle, DefaultMethod, Notifier, NotifierConfig, Services};
+use herald_application::{Config, Cycle, DefaultMethod, Notifier, NotifierConfig, Ports, Services};
 use herald_domain::{MessageId, MessageStatus, Method, UserId};
 use herald_memory::ManualClock;
 use herald_postgres::{PgSignals, PgStore};
@@ -90,7 +90,13 @@ fn notifier(
     dispatcher: Arc<Counting>,
 ) -> Notifier {
     Services::build(
-        store.ports(signals.clone(), clock, Arc::new(NoMetrics)),
+        Ports::over(
+            Arc::new(store.clone()),
+            signals.clone(),
+            signals.clone(),
+            clock,
+            Arc::new(NoMetrics),
+        ),
         Config {
             app_name: "Herald".to_owned(),
             access_url: "https://herald.example.com".to_owned(),

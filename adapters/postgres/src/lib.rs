@@ -25,10 +25,7 @@ mod users;
 pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder, WRITE_BACK_STATEMENT, lease_statement};
 pub use signals::{INBOX_CHANNEL, PgSignals, RESUMED_PAYLOAD, WAKEUP_CHANNEL};
 
-use std::sync::Arc;
-
-use herald_application::Ports;
-use herald_application::ports::{Clock, NotifierMetrics, StoreError};
+use herald_application::ports::StoreError;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -49,32 +46,6 @@ pub struct PgStore {
 const POOL_SIZE: u32 = 10;
 
 impl PgStore {
-    /// Every port over this store, woken and fed by `signals` (on every replica): what
-    /// `Services::build` runs a standalone Herald on. The directory is Herald's own; a host
-    /// with a directory of its own replaces `directory` and clears `registry`.
-    pub fn ports(
-        &self,
-        signals: Arc<PgSignals>,
-        clock: Arc<dyn Clock>,
-        metrics: Arc<dyn NotifierMetrics>,
-    ) -> Ports {
-        let shared = Arc::new(self.clone());
-        Ports {
-            directory: shared.clone(),
-            registry: Some(shared.clone()),
-            preferences: shared.clone(),
-            templates: shared.clone(),
-            queue: shared.clone(),
-            settings: shared.clone(),
-            inbox: shared.clone(),
-            tokens: shared,
-            wakeup: signals.clone(),
-            inbox_feed: signals,
-            clock,
-            metrics,
-        }
-    }
-
     /// `options` with the session settings the store's statements are written for: each
     /// prepared statement planned once (`plan_cache_mode = force_generic_plan`). Every
     /// statement here has one good plan whatever its parameters, and PostgreSQL's own choice

@@ -191,28 +191,30 @@ async fn two_replicas_share_the_pause_switch_and_deliver_each_message_exactly_on
     db.drop_now().await;
 }
 
-/// How many cycles this replica's notifier ran with the pause switch on, from its `/metrics`.
-async fn paused_cycles(server_url: &str) -> u64 {
-    let text = reqwest::get(format!("{server_url}/metrics"))
+/// This replica's `GET /metrics`.
+async fn metrics_text(server_url: &str) -> String {
+    reqwest::get(format!("{server_url}/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// How many cycles this replica's notifier ran with the pause switch on, from its `/metrics`.
+async fn paused_cycles(server_url: &str) -> u64 {
+    metrics_text(server_url)
+        .await
+        .lines()
         .find_map(|line| line.strip_prefix("herald_notifier_cycles_total{result=\"paused\"} "))
         .map_or(0, |count| count.parse().unwrap())
 }
 
 /// How many inbox messages this replica's notifier delivered, from its `/metrics`.
 async fn inbox_deliveries(server_url: &str) -> u64 {
-    let text = reqwest::get(format!("{server_url}/metrics"))
+    metrics_text(server_url)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|line| {
             line.starts_with("herald_notifier_dispatch_attempts_total{")
                 && line.contains("method=\"inbox\"")

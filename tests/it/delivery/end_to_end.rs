@@ -19,7 +19,7 @@ use herald_application::ports::{
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     Config, Cycle, DefaultMethod, Event, Events, InboxFilter, InboxPage, Notifier, NotifierConfig,
-    Services, Templates,
+    Ports, Services, Templates,
 };
 use herald_domain::catalogue::WORKSPACE_DELETED;
 use herald_domain::{InboxNotificationId, Labels, Message, MessageId, MessageStatus, Method, User};
@@ -294,7 +294,13 @@ impl Stack {
             )));
         }
         let services = Services::build(
-            store.ports(signals.clone(), clock, Arc::new(NoMetrics)),
+            Ports::over(
+                store.clone(),
+                signals.clone(),
+                signals.clone(),
+                clock,
+                Arc::new(NoMetrics),
+            ),
             Config {
                 app_name: "Herald".to_owned(),
                 access_url: ACCESS_URL.to_owned(),

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method as HttpMethod, Request, StatusCode, header};
 use herald_application::ports::{Clock, Dispatcher, SystemClock};
 use herald_application::unsubscribe::UnsubscribeKey;
-use herald_application::{Config, DefaultMethod, NotifierSettings, Services};
+use herald_application::{Config, DefaultMethod, NotifierSettings, Ports, Services};
 use herald_domain::{Role, User};
 use herald_http::{Api, PrometheusMetrics};
 use herald_inbox::InboxDispatcher;
@@ -109,7 +109,13 @@ impl App {
             )),
         ];
         let services = Services::build(
-            store.ports(signals.clone(), clock, metrics.clone()),
+            Ports::over(
+                Arc::new(store.clone()),
+                signals.clone(),
+                signals.clone(),
+                clock,
+                metrics.clone(),
+            ),
             Config {
                 app_name: "Herald".to_owned(),
                 access_url: "https://herald.example.com".to_owned(),

@@ -68,10 +68,12 @@ impl Harness {
         let store = MemoryStore::new();
         let wakeup = Arc::new(MemoryWakeup::new());
         let clock = ManualClock::default();
-        let mut ports = store.ports(
+        let mut ports = Ports::over(
+            Arc::new(store.clone()),
             wakeup.clone(),
             Arc::new(herald_memory::MemoryInboxFeed::new()),
             Arc::new(clock.clone()),
+            Arc::new(herald_application::ports::NoMetrics),
         );
         change(&mut ports, &store);
         let dispatchers = methods

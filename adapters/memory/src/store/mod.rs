@@ -15,8 +15,7 @@ mod users;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use herald_application::Ports;
-use herald_application::ports::{Clock, InboxFeed, NoMetrics, StoreError, Wakeup};
+use herald_application::ports::StoreError;
 use herald_domain::catalogue;
 
 /// Every storage port in memory: users, preferences, templates, the message queue, settings
@@ -49,32 +48,6 @@ struct State {
 }
 
 impl MemoryStore {
-    /// Every port over this store, woken by `wakeup` and feeding `feed`: what
-    /// `Services::build` runs on in tests and in-process hosts (Herald's own directory, no
-    /// metrics).
-    pub fn ports(
-        &self,
-        wakeup: Arc<dyn Wakeup>,
-        feed: Arc<dyn InboxFeed>,
-        clock: Arc<dyn Clock>,
-    ) -> Ports {
-        let shared = Arc::new(self.clone());
-        Ports {
-            directory: shared.clone(),
-            registry: Some(shared.clone()),
-            preferences: shared.clone(),
-            templates: shared.clone(),
-            queue: shared.clone(),
-            settings: shared.clone(),
-            inbox: shared.clone(),
-            tokens: shared,
-            wakeup,
-            inbox_feed: feed,
-            clock,
-            metrics: Arc::new(NoMetrics),
-        }
-    }
-
     /// The error every port method returns while the store is set unavailable.
     pub const UNAVAILABLE: &'static str = "memory store set unavailable";
 
