@@ -23,9 +23,8 @@ use crate::ports::{
 };
 use crate::rendering::Renderer;
 
-pub use decision::{Decision, Facts, decide};
+pub use decision::{Decision, Facts, REASON_DISABLED, REASON_RECIPIENT_DELETED, decide};
 
-pub use decision::{REASON_DISABLED, REASON_RECIPIENT_DELETED};
 /// The template label of metrics about messages whose template no longer exists.
 pub const UNKNOWN_TEMPLATE: &str = "unknown";
 
