@@ -18,21 +18,15 @@ async fn the_stores_own_sessions_run_with_generic_plans() {
     assert_eq!(mode, "force_generic_plan");
 }
 
-/// The pool's idle connections once the count has stopped changing (a connection handed back
-/// to the pool gets there through a task of sqlx's, a moment later): unchanged for 100 ms.
-async fn settled_idle(pool: &sqlx::PgPool) -> usize {
-    let mut idle = pool.num_idle();
-    let mut unchanged = 0;
-    for _ in 0..400 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        let now = pool.num_idle();
-        unchanged = if now == idle { unchanged + 1 } else { 0 };
-        idle = now;
-        if unchanged == 20 {
-            break;
+/// Waits until `pool` holds `idle` idle connections: a connection handed back gets there
+/// through a task of sqlx's, a moment after the statement that used it ended.
+async fn until_idle_in(pool: &sqlx::PgPool, idle: usize) {
+    herald_tests::fixture::within("the connections handed back reaching the pool", async {
+        while pool.num_idle() != idle {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-    }
-    idle
+    })
+    .await;
 }
 
 async fn pool_of(database: &TestDatabase, size: u32) -> sqlx::PgPool {
@@ -60,7 +54,8 @@ async fn a_store_keeps_its_connection_between_statements_instead_of_handing_it_b
     five_statements(&store).await;
 
     assert_eq!(own.size(), 1, "one connection served every statement");
-    assert_eq!(settled_idle(&own).await, 0, "the store kept it");
+    assert_eq!(store.kept_connections(), 1, "the store kept it");
+    assert_eq!(own.num_idle(), 0);
 }
 
 #[tokio::test]
@@ -75,7 +70,8 @@ async fn a_store_over_a_hosts_pool_hands_each_connection_back() {
     // previous one still on its way back).
     let opened = hosts.size() as usize;
     assert!(opened >= 1);
-    assert_eq!(settled_idle(&hosts).await, opened, "none kept");
+    assert_eq!(store.kept_connections(), 0, "none kept");
+    until_idle_in(&hosts, opened).await;
 }
 
 #[tokio::test]
@@ -125,7 +121,8 @@ async fn a_store_keeps_at_most_half_its_pool_so_other_statements_find_room() {
     }
 
     assert_eq!(own.size(), 4);
-    assert_eq!(settled_idle(&own).await, 2, "two handed back, two kept");
+    assert_eq!(store.kept_connections(), 2, "two kept");
+    until_idle_in(&own, 2).await;
     // The two left in the pool serve statements that go to the pool directly.
     let one: i32 = sqlx::query_scalar("SELECT 1")
         .fetch_one(&own)

@@ -77,6 +77,16 @@ impl Connections {
         }
     }
 
+    /// How many connections are kept aside now.
+    pub(crate) fn kept(&self) -> usize {
+        self.kept.as_ref().map_or(0, |kept| {
+            kept.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .idle
+                .len()
+        })
+    }
+
     /// A connection for one statement: a kept one, else one from `pool`.
     pub(crate) async fn take<'a>(&'a self, pool: &PgPool) -> Result<Connection<'a>, StoreError> {
         let kept = self.kept.as_ref().and_then(|kept| {

@@ -114,6 +114,12 @@ impl PgStore {
         self.connections.take(&self.pool).await
     }
 
+    /// How many of the pool's connections this store keeps aside right now (between
+    /// statements; none over a host's pool). The rest are in the pool or in use.
+    pub fn kept_connections(&self) -> usize {
+        self.connections.kept()
+    }
+
     /// The pool this store runs its statements on.
     pub fn pool(&self) -> &PgPool {
         &self.pool
