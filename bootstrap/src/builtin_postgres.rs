@@ -72,6 +72,16 @@ impl BuiltinPostgres {
     /// `postgres` user, an unreachable data directory, another herald using it, or
     /// `initdb`/`pg_ctl` failing (with the last line of their output or of the server log).
     pub async fn start(options: &BuiltinOptions) -> Result<Self> {
+        Self::start_with(options, free_port).await
+    }
+
+    /// As [`BuiltinPostgres::start`], taking the port (when none is given) from `next_port`:
+    /// a port found free can be taken by another process before PostgreSQL binds it, so a start
+    /// that finds its port in use tries the next one, up to [`PORT_ATTEMPTS`] ports.
+    async fn start_with(
+        options: &BuiltinOptions,
+        mut next_port: impl FnMut() -> Result<u16>,
+    ) -> Result<Self> {
         let bin_dir = find_binaries().ok_or_else(|| anyhow!(NOT_INSTALLED))?;
         let run_as = if running_as_root() {
             Some(unprivileged_user()?)
@@ -144,34 +154,55 @@ impl BuiltinPostgres {
             }
         }
 
-        let port = match options.port {
-            Some(port) => port,
-            None => free_port()?,
-        };
         let log = root.join("server.log");
-        let output = command(run_as.as_ref(), &pg_ctl)
-            .arg("start")
-            .arg("-D")
-            .arg(&pgdata)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "60", "-s", "-o"])
-            .arg(format!("-p {port}"))
-            .output()
-            .await
-            .context("running pg_ctl start")?;
-        if !output.status.success() {
-            let log_tail = std::fs::read_to_string(&log)
+        let mut attempt = 0;
+        let port = loop {
+            attempt += 1;
+            let port = match options.port {
+                Some(port) => port,
+                None => next_port()?,
+            };
+            // `pg_ctl -l` appends: what this attempt logged starts here.
+            let logged_before = std::fs::metadata(&log).map_or(0, |meta| meta.len());
+            let output = command(run_as.as_ref(), &pg_ctl)
+                .arg("start")
+                .arg("-D")
+                .arg(&pgdata)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "-s", "-o"])
+                .arg(format!("-p {port}"))
+                .output()
+                .await
+                .context("running pg_ctl start")?;
+            if output.status.success() {
+                break port;
+            }
+            let logged = std::fs::read(&log)
                 .ok()
-                .and_then(|text| last_line(&text))
-                .unwrap_or_else(|| {
-                    last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default()
-                });
+                .and_then(|bytes| {
+                    let start = usize::try_from(logged_before).ok()?.min(bytes.len());
+                    Some(String::from_utf8_lossy(&bytes[start..]).into_owned())
+                })
+                .unwrap_or_default();
+            if options.port.is_none()
+                && attempt < PORT_ATTEMPTS
+                && logged.contains("Address already in use")
+            {
+                tracing::info!(
+                    port,
+                    "the built-in PostgreSQL's port was taken; trying another"
+                );
+                continue;
+            }
+            let log_tail = last_line(&logged).unwrap_or_else(|| {
+                last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default()
+            });
             bail!(
                 "the built-in PostgreSQL did not start (see {}): {log_tail}",
                 log.display()
             );
-        }
+        };
 
         let mut cluster = Self {
             pg_ctl,
@@ -488,6 +519,9 @@ async fn initdb(bin_dir: &Path, run_as: Option<&RunAs>, root: &Path, pgdata: &Pa
     Ok(())
 }
 
+/// How many free ports a start tries before giving up (see [`BuiltinPostgres::start`]).
+const PORT_ATTEMPTS: usize = 5;
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
@@ -619,6 +653,25 @@ mod tests {
 
         assert!(answers(again.url()).await);
         again.stop().await.unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_free_port_taken_before_postgres_binds_it_is_replaced_by_another() {
+        let dir = data_dir("taken-port");
+        // Found free, then taken by someone else before PostgreSQL binds it.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut ports = vec![taken.local_addr().unwrap().port()].into_iter();
+
+        let cluster = BuiltinPostgres::start_with(&options(&dir, None), || {
+            ports.next().map_or_else(free_port, Ok)
+        })
+        .await
+        .unwrap();
+
+        assert_ne!(cluster.port(), taken.local_addr().unwrap().port());
+        assert!(answers(cluster.url()).await);
+        cluster.stop().await.unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
 
