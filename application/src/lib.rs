@@ -31,7 +31,8 @@ pub use events::{
 pub use inbox::{Inbox, InboxFilter, InboxPage};
 pub use messages::Messages;
 pub use notifier::{
-    Cycle, Decision, Facts, Flushed, Notifier, NotifierHandle, NotifierPorts, decide,
+    Cycle, Decision, Facts, Flushed, Notifier, NotifierHandle, NotifierHealth, NotifierPorts,
+    decide,
 };
 pub use preferences::Preferences;
 pub use purge::Purger;

@@ -13,7 +13,7 @@ use crate::config::{DefaultMethod, DeliveryConfig, NotifierSettings};
 use crate::events::{EventPorts, Events};
 use crate::inbox::Inbox;
 use crate::messages::Messages;
-use crate::notifier::{Notifier, NotifierPorts};
+use crate::notifier::{Notifier, NotifierHandle, NotifierPorts};
 use crate::ports::{
     Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics, PreferenceStore,
     SettingsStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
@@ -227,6 +227,13 @@ impl Services {
             parts.wakeup.subscribe(),
         )
         .with_metrics(Arc::clone(&parts.metrics))
+    }
+
+    /// This replica's notifier running under supervision: restarted after a panic of its loop
+    /// ([`NotifierHandle::supervise`]).
+    pub fn spawn_notifier(&self, name: impl Into<String>) -> NotifierHandle {
+        let (services, name) = (self.clone(), name.into());
+        NotifierHandle::supervise(move || services.notifier(name.clone()))
     }
 
     /// The ports a notifier of these services drives (a test may replace some and build its

@@ -371,13 +371,13 @@ impl HeraldBuilder {
                 "notifications: the default delivery method is not configured; events go to the inbox only (set --email-smarthost or --notifications-webhook-endpoint)"
             );
         }
-        let notifier = services.notifier(
+        let notifier = services.spawn_notifier(
             self.notifier_name
                 .unwrap_or_else(|| format!("herald-{}", std::process::id())),
         );
         Ok(Herald {
             purge: Some(PurgeLoop::spawn(services.purger().clone(), PURGE_INTERVAL)),
-            notifier: Some(notifier.spawn()),
+            notifier: Some(notifier),
             services,
             metrics,
             store,
@@ -467,7 +467,17 @@ impl Herald {
     /// `--http-address`); `None` when the host supplied its own user directory, whose users
     /// the API's `/users` routes cannot manage.
     pub fn http_router(&self) -> Option<axum::Router> {
-        herald_http::Api::new(self.services.clone(), self.metrics.clone()).map(herald_http::router)
+        let api = herald_http::Api::new(self.services.clone(), self.metrics.clone())?;
+        let api = match &self.notifier {
+            Some(notifier) => {
+                api.with_readiness(herald_http::Readiness::from_settings_and_notifier(
+                    self.services.settings().clone(),
+                    notifier.health(),
+                ))
+            }
+            None => api,
+        };
+        Some(herald_http::router(api))
     }
 
     /// Herald's own user directory; `None` when the host supplied its directory.

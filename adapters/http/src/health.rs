@@ -33,11 +33,11 @@ pub(crate) async fn readyz(State(api): State<ApiState>) -> Result<Response, ApiE
     match api.readiness.check().await {
         Ok(()) => Ok(json(StatusCode::OK, &HealthJson { status: "ready" })),
         Err(why) => {
-            tracing::warn!(error = %why, "http: not ready");
+            tracing::warn!(reason = %why, "http: not ready");
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not ready.",
-                "the database cannot be reached",
+                why,
             ))
         }
     }

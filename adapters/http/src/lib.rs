@@ -34,7 +34,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use herald_application::{Services, Settings, Users};
+use herald_application::{NotifierHealth, Services, Settings, Users};
 
 pub use error::ApiError;
 pub use metrics::PrometheusMetrics;
@@ -45,7 +45,8 @@ pub const API_PREFIX: &str = "/api/v2";
 /// The largest request body accepted; larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What `GET /readyz` runs: `Ok` when the service can serve (the database answers), else why not.
+/// What `GET /readyz` runs: `Ok` when the service can serve (the database answers), else why
+/// not, in words fit for the answer's `detail`.
 #[derive(Clone)]
 pub struct Readiness(Arc<dyn Fn() -> ReadinessFuture + Send + Sync>);
 
@@ -65,11 +66,29 @@ impl Readiness {
         Self::new(move || {
             let settings = settings.clone();
             async move {
-                settings
-                    .notifier_paused()
-                    .await
-                    .map(|_| ())
-                    .map_err(|err| err.to_string())
+                settings.notifier_paused().await.map(|_| ()).map_err(|err| {
+                    // The store's own words stay in the log: they may name hosts.
+                    tracing::warn!(error = %err, "http: not ready: the database cannot be reached");
+                    "the database cannot be reached".to_owned()
+                })
+            }
+        })
+    }
+
+    /// Ready while the notifier runs (not restarting after a panic) and the pause flag can
+    /// be read.
+    pub fn from_settings_and_notifier(settings: Settings, notifier: NotifierHealth) -> Self {
+        let settings = Self::from_settings(settings);
+        Self::new(move || {
+            let (settings, running) = (settings.clone(), notifier.is_running());
+            async move {
+                if !running {
+                    return Err(
+                        "the notifier is not running: it is starting again after a panic"
+                            .to_owned(),
+                    );
+                }
+                settings.check().await
             }
         })
     }

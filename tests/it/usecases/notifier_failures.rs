@@ -565,3 +565,96 @@ async fn a_running_notifier_goes_on_after_a_cycle_that_failed() {
     assert_eq!(webhook.delivered_ids(), [id]);
     assert_eq!(h.message(id).await.status, MessageStatus::Sent);
 }
+
+/// Waits (on tokio's paused clock) until `done` holds.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    within(what, async {
+        while !done().await {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_supervised_notifier_whose_loop_panics_starts_again_and_delivers() {
+    let mut queue = None;
+    let h = Harness::with_ports(
+        herald_application::DefaultMethod::Webhook,
+        &[Method::Webhook],
+        |ports, store| {
+            // The first lease panics (a bug in the loop, say); the next one works.
+            let faulty = FaultyQueue::over(
+                store.clone(),
+                faults(&[Fault::Panic, Fault::None], &[Fault::None], &[]),
+            );
+            ports.queue = faulty.clone();
+            queue = Some(faulty);
+        },
+    );
+    let (_, id) = one_message(&h).await;
+
+    let handle = h.services.spawn_notifier("supervised");
+    let health = handle.health();
+    until("the panic seen as the notifier not running", async || {
+        !health.is_running()
+    })
+    .await;
+    until("the notifier running again", async || health.is_running()).await;
+    until("the message leased by the new notifier", async || {
+        h.message(id).await.status == MessageStatus::Leased
+    })
+    .await;
+    handle.stop().await;
+
+    let sent = h.message(id).await;
+    assert_eq!(sent.status, MessageStatus::Sent, "{sent:?}");
+    assert_eq!(sent.attempt_count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readyz_is_503_while_the_supervised_notifier_starts_again_after_a_panic() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    let h = Harness::with_ports(
+        herald_application::DefaultMethod::Webhook,
+        &[Method::Webhook],
+        |ports, store| {
+            ports.queue = FaultyQueue::over(store.clone(), faults(&[Fault::Panic], &[], &[]));
+        },
+    );
+    let handle = h.services.spawn_notifier("supervised");
+    let router = herald_http::router(
+        herald_http::Api::new(h.services.clone(), Arc::default())
+            .unwrap()
+            .with_readiness(herald_http::Readiness::from_settings_and_notifier(
+                h.settings.clone(),
+                handle.health(),
+            )),
+    );
+    let readyz = || async {
+        let response = router
+            .clone()
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert_eq!(readyz().await.0, StatusCode::OK, "before the panic");
+
+    let health = handle.health();
+    until("the panic seen as the notifier not running", async || {
+        !health.is_running()
+    })
+    .await;
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("notifier"), "{body}");
+    handle.stop().await;
+}
