@@ -94,21 +94,36 @@ impl Events {
         waiting
     }
 
-    /// Stores a group of single events as one batch and answers each; when the batch is
-    /// refused, queues each event alone instead.
+    /// Stores a group of single events as one batch and answers each. When one of its events
+    /// refuses the batch, queues each event alone instead, so each caller gets its own answer;
+    /// when the store is down, answers every caller so at once (trying each alone would only
+    /// make each wait for the store again). An event whose caller has gone is not stored.
     async fn enqueue_group(&self, group: Vec<Waiting>) {
         let (events, senders): (Vec<CheckedEvent>, Vec<_>) = group.into_iter().unzip();
-        if events.len() > 1
-            && let Ok(results) = self
+        if events.len() > 1 {
+            match self
                 .store(events.clone(), Refusal::default(), |_, err| err)
                 .await
-        {
-            for (sender, result) in senders.into_iter().zip(results) {
-                let _ = sender.send(Ok(result));
+            {
+                Ok(results) => {
+                    for (sender, result) in senders.into_iter().zip(results) {
+                        let _ = sender.send(Ok(result));
+                    }
+                    return;
+                }
+                Err(err @ Error::Unavailable(_)) => {
+                    for sender in senders {
+                        let _ = sender.send(Err(err.clone()));
+                    }
+                    return;
+                }
+                Err(_) => {}
             }
-            return;
         }
         for (event, sender) in events.into_iter().zip(senders) {
+            if sender.is_closed() {
+                continue;
+            }
             let _ = sender.send(self.enqueue_alone(event).await);
         }
     }

@@ -325,3 +325,34 @@ async fn events_waiting_beyond_five_hundred_go_in_a_group_of_their_own() {
     assert_eq!(ids.len(), 600, "each caller its own message");
     assert_eq!(*queue.inserts.lock().unwrap(), [1, 500, 100]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_group_the_store_is_down_for_answers_each_caller_unavailable_at_once_without_retrying_each()
+ {
+    let (h, queue) = held_events();
+    let events = h.events.clone();
+    let user = h.user("u", &[]).await;
+    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
+    let grouped: Vec<Answer> = (0..3)
+        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("grouped-{n}"))))
+        .collect();
+    until_idle().await;
+
+    // The first insert goes through; then the store is down for the group's insert.
+    queue.release_one();
+    assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
+    queue
+        .failing_inserts
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    queue.open();
+    for answer in grouped {
+        let answer = answer.await.unwrap();
+        assert!(matches!(answer, Err(Error::Unavailable(_))), "{answer:?}");
+    }
+
+    assert_eq!(
+        *queue.inserts.lock().unwrap(),
+        [1, 3],
+        "an outage is no refusal of one event: nothing is tried again event by event"
+    );
+}

@@ -282,6 +282,8 @@ pub struct GatedQueue {
     pub leases: AtomicUsize,
     /// The lease, counting from 1, that fails as if the store were down (0: none).
     pub failing_lease: AtomicUsize,
+    /// Set: every insert fails as if the store were down (after being counted).
+    pub failing_inserts: std::sync::atomic::AtomicBool,
     pub write_backs_waiting: AtomicUsize,
     pub inserts_waiting: AtomicUsize,
     /// Rows per insert, in the order the inserts were made.
@@ -306,6 +308,7 @@ impl GatedQueue {
             inner,
             leases: AtomicUsize::new(0),
             failing_lease: AtomicUsize::new(0),
+            failing_inserts: std::sync::atomic::AtomicBool::new(false),
             write_backs_waiting: AtomicUsize::new(0),
             inserts_waiting: AtomicUsize::new(0),
             inserts: Mutex::new(Vec::new()),
@@ -343,6 +346,9 @@ impl MessageQueue for GatedQueue {
             self.pass(&self.inserts_waiting).await;
         }
         self.inserts.lock().unwrap().push(messages.len());
+        if self.failing_inserts.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("insert refused by the test".into()));
+        }
         self.inner.enqueue(messages).await
     }
 
