@@ -26,7 +26,7 @@ pub mod routes;
 mod unsubscribe;
 mod users;
 mod vocabulary;
-mod watch;
+pub mod watch;
 
 use std::fmt;
 use std::future::Future;

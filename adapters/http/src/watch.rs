@@ -102,10 +102,18 @@ pub(crate) async fn watch(
         format,
     };
     Ok(match upgrade {
-        Some(upgrade) => upgrade.on_upgrade(move |socket| watcher.serve_socket(socket)),
+        Some(upgrade) => upgrade
+            .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+            .on_upgrade(move |socket| watcher.serve_socket(socket)),
         None => watcher.serve_events().into_response(),
     })
 }
+
+/// The largest message (and frame) a watcher's client may send: clients send nothing but
+/// pings and the close handshake, so a large message only costs the server memory (the
+/// WebSocket library's own limit is 64 MiB); one over it ends the connection.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
 /// The caller a `?token=` names (browsers cannot send headers on `WebSocket`/`EventSource`).
 async fn from_query_token(api: &Api, token: &str) -> Result<Caller, ApiError> {

@@ -354,3 +354,40 @@ async fn a_browser_may_pass_the_token_in_the_query() {
     .await
     .expect(StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_sending_a_large_message_is_disconnected() {
+    let app = App::start().await;
+    let addr = serve(&app).await;
+    let mut socket = connect(addr, "", &app.member.token).await.unwrap();
+
+    // A small message is fine: the connection still answers pings.
+    socket
+        .send(Message::Binary(vec![0; 1024].into()))
+        .await
+        .unwrap();
+    socket.send(Message::Ping("hi".into())).await.unwrap();
+    let pong = tokio::time::timeout(PATIENCE, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Pong("hi".into()));
+
+    // One over the limit ends the connection.
+    let big = vec![0; herald_http::watch::MAX_CLIENT_MESSAGE_BYTES + 1];
+    let _ = socket.send(Message::Binary(big.into())).await;
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the server kept a connection sending a large message"
+    );
+}
