@@ -264,16 +264,46 @@ async fn at_most_a_few_batches_are_planned_and_stored_at_once() {
     assert_eq!(queue.inserts.lock().unwrap().len(), MAX_BATCHES_AT_ONCE + 2);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_store_outage_while_a_group_is_stored_answers_each_of_its_callers_unavailable() {
+/// A webhook-only harness with inserts held at a gate: one event's insert waits there, and
+/// `count` more events wait behind it, to be stored as a group.
+struct Waiting {
+    h: Harness,
+    queue: Arc<GatedQueue>,
+    events: Events,
+    user: herald_domain::UserId,
+    first: Answer,
+    behind: Vec<Answer>,
+}
+
+async fn waiting_behind_a_held_insert(count: usize) -> Waiting {
     let (h, queue) = held_events();
     let events = h.events.clone();
-    let user = h.user("u", &[]).await;
-    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
-    let grouped: Vec<Answer> = (0..3)
-        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("grouped-{n}"))))
+    let user = h.user("u", &[]).await.id;
+    let first = first_held(&events, &queue, event_for(user, "first")).await;
+    let behind = (0..count)
+        .map(|n| spawn_enqueue(&events, event_for(user, &format!("behind-{n}"))))
         .collect();
     until_idle().await;
+    Waiting {
+        h,
+        queue,
+        events,
+        user,
+        first,
+        behind,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_outage_while_a_group_is_stored_answers_each_of_its_callers_unavailable() {
+    let Waiting {
+        h,
+        queue,
+        events,
+        user,
+        first,
+        behind: grouped,
+    } = waiting_behind_a_held_insert(3).await;
     queue.release_one();
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
     until_idle().await;
@@ -299,20 +329,18 @@ async fn a_store_outage_while_a_group_is_stored_answers_each_of_its_callers_unav
     );
 
     // Once it is back, no group is left stuck: the next event is stored.
-    let later = events.enqueue(event_for(user.id, "later")).await.unwrap();
+    let later = events.enqueue(event_for(user, "later")).await.unwrap();
     assert_eq!(later.message_ids.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn events_waiting_beyond_five_hundred_go_in_a_group_of_their_own() {
-    let (h, queue) = held_events();
-    let events = h.events.clone();
-    let user = h.user("u", &[]).await;
-    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
-    let waiting: Vec<Answer> = (0..600)
-        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("ws-{n}"))))
-        .collect();
-    until_idle().await;
+    let Waiting {
+        queue,
+        first,
+        behind: waiting,
+        ..
+    } = waiting_behind_a_held_insert(600).await;
 
     queue.open();
     assert_eq!(first.await.unwrap().unwrap().message_ids.len(), 1);
@@ -329,14 +357,12 @@ async fn events_waiting_beyond_five_hundred_go_in_a_group_of_their_own() {
 #[tokio::test(start_paused = true)]
 async fn a_group_the_store_is_down_for_answers_each_caller_unavailable_at_once_without_retrying_each()
  {
-    let (h, queue) = held_events();
-    let events = h.events.clone();
-    let user = h.user("u", &[]).await;
-    let first = first_held(&events, &queue, event_for(user.id, "first")).await;
-    let grouped: Vec<Answer> = (0..3)
-        .map(|n| spawn_enqueue(&events, event_for(user.id, &format!("grouped-{n}"))))
-        .collect();
-    until_idle().await;
+    let Waiting {
+        queue,
+        first,
+        behind: grouped,
+        ..
+    } = waiting_behind_a_held_insert(3).await;
 
     // The first insert goes through; then the store is down for the group's insert.
     queue.release_one();
