@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -843,8 +843,12 @@ fn golden_file(golden: &Golden) -> String {
     file
 }
 
+/// In the checkout under test: read at run time, since a target directory shared between
+/// checkouts can run a binary another checkout built (whose `env!` path may be gone).
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("tests/golden")
 }
 
 /// The lines that differ, numbered, at most 20 of them.

@@ -2,7 +2,6 @@
 //! (domain ← application ← adapters ← bootstrap), no adapter depends on another, and the inner
 //! layers stay free of runtimes, drivers and frameworks.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -125,7 +124,7 @@ fn read_metadata(metadata: &Value) -> (Vec<String>, Vec<Edge>) {
 
 #[test]
 fn dependencies_point_inward_and_adapters_stand_alone() {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = herald_tests::checkout::workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps"])

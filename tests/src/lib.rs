@@ -10,6 +10,7 @@
 //! - [`smtp_server`]: a real SMTP server process (aiosmtpd) recording what it received, with
 //!   the certificates its TLS modes need.
 
+pub mod checkout;
 pub mod docker_postgres;
 pub mod fixture;
 pub mod link;

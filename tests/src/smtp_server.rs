@@ -39,9 +39,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`SmtpServer::start_on`] tries again a port that is taken.
 const PORT_TAKEN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The server script, found from this crate wherever the test runs.
+/// The server script, in the checkout under test.
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("support/smtp_server.py")
+    crate::checkout::workspace_root().join("tests/support/smtp_server.py")
 }
 
 /// A scratch directory of one test (certificates, the server's records), removed when dropped.
