@@ -6,7 +6,11 @@
 //!    │                 │  ──retryable, attempts+1 = max──▶ permanent_failure
 //!    │                 │  ──permanent error──────────────▶ permanent_failure
 //!    │                 │  ──user disabled it / user deleted─▶ inhibited
-//!    └── lease expired (leased_until < now): leasable again, attempt NOT counted
+//!    ├── lease expired (leased_until < now): leasable again, attempt NOT counted
+//!    └── lease given back by its holder (never dispatched): pending again, or
+//!        temporary_failure when attempted before; leasable at once, attempt NOT counted
+//!
+//! A holder may also extend its lease (`leased_until` moves later) while it still holds it.
 //! ```
 //!
 //! The functions here are pure: they compute the next state or refuse the transition. Stores
@@ -287,6 +291,42 @@ impl Message {
         })
     }
 
+    /// Moves the lease a holder still holds (`leased_until == lease`) to end at `until`.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless the message is leased with exactly that lease (it was
+    /// completed, given back, or taken over by another notifier after it expired).
+    pub fn extend_lease(
+        &mut self,
+        lease: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), IllegalTransition> {
+        if self.status != MessageStatus::Leased || self.leased_until != Some(lease) {
+            return Err(self.refuse("have its lease extended"));
+        }
+        self.leased_until = Some(until);
+        Ok(())
+    }
+
+    /// Gives back a lease its holder still holds without dispatching the message: it is
+    /// pending again, or a temporary failure when it was attempted before (so leasable at
+    /// once either way); no attempt is counted and its reason and retry time stay.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless the message is leased with exactly that lease.
+    pub fn give_back(&mut self, lease: DateTime<Utc>) -> Result<(), IllegalTransition> {
+        if self.status != MessageStatus::Leased || self.leased_until != Some(lease) {
+            return Err(self.refuse("be given back"));
+        }
+        self.status = if self.attempt_count == 0 {
+            MessageStatus::Pending
+        } else {
+            MessageStatus::TemporaryFailure
+        };
+        self.leased_until = None;
+        Ok(())
+    }
+
     /// Applies a computed change.
     ///
     /// # Errors
@@ -546,6 +586,53 @@ mod tests {
         let current = m.complete(&Completion::Sent, takeover, POLICY).unwrap();
         m.apply(&current).unwrap();
         assert_eq!(m.status, MessageStatus::Sent);
+    }
+
+    #[test]
+    fn a_held_lease_is_extended_and_a_lease_taken_over_is_not() {
+        let mut m = leased(t0());
+        let lease = m.leased_until.unwrap();
+        let later = lease + Duration::minutes(2);
+        m.extend_lease(lease, later).unwrap();
+        assert_eq!(m.leased_until, Some(later));
+        assert_eq!(m.status, MessageStatus::Leased);
+        // The old lease is no longer the one held.
+        let err = m
+            .extend_lease(lease, later + Duration::minutes(1))
+            .unwrap_err();
+        assert_eq!(err.action, "have its lease extended");
+        assert_eq!(m.leased_until, Some(later));
+        // A completion computed after the extension completes the extended lease.
+        let change = m.complete(&Completion::Sent, t0(), POLICY).unwrap();
+        m.apply(&change).unwrap();
+        assert!(m.extend_lease(later, later).is_err(), "a sent message");
+    }
+
+    #[test]
+    fn a_lease_given_back_is_leasable_at_once_without_counting_an_attempt() {
+        let mut fresh = leased(t0());
+        let lease = fresh.leased_until.unwrap();
+        fresh.give_back(lease).unwrap();
+        assert_eq!(fresh.status, MessageStatus::Pending);
+        assert_eq!(fresh.attempt_count, 0);
+        assert!(fresh.is_leasable(t0(), POLICY.max_attempts));
+        assert!(fresh.give_back(lease).is_err(), "given back twice");
+
+        let mut retried = leased(t0());
+        let failed = retried.complete(&fail(true), t0(), POLICY).unwrap();
+        retried.apply(&failed).unwrap();
+        let due = failed.next_retry_after.unwrap();
+        retried
+            .lease(due, Duration::minutes(2), POLICY.max_attempts)
+            .unwrap();
+        let lease = retried.leased_until.unwrap();
+        let err = retried.give_back(lease + Duration::seconds(1)).unwrap_err();
+        assert_eq!(err.action, "be given back", "another lease");
+        retried.give_back(lease).unwrap();
+        assert_eq!(retried.status, MessageStatus::TemporaryFailure);
+        assert_eq!(retried.attempt_count, 1);
+        assert_eq!(retried.status_reason.as_deref(), Some("boom"));
+        assert!(retried.is_leasable(due, POLICY.max_attempts));
     }
 
     #[test]

@@ -27,7 +27,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
+    StoreError,
 };
 use herald_domain::message::StatusChange;
 use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, UserId};
@@ -118,6 +119,23 @@ pub const WRITE_BACK_STATEMENT: &str = "UPDATE messages AS m SET \
      WHERE m.id = c.id \
        AND m.status::text = 'leased' \
        AND (c.lease IS NULL OR m.leased_until = c.lease)";
+
+/// The statement that extends held leases: `$1` the ids, `$2` the leases held (arrays), `$3`
+/// the new end; returns the ids extended. Found by id, like [`WRITE_BACK_STATEMENT`].
+const EXTEND_LEASES_STATEMENT: &str = "UPDATE messages AS m SET leased_until = $3 \
+     FROM UNNEST($1::uuid[], $2::timestamptz[]) AS h(id, lease) \
+     WHERE m.id = h.id AND m.status::text = 'leased' AND m.leased_until = h.lease \
+     RETURNING m.id";
+
+/// The statement that gives held leases back: `$1` the ids, `$2` the leases held. A message
+/// never attempted is pending again, one attempted before a temporary failure (its retry time
+/// has come, since it was leased), as `Message::give_back`.
+const GIVE_BACK_STATEMENT: &str = "UPDATE messages AS m SET \
+         status = CASE WHEN m.attempt_count = 0 THEN 'pending'::message_status \
+                       ELSE 'temporary_failure'::message_status END, \
+         leased_until = NULL \
+     FROM UNNEST($1::uuid[], $2::timestamptz[]) AS h(id, lease) \
+     WHERE m.id = h.id AND m.status::text = 'leased' AND m.leased_until = h.lease";
 
 /// A `messages` row as stored.
 #[derive(Debug, sqlx::FromRow)]
@@ -452,6 +470,43 @@ impl MessageQueue for PgStore {
         self.write_back(changes).await
     }
 
+    async fn extend_leases(
+        &self,
+        held: &[HeldLease],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, leases) = held_columns(held);
+        let mut connection = self.connection().await?;
+        let extended: Vec<Uuid> = sqlx::query_scalar(EXTEND_LEASES_STATEMENT)
+            .bind(&ids)
+            .bind(&leases)
+            .bind(until)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(store_error)?;
+        connection.done();
+        Ok(extended.into_iter().map(MessageId::from_uuid).collect())
+    }
+
+    async fn give_back(&self, held: &[HeldLease]) -> Result<u64, StoreError> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let (ids, leases) = held_columns(held);
+        let mut connection = self.connection().await?;
+        let result = sqlx::query(GIVE_BACK_STATEMENT)
+            .bind(&ids)
+            .bind(&leases)
+            .execute(&mut *connection)
+            .await
+            .map_err(store_error)?;
+        connection.done();
+        Ok(result.rows_affected())
+    }
+
     async fn inhibit_recipient(
         &self,
         recipient: UserId,
@@ -533,4 +588,9 @@ impl MessageQueue for PgStore {
         .map_err(store_error)?;
         messages(rows)
     }
+}
+
+/// Held leases as the array parameters their statements take.
+fn held_columns(held: &[HeldLease]) -> (Vec<Uuid>, Vec<DateTime<Utc>>) {
+    held.iter().map(|h| (*h.id.as_uuid(), h.lease)).unzip()
 }

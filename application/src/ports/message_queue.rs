@@ -40,6 +40,14 @@ pub struct LeaseRequest {
     pub max_attempts: u32,
 }
 
+/// A lease a notifier holds: the message and the `leased_until` it was leased (or last
+/// extended) with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLease {
+    pub id: MessageId,
+    pub lease: DateTime<Utc>,
+}
+
 /// Troubleshooting filter over stored messages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessageFilter {
@@ -70,6 +78,11 @@ pub enum PurgeOutcome {
 /// - in `mark_sent` / `mark_failed`, apply each [`StatusChange`] only to a message that is
 ///   still `leased` with `leased_until` equal to the change's `lease` (a stale write-back from a
 ///   notifier whose lease was taken over changes nothing) and return how many rows changed;
+/// - in `extend_leases`, move to `until` the lease of each message still leased with exactly
+///   the held lease (as [`Message::extend_lease`]) and return the ids it extended; in
+///   `give_back`, return each such message to where it was before its lease (as
+///   [`Message::give_back`]: leasable at once, no attempt counted) and return how many; both
+///   leave every other message (completed, taken over) untouched;
 /// - purge only messages whose `updated_at` is older than the cutoff, and never run two purges
 ///   at once across replicas.
 ///
@@ -94,6 +107,18 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
 
     /// Writes back a buffer of failed or inhibited dispatches in one statement.
     async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError>;
+
+    /// Extends the leases still held among `held` to `until`, in one statement; returns the
+    /// ids extended (the others were taken over and must not be dispatched).
+    async fn extend_leases(
+        &self,
+        held: &[HeldLease],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError>;
+
+    /// Gives back the leases still held among `held` (messages leased and never dispatched),
+    /// in one statement, so any notifier may lease them at once; returns how many.
+    async fn give_back(&self, held: &[HeldLease]) -> Result<u64, StoreError>;
 
     /// Inhibits every message of `recipient` that is not final yet (pending, leased or waiting
     /// for a retry); returns how many.

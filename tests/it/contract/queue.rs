@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use herald_application::ports::{
-    EnqueueOutcome, LeaseRequest, MessageFilter, NewMessage, PurgeOutcome, StoreError,
+    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, NewMessage, PurgeOutcome, StoreError,
 };
 use herald_domain::message::StatusChange;
 use herald_domain::{
@@ -681,6 +681,99 @@ async fn a_stale_write_back_while_the_new_holder_still_dispatches_changes_nothin
     assert_eq!(stored(&backend, id).await.status, MessageStatus::Sent);
 }
 
+fn held(message: &Message) -> HeldLease {
+    HeldLease {
+        id: message.id,
+        lease: message.leased_until.expect("a leased copy"),
+    }
+}
+
+async fn extending_moves_only_the_leases_still_held(backend: Backend) {
+    let [first, second, third] =
+        queue_at(&backend, UserId::random(), &[secs(0), secs(1), secs(2)]).await[..]
+    else {
+        unreachable!()
+    };
+    let leased = lease(&backend, t0(), 3).await;
+    let sent = completed(&leased[1], Completion::Sent, t0() + secs(1));
+    assert_eq!(backend.queue.mark_sent(&[sent]).await.unwrap(), 1);
+    // The first lease expires and another notifier takes the oldest message over.
+    let takeover_at = t0() + LEASE_PERIOD + secs(1);
+    let taken = lease(&backend, takeover_at, 1).await.remove(0);
+    assert_eq!(taken.id, first);
+
+    let until = takeover_at + LEASE_PERIOD;
+    let held_leases: Vec<HeldLease> = leased.iter().map(held).collect();
+    let extended = backend
+        .queue
+        .extend_leases(&held_leases, until)
+        .await
+        .unwrap();
+    assert_eq!(
+        extended,
+        vec![third],
+        "only the lease still held, expired or not"
+    );
+    assert_eq!(stored(&backend, third).await.leased_until, Some(until));
+    assert_eq!(
+        stored(&backend, first).await.leased_until,
+        taken.leased_until
+    );
+    assert_eq!(stored(&backend, second).await.status, MessageStatus::Sent);
+    assert!(
+        lease(&backend, takeover_at + secs(1), 3).await.is_empty(),
+        "the extended lease runs on"
+    );
+
+    // The result of the extended lease is written back; one of the old lease is stale.
+    let stale = completed(&leased[2], Completion::Sent, until);
+    assert_eq!(backend.queue.mark_sent(&[stale]).await.unwrap(), 0);
+    let mut extended_copy = leased[2].clone();
+    extended_copy.leased_until = Some(until);
+    let current = completed(&extended_copy, Completion::Sent, until);
+    assert_eq!(backend.queue.mark_sent(&[current]).await.unwrap(), 1);
+    assert_eq!(stored(&backend, third).await.status, MessageStatus::Sent);
+}
+
+async fn a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged(backend: Backend) {
+    let retry = queue_a_temporary_failure(&backend, t0()).await;
+    let due = t0() + POLICY.retry_interval;
+    let [fresh] = queue_at(&backend, UserId::random(), &[secs(1)]).await[..] else {
+        unreachable!()
+    };
+    let leased = lease(&backend, due, 10).await;
+    assert_eq!(id_set(&leased), BTreeSet::from([retry, fresh]));
+
+    let held_leases: Vec<HeldLease> = leased.iter().map(held).collect();
+    assert_eq!(backend.queue.give_back(&held_leases).await.unwrap(), 2);
+    let given_retry = stored(&backend, retry).await;
+    assert_eq!(given_retry.status, MessageStatus::TemporaryFailure);
+    assert_eq!(given_retry.attempt_count, 1);
+    assert_eq!(given_retry.leased_until, None);
+    let given_fresh = stored(&backend, fresh).await;
+    assert_eq!(given_fresh.status, MessageStatus::Pending);
+    assert_eq!(given_fresh.attempt_count, 0);
+
+    assert_eq!(
+        backend.queue.give_back(&held_leases).await.unwrap(),
+        0,
+        "a lease no longer held is not given back twice"
+    );
+    let again = lease(&backend, due + secs(1), 10).await;
+    assert_eq!(
+        id_set(&again),
+        BTreeSet::from([retry, fresh]),
+        "leasable at once"
+    );
+    let stale: Vec<HeldLease> = leased.iter().map(held).collect();
+    assert_eq!(
+        backend.queue.give_back(&stale).await.unwrap(),
+        0,
+        "the old lease is not the one held"
+    );
+    assert_eq!(stored(&backend, fresh).await.status, MessageStatus::Leased);
+}
+
 async fn write_back_skips_unknown_messages_and_messages_never_leased(backend: Backend) {
     let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
         unreachable!()
@@ -895,6 +988,8 @@ herald_tests::contract_suite! {
     a_stale_write_back_after_a_takeover_and_send_changes_nothing,
     a_stale_write_back_while_the_new_holder_still_dispatches_changes_nothing,
     write_back_skips_unknown_messages_and_messages_never_leased,
+    extending_moves_only_the_leases_still_held,
+    a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged,
     inhibiting_a_recipient_stops_its_unfinished_messages_but_not_sent_ones,
     purge_deletes_only_messages_not_updated_since_the_cutoff,
     purge_is_skipped_while_another_replica_holds_the_purge_lock,

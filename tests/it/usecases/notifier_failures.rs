@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Age, Utc};
 use herald_application::ports::{
-    Delivery, DeliveryError, DispatchOutcome, Dispatcher, EnqueueOutcome, LeaseRequest,
+    Delivery, DeliveryError, DispatchOutcome, Dispatcher, EnqueueOutcome, HeldLease, LeaseRequest,
     MessageFilter, MessageQueue, NewMessage, NotifierMetrics, PreferenceStore, PurgeOutcome,
     StoreError, TemplateStore, UserDirectory,
 };
@@ -174,6 +174,18 @@ impl MessageQueue for FaultyQueue {
     async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
         apply(self.faults.mark_failed(), "mark_failed")?;
         self.inner.mark_failed(changes).await
+    }
+
+    async fn extend_leases(
+        &self,
+        held: &[HeldLease],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.inner.extend_leases(held, until).await
+    }
+
+    async fn give_back(&self, held: &[HeldLease]) -> Result<u64, StoreError> {
+        self.inner.give_back(held).await
     }
 
     async fn inhibit_recipient(

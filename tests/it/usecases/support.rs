@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    Delivery, DeliveryError, Dispatcher, EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue,
-    NewMessage, PurgeOutcome, StoreError, Wakeup as _,
+    Delivery, DeliveryError, Dispatcher, EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter,
+    MessageQueue, NewMessage, PurgeOutcome, StoreError, Wakeup as _,
 };
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
@@ -374,6 +374,18 @@ impl MessageQueue for GatedQueue {
             self.pass(&self.write_backs_waiting).await;
         }
         self.inner.mark_failed(changes).await
+    }
+
+    async fn extend_leases(
+        &self,
+        held: &[HeldLease],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.inner.extend_leases(held, until).await
+    }
+
+    async fn give_back(&self, held: &[HeldLease]) -> Result<u64, StoreError> {
+        self.inner.give_back(held).await
     }
 
     async fn inhibit_recipient(

@@ -3,7 +3,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    EnqueueOutcome, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
+    StoreError,
 };
 use herald_domain::message::StatusChange;
 use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, UserId};
@@ -97,6 +98,28 @@ impl Queue {
         changed
     }
 
+    fn extend_leases(&mut self, held: &[HeldLease], until: DateTime<Utc>) -> Vec<MessageId> {
+        held.iter()
+            .filter(|held| {
+                self.get_mut(held.id)
+                    .is_some_and(|message| message.extend_lease(held.lease, until).is_ok())
+            })
+            .map(|held| held.id)
+            .collect()
+    }
+
+    fn give_back(&mut self, held: &[HeldLease]) -> u64 {
+        let mut given = 0;
+        for held in held {
+            if let Some(message) = self.get_mut(held.id)
+                && message.give_back(held.lease).is_ok()
+            {
+                given += 1;
+            }
+        }
+        given
+    }
+
     fn inhibit_recipient(&mut self, recipient: UserId, reason: &str, now: DateTime<Utc>) -> u64 {
         let mut inhibited = 0;
         for message in self.by_age.values_mut() {
@@ -188,6 +211,18 @@ impl MessageQueue for MemoryStore {
 
     async fn mark_failed(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
         self.with(|state| state.queue.write_back(changes))
+    }
+
+    async fn extend_leases(
+        &self,
+        held: &[HeldLease],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.with(|state| state.queue.extend_leases(held, until))
+    }
+
+    async fn give_back(&self, held: &[HeldLease]) -> Result<u64, StoreError> {
+        self.with(|state| state.queue.give_back(held))
     }
 
     async fn inhibit_recipient(
