@@ -32,7 +32,7 @@ pub use inbox::{Inbox, InboxFilter, InboxPage};
 pub use messages::Messages;
 pub use notifier::{
     Cycle, Decision, Facts, Flushed, Notifier, NotifierHandle, NotifierHealth, NotifierPorts,
-    decide,
+    WRITE_BACK_RETRY_DELAYS, decide,
 };
 pub use preferences::Preferences;
 pub use purge::Purger;

@@ -1,29 +1,44 @@
-//! The notifier (DESIGN §5): leases messages, dispatches them concurrently, and writes the
-//! results back in bulk. One runs per replica; several share the queue safely.
+//! The notifier (DESIGN §5): leases messages in bulk, dispatches them as a continuous
+//! pipeline, and writes the results back in bulk. One runs per replica; several share the
+//! queue safely.
+//!
+//! At most `lease-count` dispatches are in flight; as each one ends, its slot takes the next
+//! message of a small local backlog, which bulk leases ([`intake`]) keep topped up on a task
+//! of their own. So one slow answer holds one slot, not a batch. When several delivery methods
+//! have work, each gets an equal share of the slots, and one method alone leaves a slot for
+//! each of the others, so a slow method cannot take them all.
+//! No message starts with less than the dispatch timeout (plus half the slack between it and
+//! the lease period) left on its lease: a message that waited too long in the backlog has its
+//! lease extended in bulk first, or is dropped when another notifier took it over. Results are
+//! written back before the earliest lease they complete ends ([`write_back`]).
 
 mod decision;
+mod intake;
+mod supervision;
+mod write_back;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use herald_domain::message::StatusChange;
-use herald_domain::{
-    Completion, Message, MessageStatus, Method, RetryPolicy, Template, TemplateId,
-};
+use herald_domain::{Completion, Message, MessageStatus, Method, RetryPolicy};
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::{NotifierConfig, NotifierSettings};
 use crate::ports::{
-    Clock, CycleOutcome, DeliveryError, DispatchOutcome, Dispatcher, LeaseRequest, MessageQueue,
+    Clock, CycleOutcome, DeliveryError, DispatchOutcome, Dispatcher, HeldLease, MessageQueue,
     NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore,
     UserDirectory, Wake, WakeupListener,
 };
 use crate::rendering::Renderer;
 
 pub use decision::{Decision, Facts, REASON_DISABLED, REASON_RECIPIENT_DELETED, decide};
+use intake::{Batch, Intake, Ready};
+pub use supervision::{NotifierHandle, NotifierHealth, RESTART_DELAY};
+pub use write_back::{Flushed, WRITE_BACK_RETRY_DELAYS};
+use write_back::{ResultBuffer, Writer};
 
 /// The template label of metrics about messages whose template no longer exists.
 pub const UNKNOWN_TEMPLATE: &str = "unknown";
@@ -31,8 +46,12 @@ pub const UNKNOWN_TEMPLATE: &str = "unknown";
 /// While the pause switch is on, how often at most an enqueue's wake-up makes the notifier read
 /// the switch again. Every enqueue wakes the notifiers; a paused one would otherwise read the
 /// switch once per enqueue. Turning the switch off wakes them with [`Wake::Resumed`], which a
-/// paused notifier answers at once.
+/// paused notifier answers at once. While messages wait in the local backlog, the switch is
+/// read this often too, so pausing stops them from starting.
 pub const PAUSED_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The local backlog holds at most this many times `lease-count` messages.
+const BACKLOG_BATCHES: usize = 4;
 
 /// The ports a notifier drives.
 #[derive(Debug, Clone)]
@@ -55,71 +74,8 @@ pub enum Cycle {
     Dispatched(usize),
 }
 
-/// Results waiting to be written back.
-#[derive(Debug, Default)]
-struct ResultBuffer {
-    sent: Vec<StatusChange>,
-    failed: Vec<StatusChange>,
-}
-
-impl ResultBuffer {
-    fn len(&self) -> usize {
-        self.sent.len() + self.failed.len()
-    }
-
-    fn push(&mut self, change: StatusChange) {
-        if change.status == MessageStatus::Sent {
-            self.sent.push(change);
-        } else {
-            self.failed.push(change);
-        }
-    }
-}
-
-/// What a flush wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Flushed {
-    pub sent: u64,
-    pub failed: u64,
-    /// Results dropped because the write-back failed; their rows stay leased and are
-    /// delivered again after the lease expires.
-    pub dropped: usize,
-}
-
-/// A leased batch and the time it was leased at.
-type Leased = (Vec<Message>, DateTime<Utc>);
-
-/// What leasing needs, apart from the rest of the notifier, so the next batch can be leased on a
-/// task of its own while this one is prepared and dispatched.
-#[derive(Debug)]
-struct Leaser {
-    queue: Arc<dyn MessageQueue>,
-    settings: Arc<dyn SettingsStore>,
-    clock: Arc<dyn Clock>,
-    lease_period: chrono::Duration,
-    count: usize,
-    max_attempts: u32,
-}
-
-impl Leaser {
-    /// Leases a batch unless the pause switch is on (`None`).
-    async fn lease(&self) -> Result<Option<Leased>, StoreError> {
-        if self.settings.notifier_paused().await? {
-            return Ok(None);
-        }
-        let now = self.clock.now();
-        let leased = self
-            .queue
-            .lease(LeaseRequest {
-                now,
-                lease_period: self.lease_period,
-                count: self.count,
-                max_attempts: self.max_attempts,
-            })
-            .await?;
-        Ok(Some((leased, now)))
-    }
-}
+/// What a dispatch task returns.
+type Dispatched = Result<(), DeliveryError>;
 
 /// One replica's notifier.
 #[derive(Debug)]
@@ -127,21 +83,27 @@ pub struct Notifier {
     name: String,
     config: NotifierConfig,
     policy: RetryPolicy,
-    ports: NotifierPorts,
-    dispatchers: HashMap<Method, Arc<dyn Dispatcher>>,
-    renderer: Renderer,
+    intake: Arc<Intake>,
+    writer: Writer,
     wakeup: WakeupListener,
     buffer: ResultBuffer,
     metrics: Arc<dyn NotifierMetrics>,
-    leaser: Arc<Leaser>,
-    /// A batch leased while the previous one was being prepared and dispatched, with its lease
-    /// time: the next cycle dispatches it without waiting for the database.
-    ahead: Option<Leased>,
+    /// Leased, decided messages waiting for a slot, oldest first.
+    backlog: VecDeque<Ready>,
+    /// The dispatches in flight, and what each one is for.
+    in_flight: JoinSet<Dispatched>,
+    by_task: HashMap<tokio::task::Id, (Message, String)>,
+    /// Dispatches in flight per method.
+    busy: HashMap<Method, usize>,
+    /// The lease running on its own task, if any.
+    leasing: Option<JoinHandle<Result<Option<Batch>, StoreError>>>,
     /// The write-back running in the background, if any. At most one runs at a time: the next
     /// write-back waits for it (backpressure).
     writing: Option<JoinHandle<Flushed>>,
-    /// Set on stop: no more leasing ahead.
-    stopping: bool,
+    /// The least lease time a message may start its dispatch with.
+    start_margin: chrono::Duration,
+    /// How long before the earliest lease they complete buffered results are written.
+    write_margin: chrono::Duration,
 }
 
 impl Notifier {
@@ -155,35 +117,52 @@ impl Notifier {
         renderer: Renderer,
         wakeup: WakeupListener,
     ) -> Self {
+        let name = name.into();
         let config = settings.config().clone();
-        let leaser = Arc::new(Leaser {
+        let lease_period = settings.lease_period();
+        let timeout =
+            chrono::Duration::from_std(config.dispatch_timeout).unwrap_or(chrono::Duration::MAX);
+        // Settings guarantee the timeout is shorter than the lease period.
+        let slack = (lease_period - timeout).max(chrono::Duration::zero());
+        let metrics: Arc<dyn NotifierMetrics> = Arc::new(NoMetrics);
+        let writer = Writer {
+            name: name.clone(),
             queue: Arc::clone(&ports.queue),
-            settings: Arc::clone(&ports.settings),
             clock: Arc::clone(&ports.clock),
-            lease_period: settings.lease_period(),
-            count: config.lease_count,
-            max_attempts: config.max_send_attempts,
-        });
-        Self {
-            name: name.into(),
-            policy: settings.retry_policy(),
-            config,
+            metrics: Arc::clone(&metrics),
+        };
+        let intake = Arc::new(Intake {
+            name: name.clone(),
             ports,
             dispatchers: dispatchers.into_iter().map(|d| (d.method(), d)).collect(),
             renderer,
+            lease_period,
+            max_attempts: config.max_send_attempts,
+        });
+        Self {
+            name,
+            policy: settings.retry_policy(),
+            config,
+            intake,
+            writer,
             wakeup,
             buffer: ResultBuffer::default(),
-            metrics: Arc::new(NoMetrics),
-            leaser,
-            ahead: None,
+            metrics,
+            backlog: VecDeque::new(),
+            in_flight: JoinSet::new(),
+            by_task: HashMap::new(),
+            busy: HashMap::new(),
+            leasing: None,
             writing: None,
-            stopping: false,
+            start_margin: timeout + slack / 2,
+            write_margin: slack / 2,
         }
     }
 
     /// Reports to `metrics` (default: nowhere).
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<dyn NotifierMetrics>) -> Self {
+        self.writer.metrics = Arc::clone(&metrics);
         self.metrics = metrics;
         self
     }
@@ -197,145 +176,43 @@ impl Notifier {
         self.buffer.len()
     }
 
-    /// One cycle: unless paused, lease up to `lease-count` messages, dispatch them
-    /// concurrently (each under the dispatch timeout), and buffer their results. The buffer
-    /// is written back whenever it fills (in the background, one write-back at a time), and a
-    /// full buffer stops leasing (backpressure).
-    ///
-    /// When the batch came back full and the buffer has room for its results, the next batch
-    /// is leased (on a task of its own) while this one is being prepared and dispatched, so the
-    /// database and the receivers work at the same time; the next cycle dispatches it (even if
-    /// the pause switch was turned on in between: it was leased before).
+    fn clock(&self) -> &dyn Clock {
+        &*self.intake.ports.clock
+    }
+
+    /// One step, for callers that drive the notifier themselves: unless paused, lease up to
+    /// `lease-count` messages, dispatch them all (each under the dispatch timeout) and buffer
+    /// their results, written back whenever the buffer fills. [`Notifier::run`] instead keeps
+    /// the slots busy continuously.
     ///
     /// # Errors
     /// [`StoreError`] when the pause flag or the lease could not be read; nothing was leased.
     pub async fn run_cycle(&mut self) -> Result<Cycle, StoreError> {
-        let (leased, now) = match self.ahead.take() {
-            Some(batch) => batch,
-            None => match self.leaser.lease().await? {
-                Some(batch) => batch,
-                None => return Ok(Cycle::Paused),
-            },
+        let Some(batch) = self.intake.take(self.config.lease_count).await? else {
+            return Ok(Cycle::Paused);
         };
-        let count = leased.len();
-        if count == 0 {
-            return Ok(Cycle::Dispatched(0));
-        }
-        tracing::debug!(notifier = %self.name, count, "notifications: leased messages");
-
-        let leasing_ahead = self.lease_ahead(count);
-        let prepared = self.prepare(leased, now).await;
-        let mut in_flight = JoinSet::new();
-        let mut by_task = HashMap::new();
-        for (message, template, next) in prepared {
-            match next {
-                Next::Complete(completion) => self.record(&message, &template, &completion).await,
-                Next::Dispatch(dispatcher, delivery) => {
-                    let timeout = self.config.dispatch_timeout;
-                    let metrics = Arc::clone(&self.metrics);
-                    let method = message.method;
-                    metrics.observe_queued_seconds(method, message.queued_seconds.max(0.0));
-                    metrics.dispatch_started(method, &template);
-                    let handle = in_flight.spawn(async move {
-                        let started = Instant::now();
-                        let result =
-                            match tokio::time::timeout(timeout, dispatcher.dispatch(&delivery))
-                                .await
-                            {
-                                Ok(result) => result,
-                                Err(_) => Err(DeliveryError::retryable(format!(
-                                    "dispatch timed out after {timeout:?}"
-                                ))),
-                            };
-                        metrics.observe_send_seconds(method, started.elapsed().as_secs_f64());
-                        result
-                    });
-                    by_task.insert(handle.id(), (message, template));
-                }
+        let leased = batch.leased;
+        self.accept(batch).await;
+        while !self.backlog.is_empty() || !self.in_flight.is_empty() {
+            self.start_ready().await;
+            if let Some(joined) = self.in_flight.join_next_with_id().await {
+                self.finish(joined).await;
             }
         }
-        if let Some(leasing) = leasing_ahead {
-            self.ahead = match leasing.await {
-                Ok(Ok(Some((leased, now)))) if !leased.is_empty() => Some((leased, now)),
-                Ok(Ok(_)) => None,
-                Ok(Err(err)) => {
-                    tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
-                    None
-                }
-                Err(err) => {
-                    tracing::error!(notifier = %self.name, error = %err, "notifications: the lease task ended abnormally; what it leased comes back when the lease expires");
-                    None
-                }
-            };
-        }
-        while let Some(joined) = in_flight.join_next_with_id().await {
-            let (task, result) = match joined {
-                Ok((task, result)) => (task, result),
-                Err(err) => (
-                    err.id(),
-                    Err(DeliveryError::retryable(format!(
-                        "dispatcher crashed: {err}"
-                    ))),
-                ),
-            };
-            let Some((message, template)) = by_task.remove(&task) else {
-                continue;
-            };
-            self.metrics.dispatch_finished(message.method, &template);
-            let completion = match result {
-                Ok(()) => Completion::Sent,
-                Err(err) => {
-                    tracing::warn!(
-                        notifier = %self.name,
-                        message_id = %message.id,
-                        method = %message.method,
-                        retryable = err.retryable,
-                        reason = %err.reason,
-                        "notifications: dispatch failed"
-                    );
-                    Completion::Failed {
-                        reason: err.reason,
-                        retryable: err.retryable,
-                        retry_after: err.retry_after,
-                    }
-                }
-            };
-            self.record(&message, &template, &completion).await;
-        }
-        Ok(Cycle::Dispatched(count))
-    }
-
-    /// Starts leasing the next batch on a task of its own while `dispatching` messages are
-    /// prepared and dispatched, when their batch was full (more are likely waiting) and the
-    /// buffer can take their results without filling.
-    fn lease_ahead(
-        &self,
-        dispatching: usize,
-    ) -> Option<JoinHandle<Result<Option<Leased>, StoreError>>> {
-        if self.stopping
-            || dispatching < self.config.lease_count
-            || self.buffer.len() + dispatching > self.config.store_sync_buffer_size
-        {
-            return None;
-        }
-        let leaser = Arc::clone(&self.leaser);
-        Some(tokio::spawn(async move { leaser.lease().await }))
+        Ok(Cycle::Dispatched(leased))
     }
 
     /// Writes the buffered results back (one statement for the sent, one for the rest) and
     /// waits for it, after the write-back running in the background, if any; reports both.
-    /// On failure the results are dropped: their rows stay leased and come back when the
-    /// lease expires (at least once, never lost).
+    /// A write-back the store cannot take is retried while the leases it completes hold; then
+    /// its results are dropped: their rows stay leased and come back when the lease expires
+    /// (at least once, never lost).
     pub async fn flush(&mut self) -> Flushed {
         let earlier = self.finish_writing().await;
         let changes = std::mem::take(&mut self.buffer);
-        let latest = write_back(&self.ports.queue, &*self.metrics, &self.name, changes).await;
+        let latest = self.writer.write(changes).await;
         self.metrics.pending_result_updates(self.buffer.len());
-        Flushed {
-            sent: earlier.sent + latest.sent,
-            failed: earlier.failed + latest.failed,
-            dropped: earlier.dropped + latest.dropped,
-        }
+        earlier.add(latest)
     }
 
     /// Starts writing the buffer back in the background, after waiting for the write-back
@@ -343,14 +220,8 @@ impl Notifier {
     async fn flush_in_background(&mut self) {
         self.finish_writing().await;
         let changes = std::mem::take(&mut self.buffer);
-        let (queue, metrics, name) = (
-            Arc::clone(&self.ports.queue),
-            Arc::clone(&self.metrics),
-            self.name.clone(),
-        );
-        self.writing = Some(tokio::spawn(async move {
-            write_back(&queue, &*metrics, &name, changes).await
-        }));
+        let writer = self.writer.clone();
+        self.writing = Some(tokio::spawn(async move { writer.write(changes).await }));
         self.metrics.pending_result_updates(self.buffer.len());
     }
 
@@ -365,75 +236,132 @@ impl Notifier {
         }
     }
 
-    /// Runs until stopped: a cycle, then — unless the lease came back full — a wait for a
-    /// wake-up, the fetch interval or the stop signal, flushing every store-sync interval.
-    /// On stop it finishes the cycle in flight and flushes.
+    /// When the buffered results must be written: every store-sync interval, and before the
+    /// earliest lease they complete ends. `None` while the buffer is empty.
+    fn flush_due(&self, last_flush: Instant) -> Option<Instant> {
+        if self.buffer.len() == 0 {
+            return None;
+        }
+        let interval = last_flush + self.config.store_sync_interval;
+        let Some(lease) = self.buffer.earliest_lease() else {
+            return Some(interval);
+        };
+        let left = (lease - self.write_margin - self.clock().now())
+            .to_std()
+            .unwrap_or_default();
+        Some(interval.min(Instant::now() + left))
+    }
+
+    /// Runs until stopped, keeping up to `lease-count` dispatches in flight: leases whenever
+    /// the backlog runs low, and — once a lease came back short — waits for a wake-up or the
+    /// fetch interval before leasing again. On stop it gives the backlog back, lets the
+    /// dispatches in flight finish, and flushes.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         tracing::info!(notifier = %self.name, "notifications: notifier started");
-        let sync_every = self.config.store_sync_interval;
         let mut last_flush = Instant::now();
-        // When the last cycle found the switch on: a wake-up before then waits until then.
+        // The last lease came back short (or failed, or found the switch on): no lease until
+        // a wake-up or the poll.
+        let mut idle = false;
+        // When the last lease found the switch on: a wake-up before then waits until then.
         let mut paused_until: Option<Instant> = None;
-        'run: while !*stop.borrow() {
-            let cycle = self.run_cycle().await;
-            self.metrics.cycle_ended(match cycle {
-                Ok(Cycle::Dispatched(_)) => CycleOutcome::Dispatched,
-                Ok(Cycle::Paused) => CycleOutcome::Paused,
-                Err(_) => CycleOutcome::Failed,
-            });
-            let full = match cycle {
-                Ok(Cycle::Dispatched(count)) => {
-                    paused_until = None;
-                    count >= self.config.lease_count
-                }
-                Ok(Cycle::Paused) => {
-                    paused_until = Some(Instant::now() + PAUSED_RECHECK_INTERVAL);
-                    false
-                }
-                Err(err) => {
-                    tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
-                    false
-                }
-            };
-            if last_flush.elapsed() >= sync_every {
-                self.flush_in_background().await;
-                last_flush = Instant::now();
+        let mut woken_while_paused = false;
+        let mut last_switch_read = Instant::now();
+        let poll = tokio::time::sleep(self.config.fetch_interval);
+        tokio::pin!(poll);
+        loop {
+            if *stop.borrow() {
+                break;
             }
-            if full {
-                continue;
+            self.start_ready().await;
+            if self.leasing.is_none() {
+                let wanted = !idle && self.wants_lease();
+                let recheck = !self.backlog.is_empty()
+                    && last_switch_read.elapsed() >= PAUSED_RECHECK_INTERVAL;
+                if wanted || recheck {
+                    let count = if wanted { self.config.lease_count } else { 0 };
+                    let intake = Arc::clone(&self.intake);
+                    self.leasing = Some(tokio::spawn(async move { intake.take(count).await }));
+                    last_switch_read = Instant::now();
+                }
             }
-            let poll = tokio::time::sleep(self.config.fetch_interval);
-            tokio::pin!(poll);
-            // Paused and woken: the next cycle waits for `paused_until`.
-            let mut woken_while_paused = false;
-            loop {
-                let next_flush = last_flush + sync_every;
-                tokio::select! {
-                    changed = stop.changed() => {
-                        if changed.is_err() || *stop.borrow() {
-                            break 'run;
+            let flush_at = self.flush_due(last_flush);
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+                Some(joined) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
+                    self.finish(joined).await;
+                }
+                taken = async {
+                    match self.leasing.as_mut() {
+                        Some(leasing) => leasing.await,
+                        None => std::future::pending().await,
+                    }
+                }, if self.leasing.is_some() => {
+                    self.leasing = None;
+                    let (outcome, went_idle) = match taken {
+                        Ok(Ok(Some(batch))) => {
+                            paused_until = None;
+                            let leased = batch.requested > 0;
+                            let short = leased && batch.leased < batch.requested;
+                            self.accept(batch).await;
+                            (leased.then_some(CycleOutcome::Dispatched), short)
                         }
+                        Ok(Ok(None)) => {
+                            paused_until = Some(Instant::now() + PAUSED_RECHECK_INTERVAL);
+                            self.give_back_backlog("the pause switch is on").await;
+                            (Some(CycleOutcome::Paused), true)
+                        }
+                        Ok(Err(err)) => {
+                            tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
+                            (Some(CycleOutcome::Failed), true)
+                        }
+                        Err(err) => {
+                            tracing::error!(notifier = %self.name, error = %err, "notifications: the lease task ended abnormally; what it leased comes back when the lease expires");
+                            (Some(CycleOutcome::Failed), true)
+                        }
+                    };
+                    if let Some(outcome) = outcome {
+                        self.metrics.cycle_ended(outcome);
                     }
-                    wake = self.wakeup.wait() => match (paused_until, wake) {
-                        (Some(_), Wake::Queued) => woken_while_paused = true,
-                        _ => break,
-                    },
-                    () = tokio::time::sleep_until(paused_until.unwrap_or_else(Instant::now)),
-                        if woken_while_paused => break,
-                    () = &mut poll => break,
-                    () = tokio::time::sleep_until(next_flush), if self.buffer.len() > 0 => {
-                        self.flush().await;
-                        last_flush = Instant::now();
+                    if went_idle {
+                        idle = true;
+                        woken_while_paused = false;
+                        poll.as_mut().reset(Instant::now() + self.config.fetch_interval);
                     }
+                }
+                wake = self.wakeup.wait(), if idle => match (paused_until, wake) {
+                    (Some(_), Wake::Queued) => woken_while_paused = true,
+                    _ => idle = false,
+                },
+                () = tokio::time::sleep_until(paused_until.unwrap_or_else(Instant::now)),
+                    if idle && woken_while_paused => idle = false,
+                () = &mut poll, if idle => idle = false,
+                // Time to read the switch again for the messages waiting in the backlog.
+                () = tokio::time::sleep_until(last_switch_read + PAUSED_RECHECK_INTERVAL),
+                    if !self.backlog.is_empty() && self.leasing.is_none() => {}
+                () = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                    self.flush_in_background().await;
+                    last_flush = Instant::now();
                 }
             }
         }
-        // A batch leased ahead is dispatched rather than left to wait for its lease to expire.
-        self.stopping = true;
-        if self.ahead.is_some()
-            && let Err(err) = self.run_cycle().await
+        self.shut_down().await;
+    }
+
+    /// Stop: no lease starts; what the running lease brings and the backlog are given back at
+    /// once (not left to expire); the dispatches in flight finish; everything is written back.
+    async fn shut_down(&mut self) {
+        if let Some(leasing) = self.leasing.take()
+            && let Ok(Ok(Some(batch))) = leasing.await
         {
-            tracing::warn!(notifier = %self.name, error = %err, "notifications: could not dispatch the last batch");
+            self.accept(batch).await;
+        }
+        self.give_back_backlog("the notifier is stopping").await;
+        while let Some(joined) = self.in_flight.join_next_with_id().await {
+            self.finish(joined).await;
         }
         let flushed = self.flush().await;
         tracing::info!(
@@ -456,9 +384,217 @@ impl Notifier {
         }
     }
 
+    /// Whether to lease now: the backlog holds less than a batch, or slots are free and no
+    /// message in it may take one (all of methods at their share); never past its bound.
+    fn wants_lease(&self) -> bool {
+        let cap = self.config.lease_count;
+        if self.backlog.len() >= BACKLOG_BATCHES * cap {
+            return false;
+        }
+        if self.backlog.len() < cap {
+            return true;
+        }
+        let shares = self.shares();
+        self.in_flight.len() < cap
+            && !self
+                .backlog
+                .iter()
+                .any(|ready| shares.under(ready.method(), &self.busy))
+    }
+
+    /// Each method's limit on the slots: an equal share while several methods have work (in
+    /// flight or waiting); while one has, every slot but one per other delivery method, so a
+    /// message of another method never waits for a slow method's dispatches to end.
+    fn shares(&self) -> Shares {
+        let cap = self.config.lease_count;
+        let mut methods: HashSet<Method> = self
+            .busy
+            .iter()
+            .filter(|(_, busy)| **busy > 0)
+            .map(|(method, _)| *method)
+            .collect();
+        methods.extend(self.backlog.iter().map(Ready::method));
+        let per_method = if methods.len() > 1 {
+            cap.div_ceil(methods.len())
+        } else {
+            let others = self.intake.dispatchers.len().saturating_sub(1);
+            cap - others.min(cap - 1)
+        };
+        Shares { per_method }
+    }
+
+    /// Takes in a lease's batch: records what was decided without a dispatch, queues the rest.
+    async fn accept(&mut self, batch: Batch) {
+        for (message, template, completion) in batch.completed {
+            self.record(&message, &template, &completion).await;
+        }
+        self.backlog.extend(batch.ready);
+    }
+
+    /// Starts dispatches from the backlog while slots are free, oldest first among the
+    /// methods under their share, renewing leases that have too little left.
+    async fn start_ready(&mut self) {
+        while self.in_flight.len() < self.config.lease_count {
+            let shares = self.shares();
+            let Some(index) = self
+                .backlog
+                .iter()
+                .position(|ready| shares.under(ready.method(), &self.busy))
+            else {
+                return;
+            };
+            let now = self.clock().now();
+            if left_on(&self.backlog[index].message, now) < self.start_margin {
+                self.renew_backlog(now).await;
+                continue;
+            }
+            if let Some(ready) = self.backlog.remove(index) {
+                self.start(ready);
+            }
+        }
+    }
+
+    /// Extends, in one statement, the lease of every backlog message with less than half a
+    /// lease period left; drops from the backlog those another notifier took over (and, when
+    /// the store could not be reached, those it tried: they come back when their lease ends).
+    async fn renew_backlog(&mut self, now: DateTime<Utc>) {
+        let lease_period = self.intake.lease_period;
+        let held: Vec<HeldLease> = self
+            .backlog
+            .iter()
+            .filter(|ready| left_on(&ready.message, now) < lease_period / 2)
+            .filter_map(|ready| {
+                ready.message.leased_until.map(|lease| HeldLease {
+                    id: ready.message.id,
+                    lease,
+                })
+            })
+            .collect();
+        let until = now + lease_period;
+        let tried: HashSet<_> = held.iter().map(|h| h.id).collect();
+        let extended: HashSet<_> = match self.intake.ports.queue.extend_leases(&held, until).await {
+            Ok(extended) => extended.into_iter().collect(),
+            Err(err) => {
+                tracing::warn!(notifier = %self.name, error = %err, messages = held.len(), "notifications: could not extend the leases of waiting messages; they come back when their lease expires");
+                HashSet::new()
+            }
+        };
+        let lost = tried.len() - extended.len();
+        self.metrics
+            .leases_renewed(extended.len() as u64, lost as u64);
+        if lost > 0 {
+            tracing::warn!(notifier = %self.name, lost, "notifications: waiting messages were taken over by another notifier before their lease could be extended; not dispatching them");
+        }
+        self.backlog.retain_mut(|ready| {
+            if extended.contains(&ready.message.id) {
+                ready.message.leased_until = Some(until);
+                true
+            } else {
+                !tried.contains(&ready.message.id)
+            }
+        });
+        // Held leases missing a lease time (none are) would loop forever; drop them.
+        self.backlog
+            .retain(|ready| ready.message.leased_until.is_some());
+    }
+
+    /// Gives every backlog message back, in one statement, so any notifier may lease it at
+    /// once.
+    async fn give_back_backlog(&mut self, why: &str) {
+        if self.backlog.is_empty() {
+            return;
+        }
+        let held: Vec<HeldLease> = self
+            .backlog
+            .drain(..)
+            .filter_map(|ready| {
+                ready.message.leased_until.map(|lease| HeldLease {
+                    id: ready.message.id,
+                    lease,
+                })
+            })
+            .collect();
+        match self.intake.ports.queue.give_back(&held).await {
+            Ok(given) => {
+                self.metrics.leases_given_back(given);
+                tracing::debug!(notifier = %self.name, given, why, "notifications: gave back waiting messages");
+            }
+            Err(err) => {
+                tracing::warn!(notifier = %self.name, error = %err, messages = held.len(), why, "notifications: could not give back waiting messages; they come back when their lease expires");
+            }
+        }
+    }
+
+    /// Starts one dispatch under the dispatch timeout.
+    fn start(&mut self, ready: Ready) {
+        let Ready {
+            message,
+            template,
+            dispatcher,
+            delivery,
+        } = ready;
+        let timeout = self.config.dispatch_timeout;
+        let metrics = Arc::clone(&self.metrics);
+        let method = message.method;
+        metrics.observe_queued_seconds(method, message.queued_seconds.max(0.0));
+        metrics.dispatch_started(method, &template);
+        let handle = self.in_flight.spawn(async move {
+            let started = Instant::now();
+            let result = match tokio::time::timeout(timeout, dispatcher.dispatch(&delivery)).await {
+                Ok(result) => result,
+                Err(_) => Err(DeliveryError::retryable(format!(
+                    "dispatch timed out after {timeout:?}"
+                ))),
+            };
+            metrics.observe_send_seconds(method, started.elapsed().as_secs_f64());
+            result
+        });
+        *self.busy.entry(method).or_default() += 1;
+        self.by_task.insert(handle.id(), (message, template));
+    }
+
+    /// Records how a dispatch ended.
+    async fn finish(&mut self, joined: Result<(tokio::task::Id, Dispatched), JoinError>) {
+        let (task, result) = match joined {
+            Ok((task, result)) => (task, result),
+            Err(err) => (
+                err.id(),
+                Err(DeliveryError::retryable(format!(
+                    "dispatcher crashed: {err}"
+                ))),
+            ),
+        };
+        let Some((message, template)) = self.by_task.remove(&task) else {
+            return;
+        };
+        if let Some(busy) = self.busy.get_mut(&message.method) {
+            *busy = busy.saturating_sub(1);
+        }
+        self.metrics.dispatch_finished(message.method, &template);
+        let completion = match result {
+            Ok(()) => Completion::Sent,
+            Err(err) => {
+                tracing::warn!(
+                    notifier = %self.name,
+                    message_id = %message.id,
+                    method = %message.method,
+                    retryable = err.retryable,
+                    reason = %err.reason,
+                    "notifications: dispatch failed"
+                );
+                Completion::Failed {
+                    reason: err.reason,
+                    retryable: err.retryable,
+                    retry_after: err.retry_after,
+                }
+            }
+        };
+        self.record(&message, &template, &completion).await;
+    }
+
     /// Buffers a result, writing the buffer back first when it is full.
     async fn record(&mut self, message: &Message, template: &str, completion: &Completion) {
-        let now = self.ports.clock.now();
+        let now = self.clock().now();
         match message.complete(completion, now, self.policy) {
             Ok(change) => {
                 if let Some(outcome) = DispatchOutcome::from_status(change.status) {
@@ -482,222 +618,23 @@ impl Notifier {
             self.flush_in_background().await;
         }
     }
-
-    /// Reads what the leased messages' decisions need (recipients, preferences, templates) and
-    /// decides for each ([`decide`]). A message whose facts could not be read is left out: it
-    /// stays leased and comes back when the lease expires, without an attempt counted.
-    async fn prepare(
-        &mut self,
-        leased: Vec<Message>,
-        now: DateTime<Utc>,
-    ) -> Vec<(Message, String, Next)> {
-        let recipients: Vec<_> = leased
-            .iter()
-            .map(|m| m.recipient)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let pairs: Vec<_> = leased
-            .iter()
-            .map(|m| (m.recipient, m.template_id))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let (users, stored, templates) = tokio::join!(
-            self.ports.directory.get_many(&recipients),
-            self.ports.preferences.lookup(&pairs),
-            self.templates_of(&leased)
-        );
-        let live: HashSet<_> = match users {
-            Ok(users) => users
-                .into_iter()
-                .filter(|u| !u.deleted)
-                .map(|u| u.id)
-                .collect(),
-            Err(err) => {
-                tracing::warn!(error = %err, "notifications: could not read recipients");
-                return Vec::new();
-            }
-        };
-        let stored = match stored {
-            Ok(stored) => stored,
-            Err(err) => {
-                tracing::warn!(error = %err, "notifications: could not read preferences");
-                return Vec::new();
-            }
-        };
-        let templates = match templates {
-            Ok(templates) => templates,
-            Err(err) => {
-                tracing::warn!(error = %err, "notifications: could not read templates");
-                return Vec::new();
-            }
-        };
-
-        let mut prepared = Vec::with_capacity(leased.len());
-        for message in leased {
-            let template = templates.get(&message.template_id);
-            let facts = Facts {
-                template,
-                recipient_live: live.contains(&message.recipient),
-                stored_disabled: stored
-                    .get(&(message.recipient, message.template_id))
-                    .copied(),
-                method_configured: self.dispatchers.contains_key(&message.method),
-            };
-            let next = match decide(&message, &facts, &self.renderer, now) {
-                Decision::Complete(completion) => Next::Complete(completion),
-                Decision::Dispatch(delivery) => match self.dispatchers.get(&message.method) {
-                    Some(dispatcher) => Next::Dispatch(Arc::clone(dispatcher), delivery),
-                    None => continue,
-                },
-            };
-            let name = template.map_or(UNKNOWN_TEMPLATE, |t| t.name.as_str());
-            prepared.push((message, name.to_owned(), next));
-        }
-        prepared
-    }
-
-    /// The templates the messages name, from the shared template cache (`None` for one that
-    /// does not exist).
-    async fn templates_of(
-        &self,
-        messages: &[Message],
-    ) -> Result<HashMap<TemplateId, Template>, StoreError> {
-        let ids: HashSet<TemplateId> = messages.iter().map(|m| m.template_id).collect();
-        let mut templates = HashMap::with_capacity(ids.len());
-        for id in ids {
-            if let Some(template) = self.ports.templates.get(id).await? {
-                templates.insert(id, template);
-            }
-        }
-        Ok(templates)
-    }
 }
 
-/// Writes `buffer` back: one statement for the sent, one for the rest.
-async fn write_back(
-    queue: &Arc<dyn MessageQueue>,
-    metrics: &dyn NotifierMetrics,
-    notifier: &str,
-    buffer: ResultBuffer,
-) -> Flushed {
-    let mut flushed = Flushed::default();
-    for (changes, all_sent) in [(buffer.sent, true), (buffer.failed, false)] {
-        if changes.is_empty() {
-            continue;
-        }
-        let result = if all_sent {
-            queue.mark_sent(&changes).await
-        } else {
-            queue.mark_failed(&changes).await
-        };
-        match result {
-            Ok(written) => {
-                if all_sent {
-                    flushed.sent = written;
-                } else {
-                    flushed.failed = written;
-                }
-                metrics.synced_result_updates(written);
-            }
-            Err(err) => {
-                flushed.dropped += changes.len();
-                tracing::warn!(
-                    notifier = %notifier,
-                    error = %err,
-                    results = changes.len(),
-                    "notifications: could not write results back; the messages will be retried when their lease expires"
-                );
-            }
-        }
-    }
-    flushed
+/// The lease time left on a leased message at `now` (none when it holds no lease).
+fn left_on(message: &Message, now: DateTime<Utc>) -> chrono::Duration {
+    message
+        .leased_until
+        .map_or(chrono::Duration::zero(), |until| until - now)
 }
 
-enum Next {
-    Complete(Completion),
-    Dispatch(Arc<dyn Dispatcher>, Box<crate::ports::Delivery>),
+/// Each method's share of the slots, while several have work.
+#[derive(Debug, Clone, Copy)]
+struct Shares {
+    per_method: usize,
 }
 
-/// How long a supervised notifier waits before starting again after a panic.
-pub const RESTART_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Whether a supervised notifier is running; clones share the answer (for `/readyz`).
-#[derive(Debug, Clone)]
-pub struct NotifierHealth(Arc<std::sync::atomic::AtomicBool>);
-
-impl NotifierHealth {
-    fn new() -> Self {
-        Self(Arc::new(std::sync::atomic::AtomicBool::new(true)))
-    }
-
-    /// `false` from a panic of the notifier's loop until it runs again.
-    pub fn is_running(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    fn set(&self, running: bool) {
-        self.0.store(running, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// A running notifier.
-#[derive(Debug)]
-pub struct NotifierHandle {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    health: NotifierHealth,
-}
-
-impl NotifierHandle {
-    /// Runs the notifiers `make` builds, one at a time, until stopped: when one's loop panics
-    /// (a bug, or a port that panicked), the panic is logged, [`NotifierHealth`] reads not
-    /// running, and a new one starts after [`RESTART_DELAY`]. What the panicked one had leased
-    /// comes back when its lease expires.
-    pub fn supervise(make: impl Fn() -> Notifier + Send + 'static) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        let health = NotifierHealth::new();
-        let task = tokio::spawn({
-            let health = health.clone();
-            async move {
-                loop {
-                    let notifier = make();
-                    let name = notifier.name().to_owned();
-                    match tokio::spawn(notifier.run(stopped.clone())).await {
-                        Ok(()) => break,
-                        Err(err) if err.is_panic() => {
-                            health.set(false);
-                            tracing::error!(notifier = %name, error = %err, "notifications: the notifier panicked; starting it again");
-                        }
-                        Err(err) => {
-                            tracing::error!(notifier = %name, error = %err, "notifications: notifier task ended abnormally");
-                            break;
-                        }
-                    }
-                    let mut stopping = stopped.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(RESTART_DELAY) => {}
-                        _ = stopping.wait_for(|stop| *stop) => break,
-                    }
-                    health.set(true);
-                }
-            }
-        });
-        Self { stop, task, health }
-    }
-
-    /// Whether the notifier runs (shared with its clones).
-    pub fn health(&self) -> NotifierHealth {
-        self.health.clone()
-    }
-
-    /// Stops leasing, lets the dispatches in flight finish (each bounded by the dispatch
-    /// timeout), writes every result back, and returns once the notifier has stopped.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Err(err) = self.task.await {
-            tracing::error!(error = %err, "notifications: notifier task ended abnormally");
-        }
+impl Shares {
+    fn under(self, method: Method, busy: &HashMap<Method, usize>) -> bool {
+        busy.get(&method).copied().unwrap_or(0) < self.per_method
     }
 }

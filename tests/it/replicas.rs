@@ -73,6 +73,26 @@ impl Dispatcher for Counting {
     }
 }
 
+/// Answers after `delay`, counting each delivery when it starts.
+#[derive(Debug)]
+struct Slow {
+    counting: Arc<Counting>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Dispatcher for Slow {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        self.counting.dispatch(delivery).await?;
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+}
+
 fn config() -> NotifierConfig {
     NotifierConfig {
         fetch_interval: Duration::from_secs(3600),
@@ -87,7 +107,7 @@ fn notifier(
     signals: &Arc<PgSignals>,
     clock: Arc<dyn Clock>,
     config: NotifierConfig,
-    dispatcher: Arc<Counting>,
+    dispatcher: Arc<dyn Dispatcher>,
 ) -> Notifier {
     Services::build(
         Ports::over(
@@ -187,6 +207,64 @@ async fn three_notifiers_on_separate_pools_deliver_3000_messages_exactly_once() 
         statuses(&database.store).await,
         HashMap::from([(MessageStatus::Sent, 3_000)])
     );
+}
+
+/// Hardening finding 1: a message leased while slots are busy waits in the backlog; by the
+/// time a slot frees, less than the dispatch timeout is left on its lease. Dispatched so, the
+/// other replica would take it over when the lease expires mid-dispatch and send it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_dispatches_never_outlive_their_lease_so_two_replicas_send_each_message_once() {
+    let database = TestDatabase::create().await;
+    // Each replica leases ten to dispatch and ten to wait behind them.
+    let ids = queue_messages(&database.store, 40, SystemClock.now()).await;
+    let delivered = Arc::new(Counting::default());
+    let config = NotifierConfig {
+        lease_period: Duration::from_secs(4),
+        dispatch_timeout: Duration::from_secs(3),
+        lease_count: 10,
+        ..config()
+    };
+
+    let mut handles = Vec::new();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = database.replica().await;
+        let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
+        let slow = Arc::new(Slow {
+            counting: delivered.clone(),
+            delay: Duration::from_millis(2_500),
+        });
+        handles.push(
+            notifier(
+                &store,
+                &signals,
+                Arc::new(SystemClock),
+                config.clone(),
+                slow,
+            )
+            .spawn(),
+        );
+        replicas.push((store, signals));
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while statuses(&database.store).await.get(&MessageStatus::Sent) != Some(&40) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("every message sent within a minute");
+    for handle in handles {
+        handle.stop().await;
+    }
+
+    let counts = delivered.delivered.lock().unwrap().clone();
+    let twice: Vec<_> = counts.values().filter(|count| **count > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} messages sent more than once",
+        twice.len()
+    );
+    assert!(ids.iter().all(|id| counts.get(id) == Some(&1)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

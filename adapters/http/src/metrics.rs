@@ -55,6 +55,12 @@ struct CycleLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LeaseLabels {
+    /// `extended`, `lost` (taken over before it could be extended) or `given_back`.
+    change: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct MethodLabels {
     method: &'static str,
 }
@@ -76,6 +82,8 @@ pub struct PrometheusMetrics {
     in_flight: Family<TemplateLabels, Gauge>,
     pending: Gauge,
     synced: Counter,
+    stale: Counter,
+    leases: Family<LeaseLabels, Counter>,
     cycles: Family<CycleLabels, Counter>,
 }
 
@@ -94,6 +102,8 @@ impl PrometheusMetrics {
         let in_flight = Family::default();
         let pending = Gauge::default();
         let synced = Counter::default();
+        let stale = Counter::default();
+        let leases = Family::default();
         let cycles = Family::default();
         // Counters are registered without `_total` (the encoder appends it), and help texts
         // without their final period (the registry adds it).
@@ -134,6 +144,16 @@ impl PrometheusMetrics {
             synced.clone(),
         );
         registry.register(
+            "stale_result_updates",
+            "Dispatch results not applied because the message no longer held the lease they complete",
+            stale.clone(),
+        );
+        registry.register(
+            "lease_changes",
+            "Leases of messages waiting in the notifier's backlog extended, lost to another notifier, or given back",
+            leases.clone(),
+        );
+        registry.register(
             "cycles",
             "Cycles of the notifier's loop, by result (paused, dispatched, failed)",
             cycles.clone(),
@@ -147,6 +167,8 @@ impl PrometheusMetrics {
             in_flight,
             pending,
             synced,
+            stale,
+            leases,
             cycles,
         }
     }
@@ -213,6 +235,30 @@ impl NotifierMetrics for PrometheusMetrics {
 
     fn synced_result_updates(&self, count: u64) {
         self.synced.inc_by(count);
+    }
+
+    fn stale_result_updates(&self, count: u64) {
+        self.stale.inc_by(count);
+    }
+
+    fn leases_renewed(&self, extended: u64, lost: u64) {
+        for (change, count) in [("extended", extended), ("lost", lost)] {
+            if count > 0 {
+                self.leases
+                    .get_or_create(&LeaseLabels { change })
+                    .inc_by(count);
+            }
+        }
+    }
+
+    fn leases_given_back(&self, count: u64) {
+        if count > 0 {
+            self.leases
+                .get_or_create(&LeaseLabels {
+                    change: "given_back",
+                })
+                .inc_by(count);
+        }
     }
 }
 

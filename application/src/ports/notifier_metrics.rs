@@ -107,6 +107,23 @@ pub trait NotifierMetrics: Send + Sync + std::fmt::Debug {
         let _ = count;
     }
 
+    /// This many results were not applied: their message no longer held the lease they
+    /// complete (another notifier took it over after it expired).
+    fn stale_result_updates(&self, count: u64) {
+        let _ = count;
+    }
+
+    /// Leases held in the notifier's local backlog were extended (`extended`) or lost to
+    /// another notifier before they could be (`lost`).
+    fn leases_renewed(&self, extended: u64, lost: u64) {
+        let _ = (extended, lost);
+    }
+
+    /// This many leases were given back undispatched (on stop or pause).
+    fn leases_given_back(&self, count: u64) {
+        let _ = count;
+    }
+
     /// A cycle of the notifier's loop ended so: a running notifier reports one per wake-up
     /// or fetch interval, paused or not, so the count shows it is alive.
     fn cycle_ended(&self, outcome: CycleOutcome) {

@@ -6,6 +6,7 @@ mod group_enqueue;
 mod metrics;
 mod notifier;
 mod notifier_failures;
+mod pipeline;
 mod services;
 mod support;
 mod template_cache;

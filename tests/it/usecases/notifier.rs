@@ -405,19 +405,21 @@ async fn a_full_buffer_stops_leasing_until_it_is_written_and_nothing_is_lost() {
     let handle = notifier.spawn();
 
     until_idle().await;
-    // The first batch filled the buffer; its write-back is held: no second lease.
-    assert_eq!(gated.leases(), 1);
+    // The first results filled the buffer; its write-back is held, and the next full buffer
+    // waits for it: the notifier is held there.
     assert_eq!(
         gated
             .write_backs_waiting
             .load(std::sync::atomic::Ordering::SeqCst),
         1
     );
+    let (leases, delivered) = (gated.leases(), webhook.delivered().len());
+    assert!(delivered < 12, "{delivered} dispatched");
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(
-        gated.leases(),
-        1,
-        "leasing stays stopped while the buffer cannot be written"
+        (gated.leases(), webhook.delivered().len()),
+        (leases, delivered),
+        "nothing is leased or starts while the buffer cannot be written"
     );
 
     gated.open();
@@ -447,38 +449,40 @@ async fn twelve_queued() -> (Harness, Vec<MessageId>, Arc<GatedQueue>) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_next_batch_is_leased_while_a_full_one_is_dispatched_and_dispatched_on_stop() {
+async fn the_backlog_is_leased_while_slots_are_busy_and_given_back_at_once_on_stop() {
     let (h, ids, queue) = twelve_queued().await;
     let config = NotifierConfig {
         lease_count: 5,
         ..quiet_config()
     };
-    // Every dispatch hangs until the dispatch timeout: the first batch stays in flight.
+    // Every dispatch hangs until the dispatch timeout: the first five stay in flight.
     let webhook = ScriptedDispatcher::hanging(Method::Webhook);
     let handle = h
         .notifier_over(queue.clone(), config, as_dispatchers(&webhook))
         .spawn();
     until_idle().await;
-    assert_eq!(webhook.delivered().len(), 5, "the first batch is in flight");
+    assert_eq!(webhook.delivered().len(), 5, "every slot is busy");
     assert_eq!(
         queue.leases(),
         2,
-        "the second batch was leased while the first is still being dispatched"
+        "the next five were leased while the first are dispatched, and no more"
     );
 
     handle.stop().await;
-    assert_eq!(
-        webhook.delivered().len(),
-        10,
-        "the batch leased ahead is dispatched on stop, not left leased until its lease expires"
-    );
+    assert_eq!(webhook.delivered().len(), 5, "nothing new starts on stop");
+    let mut statuses = Vec::new();
     for id in &ids {
-        assert_ne!(
-            h.message(*id).await.status,
-            MessageStatus::Leased,
-            "every leased message got a result written back"
-        );
+        statuses.push(h.message(*id).await.status);
     }
+    assert_eq!(
+        statuses,
+        [
+            [MessageStatus::TemporaryFailure; 5].as_slice(),
+            &[MessageStatus::Pending; 7],
+        ]
+        .concat(),
+        "the five in flight timed out; the five waiting were given back, not left leased"
+    );
 }
 
 /// The harness's directory, holding every `get_many` (the notifier's recipient check) until
@@ -515,11 +519,12 @@ impl herald_application::ports::UserDirectory for HeldDirectory {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
+async fn a_lease_waiting_for_its_recipients_holds_no_slot() {
     let (h, ids, queue) = twelve_queued().await;
+    // The first lease's recipients are read at once; the next lease's wait.
     let directory = Arc::new(HeldDirectory {
         inner: h.store.clone(),
-        gate: tokio::sync::Semaphore::new(0),
+        gate: tokio::sync::Semaphore::new(1),
     });
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
     let notifier = h.notifier_with_ports(
@@ -535,15 +540,12 @@ async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
     );
     let handle = notifier.spawn();
     until_idle().await;
-    assert!(
-        webhook.delivered().is_empty(),
-        "the first batch is being prepared"
-    );
     assert_eq!(
-        queue.leases(),
-        2,
-        "the second batch was leased while the first waits for its recipients"
+        webhook.delivered_ids(),
+        ids[..5],
+        "the first lease went out while the second waits for its recipients"
     );
+    assert_eq!(queue.leases(), 2);
 
     directory
         .gate
@@ -558,7 +560,7 @@ async fn the_next_batch_is_leased_while_a_full_one_is_still_being_prepared() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_lease_ahead_that_fails_leases_nothing_and_the_next_cycle_leases_again() {
+async fn a_lease_that_fails_while_others_dispatch_leases_nothing_and_the_next_poll_leases_again() {
     let (h, ids, queue) = twelve_queued().await;
     queue
         .failing_lease
@@ -568,20 +570,21 @@ async fn a_lease_ahead_that_fails_leases_nothing_and_the_next_cycle_leases_again
         lease_count: 5,
         ..quiet_config()
     };
-    let mut notifier = h.notifier_over(queue.clone(), config, as_dispatchers(&webhook));
-
-    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(5));
-    assert_eq!(queue.leases(), 2, "the second lease, ahead, failed");
+    let handle = h
+        .notifier_over(queue.clone(), config, as_dispatchers(&webhook))
+        .spawn();
+    until_idle().await;
+    assert_eq!(queue.leases(), 2, "the second lease failed");
+    assert_eq!(webhook.delivered().len(), 5);
     let mut pending = 0;
     for id in &ids {
         pending += usize::from(h.message(*id).await.status == MessageStatus::Pending);
     }
     assert_eq!(pending, 7, "the failed lease left its messages queued");
 
-    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(5));
-    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(2));
-    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(0));
-    notifier.flush().await;
+    // The fetch interval passes: the notifier leases again.
+    webhook.wait_for(12).await;
+    handle.stop().await;
     assert_eq!(
         webhook.delivered_ids(),
         ids,

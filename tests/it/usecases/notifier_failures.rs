@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Age, Utc};
@@ -15,7 +16,7 @@ use herald_application::ports::{
     MessageFilter, MessageQueue, NewMessage, NotifierMetrics, PreferenceStore, PurgeOutcome,
     StoreError, TemplateStore, UserDirectory,
 };
-use herald_application::{Cycle, NotifierConfig};
+use herald_application::{Cycle, NotifierConfig, WRITE_BACK_RETRY_DELAYS};
 use herald_domain::catalogue::{self, WORKSPACE_DELETED};
 use herald_domain::message::StatusChange;
 use herald_domain::{
@@ -26,7 +27,7 @@ use herald_tests::fixture::within;
 use mockall::{Sequence, mock};
 
 use super::notifier::{as_dispatchers, enqueue_for, one_message, webhook_only};
-use super::support::{Harness, ScriptedDispatcher, quiet_config};
+use super::support::{Harness, ScriptedDispatcher, quiet_config, until_idle};
 
 mock! {
     pub Dispatcher {}
@@ -295,39 +296,52 @@ async fn a_panicking_dispatcher_is_a_retryable_dispatcher_crashed_failure() {
     assert_eq!(message.attempt_count, 2);
 }
 
-#[tokio::test]
-async fn a_panic_while_leasing_ahead_loses_nothing_and_counts_no_attempt() {
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_panics_while_others_dispatch_loses_nothing_and_counts_no_attempt() {
     let h = webhook_only();
     let user = h.user("u", &[]).await;
     let mut ids = Vec::new();
     for n in 0..4 {
         ids.extend(enqueue_for(&h, user.id, &format!("ws-{n}")).await);
     }
-    // Cycle 1 leases two and, the batch being full, leases ahead: that task panics. Cycle 2
-    // leases the other two, and ahead again (nothing left).
-    let queue = FaultyQueue::over(
-        h.store.clone(),
-        faults(
-            &[Fault::None, Fault::Panic, Fault::None, Fault::None],
-            &[Fault::None],
-            &[],
-        ),
-    );
+    // The first lease takes two; the second, run while they are dispatched, panics; the
+    // notifier leases again at its next poll.
+    let mut faults = MockQueueFaults::new();
+    let mut leases = 0;
+    faults.expect_lease().returning(move || {
+        leases += 1;
+        if leases == 2 {
+            Fault::Panic
+        } else {
+            Fault::None
+        }
+    });
+    faults.expect_mark_sent().return_const(Fault::None);
+    let queue = FaultyQueue::over(h.store.clone(), faults);
     let config = NotifierConfig {
         lease_count: 2,
+        fetch_interval: Duration::from_secs(5),
         ..quiet_config()
     };
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
-    let mut notifier = h.notifier_over(queue, config, as_dispatchers(&webhook));
+    let handle = h
+        .notifier_over(queue, config, as_dispatchers(&webhook))
+        .spawn();
 
-    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(2));
-    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(2));
-    notifier.flush().await;
+    until_idle().await;
+    assert_eq!(
+        webhook.delivered().len(),
+        2,
+        "the panic stopped nothing in flight"
+    );
+    webhook.wait_for(4).await;
+    handle.stop().await;
 
-    let mut delivered = webhook.delivered_ids();
-    delivered.sort();
-    ids.sort();
-    assert_eq!(delivered, ids, "each message once");
+    assert_eq!(
+        webhook.delivered_ids(),
+        ids,
+        "each message once, oldest first"
+    );
     for id in ids {
         let message = h.message(id).await;
         assert_eq!(message.status, MessageStatus::Sent);
@@ -362,14 +376,12 @@ async fn a_panicking_background_write_back_leaves_its_messages_leased_until_the_
     is_sent_once_the_lease_expires(&h, id).await;
 }
 
-#[tokio::test]
-async fn a_failed_background_write_back_is_reported_dropped_by_the_next_flush() {
+#[tokio::test(start_paused = true)]
+async fn a_background_write_back_the_store_never_takes_is_retried_then_reported_dropped() {
     let h = webhook_only();
     let (_, id) = one_message(&h).await;
-    let queue = FaultyQueue::over(
-        h.store.clone(),
-        faults(&[Fault::None], &[Fault::Unavailable], &[]),
-    );
+    let refusals = vec![Fault::Unavailable; 1 + WRITE_BACK_RETRY_DELAYS.len()];
+    let queue = FaultyQueue::over(h.store.clone(), faults(&[Fault::None], &refusals, &[]));
     let config = NotifierConfig {
         store_sync_buffer_size: 1,
         ..quiet_config()
@@ -388,7 +400,54 @@ async fn a_failed_background_write_back_is_reported_dropped_by_the_next_flush() 
     is_sent_once_the_lease_expires(&h, id).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn a_write_back_the_store_refuses_for_a_moment_is_retried_and_written() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    // A PostgreSQL restart, say: two refusals, then the store takes it.
+    let queue = FaultyQueue::over(
+        h.store.clone(),
+        faults(
+            &[Fault::None],
+            &[Fault::Unavailable, Fault::Unavailable, Fault::None],
+            &[],
+        ),
+    );
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = h.notifier_over(queue, quiet_config(), as_dispatchers(&webhook));
+
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    let flushed = notifier.flush().await;
+    assert_eq!((flushed.sent, flushed.dropped), (1, 0));
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::Sent);
+    assert_eq!(message.attempt_count, 1);
+    assert_eq!(webhook.delivered().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_back_is_not_retried_once_the_lease_it_completes_has_ended() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let mut faults = MockQueueFaults::new();
+    faults.expect_lease().return_const(Fault::None);
+    // The refusal lasts past the lease: the only write-back tried is the first.
+    let clock = h.clock.clone();
+    faults.expect_mark_sent().times(1).returning(move || {
+        clock.advance(Age::seconds(121));
+        Fault::Unavailable
+    });
+    let queue = FaultyQueue::over(h.store.clone(), faults);
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = h.notifier_over(queue, quiet_config(), as_dispatchers(&webhook));
+
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    let flushed = notifier.flush().await;
+    assert_eq!((flushed.sent, flushed.dropped), (0, 1));
+    assert_eq!(h.message(id).await.status, MessageStatus::Leased);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_partial_write_back_keeps_the_sent_and_leaves_the_failed_leased() {
     let h = webhook_only();
     let user = h.user("u", &[]).await;
@@ -399,7 +458,11 @@ async fn a_partial_write_back_keeps_the_sent_and_leaves_the_failed_leased() {
     .concat();
     let queue = FaultyQueue::over(
         h.store.clone(),
-        faults(&[Fault::None], &[Fault::None], &[Fault::Unavailable]),
+        faults(
+            &[Fault::None],
+            &[Fault::None],
+            &vec![Fault::Unavailable; 1 + WRITE_BACK_RETRY_DELAYS.len()],
+        ),
     );
     let webhook = ScriptedDispatcher::scripted(
         Method::Webhook,
@@ -590,21 +653,16 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(start_paused = true)]
 async fn a_supervised_notifier_whose_loop_panics_starts_again_and_delivers() {
-    let mut queue = None;
     let h = Harness::with_ports(
         herald_application::DefaultMethod::Webhook,
         &[Method::Webhook],
-        |ports, store| {
-            // The first lease panics (a bug in the loop, say); the next one works.
-            let faulty = FaultyQueue::over(
-                store.clone(),
-                faults(&[Fault::Panic, Fault::None], &[Fault::None], &[]),
-            );
-            ports.queue = faulty.clone();
-            queue = Some(faulty);
+        |ports, _| {
+            // The loop panics once (a bug in it, say: here its first report of a cycle, just
+            // after its first lease).
+            ports.metrics = Arc::new(PanicsOnce::default());
         },
     );
-    let (_, id) = one_message(&h).await;
+    let (user, first) = one_message(&h).await;
 
     let handle = h.services.spawn_notifier("supervised");
     let health = handle.health();
@@ -613,15 +671,36 @@ async fn a_supervised_notifier_whose_loop_panics_starts_again_and_delivers() {
     })
     .await;
     until("the notifier running again", async || health.is_running()).await;
-    until("the message leased by the new notifier", async || {
-        h.message(id).await.status == MessageStatus::Leased
+    // What the panicked loop had leased comes back once its lease expired; a new message
+    // wakes the new notifier.
+    past_the_lease(&h);
+    let [second] = enqueue_for(&h, user, "ws-2").await[..] else {
+        unreachable!("one message per event")
+    };
+    // Leasing oldest first, the lease that takes the second takes the expired first too.
+    until("the new message leased by the new notifier", async || {
+        h.message(second).await.status != MessageStatus::Pending
     })
     .await;
     handle.stop().await;
 
-    let sent = h.message(id).await;
-    assert_eq!(sent.status, MessageStatus::Sent, "{sent:?}");
-    assert_eq!(sent.attempt_count, 1);
+    for id in [first, second] {
+        let sent = h.message(id).await;
+        assert_eq!(sent.status, MessageStatus::Sent, "{sent:?}");
+        assert_eq!(sent.attempt_count, 1);
+    }
+}
+
+/// Metrics whose first report of a cycle panics: a panic in the notifier's own loop.
+#[derive(Debug, Default)]
+struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+impl NotifierMetrics for PanicsOnce {
+    fn cycle_ended(&self, _: herald_application::ports::CycleOutcome) {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("the notifier's loop panicked, as the test asked");
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -634,7 +713,8 @@ async fn readyz_is_503_while_the_supervised_notifier_starts_again_after_a_panic(
         herald_application::DefaultMethod::Webhook,
         &[Method::Webhook],
         |ports, store| {
-            ports.queue = FaultyQueue::over(store.clone(), faults(&[Fault::Panic], &[], &[]));
+            ports.metrics = Arc::new(PanicsOnce::default());
+            let _ = store;
         },
     );
     let handle = h.services.spawn_notifier("supervised");

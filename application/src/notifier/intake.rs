@@ -1,0 +1,183 @@
+//! Where the notifier's work comes from: a bulk lease, then the facts each leased message's
+//! decision needs (recipients, preferences, templates), read once per lease, and the decision.
+//! It runs on a task of its own while earlier messages are dispatched.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use herald_domain::{Completion, Message, Method, Template, TemplateId};
+
+use super::{Decision, Facts, NotifierPorts, UNKNOWN_TEMPLATE, decide};
+use crate::ports::{Delivery, Dispatcher, LeaseRequest, StoreError};
+use crate::rendering::Renderer;
+
+/// A leased message decided for dispatch, waiting for a free slot.
+#[derive(Debug)]
+pub(super) struct Ready {
+    pub message: Message,
+    /// The template's name (metric label).
+    pub template: String,
+    pub dispatcher: Arc<dyn Dispatcher>,
+    pub delivery: Box<Delivery>,
+}
+
+impl Ready {
+    pub fn method(&self) -> Method {
+        self.message.method
+    }
+}
+
+/// What one lease brought.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    /// How many messages the lease asked for (0: the pause switch was only read).
+    pub requested: usize,
+    /// How many messages were leased (those whose facts could not be read included).
+    pub leased: usize,
+    pub ready: Vec<Ready>,
+    /// Messages decided without a dispatch (inhibited, unknown template, render failure…),
+    /// with their template's name.
+    pub completed: Vec<(Message, String, Completion)>,
+}
+
+/// Leases and prepares batches; shared with the task that runs each lease.
+#[derive(Debug)]
+pub(super) struct Intake {
+    pub name: String,
+    pub ports: NotifierPorts,
+    pub dispatchers: HashMap<Method, Arc<dyn Dispatcher>>,
+    pub renderer: Renderer,
+    pub lease_period: chrono::Duration,
+    pub max_attempts: u32,
+}
+
+impl Intake {
+    /// Unless the pause switch is on (`None`), leases up to `count` messages and prepares
+    /// them. A `count` of 0 only reads the switch.
+    pub async fn take(&self, count: usize) -> Result<Option<Batch>, StoreError> {
+        if self.ports.settings.notifier_paused().await? {
+            return Ok(None);
+        }
+        if count == 0 {
+            return Ok(Some(Batch::default()));
+        }
+        let now = self.ports.clock.now();
+        let leased = self
+            .ports
+            .queue
+            .lease(LeaseRequest {
+                now,
+                lease_period: self.lease_period,
+                count,
+                max_attempts: self.max_attempts,
+            })
+            .await?;
+        if !leased.is_empty() {
+            tracing::debug!(notifier = %self.name, count = leased.len(), "notifications: leased messages");
+        }
+        let mut batch = self.prepare(leased, now).await;
+        batch.requested = count;
+        Ok(Some(batch))
+    }
+
+    /// Reads what the leased messages' decisions need and decides for each ([`decide`]). A
+    /// message whose facts could not be read is left out: it stays leased and comes back when
+    /// the lease expires, without an attempt counted.
+    async fn prepare(&self, leased: Vec<Message>, now: DateTime<Utc>) -> Batch {
+        let mut batch = Batch {
+            leased: leased.len(),
+            ..Batch::default()
+        };
+        if leased.is_empty() {
+            return batch;
+        }
+        let recipients: Vec<_> = leased
+            .iter()
+            .map(|m| m.recipient)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let pairs: Vec<_> = leased
+            .iter()
+            .map(|m| (m.recipient, m.template_id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let (users, stored, templates) = tokio::join!(
+            self.ports.directory.get_many(&recipients),
+            self.ports.preferences.lookup(&pairs),
+            self.templates_of(&leased)
+        );
+        let live: HashSet<_> = match users {
+            Ok(users) => users
+                .into_iter()
+                .filter(|u| !u.deleted)
+                .map(|u| u.id)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(notifier = %self.name, error = %err, "notifications: could not read recipients");
+                return batch;
+            }
+        };
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::warn!(notifier = %self.name, error = %err, "notifications: could not read preferences");
+                return batch;
+            }
+        };
+        let templates = match templates {
+            Ok(templates) => templates,
+            Err(err) => {
+                tracing::warn!(notifier = %self.name, error = %err, "notifications: could not read templates");
+                return batch;
+            }
+        };
+
+        for message in leased {
+            let template = templates.get(&message.template_id);
+            let facts = Facts {
+                template,
+                recipient_live: live.contains(&message.recipient),
+                stored_disabled: stored
+                    .get(&(message.recipient, message.template_id))
+                    .copied(),
+                method_configured: self.dispatchers.contains_key(&message.method),
+            };
+            let name = template
+                .map_or(UNKNOWN_TEMPLATE, |t| t.name.as_str())
+                .to_owned();
+            match decide(&message, &facts, &self.renderer, now) {
+                Decision::Complete(completion) => batch.completed.push((message, name, completion)),
+                Decision::Dispatch(delivery) => {
+                    if let Some(dispatcher) = self.dispatchers.get(&message.method) {
+                        batch.ready.push(Ready {
+                            message,
+                            template: name,
+                            dispatcher: Arc::clone(dispatcher),
+                            delivery,
+                        });
+                    }
+                }
+            }
+        }
+        batch
+    }
+
+    /// The templates the messages name, from the shared template cache (`None` for one that
+    /// does not exist).
+    async fn templates_of(
+        &self,
+        messages: &[Message],
+    ) -> Result<HashMap<TemplateId, Template>, StoreError> {
+        let ids: HashSet<TemplateId> = messages.iter().map(|m| m.template_id).collect();
+        let mut templates = HashMap::with_capacity(ids.len());
+        for id in ids {
+            if let Some(template) = self.ports.templates.get(id).await? {
+                templates.insert(id, template);
+            }
+        }
+        Ok(templates)
+    }
+}

@@ -1,0 +1,183 @@
+//! The notifier's continuous pipeline: slots refilled as dispatches end, each method's share
+//! of them, the backlog given back on pause, and results of leases taken over counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Duration as Age;
+use herald_application::ports::{Delivery, DeliveryError, Dispatcher, LeaseRequest, MessageQueue};
+use herald_application::{Cycle, DefaultMethod, NotifierConfig};
+use herald_domain::{MessageId, MessageStatus, Method};
+use herald_tests::sample;
+
+use super::notifier::{as_dispatchers, enqueue_for, one_message, webhook_only};
+use super::support::{Harness, ScriptedDispatcher, quiet_config, until_idle};
+
+/// Answers at once, except its first dispatch, which takes five seconds.
+#[derive(Debug, Default)]
+struct FirstSlow {
+    started: AtomicUsize,
+    done: std::sync::Mutex<Vec<MessageId>>,
+}
+
+#[async_trait]
+impl Dispatcher for FirstSlow {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        if self.started.fetch_add(1, Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        self.done.lock().unwrap().push(delivery.message_id);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_slow_answer_holds_one_slot_not_the_rest_of_its_batch() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
+    }
+    let slow = Arc::new(FirstSlow::default());
+    let config = NotifierConfig {
+        lease_count: 4,
+        ..quiet_config()
+    };
+    let handle = h.notifier(config, vec![slow.clone()]).spawn();
+
+    until_idle().await;
+    assert_eq!(
+        slow.done.lock().unwrap().as_slice(),
+        &ids[1..],
+        "the other 19 went out, oldest first, while the first one's answer is awaited"
+    );
+    handle.stop().await;
+    for id in &ids {
+        assert_eq!(h.message(*id).await.status, MessageStatus::Sent);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_method_alone_leaves_a_slot_for_another_which_then_gets_its_share() {
+    let h = Harness::with_methods(DefaultMethod::Smtp, &[Method::Smtp, Method::Webhook]);
+    let owner = h.user("owner", &[]).await;
+    // Eight emails queued before eight webhook messages.
+    let mut batch = Vec::new();
+    for (i, method) in [[Method::Smtp; 8], [Method::Webhook; 8]]
+        .concat()
+        .into_iter()
+        .enumerate()
+    {
+        batch.push(herald_application::ports::NewMessage {
+            method,
+            ..sample::new_message(owner.id, sample::t0() + Age::seconds(i as i64))
+        });
+    }
+    h.store.enqueue(&batch).await.unwrap();
+    let smtp = ScriptedDispatcher::hanging(Method::Smtp);
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let config = NotifierConfig {
+        lease_count: 4,
+        ..quiet_config()
+    };
+    let handle = h
+        .notifier(config, vec![smtp.clone(), webhook.clone()])
+        .spawn();
+
+    until_idle().await;
+    // The emails, leased first, found no other method with work: they took every slot but
+    // the one kept for webhook messages, which then went out through it.
+    assert_eq!(smtp.delivered().len(), 3);
+    assert_eq!(
+        webhook.delivered_ids(),
+        batch[8..].iter().map(|m| m.id).collect::<Vec<_>>(),
+        "every webhook message went out beside the hanging emails"
+    );
+    handle.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pausing_gives_back_the_messages_waiting_in_the_backlog() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
+    }
+    let webhook = ScriptedDispatcher::hanging(Method::Webhook);
+    let config = NotifierConfig {
+        lease_count: 2,
+        ..quiet_config()
+    };
+    let handle = h.notifier(config, as_dispatchers(&webhook)).spawn();
+    until_idle().await;
+    assert_eq!(webhook.delivered().len(), 2);
+    assert_eq!(
+        h.message(ids[2]).await.status,
+        MessageStatus::Leased,
+        "waiting in the backlog"
+    );
+
+    h.settings.set_notifier_paused(true).await.unwrap();
+    tokio::time::sleep(herald_application::notifier::PAUSED_RECHECK_INTERVAL * 2).await;
+    assert_eq!(webhook.delivered().len(), 2, "nothing new started");
+    for id in &ids[2..] {
+        assert_eq!(h.message(*id).await.status, MessageStatus::Pending);
+    }
+    handle.stop().await;
+}
+
+/// Leases the message for another notifier (after its lease expired) while dispatching it.
+#[derive(Debug)]
+struct TakenOverMeanwhile {
+    store: herald_memory::MemoryStore,
+    clock: herald_memory::ManualClock,
+}
+
+#[async_trait]
+impl Dispatcher for TakenOverMeanwhile {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn dispatch(&self, _: &Delivery) -> Result<(), DeliveryError> {
+        self.clock.advance(Age::seconds(121));
+        let taken = self
+            .store
+            .lease(LeaseRequest {
+                now: herald_application::ports::Clock::now(&self.clock),
+                lease_period: Age::seconds(120),
+                count: 10,
+                max_attempts: 3,
+            })
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_result_for_a_lease_taken_over_is_counted_stale_and_changes_nothing() {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let taking = Arc::new(TakenOverMeanwhile {
+        store: h.store.clone(),
+        clock: h.clock.clone(),
+    });
+    let mut notifier = h.notifier(quiet_config(), vec![taking]);
+
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    let flushed = notifier.flush().await;
+    assert_eq!((flushed.sent, flushed.stale), (0, 1));
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::Leased, "the new holder's");
+    assert_eq!(message.attempt_count, 0);
+}
