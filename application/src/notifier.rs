@@ -434,6 +434,7 @@ impl Notifier {
     /// Starts dispatches from the backlog while slots are free, oldest first among the
     /// methods under their share, renewing leases that have too little left.
     async fn start_ready(&mut self) {
+        let mut renewed = false;
         while self.in_flight.len() < self.config.lease_count {
             let shares = self.shares();
             let Some(index) = self
@@ -444,25 +445,34 @@ impl Notifier {
                 return;
             };
             let now = self.clock().now();
-            if left_on(&self.backlog[index].message, now) < self.start_margin {
+            if left_on(&self.backlog[index].message, now) >= self.start_margin {
+                if let Some(ready) = self.backlog.remove(index) {
+                    self.start(ready);
+                }
+            } else if !renewed {
                 self.renew_backlog(now).await;
-                continue;
-            }
-            if let Some(ready) = self.backlog.remove(index) {
-                self.start(ready);
+                renewed = true;
+            } else if let Some(short) = self.backlog.remove(index) {
+                // Still short just after its renewal (a lease period barely longer than the
+                // timeout): not dispatched, given back.
+                self.give_back(vec![short], "its lease is too short to dispatch it")
+                    .await;
             }
         }
     }
 
-    /// Extends, in one statement, the lease of every backlog message with less than half a
-    /// lease period left; drops from the backlog those another notifier took over (and, when
-    /// the store could not be reached, those it tried: they come back when their lease ends).
+    /// Extends, in one statement, the lease of every backlog message with less left than
+    /// halfway between the start margin and a whole lease period (so also of every message
+    /// that may not start now); drops from the backlog those another notifier took over (and,
+    /// when the store could not be reached, those it tried: they come back when their lease
+    /// ends).
     async fn renew_backlog(&mut self, now: DateTime<Utc>) {
         let lease_period = self.intake.lease_period;
+        let renew_below = self.start_margin + (lease_period - self.start_margin) / 2;
         let held: Vec<HeldLease> = self
             .backlog
             .iter()
-            .filter(|ready| left_on(&ready.message, now) < lease_period / 2)
+            .filter(|ready| left_on(&ready.message, now) < renew_below)
             .filter_map(|ready| {
                 ready.message.leased_until.map(|lease| HeldLease {
                     id: ready.message.id,
@@ -501,12 +511,17 @@ impl Notifier {
     /// Gives every backlog message back, in one statement, so any notifier may lease it at
     /// once.
     async fn give_back_backlog(&mut self, why: &str) {
-        if self.backlog.is_empty() {
+        let waiting: Vec<Ready> = self.backlog.drain(..).collect();
+        self.give_back(waiting, why).await;
+    }
+
+    /// Gives `waiting` back, in one statement.
+    async fn give_back(&mut self, waiting: Vec<Ready>, why: &str) {
+        if waiting.is_empty() {
             return;
         }
-        let held: Vec<HeldLease> = self
-            .backlog
-            .drain(..)
+        let held: Vec<HeldLease> = waiting
+            .into_iter()
             .filter_map(|ready| {
                 ready.message.leased_until.map(|lease| HeldLease {
                     id: ready.message.id,

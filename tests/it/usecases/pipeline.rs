@@ -181,3 +181,107 @@ async fn a_result_for_a_lease_taken_over_is_counted_stale_and_changes_nothing() 
     assert_eq!(message.status, MessageStatus::Leased, "the new holder's");
     assert_eq!(message.attempt_count, 0);
 }
+
+/// Its first dispatch waits until `waiting` is leased (into the backlog behind it), then moves
+/// the clock on by `takes`, as a slow answer would; every dispatch is answered.
+#[derive(Debug)]
+struct SlowFirstAnswer {
+    store: herald_memory::MemoryStore,
+    clock: herald_memory::ManualClock,
+    waiting: MessageId,
+    takes: Age,
+    done: std::sync::Mutex<Vec<(MessageId, chrono::DateTime<chrono::Utc>)>>,
+}
+
+#[async_trait]
+impl Dispatcher for SlowFirstAnswer {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        if self.done.lock().unwrap().is_empty() && delivery.message_id != self.waiting {
+            while self.store.get(self.waiting).await.unwrap().unwrap().status
+                != MessageStatus::Leased
+            {
+                tokio::task::yield_now().await;
+            }
+            self.clock.advance(self.takes);
+        }
+        let lease = self.store.get(delivery.message_id).await.unwrap().unwrap();
+        self.done
+            .lock()
+            .unwrap()
+            .push((delivery.message_id, lease.leased_until.unwrap()));
+        Ok(())
+    }
+}
+
+/// Counts leases extended and given back.
+#[derive(Debug, Default)]
+struct LeaseChanges {
+    extended: AtomicUsize,
+    given_back: AtomicUsize,
+}
+
+impl herald_application::ports::NotifierMetrics for LeaseChanges {
+    fn leases_renewed(&self, extended: u64, _lost: u64) {
+        self.extended.fetch_add(extended as usize, Ordering::SeqCst);
+    }
+
+    fn leases_given_back(&self, count: u64) {
+        self.given_back.fetch_add(count as usize, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_whose_lease_ran_low_in_the_backlog_is_extended_before_it_starts() {
+    let h = webhook_only();
+    let owner = h.user("owner", &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        ids.extend(enqueue_for(&h, owner.id, &format!("ws-{i}")).await);
+    }
+    // Lease 120 s, timeout 60 s: a message starts only with at least 90 s left. The first
+    // answer takes 40 s, so the second, leased meanwhile, has 80 s left when its slot frees.
+    let slow = Arc::new(SlowFirstAnswer {
+        store: h.store.clone(),
+        clock: h.clock.clone(),
+        waiting: ids[1],
+        takes: Age::seconds(40),
+        done: std::sync::Mutex::new(Vec::new()),
+    });
+    let config = NotifierConfig {
+        lease_count: 1,
+        lease_period: Duration::from_secs(120),
+        dispatch_timeout: Duration::from_secs(60),
+        ..quiet_config()
+    };
+    let leased_at = herald_application::ports::Clock::now(&h.clock);
+    let changes = Arc::new(LeaseChanges::default());
+    let handle = h
+        .notifier(config, vec![slow.clone()])
+        .with_metrics(changes.clone())
+        .spawn();
+    until_idle().await;
+    handle.stop().await;
+
+    let done = slow.done.lock().unwrap().clone();
+    assert_eq!(done.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        done[1].1,
+        leased_at + Age::seconds(40 + 120),
+        "the second started on a lease extended when its slot freed"
+    );
+    assert_eq!(
+        (
+            changes.extended.load(Ordering::SeqCst),
+            changes.given_back.load(Ordering::SeqCst)
+        ),
+        (1, 0),
+        "extended, not given back and leased again"
+    );
+    for id in &ids {
+        assert_eq!(h.message(*id).await.status, MessageStatus::Sent);
+    }
+}
