@@ -27,6 +27,7 @@ use herald_smtp::{SmtpConfig, SmtpSettings};
 use herald_webhook::{WebhookConfig, WebhookSecret};
 
 use crate::builtin_postgres::BuiltinOptions;
+use crate::http_server::{self, HttpLimits, keys as http_keys};
 
 /// `herald`: the standalone notification server.
 #[derive(Debug, Parser)]
@@ -108,6 +109,22 @@ pub struct ServerArgs {
     /// http://<--http-address>.
     #[arg(long, env = "HERALD_ACCESS_URL", value_name = "URL")]
     pub access_url: Option<String>,
+    /// How long a client may take to send a request's head (request line and headers); a
+    /// slower one is disconnected.
+    #[arg(long, env = "HERALD_HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub http_header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "HERALD_HTTP_IDLE_TIMEOUT", default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
+    pub http_idle_timeout: Duration,
+    /// How long a request may take to be answered (its body received, its answer computed);
+    /// a later one is answered 503. Streams (the inbox watch) run on once started.
+    #[arg(long, env = "HERALD_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub http_request_timeout: Duration,
+    /// How many HTTP connections may be open at once; at the limit, a new one displaces the
+    /// connection waiting longest for a request, or is refused when all are busy. Default:
+    /// the limit on open files (ulimit -n) less what the rest of the server needs.
+    #[arg(long, env = "HERALD_HTTP_MAX_CONNECTIONS", value_name = "INT")]
+    pub http_max_connections: Option<usize>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -560,6 +577,10 @@ pub const FLAGS: &[(&str, &str)] = &[
         herald_webhook::InvalidSecret::KEY,
         "--notifications-webhook-secret",
     ),
+    (http_keys::HEADER_READ_TIMEOUT, "--http-header-read-timeout"),
+    (http_keys::IDLE_TIMEOUT, "--http-idle-timeout"),
+    (http_keys::REQUEST_TIMEOUT, "--http-request-timeout"),
+    (http_keys::MAX_CONNECTIONS, "--http-max-connections"),
 ];
 
 /// The flag that sets configuration key `key`.
@@ -590,6 +611,8 @@ pub struct ServerConfig {
     pub webhook: Option<WebhookConfig>,
     pub access_url: String,
     pub http_address: SocketAddr,
+    /// The `--http-*` timeouts and connection limit.
+    pub http_limits: HttpLimits,
     /// `--notifications-unsubscribe-key`, when given.
     pub unsubscribe_key: Option<UnsubscribeKey>,
     pub data_dir: PathBuf,
@@ -670,6 +693,16 @@ impl ServerArgs {
             .as_ref()
             .map(|key| parse_unsubscribe_key(key.expose()))
             .transpose()?;
+        let http_limits = HttpLimits {
+            header_read_timeout: self.http_header_read_timeout,
+            idle_timeout: self.http_idle_timeout,
+            request_timeout: self.http_request_timeout,
+            max_connections: self.http_max_connections.unwrap_or_else(|| {
+                http_server::default_max_connections(http_server::open_files_limit())
+            }),
+        }
+        .validate()
+        .map_err(|err| on_command_line(&err))?;
         Ok(ServerConfig {
             database,
             notifier,
@@ -679,6 +712,7 @@ impl ServerArgs {
             webhook,
             access_url,
             http_address: self.http_address,
+            http_limits,
             unsubscribe_key,
             data_dir: self.database.data_dir.clone(),
         })

@@ -10,6 +10,7 @@
 pub mod builtin_postgres;
 pub mod client;
 pub mod config;
+pub mod http_server;
 
 use std::fmt;
 use std::io::Write as _;
@@ -464,8 +465,8 @@ impl Herald {
     }
 
     /// The HTTP API over this Herald's use cases (what `herald server` serves on
-    /// `--http-address`); `None` when the host supplied its own user directory, whose users
-    /// the API's `/users` routes cannot manage.
+    /// `--http-address`, with [`http_server::serve`]); `None` when the host supplied its own
+    /// user directory, whose users the API's `/users` routes cannot manage.
     pub fn http_router(&self) -> Option<axum::Router> {
         let api = herald_http::Api::new(self.services.clone(), self.metrics.clone())?;
         let api = match &self.notifier {
@@ -478,6 +479,12 @@ impl Herald {
             None => api,
         };
         Some(herald_http::router(api))
+    }
+
+    /// Where the server serving [`Herald::http_router`] reports its connections (shown by
+    /// `GET /metrics`).
+    pub fn connection_metrics(&self) -> herald_http::metrics::ConnectionMetrics {
+        self.metrics.connections()
     }
 
     /// Herald's own user directory; `None` when the host supplied its directory.

@@ -110,6 +110,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         ),
     }
     let http_address = config.http_address;
+    let http_limits = config.http_limits;
     // Listen for signals from the start: a SIGTERM while the database is still starting
     // abandons the start (stopping a built-in cluster again) instead of killing the process.
     let signal = wait_for_signal()?;
@@ -154,17 +155,37 @@ async fn server(args: ServerArgs) -> Result<()> {
         "herald server started; the notifier is running (stop with SIGINT or SIGTERM)"
     );
     tracing::info!(%address, "HTTP API listening on http://{address}/api/v2");
+    tracing::info!(
+        header_read_timeout = ?http_limits.header_read_timeout,
+        idle_timeout = ?http_limits.idle_timeout,
+        request_timeout = ?http_limits.request_timeout,
+        max_connections = http_limits.max_connections,
+        "HTTP limits"
+    );
+    if let Some(open_files) = herald::http_server::open_files_limit()
+        && u64::try_from(http_limits.max_connections).is_ok_and(|max| max >= open_files)
+    {
+        tracing::warn!(
+            max_connections = http_limits.max_connections,
+            open_files,
+            "--http-max-connections is not below the limit on open files (ulimit -n): \
+             connections may use up the file descriptors the server needs"
+        );
+    }
 
     // The HTTP server stops taking connections on the signal and finishes the requests in
     // flight; then the notifier and the rest stop.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let connection_metrics = herald.connection_metrics();
+    let serving = tokio::spawn(herald::http_server::serve(
+        listener,
+        router,
+        http_limits,
+        connection_metrics,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let name = signal.await;
     tracing::info!(signal = name, "shutting down");
     let _ = stop.send(());

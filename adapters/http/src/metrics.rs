@@ -1,9 +1,11 @@
-//! `GET /metrics`: the notifier's metrics in the Prometheus text format (version 0.0.4).
+//! `GET /metrics`: the notifier's and the HTTP server's metrics in the Prometheus text format
+//! (version 0.0.4).
 //!
 //! The metrics live in a `prometheus-client` registry; the notifier reports into it through
-//! the [`NotifierMetrics`] port, and the route encodes the registry as it stands. Labels are a
-//! method, a template's name and an outcome only (STYLE: low cardinality). A labelled family
-//! shows once it has its first series.
+//! the [`NotifierMetrics`] port, the server that serves this API through [`ConnectionMetrics`],
+//! and the route encodes the registry as it stands. Labels are a method, a template's name, an
+//! outcome or a reason only (STYLE: low cardinality). A labelled family shows once it has its
+//! first series.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -65,6 +67,11 @@ struct MethodLabels {
     method: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 type Seconds = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
 fn seconds_histogram() -> Histogram {
@@ -85,6 +92,57 @@ pub struct PrometheusMetrics {
     stale: Counter,
     leases: Family<LeaseLabels, Counter>,
     cycles: Family<CycleLabels, Counter>,
+    connections: ConnectionMetrics,
+}
+
+/// What the HTTP server reports about its connections: how many are open, and how many it
+/// closed itself, by reason.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMetrics {
+    open: Gauge,
+    dropped: Family<ReasonLabels, Counter>,
+}
+
+/// Why the server closed a connection it had accepted, or refused one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A request's head did not arrive within the header-read timeout.
+    HeaderTimeout,
+    /// A kept-alive connection sent no new request within the idle timeout.
+    IdleTimeout,
+    /// Closed to make room for a new connection at the connection limit.
+    MadeRoom,
+    /// A new connection refused at the connection limit.
+    Refused,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HeaderTimeout => "header_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::MadeRoom => "made_room",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+impl ConnectionMetrics {
+    pub fn opened(&self) {
+        self.open.inc();
+    }
+
+    pub fn closed(&self) {
+        self.open.dec();
+    }
+
+    pub fn dropped(&self, reason: DropReason) {
+        self.dropped
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
 }
 
 impl Default for PrometheusMetrics {
@@ -105,9 +163,22 @@ impl PrometheusMetrics {
         let stale = Counter::default();
         let leases = Family::default();
         let cycles = Family::default();
+        let connections = ConnectionMetrics::default();
         // Counters are registered without `_total` (the encoder appends it), and help texts
         // without their final period (the registry adds it).
-        let mut registry = Registry::with_prefix("herald_notifier");
+        let mut root = Registry::default();
+        let http = root.sub_registry_with_prefix("herald_http");
+        http.register(
+            "connections_open",
+            "HTTP connections open now",
+            connections.open.clone(),
+        );
+        http.register(
+            "connections_dropped",
+            "HTTP connections the server closed or refused itself, by reason (header_timeout, idle_timeout, made_room, refused)",
+            connections.dropped.clone(),
+        );
+        let registry = root.sub_registry_with_prefix("herald_notifier");
         registry.register(
             "dispatch_attempts",
             "Messages completed by the notifier, by method, template and result",
@@ -159,7 +230,7 @@ impl PrometheusMetrics {
             cycles.clone(),
         );
         Self {
-            registry,
+            registry: root,
             attempts,
             retries,
             queued,
@@ -170,7 +241,13 @@ impl PrometheusMetrics {
             stale,
             leases,
             cycles,
+            connections,
         }
+    }
+
+    /// Where the HTTP server serving this API reports its connections.
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
     }
 
     /// Everything recorded so far, in the Prometheus text format.

@@ -119,6 +119,26 @@ const SERVER_OPTIONS: &[(&str, &str, Option<&str>)] = &[
         Some("127.0.0.1:3000"),
     ),
     ("--access-url", "HERALD_ACCESS_URL", None),
+    (
+        "--http-header-read-timeout",
+        "HERALD_HTTP_HEADER_READ_TIMEOUT",
+        Some("10s"),
+    ),
+    (
+        "--http-idle-timeout",
+        "HERALD_HTTP_IDLE_TIMEOUT",
+        Some("1m"),
+    ),
+    (
+        "--http-request-timeout",
+        "HERALD_HTTP_REQUEST_TIMEOUT",
+        Some("30s"),
+    ),
+    (
+        "--http-max-connections",
+        "HERALD_HTTP_MAX_CONNECTIONS",
+        None,
+    ),
     ("--log-filter", "HERALD_LOG_FILTER", Some("info")),
     ("--email-tls-ca-file", "HERALD_EMAIL_TLS_CAFILE", None),
 ];
@@ -405,6 +425,13 @@ fn bad_configuration_is_refused_with_one_line_naming_the_option() {
         ),
         (&["--postgres-url", "mysql://db/herald"], "--postgres-url"),
         (&["--access-url", "herald.example.com"], "--access-url"),
+        (
+            &["--http-header-read-timeout", "0"],
+            "--http-header-read-timeout",
+        ),
+        (&["--http-idle-timeout", "200h"], "--http-idle-timeout"),
+        (&["--http-request-timeout", "0"], "--http-request-timeout"),
+        (&["--http-max-connections", "0"], "--http-max-connections"),
     ];
     for (args, option) in cases {
         let err = server_args(args)

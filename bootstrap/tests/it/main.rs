@@ -9,6 +9,7 @@ mod config;
 mod database;
 mod embedded;
 mod http;
+mod http_limits;
 mod replicas;
 mod running;
 mod support;

@@ -24,6 +24,16 @@ impl Server {
     /// Starts `herald server` on `database_url` with `extra` options and waits until it
     /// listens.
     pub fn start(database_url: &str, extra: &[&str]) -> Self {
+        Self::start_limited(database_url, extra, &[], None)
+    }
+
+    /// [`Server::start`] with `envs` set and, when given, a limit on open files.
+    pub fn start_limited(
+        database_url: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        open_files: Option<u32>,
+    ) -> Self {
         let data_dir = support::temp_dir("herald-client-test");
         let mut args = vec![
             "server",
@@ -35,7 +45,7 @@ impl Server {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        let mut process = Process::spawn(&args);
+        let mut process = Process::spawn_limited(&args, envs, open_files);
         process.wait_for_line("HTTP API listening on", Duration::from_secs(30));
         let line = process
             .log

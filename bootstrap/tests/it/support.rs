@@ -94,8 +94,26 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(HERALD)
+        Self::spawn_limited(args, &[], None)
+    }
+
+    /// [`Process::spawn`] with `envs` set and, when given, the process's limit on open files
+    /// (`ulimit -n`, set by a shell that then becomes `herald`).
+    pub fn spawn_limited(args: &[&str], envs: &[(&str, &str)], open_files: Option<u32>) -> Self {
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut command = Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(HERALD);
+                command
+            }
+            None => Command::new(HERALD),
+        };
+        let mut child = command
             .args(args)
+            .envs(envs.iter().copied())
             .env_remove("HERALD_PG_CONNECTION_URL")
             // Any free port, so servers of parallel tests never clash on the default 3000.
             .env("HERALD_HTTP_ADDRESS", "127.0.0.1:0")
