@@ -263,7 +263,7 @@ impl HeraldBuilder {
             Database::Url(url) => (connect(&url).await?, true),
             Database::Builtin(options) => {
                 let cluster = BuiltinPostgres::start(&options).await?;
-                let url = config::PostgresUrl::new(cluster.url());
+                let url = cluster.url().clone();
                 builtin = Some(cluster);
                 match connect(&url).await {
                     Ok(pool) => (pool, true),
