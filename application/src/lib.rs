@@ -36,7 +36,7 @@ pub use notifier::{
 };
 pub use preferences::Preferences;
 pub use purge::Purger;
-pub use services::{Config, Ports, Services};
+pub use services::{Config, NotifierStores, Ports, Services};
 pub use settings::Settings;
 pub use templates::{CachedTemplates, TemplateView, Templates};
 pub use tokens::{ApiToken, AuthCache, Tokens};

@@ -4,8 +4,9 @@
 //! `bootstrap`'s `Herald::builder`, the HTTP adapter (through the `Services` it is handed) and
 //! the test harnesses all go through [`Services::build`], so tests run the object graph
 //! production runs: one template cache shared by enqueue, the template use cases and the
-//! notifier; one authentication cache shared by the use cases that can invalidate a token; the
-//! set of delivery methods derived from the dispatchers actually built.
+//! notifier (unless the notifier runs on stores of its own, [`NotifierStores`]); one
+//! authentication cache shared by the use cases that can invalidate a token; the set of
+//! delivery methods derived from the dispatchers actually built.
 
 use std::sync::Arc;
 
@@ -48,12 +49,44 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// Where the notifier reports (`NoMetrics` to report nowhere).
     pub metrics: Arc<dyn NotifierMetrics>,
+    /// The stores the notifier runs on when it has connections of its own, so that requests
+    /// holding every connection of the stores above cannot stall leases and write-backs;
+    /// `None`: the notifier shares the stores above.
+    pub notifier_stores: Option<NotifierStores>,
+}
+
+/// The storage a notifier reads and writes, when it is not the API's.
+#[derive(Debug, Clone)]
+pub struct NotifierStores {
+    pub queue: Arc<dyn MessageQueue>,
+    /// The template store itself: [`Services::build`] puts the notifier's own cache in front.
+    pub templates: Arc<dyn TemplateStore>,
+    pub directory: Arc<dyn UserDirectory>,
+    pub preferences: Arc<dyn PreferenceStore>,
+    pub settings: Arc<dyn SettingsStore>,
+}
+
+impl NotifierStores {
+    /// Every store a notifier needs over one store that implements them all; a host with a
+    /// directory of its own replaces `directory`.
+    pub fn over<S>(store: Arc<S>) -> Self
+    where
+        S: UserDirectory + PreferenceStore + TemplateStore + MessageQueue + SettingsStore + 'static,
+    {
+        Self {
+            queue: store.clone(),
+            templates: store.clone(),
+            directory: store.clone(),
+            preferences: store.clone(),
+            settings: store,
+        }
+    }
 }
 
 impl Ports {
     /// Every storage port over one store that implements them all (PostgreSQL, the memory
-    /// fakes), with Herald's own directory; a host with a directory of its own replaces
-    /// `directory` and clears `registry`.
+    /// fakes), with Herald's own directory, the notifier sharing them; a host with a directory
+    /// of its own replaces `directory` and clears `registry`.
     pub fn over<S>(
         store: Arc<S>,
         wakeup: Arc<dyn Wakeup>,
@@ -84,6 +117,7 @@ impl Ports {
             inbox_feed,
             clock,
             metrics,
+            notifier_stores: None,
         }
     }
 }
@@ -147,6 +181,7 @@ impl Services {
             inbox_feed,
             clock,
             metrics,
+            notifier_stores,
         } = ports;
         let delivery = DeliveryConfig::new(
             config.default_method,
@@ -176,9 +211,23 @@ impl Services {
             delivery.clone(),
             renderer.clone(),
         );
-        let notifier = NotifierParts {
-            settings: config.notifier,
-            ports: NotifierPorts {
+        let notifier_ports = match notifier_stores {
+            // The notifier's own cache, over its own store: a change made through the use
+            // cases below reaches it within the TTL, as a change made on another replica does
+            // (the notifier reads a template's text, which only a seed changes).
+            Some(stores) => NotifierPorts {
+                queue: stores.queue,
+                templates: Arc::new(CachedTemplates::new(
+                    stores.templates,
+                    Arc::clone(&clock),
+                    TEMPLATE_CACHE_TTL,
+                )),
+                directory: stores.directory,
+                preferences: stores.preferences,
+                settings: stores.settings,
+                clock: Arc::clone(&clock),
+            },
+            None => NotifierPorts {
                 queue: Arc::clone(&queue),
                 templates: Arc::clone(&templates),
                 directory: Arc::clone(&directory),
@@ -186,6 +235,10 @@ impl Services {
                 settings: Arc::clone(&settings),
                 clock: Arc::clone(&clock),
             },
+        };
+        let notifier = NotifierParts {
+            settings: config.notifier,
+            ports: notifier_ports,
             dispatchers,
             wakeup: Arc::clone(&wakeup),
             metrics,

@@ -2,11 +2,18 @@
 //! in its data directory, from the PostgreSQL binaries installed on the machine.
 //!
 //! Layout: `<data-dir>/postgres/` (mode 0700) holds the cluster (`data/`), its log
-//! (`server.log`) and its unix socket. The cluster is created with `initdb` on first start
-//! (trust authentication for local connections only: the unix socket and 127.0.0.1/::1) and
-//! reused afterwards; it listens on the socket and on 127.0.0.1 at a free port (or
-//! `--builtin-postgres-port`), and Herald uses its `herald` database. [`BuiltinPostgres::stop`]
-//! (or dropping the handle) stops it with `pg_ctl stop -m fast`.
+//! (`server.log`), its unix socket and the superuser's password ([`PASSWORD_FILE`], mode
+//! 0600). The cluster is created with `initdb` on first start and reused afterwards; it listens
+//! on the socket and on 127.0.0.1 at a free port (or `--builtin-postgres-port`), and Herald uses
+//! its `herald` database. [`BuiltinPostgres::stop`] (or dropping the handle) stops it with
+//! `pg_ctl stop -m fast`.
+//!
+//! Only Herald gets in: every connection, on the socket as on 127.0.0.1, must give the
+//! password (scram-sha-256, [`PG_HBA`]), generated on first start. Any other local user or
+//! process could otherwise connect as the superuser, read the secrets and mint an owner token.
+//! A cluster made before this (which trusted every local connection) is brought in line before
+//! it starts: its superuser is given the password in single-user mode, with nothing listening,
+//! and its `pg_hba.conf` replaced. The same happens when the password file is lost.
 //!
 //! One herald at a time runs a data directory's cluster: it holds an exclusive lock on
 //! `<data-dir>/herald.lock`. A cluster found running while the lock is free was left by a
@@ -23,6 +30,9 @@ use std::process::Stdio;
 use anyhow::{Context, Result, anyhow, bail};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::config::{PostgresUrl, Secret};
 
 /// The database Herald uses inside the built-in cluster.
 pub const DATABASE: &str = "herald";
@@ -32,6 +42,16 @@ pub const NOT_INSTALLED: &str = "no PostgreSQL installation found for the built-
     /usr/local/pgsql/bin): install it (apt-get install postgresql) or pass --postgres-url";
 /// The user a root process runs PostgreSQL as.
 pub const SYSTEM_USER: &str = "postgres";
+/// The file in `<data-dir>/postgres/` holding the superuser's password.
+pub const PASSWORD_FILE: &str = "password";
+/// The cluster's `pg_hba.conf`: the password, on every way in.
+pub const PG_HBA: &str = "\
+# Herald's built-in cluster: only Herald, which holds the password in ../password.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+";
 
 /// Where and how to run the built-in cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +69,10 @@ pub struct BuiltinPostgres {
     pg_ctl: PathBuf,
     pgdata: PathBuf,
     run_as: Option<RunAs>,
-    url: String,
+    /// Holds the password: shown with it masked.
+    url: PostgresUrl,
+    /// The `postgres` database, where `herald` is created.
+    admin_url: PostgresUrl,
     port: u16,
     running: bool,
     /// Held while the cluster runs: one herald per data directory.
@@ -116,7 +139,9 @@ impl BuiltinPostgres {
         }
 
         let pgdata = root.join("data");
-        if !pgdata.join("PG_VERSION").exists() {
+        let (password, password_is_new) = password_in(&root, run_as.as_ref()).await?;
+        let created = !pgdata.join("PG_VERSION").exists();
+        if created {
             initdb(&bin_dir, run_as.as_ref(), &root, &pgdata).await?;
         }
 
@@ -150,6 +175,25 @@ impl BuiltinPostgres {
                     "the built-in PostgreSQL in {} was left running and could not be stopped: {}",
                     pgdata.display(),
                     last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default()
+                );
+            }
+        }
+
+        let hba = pgdata.join("pg_hba.conf");
+        let hba_is_ours = std::fs::read_to_string(&hba).is_ok_and(|text| text == PG_HBA);
+        if !created && (password_is_new || !hba_is_ours) {
+            set_password(&bin_dir, run_as.as_ref(), &pgdata, &password).await?;
+            tracing::info!(
+                dir = %pgdata.display(),
+                "built-in PostgreSQL: the superuser's password was set"
+            );
+        }
+        if !hba_is_ours {
+            std::fs::write(&hba, PG_HBA).with_context(|| format!("writing {}", hba.display()))?;
+            if !created {
+                tracing::info!(
+                    dir = %pgdata.display(),
+                    "built-in PostgreSQL: local connections now need the password"
                 );
             }
         }
@@ -207,8 +251,9 @@ impl BuiltinPostgres {
         let mut cluster = Self {
             pg_ctl,
             pgdata,
+            url: PostgresUrl::new(url_of(&password, port, DATABASE)),
+            admin_url: PostgresUrl::new(url_of(&password, port, "postgres")),
             run_as,
-            url: format!("postgres://{SYSTEM_USER}@127.0.0.1:{port}/{DATABASE}"),
             port,
             running: true,
             _lock: lock,
@@ -225,8 +270,8 @@ impl BuiltinPostgres {
         Ok(cluster)
     }
 
-    /// The connection URL of the `herald` database (no password: trust on 127.0.0.1).
-    pub fn url(&self) -> &str {
+    /// The connection URL of the `herald` database, with the password (shown masked).
+    pub fn url(&self) -> &PostgresUrl {
         &self.url
     }
 
@@ -295,8 +340,7 @@ impl BuiltinPostgres {
     }
 
     async fn create_database(&self) -> Result<()> {
-        let admin_url = format!("postgres://{SYSTEM_USER}@127.0.0.1:{}/postgres", self.port);
-        let mut connection = PgConnection::connect(&admin_url)
+        let mut connection = PgConnection::connect(self.admin_url.expose())
             .await
             .context("connecting to the built-in PostgreSQL")?;
         let exists: Option<i32> =
@@ -473,7 +517,8 @@ async fn give_to(dir: &Path, user: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the cluster in `pgdata` and points its socket at `root`.
+/// Creates the cluster in `pgdata`, its superuser's password the one in `root`'s
+/// [`PASSWORD_FILE`], and points its socket at `root`.
 async fn initdb(bin_dir: &Path, run_as: Option<&RunAs>, root: &Path, pgdata: &Path) -> Result<()> {
     // A previous initdb that died half-way leaves a directory initdb refuses to reuse.
     if pgdata.exists() {
@@ -483,11 +528,13 @@ async fn initdb(bin_dir: &Path, run_as: Option<&RunAs>, root: &Path, pgdata: &Pa
     let output = command(run_as, &bin_dir.join("initdb"))
         .arg("-D")
         .arg(pgdata)
+        .arg("--pwfile")
+        .arg(root.join(PASSWORD_FILE))
         .args([
             "--username",
             SYSTEM_USER,
             "--auth",
-            "trust",
+            "scram-sha-256",
             "--encoding",
             "UTF8",
             "--locale",
@@ -517,6 +564,97 @@ async fn initdb(bin_dir: &Path, run_as: Option<&RunAs>, root: &Path, pgdata: &Pa
     std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
     tracing::info!(dir = %pgdata.display(), "built-in PostgreSQL cluster created");
     Ok(())
+}
+
+/// The password of the cluster in `root` and whether it was generated just now: read from
+/// [`PASSWORD_FILE`], else generated into it (mode 0600, owned by the user PostgreSQL runs as,
+/// for `initdb --pwfile`).
+async fn password_in(root: &Path, run_as: Option<&RunAs>) -> Result<(Secret, bool)> {
+    let path = root.join(PASSWORD_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok((Secret::new(text.trim()), false)),
+        Ok(_) => {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the empty {}", path.display()))?;
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| anyhow!("generating the built-in PostgreSQL's password: {err}"))?;
+    let password = hex::encode(bytes);
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        writeln!(file, "{password}").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(run_as) = run_as {
+        give_to(&path, run_as.user).await?;
+    }
+    Ok((Secret::new(password), true))
+}
+
+/// Gives the superuser of the stopped cluster in `pgdata` this password, in single-user mode
+/// (nothing listens meanwhile). The statement goes on standard input, never on a command line.
+async fn set_password(
+    bin_dir: &Path,
+    run_as: Option<&RunAs>,
+    pgdata: &Path,
+    password: &Secret,
+) -> Result<()> {
+    let mut child = command(run_as, &bin_dir.join("postgres"))
+        .arg("--single")
+        .arg("-D")
+        .arg(pgdata)
+        .args(["-c", "password_encryption=scram-sha-256", "postgres"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running postgres --single to set the built-in PostgreSQL's password")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let statement = format!(
+            "ALTER ROLE {SYSTEM_USER} WITH PASSWORD '{}'\n",
+            password.expose()
+        );
+        stdin
+            .write_all(statement.as_bytes())
+            .await
+            .context("setting the built-in PostgreSQL's password")?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .context("setting the built-in PostgreSQL's password")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Only PostgreSQL's own error lines: a `STATEMENT:` line would show the password.
+    let error = stderr
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("ERROR:") || line.starts_with("FATAL:"));
+    if !output.status.success() || error.is_some() {
+        bail!(
+            "could not set the password of the built-in PostgreSQL in {}: {}",
+            pgdata.display(),
+            error.unwrap_or("postgres --single failed")
+        );
+    }
+    Ok(())
+}
+
+/// The URL of `database` on the cluster at `port`, as its superuser.
+fn url_of(password: &Secret, port: u16, database: &str) -> String {
+    format!(
+        "postgres://{SYSTEM_USER}:{}@127.0.0.1:{port}/{database}",
+        password.expose()
+    )
 }
 
 /// How many free ports a start tries before giving up (see [`BuiltinPostgres::start`]).
@@ -625,7 +763,7 @@ mod tests {
         let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
 
         assert!(pgdata.join("PG_VERSION").is_file());
-        assert!(answers(cluster.url()).await);
+        assert!(answers(cluster.url().expose()).await);
         cluster.stop().await.unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -651,7 +789,7 @@ mod tests {
 
         let again = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
 
-        assert!(answers(again.url()).await);
+        assert!(answers(again.url().expose()).await);
         again.stop().await.unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -670,7 +808,7 @@ mod tests {
         .unwrap();
 
         assert_ne!(cluster.port(), taken.local_addr().unwrap().port());
-        assert!(answers(cluster.url()).await);
+        assert!(answers(cluster.url().expose()).await);
         cluster.stop().await.unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -685,9 +823,16 @@ mod tests {
             .unwrap();
 
         assert_eq!(cluster.port(), port);
-        let url = format!("postgres://{SYSTEM_USER}@127.0.0.1:{port}/{DATABASE}");
-        assert_eq!(cluster.url(), url);
-        assert!(answers(&url).await);
+        let url = cluster.url().expose();
+        assert!(
+            url.starts_with(&format!("postgres://{SYSTEM_USER}:")),
+            "{url}"
+        );
+        assert!(
+            url.ends_with(&format!("@127.0.0.1:{port}/{DATABASE}")),
+            "{url}"
+        );
+        assert!(answers(url).await);
         cluster.stop().await.unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -696,11 +841,9 @@ mod tests {
     async fn a_herald_database_that_cannot_be_created_fails_the_start_and_stops_the_cluster() {
         let dir = data_dir("no-template");
         let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
-        let admin = format!(
-            "postgres://{SYSTEM_USER}@127.0.0.1:{}/postgres",
-            cluster.port()
-        );
-        let mut connection = PgConnection::connect(&admin).await.unwrap();
+        let mut connection = PgConnection::connect(cluster.admin_url.expose())
+            .await
+            .unwrap();
         // Without template1, CREATE DATABASE has nothing to copy.
         for statement in [
             "DROP DATABASE herald",
@@ -724,6 +867,202 @@ mod tests {
             !dir.join("postgres/data/postmaster.pid").exists(),
             "the cluster was left running"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Connects as the superuser without a password, over TCP or over the cluster's socket.
+    async fn without_a_password(dir: &Path, port: u16) -> [Result<PgConnection, sqlx::Error>; 2] {
+        let socket = dir.join("postgres");
+        [
+            PgConnection::connect(&format!(
+                "postgres://{SYSTEM_USER}@127.0.0.1:{port}/{DATABASE}"
+            ))
+            .await,
+            PgConnection::connect_with(
+                &sqlx::postgres::PgConnectOptions::new()
+                    .socket(&socket)
+                    .port(port)
+                    .username(SYSTEM_USER)
+                    .database(DATABASE),
+            )
+            .await,
+        ]
+    }
+
+    fn refused(attempts: [Result<PgConnection, sqlx::Error>; 2]) {
+        for (way, attempt) in ["127.0.0.1", "the unix socket"].iter().zip(attempts) {
+            match attempt {
+                Ok(_) => panic!("a connection without the password got in over {way}"),
+                Err(err) => {
+                    let text = err.to_string();
+                    assert!(
+                        text.contains("password") || text.contains("28P01"),
+                        "over {way}: {text}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn only_a_connection_with_the_generated_password_gets_in() {
+        let dir = data_dir("password");
+
+        let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+
+        refused(without_a_password(&dir, cluster.port()).await);
+        assert!(answers(cluster.url().expose()).await);
+        assert_eq!(mode_of(&dir.join("postgres")), 0o700);
+        assert_eq!(mode_of(&dir.join("postgres").join(PASSWORD_FILE)), 0o600);
+        let password = std::fs::read_to_string(dir.join("postgres").join(PASSWORD_FILE)).unwrap();
+        let password = password.trim();
+        assert!(cluster.url().expose().contains(password));
+        for shown in [
+            format!("{cluster:?}"),
+            cluster.url().to_string(),
+            format!("{:?}", cluster.url()),
+        ] {
+            assert!(!shown.contains(password), "the password shows: {shown}");
+        }
+        cluster.stop().await.unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// What the cluster of a Herald that trusted local connections looked like: `initdb --auth
+    /// trust`, no password file, a superuser without a password; here holding a row of data.
+    async fn trusting_cluster(dir: &Path) {
+        let bin_dir = find_binaries().unwrap();
+        let run_as = running_as_root().then(|| unprivileged_user().unwrap());
+        let root = dir.join("postgres");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if let Some(run_as) = &run_as {
+            give_to(&root, run_as.user).await.unwrap();
+        }
+        let pgdata = root.join("data");
+        let run = |program: &str, args: Vec<OsString>| {
+            let mut command = command(run_as.as_ref(), &bin_dir.join(program));
+            command.args(args);
+            async move {
+                let output = command.output().await.unwrap();
+                assert!(output.status.success(), "{output:?}");
+            }
+        };
+        run(
+            "initdb",
+            ["-D".into(), pgdata.clone().into_os_string()]
+                .into_iter()
+                .chain(
+                    [
+                        "--username",
+                        SYSTEM_USER,
+                        "--auth",
+                        "trust",
+                        "--locale",
+                        "C",
+                    ]
+                    .map(OsString::from),
+                )
+                .collect(),
+        )
+        .await;
+        let conf = pgdata.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
+            root.display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+        let port = free_port().unwrap();
+        // The server's output to a log: it would hold `output`'s pipes open.
+        let log = root.join("server.log");
+        let pg_ctl = |verb: &str| -> Vec<OsString> {
+            vec![
+                verb.into(),
+                "-D".into(),
+                pgdata.clone().into_os_string(),
+                "-l".into(),
+                log.clone().into_os_string(),
+                "-w".into(),
+                "-s".into(),
+                "-o".into(),
+                format!("-p {port}").into(),
+            ]
+        };
+        run("pg_ctl", pg_ctl("start")).await;
+        let trusted = format!("postgres://{SYSTEM_USER}@127.0.0.1:{port}/postgres");
+        let mut connection = PgConnection::connect(&trusted).await.unwrap();
+        sqlx::query("CREATE DATABASE herald")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+        let herald = format!("postgres://{SYSTEM_USER}@127.0.0.1:{port}/herald");
+        let mut connection = PgConnection::connect(&herald).await.unwrap();
+        for statement in [
+            "CREATE TABLE kept (note text)",
+            "INSERT INTO kept VALUES ('written before the upgrade')",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        connection.close().await.unwrap();
+        run("pg_ctl", pg_ctl("stop")).await;
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_trusted_local_connections_is_given_a_password_and_keeps_its_data() {
+        let dir = data_dir("trusting");
+        trusting_cluster(&dir).await;
+        assert!(!dir.join("postgres").join(PASSWORD_FILE).exists());
+
+        let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+
+        refused(without_a_password(&dir, cluster.port()).await);
+        let mut connection = PgConnection::connect(cluster.url().expose()).await.unwrap();
+        let note: String = sqlx::query_scalar("SELECT note FROM kept")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(note, "written before the upgrade");
+        connection.close().await.ok();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("postgres/data/pg_hba.conf")).unwrap(),
+            PG_HBA
+        );
+        assert_eq!(mode_of(&dir.join("postgres").join(PASSWORD_FILE)), 0o600);
+        cluster.stop().await.unwrap();
+
+        // The next start finds it upgraded and changes nothing.
+        let password = std::fs::read_to_string(dir.join("postgres").join(PASSWORD_FILE)).unwrap();
+        let again = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+        assert!(answers(again.url().expose()).await);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("postgres").join(PASSWORD_FILE)).unwrap(),
+            password
+        );
+        again.stop().await.unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_lost_password_file_is_replaced_by_a_new_password() {
+        let dir = data_dir("lost-password");
+        let cluster = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+        cluster.stop().await.unwrap();
+        std::fs::remove_file(dir.join("postgres").join(PASSWORD_FILE)).unwrap();
+
+        let again = BuiltinPostgres::start(&options(&dir, None)).await.unwrap();
+
+        assert!(answers(again.url().expose()).await);
+        refused(without_a_password(&dir, again.port()).await);
+        again.stop().await.unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -93,6 +93,15 @@ pub struct CreateUserArgs {
 pub struct ServerArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// The connections of the notifier's own pool (2 to 100), on top of the API's 10: API
+    /// requests never take them.
+    #[arg(
+        long,
+        env = "HERALD_POSTGRES_NOTIFIER_CONNECTIONS",
+        default_value_t = crate::NOTIFIER_CONNECTIONS,
+        value_name = "INT"
+    )]
+    pub postgres_notifier_connections: u32,
     #[command(flatten)]
     pub notifications: NotificationArgs,
     #[command(flatten)]
@@ -532,6 +541,10 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 /// Only this edge knows a key is spelled as a flag; [`on_command_line`] renames them.
 pub const FLAGS: &[(&str, &str)] = &[
     (
+        crate::NOTIFIER_CONNECTIONS_KEY,
+        "--postgres-notifier-connections",
+    ),
+    (
         notifier_keys::MAX_SEND_ATTEMPTS,
         "--notifications-max-send-attempts",
     ),
@@ -600,6 +613,8 @@ pub fn on_command_line(err: &ConfigError) -> ConfigError {
 #[derive(Debug)]
 pub struct ServerConfig {
     pub database: DatabaseConfig,
+    /// `--postgres-notifier-connections`.
+    pub notifier_connections: u32,
     pub notifier: NotifierSettings,
     /// `--notifications-method`.
     pub default_method: DefaultMethod,
@@ -662,6 +677,8 @@ impl ServerArgs {
     /// The first bad option, as `--flag: reason`.
     pub fn validate(&self) -> Result<ServerConfig, ConfigError> {
         let database = self.database.validate()?;
+        crate::check_notifier_connections(self.postgres_notifier_connections)
+            .map_err(|err| on_command_line(&err))?;
         let n = &self.notifications;
         let notifier = NotifierConfig {
             max_send_attempts: n.notifications_max_send_attempts,
@@ -705,6 +722,7 @@ impl ServerArgs {
         .map_err(|err| on_command_line(&err))?;
         Ok(ServerConfig {
             database,
+            notifier_connections: self.postgres_notifier_connections,
             notifier,
             default_method,
             inbox_enabled: n.notifications_inbox_enabled,

@@ -6,6 +6,12 @@
 //! [`Herald::shutdown`] stops them in order. A host may bring its own user directory
 //! ([`HeraldBuilder::user_directory`]) and its own connection pool ([`HeraldBuilder::pool`]);
 //! the binary passes its checked command line ([`HeraldBuilder::config`]).
+//!
+//! The notifier runs on connections the API cannot take: when Herald opens its own pools (a
+//! URL, the built-in database) the notifier gets a small pool of its own
+//! ([`HeraldBuilder::notifier_connections`]), so requests holding every API connection leave
+//! leases and write-backs unaffected. On a host's pool the notifier shares it, unless the host
+//! hands it one more ([`HeraldBuilder::notifier_pool`]).
 
 pub mod builtin_postgres;
 pub mod client;
@@ -26,8 +32,8 @@ use herald_application::ports::{
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Messages, NotifierConfig,
-    NotifierHandle, NotifierSettings, Ports, Preferences, Purger, Services, Settings, Templates,
-    Tokens, Users,
+    NotifierHandle, NotifierSettings, NotifierStores, Ports, Preferences, Purger, Services,
+    Settings, Templates, Tokens, Users,
 };
 use herald_domain::catalogue;
 use herald_inbox::InboxDispatcher;
@@ -47,6 +53,13 @@ pub const APP_NAME: &str = "Herald";
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// The file in the data directory that keeps the unsubscribe signing key.
 pub const UNSUBSCRIBE_KEY_FILE: &str = "unsubscribe-key";
+/// The connections of the notifier's own pool unless [`HeraldBuilder::notifier_connections`]
+/// says otherwise: its lease, the three reads of a batch and a write-back at once.
+pub const NOTIFIER_CONNECTIONS: u32 = 5;
+/// The configuration key of [`HeraldBuilder::notifier_connections`].
+pub const NOTIFIER_CONNECTIONS_KEY: &str = "postgres.notifier_connections";
+/// The most connections [`HeraldBuilder::notifier_connections`] accepts.
+const MAX_NOTIFIER_CONNECTIONS: u32 = 100;
 
 /// Where the builder gets its database from.
 #[derive(Debug)]
@@ -65,6 +78,9 @@ enum Database {
 /// [`HeraldBuilder::build`] reports, naming its configuration key.
 pub struct HeraldBuilder {
     database: Database,
+    /// The host's pool for the notifier ([`HeraldBuilder::notifier_pool`]).
+    notifier_pool: Option<PgPool>,
+    notifier_connections: u32,
     directory: Option<Arc<dyn UserDirectory>>,
     notifier: NotifierSettings,
     notifier_name: Option<String>,
@@ -85,6 +101,8 @@ impl fmt::Debug for HeraldBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HeraldBuilder")
             .field("database", &self.database)
+            .field("notifier_pool", &self.notifier_pool)
+            .field("notifier_connections", &self.notifier_connections)
             .field("directory", &self.directory)
             .field("notifier", &self.notifier)
             .field("default_method", &self.default_method)
@@ -107,6 +125,8 @@ impl HeraldBuilder {
     fn new() -> Self {
         Self {
             database: Database::Unset,
+            notifier_pool: None,
+            notifier_connections: NOTIFIER_CONNECTIONS,
             directory: None,
             notifier: NotifierSettings::default(),
             notifier_name: None,
@@ -135,6 +155,7 @@ impl HeraldBuilder {
             config::DatabaseConfig::Builtin(options) => Database::Builtin(options),
         };
         self.notifier = config.notifier;
+        self.notifier_connections = config.notifier_connections;
         self.default_method = config.default_method;
         self.inbox_enabled = config.inbox_enabled;
         self.smtp = config.smtp;
@@ -152,9 +173,30 @@ impl HeraldBuilder {
         self
     }
 
-    /// Use the host's pool. Herald never closes it.
+    /// Use the host's pool. Herald never closes it. The notifier shares it with the API and
+    /// the host, so requests holding all its connections delay leases and write-backs (a
+    /// write-back that cannot get a connection within the pool's acquire timeout fails), unless
+    /// [`HeraldBuilder::notifier_pool`] gives the notifier a pool of its own.
     pub fn pool(mut self, pool: PgPool) -> Self {
         self.database = Database::Pool(pool);
+        self
+    }
+
+    /// With [`HeraldBuilder::pool`]: the pool the notifier runs on (its leases, reads,
+    /// write-backs and inbox inserts, and the wake-up signals), apart from the one the API
+    /// uses. Herald never closes it. Ignored when Herald opens its own pools.
+    pub fn notifier_pool(mut self, pool: PgPool) -> Self {
+        self.notifier_pool = Some(pool);
+        self
+    }
+
+    /// How many connections the notifier's own pool holds when Herald opens its pools (a URL,
+    /// the built-in database; default [`NOTIFIER_CONNECTIONS`]), on top of the API's.
+    pub fn notifier_connections(mut self, connections: u32) -> Self {
+        match check_notifier_connections(connections) {
+            Ok(()) => self.notifier_connections = connections,
+            Err(err) => self.refuse(err),
+        }
         self
     }
 
@@ -254,44 +296,55 @@ impl HeraldBuilder {
         }
         let mut builtin = None;
         let database = std::mem::replace(&mut self.database, Database::Unset);
-        let (pool, owns_pool) = match database {
+        let connections = self.notifier_connections;
+        let (pools, owns_pool) = match database {
             Database::Unset => {
                 return Err(anyhow!(
                     "no database: give the builder a pool, a URL or the built-in PostgreSQL"
                 ));
             }
-            Database::Pool(pool) => (pool, false),
-            Database::Url(url) => (connect(&url).await?, true),
+            Database::Pool(pool) => (
+                Pools {
+                    api: pool,
+                    notifier: self.notifier_pool.take(),
+                },
+                false,
+            ),
+            Database::Url(url) => (Pools::connect(&url, connections).await?, true),
             Database::Builtin(options) => {
                 let cluster = BuiltinPostgres::start(&options).await?;
-                let url = config::PostgresUrl::new(cluster.url());
+                let url = cluster.url().clone();
                 builtin = Some(cluster);
-                match connect(&url).await {
-                    Ok(pool) => (pool, true),
+                match Pools::connect(&url, connections).await {
+                    Ok(pools) => (pools, true),
                     Err(err) => return Err(stop_builtin(builtin, err).await),
                 }
             }
         };
-        match self.assemble(pool.clone(), owns_pool).await {
+        match self.assemble(pools.clone(), owns_pool).await {
             Ok(mut herald) => {
                 herald.builtin = builtin;
                 Ok(herald)
             }
             Err(err) => {
                 if owns_pool {
-                    pool.close().await;
+                    pools.close().await;
                 }
                 Err(stop_builtin(builtin, err).await)
             }
         }
     }
 
-    async fn assemble(self, pool: PgPool, owns_pool: bool) -> Result<Herald> {
-        let store = if owns_pool {
-            PgStore::from_own_pool(pool.clone())
-        } else {
-            PgStore::from_pool(pool.clone())
+    async fn assemble(self, pools: Pools, owns_pool: bool) -> Result<Herald> {
+        let over = |pool: &PgPool| {
+            if owns_pool {
+                PgStore::from_own_pool(pool.clone())
+            } else {
+                PgStore::from_pool(pool.clone())
+            }
         };
+        let store = over(&pools.api);
+        let notifier_store = pools.notifier.as_ref().map(over);
         if self.migrate {
             store
                 .migrate()
@@ -302,8 +355,11 @@ impl HeraldBuilder {
             .seed(&catalogue::templates())
             .await
             .context("seeding the template catalogue")?;
+        // On the notifier's pool: publishing what the inbox dispatcher stored must not wait
+        // for an API connection. The API's statements there (a wake-up after an enqueue) are
+        // few and short.
         let signals = Arc::new(
-            PgSignals::start(pool)
+            PgSignals::start(pools.notifier.clone().unwrap_or_else(|| pools.api.clone()))
                 .await
                 .context("listening for wake-ups on the database")?,
         );
@@ -326,9 +382,14 @@ impl HeraldBuilder {
             clock.clone(),
             metrics.clone(),
         );
+        let notifier_shared = notifier_store.clone().map(Arc::new);
+        ports.notifier_stores = notifier_shared.clone().map(NotifierStores::over);
         if let Some(directory) = self.directory {
-            ports.directory = directory;
+            ports.directory = directory.clone();
             ports.registry = None;
+            if let Some(stores) = &mut ports.notifier_stores {
+                stores.directory = directory;
+            }
         }
         let feed = ports.inbox_feed.clone();
 
@@ -348,7 +409,7 @@ impl HeraldBuilder {
         }
         if self.inbox_enabled {
             dispatchers.push(Arc::new(InboxDispatcher::new(
-                shared.clone(),
+                notifier_shared.unwrap_or_else(|| shared.clone()),
                 feed.clone(),
                 clock.clone(),
             )));
@@ -382,6 +443,7 @@ impl HeraldBuilder {
             services,
             metrics,
             store,
+            notifier_store,
             signals: Some(signals),
             owns_pool,
             builtin: None,
@@ -389,11 +451,57 @@ impl HeraldBuilder {
     }
 }
 
-async fn connect(url: &config::PostgresUrl) -> Result<PgPool> {
-    let store = PgStore::connect(url.expose())
-        .await
-        .with_context(|| format!("connecting to the database at {url}"))?;
-    Ok(store.pool().clone())
+/// The API's pool, and the notifier's when it has one of its own.
+#[derive(Debug, Clone)]
+struct Pools {
+    api: PgPool,
+    notifier: Option<PgPool>,
+}
+
+impl Pools {
+    /// Herald's own pools at `url`: [`herald_postgres::POOL_SIZE`] connections for the API,
+    /// `notifier` for the notifier.
+    async fn connect(url: &config::PostgresUrl, notifier: u32) -> Result<Self> {
+        let connect = |size| async move {
+            PgStore::connect_sized(url.expose(), size)
+                .await
+                .map(|store| store.pool().clone())
+                .with_context(|| format!("connecting to the database at {url}"))
+        };
+        let api = connect(herald_postgres::POOL_SIZE).await?;
+        match connect(notifier).await {
+            Ok(notifier) => Ok(Self {
+                api,
+                notifier: Some(notifier),
+            }),
+            Err(err) => {
+                api.close().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn close(&self) {
+        self.api.close().await;
+        if let Some(notifier) = &self.notifier {
+            notifier.close().await;
+        }
+    }
+}
+
+/// [`HeraldBuilder::notifier_connections`]: at least 2 (a lease and a write-back at once), at
+/// most [`MAX_NOTIFIER_CONNECTIONS`].
+pub(crate) fn check_notifier_connections(connections: u32) -> Result<(), ConfigError> {
+    if (2..=MAX_NOTIFIER_CONNECTIONS).contains(&connections) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            NOTIFIER_CONNECTIONS_KEY,
+            format!(
+                "must be between 2 and {MAX_NOTIFIER_CONNECTIONS} connections, not {connections}"
+            ),
+        ))
+    }
 }
 
 /// Stops the built-in cluster (if any) after `err`, and returns `err`.
@@ -413,6 +521,8 @@ async fn stop_builtin(builtin: Option<BuiltinPostgres>, err: anyhow::Error) -> a
 pub struct Herald {
     services: Services,
     store: PgStore,
+    /// The notifier's store, when it has a pool of its own.
+    notifier_store: Option<PgStore>,
     signals: Option<Arc<PgSignals>>,
     notifier: Option<NotifierHandle>,
     /// The notifier's metrics, shown by `GET /metrics`.
@@ -501,14 +611,20 @@ impl Herald {
         self.services.delivery()
     }
 
-    /// The pool Herald runs on (the host's, when it gave one).
+    /// The pool the API's use cases run on (the host's, when it gave one).
     pub fn pool(&self) -> &PgPool {
         self.store.pool()
     }
 
+    /// The pool the notifier runs on: its own, or the one [`Herald::pool`] returns when it
+    /// shares it.
+    pub fn notifier_pool(&self) -> &PgPool {
+        self.notifier_store.as_ref().unwrap_or(&self.store).pool()
+    }
+
     /// Stops the notifier (no new leases; in-flight dispatches finish within the dispatch
     /// timeout; results are written back), stops the purge loop and the wake-up listener,
-    /// closes Herald's own pool, and stops the built-in database.
+    /// closes Herald's own pools, and stops the built-in database.
     ///
     /// # Errors
     /// When the built-in database could not be stopped.
@@ -522,6 +638,7 @@ impl Herald {
         let Herald {
             services,
             store,
+            notifier_store,
             signals,
             owns_pool,
             builtin,
@@ -534,6 +651,9 @@ impl Herald {
         tokio::task::yield_now().await;
         if owns_pool {
             store.close().await;
+            if let Some(notifier_store) = notifier_store {
+                notifier_store.close().await;
+            }
         }
         if let Some(cluster) = builtin {
             cluster.stop().await?;

@@ -255,7 +255,7 @@ async fn create_user(args: CreateUserArgs) -> Result<()> {
         DatabaseConfig::Builtin(options) => {
             let cluster = BuiltinPostgres::start(&options).await?;
             let result = async {
-                let store = PgStore::connect(cluster.url())
+                let store = PgStore::connect(cluster.url().expose())
                     .await
                     .context("connecting to the built-in PostgreSQL")?;
                 let result = create_user_in(&store, input).await;
@@ -316,7 +316,7 @@ async fn migrate(args: MigrateArgs) -> Result<()> {
         DatabaseConfig::Builtin(options) => {
             let cluster = BuiltinPostgres::start(&options).await?;
             let result = async {
-                let store = PgStore::connect(cluster.url())
+                let store = PgStore::connect(cluster.url().expose())
                     .await
                     .context("connecting to the built-in PostgreSQL")?;
                 store

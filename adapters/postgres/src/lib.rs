@@ -41,9 +41,10 @@ pub struct PgStore {
     connections: std::sync::Arc<connections::Connections>,
 }
 
-/// Connections per replica: enough for the API's requests, the notifier's lease, reads and
-/// write-back running at once. The LISTEN connection of [`PgSignals`] comes on top.
-const POOL_SIZE: u32 = 10;
+/// Connections of a pool [`PgStore::connect`] opens: enough for one replica's API requests,
+/// or for those and the notifier's lease, reads and write-back running at once on one pool.
+/// The LISTEN connection of [`PgSignals`] comes on top.
+pub const POOL_SIZE: u32 = 10;
 
 impl PgStore {
     /// `options` with the session settings the store's statements are written for: each
@@ -57,8 +58,17 @@ impl PgStore {
         options.options([("plan_cache_mode", "force_generic_plan")])
     }
 
-    /// Connects a pool to the database at `url` (`postgres://user@host:port/db`), retrying
-    /// a server that does not answer for sqlx's default acquire timeout (30 s).
+    /// Connects a pool of [`POOL_SIZE`] connections to the database at `url`
+    /// (`postgres://user@host:port/db`), as [`PgStore::connect_sized`] does.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the server cannot be reached, else [`StoreError::Other`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_sized(url, POOL_SIZE).await
+    }
+
+    /// Connects a pool of at most `connections` connections to the database at `url`,
+    /// retrying a server that does not answer for sqlx's default acquire timeout (30 s).
     ///
     /// The pool does not ping a connection before handing it out (sqlx's default does, which
     /// doubles the round trips of every statement), and the store keeps some connections out
@@ -71,13 +81,13 @@ impl PgStore {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the server cannot be reached, else [`StoreError::Other`].
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect_sized(url: &str, connections: u32) -> Result<Self, StoreError> {
         let options = Self::session_settings(
             url.parse::<sqlx::postgres::PgConnectOptions>()
                 .map_err(error::store_error)?,
         );
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(connections)
             .test_before_acquire(false)
             .idle_timeout(std::time::Duration::from_secs(60))
             .connect_with(options)

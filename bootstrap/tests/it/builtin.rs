@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use sqlx::Connection as _;
+use sqlx::postgres::PgConnection;
+
 use crate::example;
 use crate::support::{self, Process};
 
@@ -39,6 +42,77 @@ fn server_without_a_postgres_url_runs_a_builtin_cluster_and_reuses_it() {
     );
     assert!(log.contains("built-in PostgreSQL stopped"), "{log}");
 
+    std::fs::remove_dir_all(&data_dir).ok();
+}
+
+/// The API's address, from the line a server logs when it listens.
+fn api_of(process: &Process) -> String {
+    let line = process
+        .log
+        .iter()
+        .find(|line| line.contains("HTTP API listening on http://"))
+        .unwrap();
+    let address = line.split("http://").nth(1).unwrap().split('/').next();
+    format!("http://{}", address.unwrap())
+}
+
+/// Starts `herald server` on the built-in cluster in `dir` at `port`, checks that Herald works
+/// (`/readyz` reads the database) while a connection without the password is refused, stops
+/// it; returns its log.
+async fn serve_and_knock(dir: &str, port: u16) -> String {
+    let port_arg = port.to_string();
+    let mut server = Process::spawn(&[
+        "server",
+        "--data-dir",
+        dir,
+        "--builtin-postgres-port",
+        &port_arg,
+    ]);
+    server.wait_for_line("HTTP API listening on", Duration::from_secs(60));
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ready = reqwest::get(format!("{}/readyz", api_of(&server)))
+        .await
+        .map(|answer| answer.status().as_u16());
+    let passwordless =
+        PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/herald")).await;
+
+    server.signal("TERM");
+    let (status, _) = server.wait_for_exit(Duration::from_secs(30));
+    let log = server.log.join("\n");
+    assert!(status.success(), "log:\n{log}");
+    assert_eq!(ready.ok(), Some(200), "herald works on its cluster:\n{log}");
+    match passwordless {
+        Ok(_) => panic!("a connection without the password got into the built-in cluster"),
+        Err(err) => assert!(err.to_string().contains("password"), "{err}"),
+    }
+    log
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_herald_gets_into_the_builtin_cluster_even_one_made_when_it_trusted_local_users() {
+    let data_dir = support::temp_dir("herald-builtin-password");
+    let dir = data_dir.to_str().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    serve_and_knock(dir, port).await;
+
+    // As a cluster made by a Herald that trusted every local connection: no password file,
+    // and pg_hba.conf trusting the socket and loopback.
+    let cluster = data_dir.join("postgres");
+    std::fs::remove_file(cluster.join("password")).ok();
+    std::fs::write(
+        cluster.join("data/pg_hba.conf"),
+        "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n",
+    )
+    .unwrap();
+
+    let log = serve_and_knock(dir, port).await;
+    assert!(log.contains("now need the password"), "{log}");
     std::fs::remove_dir_all(&data_dir).ok();
 }
 

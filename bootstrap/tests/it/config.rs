@@ -114,6 +114,11 @@ const SERVER_OPTIONS: &[(&str, &str, Option<&str>)] = &[
     ),
     ("--postgres-url", "HERALD_PG_CONNECTION_URL", None),
     (
+        "--postgres-notifier-connections",
+        "HERALD_POSTGRES_NOTIFIER_CONNECTIONS",
+        Some("5"),
+    ),
+    (
         "--http-address",
         "HERALD_HTTP_ADDRESS",
         Some("127.0.0.1:3000"),
@@ -424,6 +429,10 @@ fn bad_configuration_is_refused_with_one_line_naming_the_option() {
             "--notifications-unsubscribe-key",
         ),
         (&["--postgres-url", "mysql://db/herald"], "--postgres-url"),
+        (
+            &["--postgres-notifier-connections", "1"],
+            "--postgres-notifier-connections",
+        ),
         (&["--access-url", "herald.example.com"], "--access-url"),
         (
             &["--http-header-read-timeout", "0"],

@@ -1,7 +1,8 @@
 //! The `herald` package's integration tests, in one binary (one link instead of one per file):
 //! the command line and its configuration, `herald migrate` and `herald server` on a fresh
 //! database, the HTTP API and the client commands against a running server, two replicas on
-//! one database, the built-in PostgreSQL cluster, and the embedding example.
+//! one database, the notifier's own pool beside the API's, the built-in PostgreSQL cluster,
+//! and the embedding example.
 
 mod builtin;
 mod cli;
@@ -10,6 +11,7 @@ mod database;
 mod embedded;
 mod http;
 mod http_limits;
+mod pools;
 mod replicas;
 mod running;
 mod support;
