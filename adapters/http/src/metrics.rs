@@ -1,4 +1,5 @@
-//! `GET /metrics`: the notifier's metrics in the Prometheus text format (version 0.0.4).
+//! `GET /metrics`: the notifier's metrics, and the live inbox watchers, in the Prometheus text
+//! format (version 0.0.4).
 //!
 //! The metrics live in a `prometheus-client` registry; the notifier reports into it through
 //! the [`NotifierMetrics`] port, and the route encodes the registry as it stands. Labels are a
@@ -77,6 +78,8 @@ pub struct PrometheusMetrics {
     pending: Gauge,
     synced: Counter,
     cycles: Family<CycleLabels, Counter>,
+    /// Live inbox watchers on this replica, read from the use case when rendered.
+    watchers: Gauge,
 }
 
 impl Default for PrometheusMetrics {
@@ -95,9 +98,16 @@ impl PrometheusMetrics {
         let pending = Gauge::default();
         let synced = Counter::default();
         let cycles = Family::default();
+        let watchers = Gauge::default();
         // Counters are registered without `_total` (the encoder appends it), and help texts
         // without their final period (the registry adds it).
-        let mut registry = Registry::with_prefix("herald_notifier");
+        let mut root = Registry::with_prefix("herald");
+        root.register(
+            "inbox_watchers",
+            "Live inbox watchers (WebSocket and SSE) on this replica",
+            watchers.clone(),
+        );
+        let registry = root.sub_registry_with_prefix("notifier");
         registry.register(
             "dispatch_attempts",
             "Messages completed by the notifier, by method, template and result",
@@ -139,7 +149,7 @@ impl PrometheusMetrics {
             cycles.clone(),
         );
         Self {
-            registry,
+            registry: root,
             attempts,
             retries,
             queued,
@@ -148,7 +158,13 @@ impl PrometheusMetrics {
             pending,
             synced,
             cycles,
+            watchers,
         }
+    }
+
+    /// How many inbox watchers are live now (shown as `herald_inbox_watchers`).
+    pub fn set_inbox_watchers(&self, count: usize) {
+        self.watchers.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Everything recorded so far, in the Prometheus text format.
@@ -226,6 +242,8 @@ fn observe(family: &Seconds, method: Method, seconds: f64) {
 }
 
 pub(crate) async fn metrics(State(api): State<ApiState>) -> Response {
+    api.metrics
+        .set_inbox_watchers(api.services.watching().open_count());
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
