@@ -21,6 +21,19 @@ pub enum Error {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The caller reached a limit of their own (open watchers, custom notifications): the
+    /// limit's configuration key, why, and how long until trying again can succeed (`None`:
+    /// once the caller has let go of something).
+    #[error("{limit}: {reason}")]
+    Limited {
+        limit: &'static str,
+        reason: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// This replica is at a limit it holds for everyone (open watchers): the limit's
+    /// configuration key and why; trying again later, or another replica, may succeed.
+    #[error("{limit}: {reason}")]
+    AtCapacity { limit: &'static str, reason: String },
     /// A store could not be reached; the same request may succeed later.
     #[error("unavailable: {0}")]
     Unavailable(String),

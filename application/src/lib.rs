@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 pub mod events;
 pub mod inbox;
+pub mod limits;
 pub mod messages;
 pub mod notifier;
 pub mod ports;
@@ -21,6 +22,7 @@ pub mod templates;
 pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
+pub mod watching;
 
 pub use config::{ConfigError, DefaultMethod, DeliveryConfig, NotifierConfig, NotifierSettings};
 pub use error::Error;
@@ -29,6 +31,7 @@ pub use events::{
     Skipped, TemplateRef,
 };
 pub use inbox::{Inbox, InboxFilter, InboxPage};
+pub use limits::{Limits, RateLimit, RateLimiter, WatchLimits};
 pub use messages::Messages;
 pub use notifier::{
     Cycle, Decision, Facts, Flushed, Notifier, NotifierHandle, NotifierHealth, NotifierPorts,
@@ -41,3 +44,4 @@ pub use settings::Settings;
 pub use templates::{CachedTemplates, TemplateView, Templates};
 pub use tokens::{ApiToken, AuthCache, Tokens};
 pub use users::{UserInput, Users};
+pub use watching::{Watch, WatchEnd, Watching};

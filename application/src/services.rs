@@ -13,11 +13,12 @@ use std::sync::Arc;
 use crate::config::{DefaultMethod, DeliveryConfig, NotifierSettings};
 use crate::events::{EventPorts, Events};
 use crate::inbox::Inbox;
+use crate::limits::{Limits, RateLimiter};
 use crate::messages::Messages;
 use crate::notifier::{Notifier, NotifierHandle, NotifierPorts};
 use crate::ports::{
     Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics, PreferenceStore,
-    SettingsStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
+    RateCounter, SettingsStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
 };
 use crate::preferences::Preferences;
 use crate::purge::Purger;
@@ -27,6 +28,7 @@ use crate::templates::{CachedTemplates, TEMPLATE_CACHE_TTL, Templates};
 use crate::tokens::{AuthCache, Tokens};
 use crate::unsubscribe::UnsubscribeKey;
 use crate::users::Users;
+use crate::watching::Watching;
 
 /// Everything the use cases drive. Each is one port; a store implementing several is handed
 /// once per port.
@@ -44,6 +46,8 @@ pub struct Ports {
     pub settings: Arc<dyn SettingsStore>,
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
+    /// Where rate limits count requests (shared by every replica).
+    pub rates: Arc<dyn RateCounter>,
     pub wakeup: Arc<dyn Wakeup>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub clock: Arc<dyn Clock>,
@@ -102,6 +106,7 @@ impl Ports {
             + SettingsStore
             + InboxStore
             + TokenStore
+            + RateCounter
             + 'static,
     {
         Self {
@@ -112,7 +117,8 @@ impl Ports {
             queue: store.clone(),
             settings: store.clone(),
             inbox: store.clone(),
-            tokens: store,
+            tokens: store.clone(),
+            rates: store,
             wakeup,
             inbox_feed,
             clock,
@@ -133,6 +139,8 @@ pub struct Config {
     pub notifier: NotifierSettings,
     /// Signs one-click unsubscribe links (emails carry them, the API checks them).
     pub unsubscribe_key: UnsubscribeKey,
+    /// What one caller may take: open inbox watchers, custom notifications.
+    pub limits: Limits,
 }
 
 /// Every use case of one Herald process, over one set of ports.
@@ -152,6 +160,7 @@ pub struct Services {
     unsubscribe_key: UnsubscribeKey,
     notifier: NotifierParts,
     inbox_feed: Arc<dyn InboxFeed>,
+    watching: Watching,
 }
 
 /// What [`Services::notifier`] builds a notifier from.
@@ -177,6 +186,7 @@ impl Services {
             settings,
             inbox,
             tokens,
+            rates,
             wakeup,
             inbox_feed,
             clock,
@@ -210,6 +220,25 @@ impl Services {
             },
             delivery.clone(),
             renderer.clone(),
+        );
+        let events = match config.limits.custom_notifications {
+            Some(limit) => events.with_custom_limit(RateLimiter::custom_notifications(
+                rates,
+                Arc::clone(&clock),
+                limit,
+            )),
+            None => events,
+        };
+        let tokens = Tokens::new(
+            tokens,
+            directory.clone(),
+            Arc::clone(&clock),
+            auth_cache.clone(),
+        );
+        let watching = Watching::new(
+            Arc::clone(&inbox_feed),
+            tokens.clone(),
+            config.limits.watchers,
         );
         let notifier_ports = match notifier_stores {
             // The notifier's own cache, over its own store: a change made through the use
@@ -253,7 +282,7 @@ impl Services {
             ),
             templates: Templates::new(templates, delivery.clone()),
             inbox: Inbox::new(inbox, Arc::clone(&clock)),
-            tokens: Tokens::new(tokens, directory, Arc::clone(&clock), auth_cache.clone()),
+            tokens,
             messages: Messages::new(Arc::clone(&queue)),
             users: registry.map(|registry| {
                 Users::new(registry, Arc::clone(&queue), Arc::clone(&clock), auth_cache)
@@ -264,6 +293,7 @@ impl Services {
             unsubscribe_key: config.unsubscribe_key,
             notifier,
             inbox_feed,
+            watching,
         }
     }
 
@@ -353,5 +383,10 @@ impl Services {
     /// Live inbox notifications, per user.
     pub fn inbox_feed(&self) -> &Arc<dyn InboxFeed> {
         &self.inbox_feed
+    }
+
+    /// Live inbox watches, within this replica's limits, ending with their token.
+    pub fn watching(&self) -> &Watching {
+        &self.watching
     }
 }

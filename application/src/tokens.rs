@@ -129,7 +129,15 @@ impl Tokens {
         if !is_token_shaped(plaintext) {
             return Ok(None);
         }
-        let hash = TokenHash::of(plaintext);
+        self.authenticate_hash(TokenHash::of(plaintext)).await
+    }
+
+    /// As [`Tokens::authenticate`], for a token known by its hash (one that authenticated
+    /// before, checked again without keeping its plaintext).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when a store is down.
+    pub async fn authenticate_hash(&self, hash: TokenHash) -> Result<Option<User>, Error> {
         let now = self.clock.now();
         let since = match self.auth_cache.get(&hash, now) {
             Cached::Hit(user) => return Ok(Some(user)),

@@ -20,8 +20,11 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use herald_application::config::notifier_keys;
+use herald_application::limits::limit_keys;
 use herald_application::unsubscribe::UnsubscribeKey;
-use herald_application::{ConfigError, DefaultMethod, NotifierConfig, NotifierSettings};
+use herald_application::{
+    ConfigError, DefaultMethod, Limits, NotifierConfig, NotifierSettings, RateLimit, WatchLimits,
+};
 use herald_domain::Method;
 use herald_smtp::{SmtpConfig, SmtpSettings};
 use herald_webhook::{WebhookConfig, WebhookSecret};
@@ -260,6 +263,46 @@ pub struct NotificationArgs {
         value_name = "HEX"
     )]
     pub notifications_unsubscribe_key: Option<Secret>,
+    /// The most live inbox watchers (WebSocket or SSE) one user may hold open on this server.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_INBOX_MAX_WATCHERS_PER_USER",
+        default_value = "16",
+        value_name = "INT"
+    )]
+    pub notifications_inbox_max_watchers_per_user: usize,
+    /// The most live inbox watchers this server holds open for everyone together.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_INBOX_MAX_WATCHERS",
+        default_value = "10000",
+        value_name = "INT"
+    )]
+    pub notifications_inbox_max_watchers: usize,
+    /// How many custom notifications one user may send per window of time, counted across
+    /// every replica (N/DURATION, e.g. 30/1m), or `off` for no limit.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_CUSTOM_RATE_LIMIT", default_value = "30/1m", value_parser = parse_rate, value_name = "N/DURATION")]
+    pub notifications_custom_rate_limit: Rate,
+}
+
+/// A rate as given on the command line: `N/DURATION`, or `off`. Its range is checked by
+/// [`RateLimit::new`] in [`ServerArgs::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    Off,
+    Per(u32, Duration),
+}
+
+fn parse_rate(value: &str) -> Result<Rate, String> {
+    let text = value.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Rate::Off);
+    }
+    let expected = || format!("{value:?} is not a rate; expected N/DURATION (e.g. 30/1m) or off");
+    let (count, window) = text.split_once('/').ok_or_else(expected)?;
+    let count = count.trim().parse::<u32>().map_err(|_| expected())?;
+    let window = parse_duration(window)?;
+    Ok(Rate::Per(count, window))
 }
 
 /// The `--email-*` options.
@@ -594,6 +637,15 @@ pub const FLAGS: &[(&str, &str)] = &[
     (http_keys::IDLE_TIMEOUT, "--http-idle-timeout"),
     (http_keys::REQUEST_TIMEOUT, "--http-request-timeout"),
     (http_keys::MAX_CONNECTIONS, "--http-max-connections"),
+    (
+        limit_keys::WATCHERS_PER_USER,
+        "--notifications-inbox-max-watchers-per-user",
+    ),
+    (limit_keys::WATCHERS, "--notifications-inbox-max-watchers"),
+    (
+        limit_keys::CUSTOM_NOTIFICATIONS,
+        "--notifications-custom-rate-limit",
+    ),
 ];
 
 /// The flag that sets configuration key `key`.
@@ -630,6 +682,8 @@ pub struct ServerConfig {
     pub http_limits: HttpLimits,
     /// `--notifications-unsubscribe-key`, when given.
     pub unsubscribe_key: Option<UnsubscribeKey>,
+    /// `--notifications-inbox-max-watchers[-per-user]`, `--notifications-custom-rate-limit`.
+    pub limits: Limits,
     pub data_dir: PathBuf,
 }
 
@@ -705,6 +759,7 @@ impl ServerArgs {
             }
             None => format!("http://{}", self.http_address),
         };
+        let limits = n.limits().map_err(|err| on_command_line(&err))?;
         let unsubscribe_key = n
             .notifications_unsubscribe_key
             .as_ref()
@@ -732,6 +787,7 @@ impl ServerArgs {
             http_address: self.http_address,
             http_limits,
             unsubscribe_key,
+            limits,
             data_dir: self.database.data_dir.clone(),
         })
     }
@@ -766,6 +822,29 @@ impl ServerArgs {
             secret,
             timeout,
         }))
+    }
+}
+
+impl NotificationArgs {
+    /// The watcher caps and the custom-notification rate limit, checked.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the limit's key.
+    pub fn limits(&self) -> Result<Limits, ConfigError> {
+        Ok(Limits {
+            watchers: WatchLimits::new(
+                self.notifications_inbox_max_watchers_per_user,
+                self.notifications_inbox_max_watchers,
+            )?,
+            custom_notifications: match self.notifications_custom_rate_limit {
+                Rate::Off => None,
+                Rate::Per(count, window) => Some(RateLimit::new(
+                    limit_keys::CUSTOM_NOTIFICATIONS,
+                    count,
+                    window,
+                )?),
+            },
+        })
     }
 }
 
@@ -852,6 +931,18 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(parse_duration(text).unwrap(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn rates_parse_as_a_count_per_duration_or_off() {
+        assert_eq!(
+            parse_rate("10/1m").unwrap(),
+            Rate::Per(10, Duration::from_secs(60))
+        );
+        assert_eq!(parse_rate(" off ").unwrap(), Rate::Off);
+        for text in ["", "10", "10/", "/1m", "ten/1m", "10/1x", "-1/1m"] {
+            assert!(parse_rate(text).is_err(), "{text:?} was accepted");
         }
     }
 

@@ -31,9 +31,9 @@ use herald_application::ports::{
 };
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
-    Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Messages, NotifierConfig,
-    NotifierHandle, NotifierSettings, NotifierStores, Ports, Preferences, Purger, Services,
-    Settings, Templates, Tokens, Users,
+    Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Limits, Messages,
+    NotifierConfig, NotifierHandle, NotifierSettings, NotifierStores, Ports, Preferences, Purger,
+    Services, Settings, Templates, Tokens, Users,
 };
 use herald_domain::catalogue;
 use herald_inbox::InboxDispatcher;
@@ -91,6 +91,7 @@ pub struct HeraldBuilder {
     access_url: String,
     app_name: String,
     unsubscribe_key: Option<UnsubscribeKey>,
+    limits: Limits,
     clock: Arc<dyn Clock>,
     migrate: bool,
     /// The first setting refused.
@@ -115,6 +116,7 @@ impl fmt::Debug for HeraldBuilder {
                 "unsubscribe_key",
                 &self.unsubscribe_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("limits", &self.limits)
             .field("migrate", &self.migrate)
             .field("refused", &self.refused)
             .finish_non_exhaustive()
@@ -137,6 +139,7 @@ impl HeraldBuilder {
             access_url: "http://127.0.0.1:3000".to_owned(),
             app_name: APP_NAME.to_owned(),
             unsubscribe_key: None,
+            limits: Limits::default(),
             clock: Arc::new(SystemClock),
             migrate: true,
             refused: None,
@@ -161,6 +164,7 @@ impl HeraldBuilder {
         self.smtp = config.smtp;
         self.webhook = config.webhook;
         self.access_url = config.access_url;
+        self.limits = config.limits;
         if let Some(key) = config.unsubscribe_key {
             self.unsubscribe_key = Some(key);
         }
@@ -219,6 +223,14 @@ impl HeraldBuilder {
             Ok(settings) => self.notifier = settings,
             Err(err) => self.refuse(err),
         }
+        self
+    }
+
+    /// What one caller may take: open inbox watchers per user and per replica, custom
+    /// notifications per user (default [`Limits::default`]; its parts check their values
+    /// where they are built).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -423,6 +435,7 @@ impl HeraldBuilder {
                 default_method: self.default_method,
                 notifier: self.notifier,
                 unsubscribe_key,
+                limits: self.limits,
             },
             dispatchers,
         );

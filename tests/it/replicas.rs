@@ -123,6 +123,7 @@ fn notifier(
             default_method: DefaultMethod::Webhook,
             notifier: config.validate().unwrap(),
             unsubscribe_key: UnsubscribeKey::generate().unwrap(),
+            limits: herald_application::Limits::default(),
         },
         vec![dispatcher],
     )

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_application::CachedTemplates;
 use herald_application::ports::{
-    InboxFeed, InboxStore, MessageQueue, PreferenceStore, SettingsStore, SystemClock,
+    InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, SettingsStore, SystemClock,
     TemplateStore, TokenStore, UserRegistry, Wakeup, WakeupListener,
 };
 use herald_application::templates::TEMPLATE_CACHE_TTL;
@@ -42,6 +42,7 @@ pub struct Backend {
     pub settings: Arc<dyn SettingsStore>,
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub rates: Arc<dyn RateCounter>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub wakeup: Arc<dyn Wakeup>,
     pub hooks: Arc<dyn BackendHooks>,
@@ -220,7 +221,8 @@ impl MemoryBackend {
             queue: store.clone(),
             settings: store.clone(),
             inbox: store.clone(),
-            tokens: store,
+            tokens: store.clone(),
+            rates: store,
             inbox_feed: self.inbox_feed.clone(),
             wakeup: self.wakeup.clone(),
             hooks: Arc::new(self),
@@ -302,6 +304,7 @@ impl PostgresBackend {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
+            rates: store.clone(),
             queue: store,
             inbox_feed: self.signals.clone(),
             wakeup: self.signals.clone(),

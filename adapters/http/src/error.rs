@@ -1,12 +1,15 @@
 //! [`ApiError`]: every error the API answers, as JSON `{"message", "detail"}`.
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_application::Error;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// An error response: its status and the JSON body `{"message", "detail", "field"?}`.
+/// An error response: its status and the JSON body `{"message", "detail", "field"?,
+/// "limit"?}`, with `Retry-After` when trying again later can succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -14,9 +17,14 @@ pub struct ApiError {
     pub detail: String,
     /// The input field at fault, for 400s.
     pub field: Option<String>,
+    /// The limit reached (its configuration key), for 429s and 503s at a limit.
+    pub limit: Option<String>,
+    /// When trying again can succeed, sent as `Retry-After` (whole seconds).
+    pub retry_after: Option<Duration>,
 }
 
-/// Every error: what went wrong, in words, and the input field at fault for bad input.
+/// Every error: what went wrong, in words, the input field at fault for bad input, and the
+/// limit reached for a refusal at a limit.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Error)]
 pub(crate) struct Body<'a> {
@@ -24,6 +32,8 @@ pub(crate) struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'a str>,
 }
 
 impl ApiError {
@@ -33,6 +43,8 @@ impl ApiError {
             message: message.into(),
             detail: detail.into(),
             field: None,
+            limit: None,
+            retry_after: None,
         }
     }
 
@@ -44,6 +56,28 @@ impl ApiError {
             message: format!("Invalid {field}."),
             detail: format!("{field}: {}", reason.into()),
             field: Some(field),
+            limit: None,
+            retry_after: None,
+        }
+    }
+
+    /// A refusal at `limit` (a configuration key): 429 for a limit of the caller's own, 503 for
+    /// one the server holds for everyone.
+    pub fn limited(
+        status: StatusCode,
+        limit: &str,
+        reason: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let message = if status == StatusCode::TOO_MANY_REQUESTS {
+            "Too many requests."
+        } else {
+            "Service unavailable."
+        };
+        Self {
+            limit: Some(limit.to_owned()),
+            retry_after,
+            ..Self::new(status, message, reason)
         }
     }
 
@@ -71,6 +105,14 @@ impl From<Error> for ApiError {
             } => Self::invalid(format!("events[{index}].{field}"), reason),
             Error::NotFound(what) => Self::not_found(format!("{what} not found")),
             Error::Conflict(what) => Self::new(StatusCode::CONFLICT, "Conflict.", what),
+            Error::Limited {
+                limit,
+                reason,
+                retry_after,
+            } => Self::limited(StatusCode::TOO_MANY_REQUESTS, limit, reason, retry_after),
+            Error::AtCapacity { limit, reason } => {
+                Self::limited(StatusCode::SERVICE_UNAVAILABLE, limit, reason, None)
+            }
             Error::Unavailable(why) => {
                 tracing::warn!(error = %why, "http: a store is unavailable");
                 Self::new(
@@ -97,8 +139,15 @@ impl IntoResponse for ApiError {
             message: &self.message,
             detail: &self.detail,
             field: self.field.as_deref(),
+            limit: self.limit.as_deref(),
         };
         let mut response = json(self.status, &body);
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

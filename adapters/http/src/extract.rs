@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use herald_domain::{Role, User, UserId, UserStatus};
 use serde::de::DeserializeOwned;
 
@@ -79,21 +79,13 @@ impl FromRequestParts<Arc<Api>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-        let token = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => {
-                return Err(ApiError::unauthorized(
-                    "the Authorization header must be Bearer <token>",
-                ));
-            }
-        };
+        Caller::with_token(api, bearer_token(&parts.headers)?).await
+    }
+}
+
+impl Caller {
+    /// The live, unsuspended user `token` belongs to.
+    pub(crate) async fn with_token(api: &Api, token: &str) -> Result<Self, ApiError> {
         let user = api
             .services
             .tokens()
@@ -104,6 +96,22 @@ impl FromRequestParts<Arc<Api>> for Caller {
             return Err(ApiError::forbidden("your account is suspended"));
         }
         Ok(Caller(user))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(ApiError::unauthorized(
+            "the Authorization header must be Bearer <token>",
+        )),
     }
 }
 

@@ -1,5 +1,5 @@
-//! `GET /metrics`: the notifier's and the HTTP server's metrics in the Prometheus text format
-//! (version 0.0.4).
+//! `GET /metrics`: the notifier's and the HTTP server's metrics, and the live inbox watchers,
+//! in the Prometheus text format (version 0.0.4).
 //!
 //! The metrics live in a `prometheus-client` registry; the notifier reports into it through
 //! the [`NotifierMetrics`] port, the server that serves this API through [`ConnectionMetrics`],
@@ -93,6 +93,8 @@ pub struct PrometheusMetrics {
     leases: Family<LeaseLabels, Counter>,
     cycles: Family<CycleLabels, Counter>,
     connections: ConnectionMetrics,
+    /// Live inbox watchers on this replica, read from the use case when rendered.
+    watchers: Gauge,
 }
 
 /// What the HTTP server reports about its connections: how many are open, and how many it
@@ -164,6 +166,7 @@ impl PrometheusMetrics {
         let leases = Family::default();
         let cycles = Family::default();
         let connections = ConnectionMetrics::default();
+        let watchers = Gauge::default();
         // Counters are registered without `_total` (the encoder appends it), and help texts
         // without their final period (the registry adds it).
         let mut root = Registry::default();
@@ -177,6 +180,11 @@ impl PrometheusMetrics {
             "connections_dropped",
             "HTTP connections the server closed or refused itself, by reason (header_timeout, idle_timeout, made_room, refused)",
             connections.dropped.clone(),
+        );
+        root.sub_registry_with_prefix("herald_inbox").register(
+            "watchers",
+            "Live inbox watchers (WebSocket and SSE) on this replica",
+            watchers.clone(),
         );
         let registry = root.sub_registry_with_prefix("herald_notifier");
         registry.register(
@@ -242,12 +250,18 @@ impl PrometheusMetrics {
             leases,
             cycles,
             connections,
+            watchers,
         }
     }
 
     /// Where the HTTP server serving this API reports its connections.
     pub fn connections(&self) -> ConnectionMetrics {
         self.connections.clone()
+    }
+
+    /// How many inbox watchers are live now (shown as `herald_inbox_watchers`).
+    pub fn set_inbox_watchers(&self, count: usize) {
+        self.watchers.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Everything recorded so far, in the Prometheus text format.
@@ -349,6 +363,8 @@ fn observe(family: &Seconds, method: Method, seconds: f64) {
 }
 
 pub(crate) async fn metrics(State(api): State<ApiState>) -> Response {
+    api.metrics
+        .set_inbox_watchers(api.services.watching().open_count());
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, CONTENT_TYPE)],

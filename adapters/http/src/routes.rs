@@ -294,7 +294,7 @@ pub(crate) fn table() -> Vec<Route> {
             "Send a custom notification to the caller",
         )
         .body::<CustomBody>()
-        .empty(&[204, 400, 401, 413]),
+        .empty(&[204, 400, 401, 413, 429]),
         Route::api(
             Get,
             "/notifications/messages",
@@ -316,7 +316,7 @@ pub(crate) fn table() -> Vec<Route> {
             "The caller's new inbox notifications, live (WebSocket or text/event-stream)",
         )
         .media("text/event-stream")
-        .returns::<InboxUpdateStream>(&[200, 101, 400, 401]),
+        .returns::<InboxUpdateStream>(&[200, 101, 400, 401, 429, 503]),
         Route::api(
             Put,
             "/notifications/inbox/mark-all-as-read",

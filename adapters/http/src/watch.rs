@@ -8,7 +8,12 @@
 //! `format=plaintext`).
 //!
 //! The watcher subscribes to the inbox feed of the caller only, before the response is sent,
-//! so whatever is delivered after the upgrade (or the SSE response head) reaches it.
+//! so whatever is delivered after the upgrade (or the SSE response head) reaches it. It is
+//! refused before the upgrade when the caller has their most watchers open on this replica
+//! (429) or the replica holds its most watchers (503), with a JSON error naming the limit. An
+//! open watch ends when its token stops authenticating or its user is suspended
+//! ([`herald_application::Watching`]): a WebSocket is closed with code 1008 and the reason, an
+//! SSE stream just ends.
 //!
 //! Authentication is the usual bearer token. Browsers' `WebSocket` and `EventSource` cannot
 //! set an `Authorization` header, so this route alone also takes the token as `?token=` when
@@ -24,13 +29,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use herald_application::ports::InboxSubscription;
-use herald_application::{Error, Inbox};
-use herald_domain::{InboxNotification, UserId, UserStatus};
+use herald_application::ports::TokenHash;
+use herald_application::{Inbox, Watch, WatchEnd};
+use herald_domain::InboxNotification;
 
-use crate::extract::{Caller, QueryPairs};
+use crate::extract::{Caller, QueryPairs, bearer_token};
 use crate::inbox::UpdateJson;
-use crate::{Api, ApiError, State as ApiState};
+use crate::{ApiError, State as ApiState};
 
 /// How often an idle SSE stream sends a keep-alive comment.
 pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -44,21 +49,16 @@ enum Format {
 
 pub(crate) async fn watch(
     State(api): State<ApiState>,
-    caller: Result<Caller, ApiError>,
     query: QueryPairs,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Who, first: a 401 comes before any complaint about the request.
-    let caller = match caller {
-        Ok(caller) => caller,
-        Err(err) => match query.one("token") {
-            Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
-                from_query_token(&api, token).await?
-            }
-            _ => return Err(err),
-        },
+    let token = match query.one("token") {
+        Some(token) if !headers.contains_key(header::AUTHORIZATION) => token,
+        _ => bearer_token(&headers)?,
     };
+    let caller = Caller::with_token(&api, token).await?;
     let format = match query.one("format") {
         None | Some("plaintext") => Format::PlainText,
         Some("markdown") => Format::Markdown,
@@ -88,17 +88,14 @@ pub(crate) async fn watch(
     } else {
         None
     };
-    let user = caller.0.id;
-    let subscription = api
+    let watch = api
         .services
-        .inbox_feed()
-        .subscribe(user)
-        .await
-        .map_err(Error::from)?;
+        .watching()
+        .open(caller.0.id, TokenHash::of(token))
+        .await?;
     let watcher = Watcher {
-        subscription,
+        watch,
         inbox: api.services.inbox().clone(),
-        user,
         format,
     };
     Ok(match upgrade {
@@ -115,20 +112,6 @@ pub(crate) async fn watch(
 /// WebSocket library's own limit is 64 MiB); one over it ends the connection.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
-/// The caller a `?token=` names (browsers cannot send headers on `WebSocket`/`EventSource`).
-async fn from_query_token(api: &Api, token: &str) -> Result<Caller, ApiError> {
-    let user = api
-        .services
-        .tokens()
-        .authenticate(token)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the token is invalid or revoked"))?;
-    if user.status == UserStatus::Suspended {
-        return Err(ApiError::forbidden("your account is suspended"));
-    }
-    Ok(Caller(user))
-}
-
 /// Whether the `Accept` headers name `text/event-stream`.
 fn accepts_event_stream(headers: &HeaderMap) -> bool {
     headers
@@ -143,33 +126,33 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// One live watcher: the caller's subscription and how to render what arrives.
+/// One live watcher: the caller's watch and how to render what arrives.
 #[derive(Debug)]
 struct Watcher {
-    subscription: InboxSubscription,
+    watch: Watch,
     inbox: Inbox,
-    user: UserId,
     format: Format,
 }
 
 impl Watcher {
-    /// The next update as JSON, or `None` once the feed ended (or the count cannot be read).
-    async fn next_update(&mut self) -> Option<String> {
-        let notification = self.subscription.next().await?;
-        self.render(notification).await
+    /// The next update as JSON, or why the watch ended.
+    async fn next_update(&mut self) -> Result<String, WatchEnd> {
+        let notification = self.watch.next().await?;
+        self.render(notification).await.ok_or(WatchEnd::FeedEnded)
     }
 
     /// A notification as an update, with the caller's unread count now.
     async fn render(&self, mut notification: InboxNotification) -> Option<String> {
-        if notification.user_id != self.user {
+        let user = self.watch.user();
+        if notification.user_id != user {
             // The feed promises this never happens; never leak another user's notification.
-            tracing::error!(user = %self.user, "http: the inbox feed offered another user's notification");
+            tracing::error!(user = %user, "http: the inbox feed offered another user's notification");
             return None;
         }
-        let unread_count = match self.inbox.unread_count(self.user).await {
+        let unread_count = match self.inbox.unread_count(user).await {
             Ok(count) => count,
             Err(err) => {
-                tracing::warn!(user = %self.user, error = %err, "http: inbox watch ended: cannot count unread notifications");
+                tracing::warn!(user = %user, error = %err, "http: inbox watch ended: cannot count unread notifications");
                 return None;
             }
         };
@@ -188,7 +171,8 @@ impl Watcher {
         }
     }
 
-    /// Text frames until the client closes or the feed ends; pings are answered by the socket.
+    /// Text frames until the client closes or the watch ends; pings are answered by the
+    /// socket.
     async fn serve_socket(mut self, mut socket: WebSocket) {
         loop {
             tokio::select! {
@@ -199,19 +183,26 @@ impl Watcher {
                     Some(Ok(_)) => {}
                 },
                 // Only cancel-safe futures race here: a notification taken is always sent.
-                next = self.subscription.next() => {
+                next = self.watch.next() => {
                     let update = match next {
-                        Some(notification) => self.render(notification).await,
-                        None => None,
+                        Ok(notification) => self.render(notification).await.ok_or(WatchEnd::FeedEnded),
+                        Err(end) => Err(end),
                     };
-                    let Some(json) = update else {
-                        let close = CloseFrame {
-                            code: close_code::AWAY,
-                            reason: "the inbox feed ended".into(),
-                        };
-                        // The client may already be gone.
-                        let _ = socket.send(Message::Close(Some(close))).await;
-                        return;
+                    let json = match update {
+                        Ok(json) => json,
+                        Err(end) => {
+                            let code = match end {
+                                WatchEnd::FeedEnded => close_code::AWAY,
+                                WatchEnd::Revoked | WatchEnd::Suspended => close_code::POLICY,
+                            };
+                            let close = CloseFrame {
+                                code,
+                                reason: end.reason().into(),
+                            };
+                            // The client may already be gone.
+                            let _ = socket.send(Message::Close(Some(close))).await;
+                            return;
+                        }
                     };
                     if socket.send(Message::Text(json.into())).await.is_err() {
                         return;
@@ -221,10 +212,10 @@ impl Watcher {
         }
     }
 
-    /// `event: notification` records with keep-alive comments, until the feed ends.
+    /// `event: notification` records with keep-alive comments, until the watch ends.
     fn serve_events(self) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
         let stream = futures_util::stream::unfold(self, |mut watcher| async move {
-            let json = watcher.next_update().await?;
+            let json = watcher.next_update().await.ok()?;
             let event = Event::default().event("notification").data(json);
             Some((Ok(event), watcher))
         });

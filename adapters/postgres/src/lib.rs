@@ -4,7 +4,7 @@
 //! [`PgStore`] holds a connection pool and implements the storage ports over the schema of
 //! `migrations/` (embedded here, applied by [`PgStore::migrate`]): `UserDirectory`,
 //! `UserRegistry`, `PreferenceStore`, `TemplateStore`, `SettingsStore`, `InboxStore`,
-//! `TokenStore` and `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]).
+//! `TokenStore`, `RateCounter` and `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]).
 //! [`PgSignals`] carries notifier wake-ups and the live inbox feed across replicas over LISTEN/NOTIFY.
 //!
 //! Driver errors never cross a port: `error` translates them into
@@ -16,6 +16,7 @@ mod error;
 mod inbox;
 mod preferences;
 mod queue;
+mod rates;
 mod settings;
 mod signals;
 mod templates;

@@ -28,6 +28,7 @@ use self::grouping::Group;
 use self::planning::{Plan, Refusal};
 use crate::Error;
 use crate::config::DeliveryConfig;
+use crate::limits::RateLimiter;
 use crate::ports::{
     Clock, EnqueueOutcome, MessageQueue, PreferenceStore, TemplateStore, UserDirectory, Wakeup,
 };
@@ -81,6 +82,8 @@ pub struct Events {
     group: Arc<Group>,
     /// Permits for the batches being planned and stored (shared by every clone).
     batches: Arc<tokio::sync::Semaphore>,
+    /// Holds each user to a number of custom notifications per window (`None`: unlimited).
+    custom_limit: Option<RateLimiter>,
 }
 
 /// The most batches planned and stored at once by one [`Events`] (a group of single events
@@ -97,7 +100,15 @@ impl Events {
             renderer,
             group: Arc::default(),
             batches: Arc::new(tokio::sync::Semaphore::new(MAX_BATCHES_AT_ONCE)),
+            custom_limit: None,
         }
+    }
+
+    /// The same use cases, with custom notifications held to `limiter` per user.
+    #[must_use]
+    pub fn with_custom_limit(mut self, limiter: RateLimiter) -> Self {
+        self.custom_limit = Some(limiter);
+        self
     }
 
     pub fn delivery(&self) -> &DeliveryConfig {
@@ -152,15 +163,20 @@ impl Events {
         self.enqueue(event).await
     }
 
-    /// Sends a custom notification to the caller.
+    /// Sends a custom notification to the caller, within the caller's rate limit (see
+    /// [`Events::with_custom_limit`]; a refused one is counted too).
     ///
     /// # Errors
-    /// As [`Events::enqueue`].
+    /// [`Error::Limited`] when the caller sent their most custom notifications in this window
+    /// (nothing queued); else as [`Events::enqueue`].
     pub async fn send_custom(
         &self,
         caller: UserId,
         content: CustomContent,
     ) -> Result<EnqueueResult, Error> {
+        if let Some(limiter) = &self.custom_limit {
+            limiter.admit(caller).await?;
+        }
         let mut event = Event::new(CUSTOM_NOTIFICATION);
         event.initiator = Some(caller);
         event.created_by = "custom".to_owned();

@@ -8,6 +8,7 @@ mod inbox_store;
 mod message_queue;
 mod notifier_metrics;
 mod preference_store;
+mod rate_counter;
 mod settings_store;
 mod store_error;
 mod template_store;
@@ -25,6 +26,7 @@ pub use message_queue::{
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::PreferenceStore;
+pub use rate_counter::RateCounter;
 pub use settings_store::SettingsStore;
 pub use store_error::StoreError;
 pub use template_store::TemplateStore;

@@ -34,6 +34,9 @@ fn replica(database_url: &str, endpoint: &str) -> Server {
             "100ms",
             "--notifications-lease-count",
             "2",
+            // The tests post more custom notifications a minute than a user may by default.
+            "--notifications-custom-rate-limit",
+            "off",
         ],
     )
 }
@@ -233,6 +236,9 @@ async fn an_inbox_watcher_on_one_replica_sees_notifications_the_other_replica_de
         UNSUBSCRIBE_KEY,
         "--notifications-fetch-interval",
         "200ms",
+        // Up to 40 custom notifications are posted, more a minute than a user may by default.
+        "--notifications-custom-rate-limit",
+        "off",
     ];
     let a = Server::start(&db.url, &inbox_only);
     let b = Server::start(&db.url, &inbox_only);

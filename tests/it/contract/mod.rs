@@ -6,6 +6,7 @@ mod inbox;
 mod inbox_feed;
 mod preferences;
 mod queue;
+mod rates;
 mod settings;
 mod templates;
 mod tokens;

@@ -307,6 +307,7 @@ impl Stack {
                 default_method,
                 notifier: notifier.validate().unwrap(),
                 unsubscribe_key: UnsubscribeKey::generate().unwrap(),
+                limits: herald_application::Limits::default(),
             },
             dispatchers,
         );

@@ -1,8 +1,14 @@
 //! Events, settings, templates, dispatch methods, test and custom notifications,
 //! preferences and messages.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::http::StatusCode;
+use herald_application::limits::limit_keys;
+use herald_application::{Limits, RateLimit};
 use herald_domain::catalogue;
+use herald_memory::ManualClock;
 use serde_json::{Value, json};
 
 use super::support::App;
@@ -595,4 +601,52 @@ async fn text_with_a_nul_character_is_a_400_naming_the_field_and_stores_nothing(
         .expect(StatusCode::OK)
         .json();
     assert_eq!(listed["messages"], json!([]), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_notifications_over_the_rate_limit_answer_429_with_retry_after() {
+    // The clock stands 20 seconds into a minute, so the window has 40 seconds left.
+    let now = chrono::Utc::now();
+    let minute = now - chrono::TimeDelta::seconds(now.timestamp() % 60);
+    let clock = ManualClock::new(minute + chrono::TimeDelta::seconds(20));
+    let limits = Limits {
+        custom_notifications: Some(
+            RateLimit::new(limit_keys::CUSTOM_NOTIFICATIONS, 2, Duration::from_secs(60)).unwrap(),
+        ),
+        ..Limits::default()
+    };
+    let app = App::start_with(limits, Arc::new(clock.clone())).await;
+    let custom = |title: &str| json!({"content": {"title": title, "message": "m"}});
+    const CUSTOM: &str = "/api/v2/notifications/custom";
+
+    for i in 0..2 {
+        app.post(CUSTOM, &app.member, custom(&format!("n{i}")))
+            .await
+            .expect(StatusCode::NO_CONTENT);
+    }
+    let refused = app
+        .post(CUSTOM, &app.member, custom("n2"))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers["retry-after"], "40");
+    let body = refused.json();
+    assert_eq!(body["limit"], "events.custom_rate_limit", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 custom notifications per 60s"),
+        "{body}"
+    );
+
+    // Other users are not held to the member's count.
+    app.post(CUSTOM, &app.other, custom("theirs"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // Once the window ends, the member may send again.
+    clock.advance(chrono::TimeDelta::seconds(40));
+    app.post(CUSTOM, &app.member, custom("n3"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
 }

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method as HttpMethod, Request, StatusCode, header};
 use herald_application::ports::{Clock, Dispatcher, SystemClock};
 use herald_application::unsubscribe::UnsubscribeKey;
-use herald_application::{Config, DefaultMethod, NotifierSettings, Ports, Services};
+use herald_application::{Config, DefaultMethod, Limits, NotifierSettings, Ports, Services};
 use herald_domain::{Role, User};
 use herald_http::{Api, PrometheusMetrics};
 use herald_inbox::InboxDispatcher;
@@ -84,9 +84,13 @@ pub struct App {
 
 impl App {
     pub async fn start() -> App {
+        Self::start_with(Limits::default(), Arc::new(SystemClock)).await
+    }
+
+    /// The app with these limits, on this clock.
+    pub async fn start_with(limits: Limits, clock: Arc<dyn Clock>) -> App {
         let database = TestDatabase::create().await;
         let store = database.store.clone();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
         let key = UnsubscribeKey::generate().unwrap();
         let metrics = Arc::new(PrometheusMetrics::new());
@@ -122,6 +126,7 @@ impl App {
                 default_method: DefaultMethod::Webhook,
                 notifier: NotifierSettings::default(),
                 unsubscribe_key: key.clone(),
+                limits,
             },
             dispatchers,
         );

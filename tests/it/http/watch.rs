@@ -4,10 +4,13 @@
 //! delivers it (stored, then published on the PostgreSQL feed), and the watcher receives it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use futures_util::{SinkExt as _, StreamExt as _};
+use herald_application::ports::SystemClock;
+use herald_application::{Limits, WatchLimits};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -154,7 +157,54 @@ impl Events {
             self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
+
+    /// Whether the server ends the stream within [`PATIENCE`] (keep-alives aside).
+    async fn ends(&mut self) -> bool {
+        tokio::time::timeout(PATIENCE, async {
+            while let Ok(Some(_)) = self.response.chunk().await {}
+        })
+        .await
+        .is_ok()
+    }
 }
+
+/// The status and JSON body of a refused WebSocket handshake.
+fn refused(result: Result<Socket, tungstenite::Error>) -> (StatusCode, Value) {
+    match result {
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
+                panic!("not JSON ({err}): {:?}", String::from_utf8_lossy(&body))
+            });
+            (
+                StatusCode::from_u16(response.status().as_u16()).unwrap(),
+                json,
+            )
+        }
+        Err(other) => panic!("failed otherwise: {other}"),
+        Ok(_) => panic!("the watcher was let in"),
+    }
+}
+
+/// The close frame the server ends the socket with, within [`PATIENCE`].
+async fn close_frame(socket: &mut Socket) -> (u16, String) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("not a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the socket stayed open")
+}
+
+/// 1008: the socket's user may no longer watch.
+const POLICY_VIOLATION: u16 = 1008;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_watcher_receives_new_notifications_with_the_unread_count() {
@@ -390,4 +440,121 @@ async fn a_watcher_sending_a_large_message_is_disconnected() {
         ended.is_ok(),
         "the server kept a connection sending a large message"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_are_capped_per_user_and_in_all_and_a_closed_one_frees_its_slot() {
+    let limits = Limits {
+        watchers: WatchLimits::new(2, 3).unwrap(),
+        ..Limits::default()
+    };
+    let app = App::start_with(limits, Arc::new(SystemClock)).await;
+    let addr = serve(&app).await;
+    let mut first = connect(addr, "", &app.member.token).await.unwrap();
+    let _second = Events::open(addr, "", &app.member.token).await;
+
+    // A third of the member's, by either transport: 429 naming the limit, before the upgrade.
+    let (status, body) = refused(connect(addr, "", &app.member.token).await);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["limit"], "inbox.max_watchers_per_user", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 inbox watchers per user"),
+        "{body}"
+    );
+    let sse = http()
+        .get(format!("http://{addr}{WATCH}"))
+        .bearer_auth(&app.member.token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // The server's third and last slot; then everyone is refused with 503.
+    let _others = connect(addr, "", &app.other.token).await.unwrap();
+    let (status, body) = refused(connect(addr, "", &app.admin.token).await);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["limit"], "inbox.max_watchers", "{body}");
+    let metrics = app.get("/metrics", &app.owner).await.expect(StatusCode::OK);
+    assert!(
+        metrics.text().contains("\nherald_inbox_watchers 3\n"),
+        "{}",
+        metrics.text()
+    );
+
+    // The member closes one: its slot goes back, and another user gets in.
+    first.close(None).await.unwrap();
+    let freed = tokio::time::timeout(PATIENCE, async {
+        while app.services.watching().open_count() > 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(freed.is_ok(), "the closed watcher kept its slot");
+    connect(addr, "", &app.admin.token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_when_its_token_is_revoked() {
+    let app = App::start().await;
+    let addr = serve(&app).await;
+    let mut socket = connect(addr, "", &app.member.token).await.unwrap();
+    let mut events = Events::open(addr, "", &app.member.token).await;
+    let mut others = connect(addr, "", &app.other.token).await.unwrap();
+
+    app.services
+        .tokens()
+        .revoke_all(app.member.user.id)
+        .await
+        .unwrap();
+
+    let (code, reason) = close_frame(&mut socket).await;
+    assert_eq!(code, POLICY_VIOLATION);
+    assert!(reason.contains("revoked"), "{reason}");
+    assert!(events.ends().await, "the SSE stream went on");
+    // Another user's watch goes on.
+    others.send(Message::Ping("hi".into())).await.unwrap();
+    let pong = tokio::time::timeout(PATIENCE, others.next()).await.unwrap();
+    assert_eq!(pong.unwrap().unwrap(), Message::Pong("hi".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_when_its_user_is_deleted_or_suspended() {
+    let app = App::start().await;
+    let addr = serve(&app).await;
+    let mut deleted = connect(addr, "", &app.member.token).await.unwrap();
+    let mut deleted_events = Events::open(addr, "", &app.member.token).await;
+    let mut suspended = connect(addr, "", &app.other.token).await.unwrap();
+
+    app.send(
+        axum::http::Method::DELETE,
+        &format!("/api/v2/users/{}", app.member.user.id),
+        &app.admin,
+        Value::Null,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let other = &app.other.user;
+    app.put(
+        &format!("/api/v2/users/{}", other.id),
+        &app.admin,
+        json!({
+            "email": other.email.as_str(),
+            "username": other.username.as_str(),
+            "name": "",
+            "roles": ["member"],
+            "status": "suspended",
+        }),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    assert_eq!(close_frame(&mut deleted).await.0, POLICY_VIOLATION);
+    assert!(deleted_events.ends().await, "the SSE stream went on");
+    let (code, reason) = close_frame(&mut suspended).await;
+    assert_eq!(code, POLICY_VIOLATION);
+    assert!(reason.contains("suspended"), "{reason}");
 }

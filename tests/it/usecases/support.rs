@@ -197,6 +197,7 @@ pub fn config(default_method: DefaultMethod) -> Config {
         default_method,
         notifier: quiet_config().validate().unwrap(),
         unsubscribe_key: UnsubscribeKey::generate().unwrap(),
+        limits: herald_application::Limits::default(),
     }
 }
 

@@ -1,12 +1,13 @@
 //! [`MemoryStore`]: every repository and the message queue, in memory, behind one lock.
 //!
 //! Each concern keeps its rows in its own module (`queue`, `users`, `preferences`,
-//! `templates`, `settings`, `inbox`, `tokens`) as plain synchronous code; the port implementations there
+//! `templates`, `settings`, `inbox`, `tokens`, `rates`) as plain synchronous code; the port implementations there
 //! take the lock through [`MemoryStore::with`], which also answers for an injected outage.
 
 mod inbox;
 mod preferences;
 mod queue;
+mod rates;
 mod settings;
 mod templates;
 mod tokens;
@@ -45,6 +46,7 @@ struct State {
     inbox: inbox::Inbox,
     settings: settings::Settings,
     tokens: tokens::Tokens,
+    rates: rates::Rates,
 }
 
 impl MemoryStore {
@@ -135,8 +137,8 @@ mod tests {
     use chrono::{DateTime, Duration};
     use herald_application::ports::{
         InboxQuery, InboxStore, LeaseRequest, MessageFilter, MessageQueue, NewToken,
-        PreferenceStore, ReadStatus, SettingsStore, TemplateStore, TokenHash, TokenStore,
-        UserDirectory, UserRegistry,
+        PreferenceStore, RateCounter, ReadStatus, SettingsStore, TemplateStore, TokenHash,
+        TokenStore, UserDirectory, UserRegistry,
     };
     use herald_domain::{InboxNotificationId, MessageId, Role, TemplateId, UserId};
 
@@ -224,6 +226,7 @@ mod tests {
             ),
             unavailable(store.find_user(&TokenHash::of("t"), now).await.err()),
             unavailable(store.revoke_all(user, now).await.err()),
+            unavailable(store.count("scope", user, now).await.err()),
         ]
     }
 
