@@ -99,6 +99,7 @@ struct Leaser {
     lease_period: chrono::Duration,
     count: usize,
     max_attempts: u32,
+    max_lease_expiries: u32,
 }
 
 impl Leaser {
@@ -115,6 +116,7 @@ impl Leaser {
                 lease_period: self.lease_period,
                 count: self.count,
                 max_attempts: self.max_attempts,
+                max_lease_expiries: self.max_lease_expiries,
             })
             .await?;
         Ok(Some((leased, now)))
@@ -163,6 +165,7 @@ impl Notifier {
             lease_period: settings.lease_period(),
             count: config.lease_count,
             max_attempts: config.max_send_attempts,
+            max_lease_expiries: config.max_lease_expiries,
         });
         Self {
             name: name.into(),
