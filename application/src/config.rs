@@ -192,6 +192,10 @@ pub struct NotifierConfig {
     pub dispatch_timeout: Duration,
     pub store_sync_interval: Duration,
     pub store_sync_buffer_size: usize,
+    /// The expiry of a message's lease that fails it permanently instead of leasing it again:
+    /// a message whose dispatch kills the process would otherwise be leased, crash a
+    /// replica, and be leased again, forever.
+    pub max_lease_expiries: u32,
 }
 
 impl Default for NotifierConfig {
@@ -205,6 +209,7 @@ impl Default for NotifierConfig {
             dispatch_timeout: Duration::from_secs(60),
             store_sync_interval: Duration::from_secs(2),
             store_sync_buffer_size: 50,
+            max_lease_expiries: 3,
         }
     }
 }
@@ -223,6 +228,7 @@ pub mod notifier_keys {
     pub const DISPATCH_TIMEOUT: &str = "notifier.dispatch_timeout";
     pub const STORE_SYNC_INTERVAL: &str = "notifier.store_sync_interval";
     pub const STORE_SYNC_BUFFER_SIZE: &str = "notifier.store_sync_buffer_size";
+    pub const MAX_LEASE_EXPIRIES: &str = "notifier.max_lease_expiries";
 }
 
 impl NotifierConfig {
@@ -258,6 +264,12 @@ impl NotifierConfig {
         if self.max_send_attempts == 0 {
             return Err(ConfigError::new(
                 key::MAX_SEND_ATTEMPTS,
+                "must be at least 1",
+            ));
+        }
+        if self.max_lease_expiries == 0 {
+            return Err(ConfigError::new(
+                key::MAX_LEASE_EXPIRIES,
                 "must be at least 1",
             ));
         }

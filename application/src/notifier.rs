@@ -138,6 +138,7 @@ impl Notifier {
             renderer,
             lease_period,
             max_attempts: config.max_send_attempts,
+            max_lease_expiries: config.max_lease_expiries,
         });
         Self {
             name,

@@ -239,6 +239,15 @@ pub struct NotificationArgs {
         value_name = "INT"
     )]
     pub notifications_store_sync_buffer_size: usize,
+    /// A message whose lease expired this many times (its dispatch never reported back: it
+    /// may be crashing the process) fails permanently instead of being leased again.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFICATIONS_MAX_LEASE_EXPIRIES",
+        default_value = "3",
+        value_name = "INT"
+    )]
+    pub notifications_max_lease_expiries: u32,
     /// The endpoint to which to send webhooks.
     #[arg(
         long,
@@ -613,6 +622,10 @@ pub const FLAGS: &[(&str, &str)] = &[
         notifier_keys::STORE_SYNC_BUFFER_SIZE,
         "--notifications-store-sync-buffer-size",
     ),
+    (
+        notifier_keys::MAX_LEASE_EXPIRIES,
+        "--notifications-max-lease-expiries",
+    ),
     (DefaultMethod::KEY, "--notifications-method"),
     ("delivery.inbox_enabled", "--notifications-inbox-enabled"),
     ("smtp.from", "--email-from"),
@@ -743,6 +756,7 @@ impl ServerArgs {
             dispatch_timeout: n.notifications_dispatch_timeout,
             store_sync_interval: n.notifications_store_sync_interval,
             store_sync_buffer_size: n.notifications_store_sync_buffer_size,
+            max_lease_expiries: n.notifications_max_lease_expiries,
         }
         .validate()
         .map_err(|err| on_command_line(&err))?;

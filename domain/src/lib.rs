@@ -21,7 +21,7 @@ pub use email::EmailAddress;
 pub use id::{InboxNotificationId, MessageId, TemplateId, UserId};
 pub use inbox::InboxNotification;
 pub use message::{
-    Completion, IllegalTransition, Message, MessageStatus, RetryPolicy, StatusChange,
+    Completion, IllegalTransition, Leasing, Message, MessageStatus, RetryPolicy, StatusChange,
 };
 pub use method::Method;
 pub use payload::{Action, Labels, Payload};

@@ -6,12 +6,19 @@
 //!    │                 │  ──retryable, attempts+1 = max──▶ permanent_failure
 //!    │                 │  ──permanent error──────────────▶ permanent_failure
 //!    │                 │  ──user disabled it / user deleted─▶ inhibited
-//!    ├── lease expired (leased_until < now): leasable again, attempt NOT counted
+//!    ├── lease expired (leased_until < now): leasable again, attempt NOT counted, expiry counted
+//!    │                 ──lease expired for the Nth time──▶ permanent_failure (not leased again)
 //!    └── lease given back by its holder (never dispatched): pending again, or
-//!        temporary_failure when attempted before; leasable at once, attempt NOT counted
+//!        temporary_failure when attempted before; leasable at once, attempt NOT counted,
+//!        no expiry counted
 //!
 //! A holder may also extend its lease (`leased_until` moves later) while it still holds it.
 //! ```
+//!
+//! A lease that expires is a dispatch that never reported back: a replica crashed, or its
+//! write-back failed. If the dispatch itself kills the process, every replica that takes the
+//! message over dies the same way, so expiries are counted (`lease_expiries`) and the Nth
+//! ([`Message::lease`]'s `max_lease_expiries`) ends the message instead of leasing it again.
 //!
 //! The functions here are pure: they compute the next state or refuse the transition. Stores
 //! apply what they compute (the in-memory store literally, PostgreSQL in SQL that the contract
@@ -84,6 +91,25 @@ impl FromStr for MessageStatus {
     }
 }
 
+/// What [`Message::lease`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leasing {
+    /// The message is leased: dispatch it.
+    Leased,
+    /// Its lease expired once too often: it failed permanently instead, and is not dispatched.
+    GaveUp,
+}
+
+/// The `status_reason` of a message given up after its lease expired `expiries` times (a
+/// store computing it itself passes a placeholder to fill in).
+#[must_use]
+pub fn lease_expiries_reason(expiries: impl fmt::Display) -> String {
+    format!(
+        "its lease expired {expiries} times without its dispatch reporting back (the dispatch \
+         may be crashing the notifier's process); not sent again"
+    )
+}
+
 /// How failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -153,6 +179,9 @@ pub struct Message {
     pub next_retry_after: Option<DateTime<Utc>>,
     /// Seconds the message waited between its last state change and its latest lease.
     pub queued_seconds: f64,
+    /// How many times a lease of this message expired and was taken over.
+    #[serde(default)]
+    pub lease_expiries: u32,
     pub dedupe_hash: Option<DedupeHash>,
 }
 
@@ -174,8 +203,12 @@ impl Message {
         }
     }
 
-    /// Leases the message until `now + lease_period`. An expired lease is taken over without
-    /// counting an attempt.
+    /// Leases the message until `now + lease_period`.
+    ///
+    /// An expired lease is taken over without counting an attempt, but counting an expiry; the
+    /// expiry that brings the count to `max_lease_expiries` fails the message permanently
+    /// instead ([`Leasing::GaveUp`], with [`lease_expiries_reason`] as its reason): its
+    /// dispatch may be what kills the replicas that take it.
     ///
     /// # Errors
     /// [`IllegalTransition`] when the message is not leasable at `now`.
@@ -184,15 +217,26 @@ impl Message {
         now: DateTime<Utc>,
         lease_period: Duration,
         max_attempts: u32,
-    ) -> Result<(), IllegalTransition> {
+        max_lease_expiries: u32,
+    ) -> Result<Leasing, IllegalTransition> {
         if !self.is_leasable(now, max_attempts) {
             return Err(self.refuse("be leased"));
         }
         self.queued_seconds = (now - self.updated_at).num_milliseconds().max(0) as f64 / 1000.0;
+        self.updated_at = now;
+        if self.status == MessageStatus::Leased {
+            self.lease_expiries = self.lease_expiries.saturating_add(1);
+            if self.lease_expiries >= max_lease_expiries {
+                self.status = MessageStatus::PermanentFailure;
+                self.status_reason = Some(lease_expiries_reason(self.lease_expiries));
+                self.leased_until = None;
+                self.next_retry_after = None;
+                return Ok(Leasing::GaveUp);
+            }
+        }
         self.status = MessageStatus::Leased;
         self.leased_until = Some(now + lease_period);
-        self.updated_at = now;
-        Ok(())
+        Ok(Leasing::Leased)
     }
 
     /// Computes where a leased message goes once its dispatch ended.
@@ -403,6 +447,7 @@ mod tests {
             leased_until: None,
             next_retry_after: None,
             queued_seconds: 0.0,
+            lease_expiries: 0,
             dedupe_hash: None,
         }
     }
@@ -417,7 +462,7 @@ mod tests {
 
     fn leased(at: DateTime<Utc>) -> Message {
         let mut m = message();
-        m.lease(at, Duration::minutes(2), POLICY.max_attempts)
+        m.lease(at, Duration::minutes(2), POLICY.max_attempts, 3)
             .unwrap();
         m
     }
@@ -425,8 +470,10 @@ mod tests {
     #[test]
     fn lease_sets_the_lease_and_records_the_wait() {
         let mut m = message();
-        m.lease(t0() + Duration::seconds(3), Duration::minutes(2), 3)
+        let leasing = m
+            .lease(t0() + Duration::seconds(3), Duration::minutes(2), 3, 3)
             .unwrap();
+        assert_eq!(leasing, Leasing::Leased);
         assert_eq!(m.status, MessageStatus::Leased);
         assert_eq!(m.leased_until, Some(t0() + Duration::seconds(123)));
         assert_eq!(m.queued_seconds, 3.0);
@@ -532,13 +579,57 @@ mod tests {
         let mut m = leased(t0());
         assert!(!m.is_leasable(t0() + Duration::minutes(1), 3));
         assert!(
-            m.lease(t0() + Duration::minutes(1), Duration::minutes(2), 3)
+            m.lease(t0() + Duration::minutes(1), Duration::minutes(2), 3, 3)
                 .is_err()
         );
         let later = t0() + Duration::minutes(2) + Duration::milliseconds(1);
-        m.lease(later, Duration::minutes(2), 3).unwrap();
+        assert_eq!(
+            m.lease(later, Duration::minutes(2), 3, 3).unwrap(),
+            Leasing::Leased
+        );
         assert_eq!(m.attempt_count, 0);
+        assert_eq!(m.lease_expiries, 1);
         assert_eq!(m.leased_until, Some(later + Duration::minutes(2)));
+    }
+
+    #[test]
+    fn the_nth_expired_lease_fails_the_message_instead_of_leasing_it_again() {
+        let mut m = leased(t0());
+        let mut now = t0();
+        for expiries in 1..3 {
+            now += Duration::minutes(3);
+            assert_eq!(
+                m.lease(now, Duration::minutes(2), 5, 3).unwrap(),
+                Leasing::Leased
+            );
+            assert_eq!(m.lease_expiries, expiries);
+        }
+        now += Duration::minutes(3);
+
+        assert_eq!(
+            m.lease(now, Duration::minutes(2), 5, 3).unwrap(),
+            Leasing::GaveUp
+        );
+
+        assert_eq!(m.status, MessageStatus::PermanentFailure);
+        assert_eq!(m.lease_expiries, 3);
+        assert_eq!(m.attempt_count, 0);
+        assert_eq!(m.leased_until, None);
+        assert_eq!(m.updated_at, now);
+        let reason = m.status_reason.clone().unwrap();
+        assert!(reason.contains("lease expired 3 times"), "{reason}");
+        assert!(!m.is_leasable(now + Duration::days(1), 5));
+    }
+
+    #[test]
+    fn a_lease_after_a_completed_dispatch_counts_no_expiry() {
+        let mut m = leased(t0());
+        let change = m.complete(&fail(true), t0(), POLICY).unwrap();
+        m.apply(&change).unwrap();
+        m.lease(t0() + Duration::minutes(5), Duration::minutes(2), 3, 1)
+            .unwrap();
+        assert_eq!(m.status, MessageStatus::Leased);
+        assert_eq!(m.lease_expiries, 0);
     }
 
     #[test]
@@ -579,7 +670,7 @@ mod tests {
         let mut m = leased(t0());
         let stale = m.complete(&Completion::Sent, t0(), POLICY).unwrap();
         let takeover = t0() + Duration::minutes(3);
-        m.lease(takeover, Duration::minutes(2), 3).unwrap();
+        m.lease(takeover, Duration::minutes(2), 3, 3).unwrap();
         let err = m.apply(&stale).unwrap_err();
         assert_eq!(err.action, "take a new status");
         assert_eq!(m.status, MessageStatus::Leased);
@@ -623,7 +714,7 @@ mod tests {
         retried.apply(&failed).unwrap();
         let due = failed.next_retry_after.unwrap();
         retried
-            .lease(due, Duration::minutes(2), POLICY.max_attempts)
+            .lease(due, Duration::minutes(2), POLICY.max_attempts, 3)
             .unwrap();
         let lease = retried.leased_until.unwrap();
         let err = retried.give_back(lease + Duration::seconds(1)).unwrap_err();
@@ -665,7 +756,7 @@ mod tests {
             let mut now = t0();
             for outcome in outcomes {
                 now += Duration::hours(1);
-                if m.lease(now, Duration::minutes(2), max).is_err() {
+                if m.lease(now, Duration::minutes(2), max, 3).is_err() {
                     prop_assert!(m.status.is_final() || m.attempt_count >= max);
                     break;
                 }

@@ -155,14 +155,15 @@ async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
         &database,
         (
             "lease",
-            "timestamptz, timestamptz, int4, int8",
+            "timestamptz, timestamptz, int4, int8, int4, text",
             lease_statement(),
         ),
         &format!(
-            "{}, {}, {}, 3",
+            "{}, {}, {}, 3, {}, 'expired %s times'",
             timestamp(now),
             timestamp(now + Duration::minutes(2)),
-            POLICY.max_attempts
+            POLICY.max_attempts,
+            sample::MAX_LEASE_EXPIRIES
         ),
     )
     .await;

@@ -282,6 +282,7 @@ async fn a_dead_notifiers_lease_is_taken_over_after_the_lease_period_without_cou
             lease_period: chrono::Duration::minutes(2),
             count: 20,
             max_attempts: 5,
+            max_lease_expiries: 3,
         })
         .await
         .unwrap();

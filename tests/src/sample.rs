@@ -16,15 +16,18 @@ use uuid::Uuid;
 pub const LEASE_PERIOD: Duration = Duration::minutes(2);
 /// How many send attempts the samples' leases allow.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// The lease expiry at which the samples' leases give a message up.
+pub const MAX_LEASE_EXPIRIES: u32 = 3;
 
 /// A lease of up to `count` messages at `now`, for [`LEASE_PERIOD`], of messages tried fewer
-/// than [`MAX_ATTEMPTS`] times.
+/// than [`MAX_ATTEMPTS`] times, giving up on one at its [`MAX_LEASE_EXPIRIES`]th expired lease.
 pub fn lease_request(now: DateTime<Utc>, count: usize) -> LeaseRequest {
     LeaseRequest {
         now,
         lease_period: LEASE_PERIOD,
         count,
         max_attempts: MAX_ATTEMPTS,
+        max_lease_expiries: MAX_LEASE_EXPIRIES,
     }
 }
 

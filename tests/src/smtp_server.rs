@@ -185,8 +185,15 @@ pub struct ServerOptions {
     pub identity: Option<&'static str>,
     /// Answers the end of DATA with this code.
     pub reject_data: Option<&'static str>,
-    /// Answers `RCPT TO` of this address with 550.
+    /// Greets every connection with this code instead of 220 (then answers only `QUIT`).
+    pub reject_greeting: Option<&'static str>,
+    /// Answers `MAIL FROM` with this code (recorded as `rejected_mail`).
+    pub reject_mail: Option<&'static str>,
+    /// Answers `RCPT TO` of this address with 550 (recorded as `refused_rcpt`, with the
+    /// address as `rcpt`).
     pub refuse_rcpt: Option<&'static str>,
+    /// Answers every `RCPT TO` with 550, recorded as [`ServerOptions::refuse_rcpt`] is.
+    pub refuse_every_rcpt: bool,
     /// Answers `RCPT TO` of this address with 450 (greylisting).
     pub greylist_rcpt: Option<&'static str>,
     /// Answers AUTH PLAIN with 454 (a temporary authentication failure).
@@ -208,7 +215,10 @@ impl Default for ServerOptions {
             auth: "none",
             identity: None,
             reject_data: None,
+            reject_greeting: None,
+            reject_mail: None,
             refuse_rcpt: None,
+            refuse_every_rcpt: false,
             greylist_rcpt: None,
             auth_unavailable: false,
             reset_first_mail: false,
@@ -306,8 +316,17 @@ impl SmtpServer {
         if let Some(code) = options.reject_data {
             command.args(["--reject-data", code]);
         }
+        if let Some(code) = options.reject_greeting {
+            command.args(["--reject-greeting", code]);
+        }
+        if let Some(code) = options.reject_mail {
+            command.args(["--reject-mail", code]);
+        }
         if let Some(address) = options.refuse_rcpt {
             command.args(["--refuse-rcpt", address]);
+        }
+        if options.refuse_every_rcpt {
+            command.arg("--refuse-every-rcpt");
         }
         if let Some(address) = options.greylist_rcpt {
             command.args(["--greylist-rcpt", address]);

@@ -16,11 +16,15 @@ accepts connections, and appends one JSON object per line to --out for every eve
 Modes: --tls none | starttls | implicit (with --cert and --key); --auth PLAIN,LOGIN,XOAUTH9 |
 none (XOAUTH9 is a mechanism Herald does not know; it always fails); --user/--password the
 accepted credentials; --identity an authorization identity PLAIN may also ask for (besides
-none, i.e. "", and the login itself; "authzid" records what PLAIN sent, null for LOGIN); --reject-data CODE answers the end of DATA with CODE; --refuse-rcpt ADDR
-answers RCPT TO:<ADDR> with 550, --greylist-rcpt ADDR with 450; --auth-unavailable answers
-AUTH PLAIN with 454; --reset-first-mail drops the first connection that sends MAIL FROM
-without a reply; --hang-first-data never answers the end of the first message's
-DATA (recorded as "hung_data"); --client-ca asks for (but does not require) a client
+none, i.e. "", and the login itself; "authzid" records what PLAIN sent, null for LOGIN);
+--reject-greeting CODE greets every connection with CODE (then answers only QUIT, as RFC 5321
+§3.1 asks); --reject-mail CODE answers MAIL FROM with CODE (recorded as "rejected_mail");
+--refuse-rcpt ADDR answers RCPT TO:<ADDR> with 550, --refuse-every-rcpt every RCPT TO (both
+recorded as {"event": "refused_rcpt", "rcpt": ADDR}); --greylist-rcpt ADDR answers
+RCPT TO:<ADDR> with 450; --reject-data CODE answers the end of DATA with CODE;
+--auth-unavailable answers AUTH PLAIN with 454; --reset-first-mail drops the first connection
+that sends MAIL FROM without a reply; --hang-first-data never answers the end of the first
+message's DATA (recorded as "hung_data"); --client-ca asks for (but does not require) a client
 certificate signed by that CA.
 """
 
@@ -60,6 +64,9 @@ class Handler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.args.reject_mail:
+            self.record({"event": "rejected_mail", "mail_from": address})
+            return f"{self.args.reject_mail} 5.7.1 <{address}>: Sender address rejected"
         if self.args.reset_first_mail and not self.reset:
             # Mid-conversation, the connection is gone: no reply, the socket reset.
             self.reset = True
@@ -71,7 +78,8 @@ class Handler:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.lower() in self.refused:
+        if self.args.refuse_every_rcpt or address.lower() in self.refused:
+            self.record({"event": "refused_rcpt", "rcpt": address})
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if address.lower() in self.greylisted:
             return f"450 4.7.1 <{address}>: Recipient address rejected: Greylisted, try later"
@@ -181,6 +189,29 @@ class Handler:
         return AuthResult(success=success, handled=False)
 
 
+class RefusingGreeting(asyncio.Protocol):
+    """Greets with a refusal, then waits for QUIT, answering 503 to anything else."""
+
+    def __init__(self, code):
+        self.code = code
+        self.transport = None
+        self.buffer = b""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(f"{self.code} 5.3.2 herald-test-smtp: no service here\r\n".encode())
+
+    def data_received(self, data):
+        self.buffer += data
+        while b"\r\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            if line.strip().upper() == b"QUIT":
+                self.transport.write(b"221 2.0.0 Bye\r\n")
+                self.transport.close()
+                return
+            self.transport.write(b"503 5.5.1 No service here: only QUIT\r\n")
+
+
 def tls_context(args):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.cert, args.key)
@@ -196,6 +227,8 @@ async def main(args):
     loop = asyncio.get_running_loop()
 
     def factory():
+        if args.reject_greeting:
+            return RefusingGreeting(args.reject_greeting)
         return SMTP(
             handler,
             hostname="herald-test-smtp",
@@ -231,7 +264,10 @@ def parse_args():
     parser.add_argument("--password", default="")
     parser.add_argument("--identity", default="")
     parser.add_argument("--reject-data", default="")
+    parser.add_argument("--reject-greeting", default="")
+    parser.add_argument("--reject-mail", default="")
     parser.add_argument("--refuse-rcpt", action="append", default=[])
+    parser.add_argument("--refuse-every-rcpt", action="store_true")
     parser.add_argument("--greylist-rcpt", action="append", default=[])
     parser.add_argument("--auth-unavailable", action="store_true")
     parser.add_argument("--reset-first-mail", action="store_true")

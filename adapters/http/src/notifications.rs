@@ -491,6 +491,9 @@ pub(crate) struct MessageJson<'a> {
     status: &'static str,
     status_reason: Option<&'a str>,
     attempt_count: u32,
+    /// How many times a lease of the message expired without its dispatch reporting back (a
+    /// crashed replica, a failed write-back); at the configured maximum it fails permanently.
+    lease_expiries: u32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     next_retry_after: Option<DateTime<Utc>>,
@@ -507,6 +510,7 @@ impl<'a> From<&'a Message> for MessageJson<'a> {
             status: m.status.as_str(),
             status_reason: m.status_reason.as_deref(),
             attempt_count: m.attempt_count,
+            lease_expiries: m.lease_expiries,
             created_at: m.created_at,
             updated_at: m.updated_at,
             next_retry_after: m.next_retry_after,

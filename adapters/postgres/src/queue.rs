@@ -13,7 +13,9 @@
 //! `SELECT … FOR UPDATE SKIP LOCKED`: pending messages, failures whose retry time has come, and
 //! expired leases. Each walks a partial index of its own (one per leasable kind, see the
 //! migrations), so live leases and failures still waiting for their retry are never read, and
-//! two notifiers never lease the same row.
+//! two notifiers never lease the same row. Taking over an expired lease counts an expiry
+//! (`lease_expiries`); the one that reaches the maximum moves the message to
+//! `permanent_failure` in the same statement instead of leasing it (`Message::lease`).
 //!
 //! **Write-back** ([`WRITE_BACK_STATEMENT`]) is one `UPDATE … FROM UNNEST` per buffer of
 //! results. It only touches rows still holding the lease the change completes, so a result
@@ -30,7 +32,7 @@ use herald_application::ports::{
     EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
     StoreError,
 };
-use herald_domain::message::StatusChange;
+use herald_domain::message::{StatusChange, lease_expiries_reason};
 use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, UserId};
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection};
@@ -49,11 +51,15 @@ const DEFAULT_LIST_LIMIT: i64 = 100;
 /// The columns every message query selects or returns, in [`MessageRow`]'s order.
 const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS method, \
     status::text AS status, status_reason, attempt_count, payload, targets, created_by, \
-    created_at, updated_at, leased_until, next_retry_after, queued_seconds, dedupe_hash";
+    created_at, updated_at, leased_until, next_retry_after, queued_seconds, lease_expiries, \
+    dedupe_hash";
 
 /// The statement a lease runs: `$1` now (`timestamptz`), `$2` the lease's end (`timestamptz`),
-/// `$3` the maximum attempts (`int4`), `$4` the count (`int8`); returns the leased messages.
-/// Public so that its plan can be checked (`PREPARE` + `EXPLAIN EXECUTE`).
+/// `$3` the maximum attempts (`int4`), `$4` the count (`int8`), `$5` the maximum lease
+/// expiries (`int4`), `$6` the reason of a message given up, a `format` string taking the
+/// expiries (`text`); returns the messages it changed: the leased ones, and those given up
+/// (`permanent_failure`). Public so that its plan can be checked (`PREPARE` +
+/// `EXPLAIN EXECUTE`).
 #[must_use]
 pub fn lease_statement() -> &'static str {
     &LEASE_STATEMENT
@@ -63,30 +69,36 @@ pub fn lease_statement() -> &'static str {
 static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH pending AS ( \
-             SELECT id, created_at FROM messages \
+             SELECT id, created_at, false AS expired, false AS give_up FROM messages \
              WHERE status = 'pending' AND attempt_count < $3 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          retries AS ( \
-             SELECT id, created_at FROM messages \
+             SELECT id, created_at, false AS expired, false AS give_up FROM messages \
              WHERE status = 'temporary_failure' AND attempt_count < $3 \
                AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          expired AS ( \
-             SELECT id, created_at FROM messages \
+             SELECT id, created_at, true AS expired, lease_expiries + 1 >= $5 AS give_up \
+             FROM messages \
              WHERE status = 'leased' AND attempt_count < $3 \
                AND COALESCE(leased_until, '-infinity'::timestamptz) < $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          leasable AS ( \
-             SELECT id FROM ( \
+             SELECT id, expired, give_up FROM ( \
                  SELECT * FROM pending UNION ALL SELECT * FROM retries \
                  UNION ALL SELECT * FROM expired) AS due \
              ORDER BY created_at, id LIMIT $4) \
          UPDATE messages AS m SET \
-             status = 'leased', \
-             leased_until = $2, \
+             status = CASE WHEN leasable.give_up THEN 'permanent_failure'::message_status \
+                 ELSE 'leased'::message_status END, \
+             status_reason = CASE WHEN leasable.give_up THEN format($6, m.lease_expiries + 1) \
+                 ELSE m.status_reason END, \
+             leased_until = CASE WHEN leasable.give_up THEN NULL ELSE $2 END, \
+             next_retry_after = CASE WHEN leasable.give_up THEN NULL ELSE m.next_retry_after END, \
+             lease_expiries = m.lease_expiries + leasable.expired::int4, \
              queued_seconds = GREATEST(FLOOR(EXTRACT(EPOCH FROM ($1 - m.updated_at)) * 1000) / 1000, 0), \
              updated_at = $1 \
          FROM leasable WHERE m.id = leasable.id \
@@ -155,6 +167,7 @@ struct MessageRow {
     leased_until: Option<DateTime<Utc>>,
     next_retry_after: Option<DateTime<Utc>>,
     queued_seconds: f64,
+    lease_expiries: i32,
     dedupe_hash: Option<String>,
 }
 
@@ -181,6 +194,7 @@ impl TryFrom<MessageRow> for Message {
             leased_until: row.leased_until,
             next_retry_after: row.next_retry_after,
             queued_seconds: row.queued_seconds,
+            lease_expiries: u32::try_from(row.lease_expiries).unwrap_or(0),
             dedupe_hash: row.dedupe_hash.map(DedupeHash::from_hex),
         })
     }
@@ -438,6 +452,7 @@ impl MessageQueue for PgStore {
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
         let count = i64::try_from(request.count).unwrap_or(i64::MAX);
         let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
+        let max_lease_expiries = i32::try_from(request.max_lease_expiries).unwrap_or(i32::MAX);
         let until = request.now + request.lease_period;
         // The same rule as `Message::is_leasable`, oldest first, one kind at a time, each from
         // its own index (migration 0005): up to `count` pending, up to `count` failures whose
@@ -446,18 +461,23 @@ impl MessageQueue for PgStore {
         // on each other; rows locked here and not kept are free again when the statement ends.
         // Each kind's condition picks out one partial index, the only one it can be planned
         // on, so even statistics from a quiet moment (every partial index empty when last
-        // vacuumed) cannot send a lease through every queued row.
+        // vacuumed) cannot send a lease through every queued row. An expired lease taken over
+        // counts an expiry, and the one reaching the maximum gives the message up instead: it
+        // comes back as `permanent_failure`, and is not handed to the notifier.
         let mut connection = self.connection().await?;
         let rows: Vec<MessageRow> = sqlx::query_as(lease_statement())
             .bind(request.now)
             .bind(until)
             .bind(max_attempts)
             .bind(count)
+            .bind(max_lease_expiries)
+            .bind(lease_expiries_reason("%s"))
             .fetch_all(&mut *connection)
             .await
             .map_err(store_error)?;
         connection.done();
         let mut leased = messages(rows)?;
+        leased.retain(|m| m.status == MessageStatus::Leased);
         leased.sort_by_key(|m| (m.created_at, *m.id.as_uuid()));
         Ok(leased)
     }

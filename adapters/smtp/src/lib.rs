@@ -11,15 +11,16 @@
 //! STARTTLS, required (never a plaintext fallback); else plaintext. AUTH PLAIN is preferred,
 //! LOGIN otherwise; other mechanisms the server offers are ignored. An
 //! `--email-auth-identity` other than the username is sent as PLAIN's authorization identity
-//! (RFC 4616); PLAIN is then required (LOGIN cannot carry an identity), and those deliveries
-//! go over lettre's lower-level connection, reusing one idle connection instead of a pool.
+//! (RFC 4616); PLAIN is then required (LOGIN cannot carry an identity).
 //!
-//! Errors: 5xx replies (a refused recipient, a refused message, bad credentials) and
-//! authentication with no usable mechanism (no PLAIN when acting as an identity) are
-//! permanent; connection and TLS failures, 4xx
-//! replies and timeouts are retryable. No lettre type leaves this crate.
+//! Errors: a 5xx reply to `RCPT TO` (a refused recipient), authentication with no usable
+//! mechanism (no PLAIN when acting as an identity) and a message the server cannot take are
+//! permanent; any other reply (a 5xx to the greeting, AUTH, `MAIL FROM` or `DATA`
+//! included), connection and TLS failures and timeouts are retryable. No lettre type leaves
+//! this crate.
 
 mod config;
+mod connections;
 mod dispatcher;
 mod message;
 mod plain_identity;

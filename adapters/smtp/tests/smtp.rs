@@ -142,11 +142,6 @@ async fn pooled_connections_are_reused_across_messages() {
         .dispatch(&delivery("a@example.com"))
         .await
         .unwrap();
-    // lettre parks the connection in a task it spawns; on this single-threaded runtime a
-    // yield lets that task run before the next delivery asks the pool for a connection.
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
     dispatcher
         .dispatch(&delivery("b@example.com"))
         .await
@@ -171,7 +166,7 @@ async fn every_connection_a_lease_opened_is_reused_by_the_next() {
     leases_reuse_every_connection(None).await;
 }
 
-/// The same when acting as another identity (its own connections, not lettre's pool).
+/// The same when acting as another identity (authenticating with its own AUTH PLAIN).
 #[tokio::test]
 async fn every_connection_a_lease_opened_as_an_identity_is_reused_by_the_next() {
     leases_reuse_every_connection(Some(IDENTITY)).await;
@@ -202,10 +197,6 @@ async fn leases_reuse_every_connection(identity: Option<&'static str>) {
         }
         while let Some(sent) = sends.join_next().await {
             sent.unwrap().unwrap();
-        }
-        // lettre parks each pooled connection in a task it spawns (see above).
-        for _ in 0..10 * LEASE {
-            tokio::task::yield_now().await;
         }
         logins.push(server.events("auth").len());
     }
@@ -718,10 +709,52 @@ async fn data_rejected_with_451_is_retryable() {
 }
 
 #[tokio::test]
-async fn data_rejected_with_554_is_permanent() {
-    let err = send_to_rejecting_server("554").await;
-    assert!(!err.retryable, "{err:?}");
-    assert!(err.reason.contains("554"), "{}", err.reason);
+async fn data_rejected_with_552_is_retryable_as_it_says_nothing_about_the_recipient() {
+    let err = send_to_rejecting_server("552").await;
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("552 to DATA"), "{}", err.reason);
+}
+
+#[tokio::test]
+async fn a_554_greeting_is_retryable() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        reject_greeting: Some("554"),
+        ..ServerOptions::default()
+    });
+
+    let err = env
+        .dispatcher(env.config(&server))
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert!(
+        err.reason.contains("554 to the connection's greeting"),
+        "{}",
+        err.reason
+    );
+}
+
+#[tokio::test]
+async fn a_sender_refused_with_550_at_mail_from_is_retryable() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        reject_mail: Some("550"),
+        ..ServerOptions::default()
+    });
+
+    let err = env
+        .dispatcher(env.config(&server))
+        .dispatch(&delivery("danny@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(err.retryable, "{err:?}");
+    assert!(err.reason.contains("550 to MAIL FROM"), "{}", err.reason);
+    assert_eq!(server.events("rejected_mail").len(), 1);
+    assert!(server.messages().is_empty());
 }
 
 #[tokio::test]
@@ -739,7 +772,7 @@ async fn a_recipient_refused_with_550_is_permanent() {
         .unwrap_err();
 
     assert!(!err.retryable, "{err:?}");
-    assert!(err.reason.contains("550"), "{}", err.reason);
+    assert!(err.reason.contains("550 to RCPT TO"), "{}", err.reason);
     assert!(server.messages().is_empty());
     // The next recipient goes through: the refusal was about that address only.
     dispatcher

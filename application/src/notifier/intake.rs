@@ -50,6 +50,7 @@ pub(super) struct Intake {
     pub renderer: Renderer,
     pub lease_period: chrono::Duration,
     pub max_attempts: u32,
+    pub max_lease_expiries: u32,
 }
 
 impl Intake {
@@ -71,6 +72,7 @@ impl Intake {
                 lease_period: self.lease_period,
                 count,
                 max_attempts: self.max_attempts,
+                max_lease_expiries: self.max_lease_expiries,
             })
             .await?;
         if !leased.is_empty() {

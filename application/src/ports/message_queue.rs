@@ -38,6 +38,8 @@ pub struct LeaseRequest {
     pub lease_period: Duration,
     pub count: usize,
     pub max_attempts: u32,
+    /// The expiry of a message's lease that fails it instead of leasing it again (at least 1).
+    pub max_lease_expiries: u32,
 }
 
 /// A lease a notifier holds: the message and the `leased_until` it was leased (or last
@@ -72,9 +74,14 @@ pub enum PurgeOutcome {
 ///   hash is already stored as [`EnqueueOutcome::Duplicate`], and return one outcome per input
 ///   in input order;
 /// - in `lease`, take up to `count` messages for which [`Message::is_leasable`] holds at `now`,
-///   oldest first, never handing one message to two concurrent callers, and move each to
-///   `leased` with `leased_until = now + lease_period` exactly as [`Message::lease`] does
-///   (an expired lease is taken over without counting an attempt);
+///   oldest first, never handing one message to two concurrent callers, and change each
+///   exactly as [`Message::lease`] does with `max_lease_expiries`: most move to `leased` with
+///   `leased_until = now + lease_period` and are returned; an expired lease is taken over
+///   without counting an attempt but counting an expiry (`lease_expiries`), and the expiry
+///   that brings the count to `max_lease_expiries` moves the message to `permanent_failure`
+///   with [`lease_expiries_reason`](herald_domain::message::lease_expiries_reason) instead, and it is not returned (it counts toward
+///   `count`). Only the takeover of a `leased` message counts: one whose lease was given back
+///   or written back is leased again without an expiry;
 /// - in `mark_sent` / `mark_failed`, apply each [`StatusChange`] only to a message that is
 ///   still `leased` with `leased_until` equal to the change's `lease` (a stale write-back from a
 ///   notifier whose lease was taken over changes nothing) and return how many rows changed;

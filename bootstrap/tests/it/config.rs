@@ -108,6 +108,11 @@ const SERVER_OPTIONS: &[(&str, &str, Option<&str>)] = &[
         Some("50"),
     ),
     (
+        "--notifications-max-lease-expiries",
+        "HERALD_NOTIFICATIONS_MAX_LEASE_EXPIRIES",
+        Some("3"),
+    ),
+    (
         "--notifications-webhook-secret",
         "HERALD_NOTIFICATIONS_WEBHOOK_SECRET",
         None,
@@ -372,6 +377,10 @@ fn bad_configuration_is_refused_with_one_line_naming_the_option() {
         (
             &["--notifications-max-send-attempts", "0"],
             "--notifications-max-send-attempts",
+        ),
+        (
+            &["--notifications-max-lease-expiries", "0"],
+            "--notifications-max-lease-expiries",
         ),
         (
             &[

@@ -135,6 +135,7 @@ async fn a_queued_message_is_stored_pending_and_never_attempted(backend: Backend
     let message = stored(&backend, new.id).await;
     assert_eq!(message.status, MessageStatus::Pending);
     assert_eq!(message.attempt_count, 0);
+    assert_eq!(message.lease_expiries, 0);
     assert_eq!(message.status_reason, None);
     assert_eq!((message.created_at, message.updated_at), (t0(), t0()));
     assert_eq!(message.leased_until, None);
@@ -378,7 +379,72 @@ async fn an_expired_lease_is_taken_over_without_counting_an_attempt(backend: Bac
     let message = stored(&backend, id).await;
     assert_eq!(message.status, MessageStatus::Leased);
     assert_eq!(message.attempt_count, 0);
+    assert_eq!(message.lease_expiries, 1);
     assert_eq!(message.leased_until, Some(later + LEASE_PERIOD));
+}
+
+/// A message whose dispatch never reports back (it crashes each replica that leases it) is
+/// taken over at each expiry, counting it, until the `max_lease_expiries`th expiry fails it
+/// permanently instead; that message still takes its place in the lease's count.
+async fn the_nth_expired_lease_fails_the_message_permanently_instead_of_leasing_it(
+    backend: Backend,
+) {
+    let [crashing, younger] = queue_at(&backend, UserId::random(), &[secs(0), secs(1)]).await[..]
+    else {
+        unreachable!()
+    };
+    let mut now = t0();
+    assert_eq!(
+        id_set(&lease(&backend, now, 1).await),
+        BTreeSet::from([crashing])
+    );
+    for expiries in 1..sample::MAX_LEASE_EXPIRIES {
+        now += LEASE_PERIOD + secs(1);
+        let taken_over = lease(&backend, now, 1).await;
+        assert_eq!(id_set(&taken_over), BTreeSet::from([crashing]));
+        assert_eq!(taken_over[0].lease_expiries, expiries);
+        assert_eq!(stored(&backend, crashing).await.lease_expiries, expiries);
+    }
+    now += LEASE_PERIOD + secs(1);
+
+    let leased = lease(&backend, now, 1).await;
+
+    assert!(leased.is_empty(), "{leased:?}");
+    let given_up = stored(&backend, crashing).await;
+    assert_eq!(given_up.status, MessageStatus::PermanentFailure);
+    assert_eq!(given_up.lease_expiries, sample::MAX_LEASE_EXPIRIES);
+    assert_eq!(given_up.attempt_count, 0);
+    assert_eq!(given_up.leased_until, None);
+    assert_eq!(given_up.updated_at, now);
+    let reason = given_up.status_reason.unwrap_or_default();
+    assert_eq!(
+        reason,
+        herald_domain::message::lease_expiries_reason(sample::MAX_LEASE_EXPIRIES)
+    );
+    assert!(
+        reason.contains(&format!(
+            "lease expired {} times",
+            sample::MAX_LEASE_EXPIRIES
+        )),
+        "{reason}"
+    );
+    assert_eq!(
+        id_set(&lease(&backend, now, 10).await),
+        BTreeSet::from([younger])
+    );
+    let much_later = now + Duration::days(1);
+    assert!(!id_set(&lease(&backend, much_later, 10).await).contains(&crashing));
+}
+
+/// Only a takeover counts: a lease after a completed dispatch was written back is no expiry.
+async fn a_lease_after_a_write_back_counts_no_lease_expiry(backend: Backend) {
+    let id = queue_a_temporary_failure(&backend, t0()).await;
+
+    let leased = lease(&backend, t0() + POLICY.retry_interval, 1).await;
+
+    assert_eq!(id_set(&leased), BTreeSet::from([id]));
+    assert_eq!(leased[0].lease_expiries, 0);
+    assert_eq!(stored(&backend, id).await.lease_expiries, 0);
 }
 
 async fn expired_leases_and_queued_messages_are_leased_together_oldest_first_up_to_the_count(
@@ -976,6 +1042,8 @@ herald_tests::contract_suite! {
     lease_takes_the_oldest_leasable_messages_up_to_the_count,
     a_leased_message_is_not_leased_again_while_its_lease_runs,
     an_expired_lease_is_taken_over_without_counting_an_attempt,
+    the_nth_expired_lease_fails_the_message_permanently_instead_of_leasing_it,
+    a_lease_after_a_write_back_counts_no_lease_expiry,
     expired_leases_and_queued_messages_are_leased_together_oldest_first_up_to_the_count,
     due_retries_expired_leases_and_queued_messages_are_leased_together_oldest_first,
     an_expired_lease_at_its_maximum_attempts_is_never_leased,

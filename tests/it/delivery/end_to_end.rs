@@ -389,6 +389,7 @@ fn brisk() -> NotifierConfig {
         dispatch_timeout: Duration::from_secs(10),
         store_sync_interval: Duration::from_millis(50),
         store_sync_buffer_size: 50,
+        max_lease_expiries: 3,
     }
 }
 

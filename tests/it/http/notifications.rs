@@ -505,6 +505,7 @@ async fn owners_list_messages_newest_first_with_filters() {
         "status",
         "status_reason",
         "attempt_count",
+        "lease_expiries",
         "created_at",
         "updated_at",
         "next_retry_after",

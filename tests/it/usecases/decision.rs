@@ -39,6 +39,7 @@ fn leased(template: &Template) -> Message {
         leased_until: Some(sample::t0() + Duration::minutes(2)),
         next_retry_after: None,
         queued_seconds: 0.0,
+        lease_expiries: 0,
         dedupe_hash: None,
     }
 }

@@ -275,6 +275,7 @@ async fn an_expired_lease_is_leased_again_by_another_notifier_without_counting_a
             lease_period: Age::minutes(2),
             count: 10,
             max_attempts: 3,
+            max_lease_expiries: 3,
         })
         .await
         .unwrap();
@@ -299,6 +300,55 @@ async fn an_expired_lease_is_leased_again_by_another_notifier_without_counting_a
         "the expiry did not count an attempt"
     );
     assert_eq!(webhook.delivered_ids(), vec![id]);
+}
+
+/// A replica that leases `h`'s messages, starts dispatching them with `dispatcher`, and dies
+/// mid-dispatch: nothing is ever written back, as when the dispatch kills the process.
+async fn crash_mid_dispatch(h: &Harness, dispatcher: &Arc<ScriptedDispatcher>) {
+    let attempted = dispatcher.delivered().len();
+    let mut replica = h.notifier(quiet_config(), as_dispatchers(dispatcher));
+    let cycle = tokio::spawn(async move { replica.run_cycle().await });
+    dispatcher.wait_for(attempted + 1).await;
+    cycle.abort();
+    assert!(cycle.await.unwrap_err().is_cancelled());
+}
+
+#[tokio::test]
+async fn a_message_whose_dispatch_crashes_every_replica_fails_permanently_at_its_third_lease_expiry()
+ {
+    let h = webhook_only();
+    let (_, id) = one_message(&h).await;
+    let crashing = ScriptedDispatcher::hanging(Method::Webhook);
+    let lease_period = Age::from_std(quiet_config().lease_period).unwrap();
+    let max_lease_expiries = quiet_config().max_lease_expiries;
+    assert_eq!(max_lease_expiries, 3);
+
+    crash_mid_dispatch(&h, &crashing).await;
+    for _ in 1..max_lease_expiries {
+        h.clock.advance(lease_period + Age::milliseconds(1));
+        crash_mid_dispatch(&h, &crashing).await;
+    }
+    assert_eq!(crashing.delivered_ids(), vec![id; 3]);
+    h.clock.advance(lease_period + Age::milliseconds(1));
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut survivor = h.notifier(quiet_config(), as_dispatchers(&webhook));
+
+    assert_eq!(survivor.run_cycle().await.unwrap(), Cycle::Dispatched(0));
+
+    assert!(
+        webhook.delivered().is_empty(),
+        "not dispatched a fourth time"
+    );
+    let message = h.message(id).await;
+    assert_eq!(message.status, MessageStatus::PermanentFailure);
+    assert_eq!(message.lease_expiries, 3);
+    assert_eq!(message.attempt_count, 0);
+    let reason = message.status_reason.unwrap_or_default();
+    assert!(reason.contains("lease expired 3 times"), "{reason}");
+    assert!(reason.contains("crashing"), "{reason}");
+    h.clock.advance(Age::days(1));
+    assert_eq!(survivor.run_cycle().await.unwrap(), Cycle::Dispatched(0));
+    assert!(webhook.delivered().is_empty());
 }
 
 #[tokio::test]

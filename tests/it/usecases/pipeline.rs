@@ -156,6 +156,7 @@ impl Dispatcher for TakenOverMeanwhile {
                 lease_period: Age::seconds(120),
                 count: 10,
                 max_attempts: 3,
+                max_lease_expiries: 3,
             })
             .await
             .unwrap();

@@ -423,6 +423,7 @@ pub fn quiet_config() -> NotifierConfig {
         dispatch_timeout: Duration::from_secs(10),
         store_sync_interval: Duration::from_secs(3600),
         store_sync_buffer_size: 50,
+        max_lease_expiries: 3,
     }
 }
 

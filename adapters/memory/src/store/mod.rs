@@ -155,6 +155,7 @@ mod tests {
             lease_period: Duration::minutes(1),
             count: 1,
             max_attempts: 1,
+            max_lease_expiries: 1,
         };
         let query = InboxQuery {
             user,

@@ -7,7 +7,7 @@ use herald_application::ports::{
     StoreError,
 };
 use herald_domain::message::StatusChange;
-use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, UserId};
+use herald_domain::{DedupeHash, Leasing, Message, MessageId, MessageStatus, UserId};
 
 use super::MemoryStore;
 
@@ -67,17 +67,26 @@ impl Queue {
         self.by_age.get_mut(key)
     }
 
+    /// Leases up to `request.count` messages, oldest first; those given up on (their lease
+    /// expired once too often) count toward it but are not returned, as in PostgreSQL.
     fn lease(&mut self, request: LeaseRequest) -> Vec<Message> {
         let mut leased = Vec::new();
+        let mut taken = 0;
         for message in self.by_age.values_mut() {
-            if leased.len() >= request.count {
+            if taken >= request.count {
                 break;
             }
             // `lease` refuses messages that are not leasable now.
-            if message
-                .lease(request.now, request.lease_period, request.max_attempts)
-                .is_ok()
-            {
+            let Ok(leasing) = message.lease(
+                request.now,
+                request.lease_period,
+                request.max_attempts,
+                request.max_lease_expiries,
+            ) else {
+                continue;
+            };
+            taken += 1;
+            if leasing == Leasing::Leased {
                 leased.push(message.clone());
             }
         }
@@ -191,6 +200,7 @@ fn pending(new: &NewMessage) -> Message {
         leased_until: None,
         next_retry_after: None,
         queued_seconds: 0.0,
+        lease_expiries: 0,
         dedupe_hash: new.dedupe_hash.clone(),
     }
 }

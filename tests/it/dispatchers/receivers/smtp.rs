@@ -1,5 +1,7 @@
 //! The SMTP dispatcher delivering to the aiosmtpd server process, which records every message
-//! it got to the end of DATA. The server's answers are fixed when it starts, so answering
+//! it got to the end of DATA and every recipient it refused. Each delivery goes to an address
+//! named after its message id, so a refused recipient names the message too. The server's
+//! answers are fixed when it starts, so answering
 //! differently starts another server, and another dispatcher for it.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,12 +33,14 @@ pub async fn smtp() -> Receiver {
     })
 }
 
-/// How the server answers the end of DATA.
+/// How the server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answers {
     Accept,
-    /// With this reply code.
+    /// The end of DATA with this reply code.
     Reject(&'static str),
+    /// Every `RCPT TO` with 550.
+    RefuseRecipients,
     /// Never, to the first message; accepts the ones after it.
     HangFirst,
 }
@@ -68,6 +72,10 @@ impl Running {
                 reject_data: Some(code),
                 ..ServerOptions::default()
             },
+            Answers::RefuseRecipients => ServerOptions {
+                refuse_every_rcpt: true,
+                ..ServerOptions::default()
+            },
             Answers::HangFirst => ServerOptions {
                 hang_first_data: true,
                 ..ServerOptions::default()
@@ -96,9 +104,9 @@ impl Running {
     }
 
     /// The `Message-ID` of every message the server got to the end of DATA, whatever it
-    /// answered.
+    /// answered, and the message id of every recipient it refused.
     fn received(&self) -> Vec<MessageId> {
-        ["message", "rejected_data", "hung_data"]
+        let messages = ["message", "rejected_data", "hung_data"]
             .into_iter()
             .flat_map(|kind| self.server.events(kind))
             .map(|message| {
@@ -108,8 +116,21 @@ impl Running {
                     .and_then(|id| id.strip_suffix("@example.com>"))
                     .and_then(|id| id.parse().ok())
                     .unwrap_or_else(|| panic!("a Message-ID not made of a message id: {header:?}"))
-            })
-            .collect()
+            });
+        let refused = self
+            .server
+            .events("refused_rcpt")
+            .into_iter()
+            .map(|refused| {
+                let address = refused["rcpt"].as_str().unwrap_or_default().to_owned();
+                address
+                    .strip_suffix("@example.com")
+                    .and_then(|id| id.parse().ok())
+                    .unwrap_or_else(|| {
+                        panic!("a recipient not named after a message id: {address:?}")
+                    })
+            });
+        messages.chain(refused).collect()
     }
 }
 
@@ -133,8 +154,11 @@ impl ReceiverUnderTest for SmtpReceiver {
         self.state().running.dispatcher.clone()
     }
 
+    /// To an address named after its message id.
     fn delivery(&self) -> Delivery {
-        sample::delivery(Method::Smtp)
+        let mut delivery = sample::delivery(Method::Smtp);
+        delivery.payload.user_email = format!("{}@example.com", delivery.message_id);
+        delivery
     }
 
     /// Keeps a server that already held its first message: it accepts the ones after it.
@@ -144,7 +168,7 @@ impl ReceiverUnderTest for SmtpReceiver {
             match running.answers {
                 Answers::Accept => true,
                 Answers::HangFirst => !running.server.events("hung_data").is_empty(),
-                Answers::Reject(_) => false,
+                Answers::Reject(_) | Answers::RefuseRecipients => false,
             }
         };
         if !accepting {
@@ -157,9 +181,9 @@ impl ReceiverUnderTest for SmtpReceiver {
         self.restart(Answers::Reject("451"));
     }
 
-    /// A 554 at the end of DATA.
+    /// A 550 to `RCPT TO`: only a refused recipient is permanent (a 5xx elsewhere is not).
     async fn answer_permanent(&self) {
-        self.restart(Answers::Reject("554"));
+        self.restart(Answers::RefuseRecipients);
     }
 
     /// Holds the first message at the end of DATA.
