@@ -196,6 +196,9 @@ pub struct NotifierConfig {
     /// a message whose dispatch kills the process would otherwise be leased, crash a
     /// replica, and be leased again, forever.
     pub max_lease_expiries: u32,
+    /// The longest the notifier waits for one store call (a lease, an extension, a write-back)
+    /// before taking the store for unreachable, so a silently dead connection cannot hold it.
+    pub store_timeout: Duration,
 }
 
 impl Default for NotifierConfig {
@@ -210,6 +213,7 @@ impl Default for NotifierConfig {
             store_sync_interval: Duration::from_secs(2),
             store_sync_buffer_size: 50,
             max_lease_expiries: 3,
+            store_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -229,6 +233,7 @@ pub mod notifier_keys {
     pub const STORE_SYNC_INTERVAL: &str = "notifier.store_sync_interval";
     pub const STORE_SYNC_BUFFER_SIZE: &str = "notifier.store_sync_buffer_size";
     pub const MAX_LEASE_EXPIRIES: &str = "notifier.max_lease_expiries";
+    pub const STORE_TIMEOUT: &str = "notifier.store_timeout";
 }
 
 impl NotifierConfig {
@@ -247,6 +252,7 @@ impl NotifierConfig {
             (key::LEASE_PERIOD, self.lease_period),
             (key::DISPATCH_TIMEOUT, self.dispatch_timeout),
             (key::STORE_SYNC_INTERVAL, self.store_sync_interval),
+            (key::STORE_TIMEOUT, self.store_timeout),
         ];
         for (key, value) in positive {
             if value.is_zero() {

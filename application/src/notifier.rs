@@ -50,6 +50,24 @@ pub const UNKNOWN_TEMPLATE: &str = "unknown";
 /// read this often too, so pausing stops them from starting.
 pub const PAUSED_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// `call`, bounded by `timeout`: a store that does not answer in time (a silently dead
+/// connection, say) is unavailable. A statement cut off so may still have run; every store call
+/// the notifier makes is safe either way (a lease comes back when it expires, an extension or a
+/// write-back applies only while its lease is held).
+pub(crate) async fn bounded<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "{what} got no answer within {timeout:?}"
+            )))
+        })
+}
+
 /// The local backlog holds at most this many times `lease-count` messages.
 const BACKLOG_BATCHES: usize = 4;
 
@@ -130,6 +148,7 @@ impl Notifier {
             queue: Arc::clone(&ports.queue),
             clock: Arc::clone(&ports.clock),
             metrics: Arc::clone(&metrics),
+            timeout: config.store_timeout,
         };
         let intake = Arc::new(Intake {
             name: name.clone(),
@@ -139,6 +158,7 @@ impl Notifier {
             lease_period,
             max_attempts: config.max_send_attempts,
             max_lease_expiries: config.max_lease_expiries,
+            timeout: config.store_timeout,
         });
         Self {
             name,
@@ -530,7 +550,8 @@ impl Notifier {
                 })
             })
             .collect();
-        match self.intake.ports.queue.give_back(&held).await {
+        let giving = self.intake.ports.queue.give_back(&held);
+        match bounded(self.config.store_timeout, "give_back", giving).await {
             Ok(given) => {
                 self.metrics.leases_given_back(given);
                 tracing::debug!(notifier = %self.name, given, why, "notifications: gave back waiting messages");

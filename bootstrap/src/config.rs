@@ -248,6 +248,10 @@ pub struct NotificationArgs {
         value_name = "INT"
     )]
     pub notifications_max_lease_expiries: u32,
+    /// The longest the notifier waits for one database statement (a lease, a write-back)
+    /// before taking the database for unreachable and trying again.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_STORE_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub notifications_store_timeout: Duration,
     /// The endpoint to which to send webhooks.
     #[arg(
         long,
@@ -626,6 +630,10 @@ pub const FLAGS: &[(&str, &str)] = &[
         notifier_keys::MAX_LEASE_EXPIRIES,
         "--notifications-max-lease-expiries",
     ),
+    (
+        notifier_keys::STORE_TIMEOUT,
+        "--notifications-store-timeout",
+    ),
     (DefaultMethod::KEY, "--notifications-method"),
     ("delivery.inbox_enabled", "--notifications-inbox-enabled"),
     ("smtp.from", "--email-from"),
@@ -757,6 +765,7 @@ impl ServerArgs {
             store_sync_interval: n.notifications_store_sync_interval,
             store_sync_buffer_size: n.notifications_store_sync_buffer_size,
             max_lease_expiries: n.notifications_max_lease_expiries,
+            store_timeout: n.notifications_store_timeout,
         }
         .validate()
         .map_err(|err| on_command_line(&err))?;

@@ -466,6 +466,141 @@ async fn a_write_back_that_cannot_reach_the_database_loses_nothing() {
     }
 }
 
+/// A store of its own over two connections to the test database through `link`, set up as
+/// `PgStore::connect` sets up production's (no ping before a connection is handed out, sqlx's
+/// 30-second acquire timeout), so nothing but the notifier bounds a statement's wait.
+async fn pool_through(database: &TestDatabase, link: &Link) -> PgStore {
+    let direct = database.store.pool().connect_options();
+    let through_link = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .test_before_acquire(false)
+        .connect_with(
+            direct
+                .as_ref()
+                .clone()
+                .host("127.0.0.1")
+                .port(link.address().port()),
+        )
+        .await
+        .unwrap();
+    PgStore::from_own_pool(through_link)
+}
+
+/// Hardening finding 6: a connection whose peer went silent (no reset, no answer) held the
+/// notifier until TCP gave up, many minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_gone_silent_holds_the_notifier_no_longer_than_the_store_timeout() {
+    let database = TestDatabase::create().await;
+    let clock = ManualClock::default();
+    let ids = queue_messages(&database.store, 3, clock.now()).await;
+    let link = Link::to(TestDatabase::server_address().await).await;
+    let flaky = pool_through(&database, &link).await;
+    let signals = Arc::new(
+        PgSignals::start(database.store.pool().clone())
+            .await
+            .unwrap(),
+    );
+    let delivered = Arc::new(Counting::default());
+    let config = NotifierConfig {
+        store_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let mut notifier_a = notifier(
+        &flaky,
+        &signals,
+        Arc::new(clock.clone()),
+        config.clone(),
+        delivered.clone(),
+    );
+
+    link.stall();
+    let started = std::time::Instant::now();
+    let cycle = tokio::time::timeout(Duration::from_secs(30), notifier_a.run_cycle())
+        .await
+        .expect("the notifier is held by a silent connection");
+    assert!(
+        matches!(
+            cycle,
+            Err(herald_application::ports::StoreError::Unavailable(_))
+        ),
+        "{cycle:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(delivered.total(), 0);
+
+    // The network heals: the held lease may reach the server late, its messages then come
+    // back when that lease expires; nothing is lost or sent twice.
+    link.restore();
+    clock.advance(chrono::Duration::minutes(2) + chrono::Duration::seconds(1));
+    let mut notifier_b = notifier(
+        &database.store,
+        &signals,
+        Arc::new(clock.clone()),
+        config,
+        delivered.clone(),
+    );
+    assert_eq!(notifier_b.run_cycle().await.unwrap(), Cycle::Dispatched(3));
+    assert_eq!(notifier_b.flush().await.sent, 3);
+    for id in &ids {
+        assert_eq!(delivered.delivered.lock().unwrap()[id], 1);
+    }
+}
+
+/// Hardening finding 6: a write-back the database refuses for a moment (a restart, a network
+/// blip) is retried while its leases hold, instead of leaving its messages to be sent again
+/// after the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_during_a_short_outage_is_retried_and_nothing_is_sent_twice() {
+    let database = TestDatabase::create().await;
+    let clock = ManualClock::default();
+    let ids = queue_messages(&database.store, 3, clock.now()).await;
+    let link = Link::to(TestDatabase::server_address().await).await;
+    let flaky = pool_through(&database, &link).await;
+    let signals = Arc::new(
+        PgSignals::start(database.store.pool().clone())
+            .await
+            .unwrap(),
+    );
+    let delivered = Arc::new(Counting::default());
+    let mut notifier_a = notifier(
+        &flaky,
+        &signals,
+        Arc::new(clock.clone()),
+        config(),
+        delivered.clone(),
+    );
+    assert_eq!(notifier_a.run_cycle().await.unwrap(), Cycle::Dispatched(3));
+
+    link.cut().await;
+    let restoring = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        link.restore();
+    };
+    let (flushed, ()) = tokio::join!(notifier_a.flush(), restoring);
+    assert_eq!((flushed.sent, flushed.dropped), (3, 0));
+
+    clock.advance(chrono::Duration::minutes(2) + chrono::Duration::seconds(1));
+    let mut notifier_b = notifier(
+        &database.store,
+        &signals,
+        Arc::new(clock.clone()),
+        config(),
+        delivered.clone(),
+    );
+    assert_eq!(notifier_b.run_cycle().await.unwrap(), Cycle::Dispatched(0));
+    for id in &ids {
+        assert_eq!(
+            database.store.get(*id).await.unwrap().unwrap().status,
+            MessageStatus::Sent
+        );
+        assert_eq!(delivered.delivered.lock().unwrap()[id], 1);
+    }
+}
+
 #[test]
 fn without_a_url_a_throwaway_cluster_starts_from_the_installed_binaries_and_answers() {
     let url = herald_tests::local_cluster::start()

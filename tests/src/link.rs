@@ -4,6 +4,9 @@
 //! [`Link::cut`] closes every connection through it and, until [`Link::restore`], closes each
 //! new one as soon as it is accepted: a client sees its statements fail and its reconnects
 //! refused, while the server and its data stay untouched for the test to inspect afterwards.
+//! [`Link::stall`] instead keeps every connection open and forwards nothing, as a network
+//! that silently drops packets: a client waits for answers that do not come, until
+//! [`Link::restore`] lets what was held through.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,7 @@ use tokio::task::JoinHandle;
 pub struct Link {
     address: SocketAddr,
     state: Arc<Mutex<State>>,
+    stalled: tokio::sync::watch::Sender<bool>,
     accepting: JoinHandle<()>,
 }
 
@@ -41,10 +45,12 @@ impl Link {
             Err(err) => panic!("the link's listener has no address: {err}"),
         };
         let state = Arc::new(Mutex::new(State::default()));
-        let accepting = tokio::spawn(accept(listener, upstream, state.clone()));
+        let (stalled, forwarding) = tokio::sync::watch::channel(false);
+        let accepting = tokio::spawn(accept(listener, upstream, state.clone(), forwarding));
         Link {
             address,
             state,
+            stalled,
             accepting,
         }
     }
@@ -69,9 +75,16 @@ impl Link {
         }
     }
 
-    /// Lets new connections through again.
+    /// Keeps every connection open but forwards nothing, either way, until [`Link::restore`]
+    /// (what arrives meanwhile is held, then forwarded).
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Lets new connections through again, and what a stall held.
     pub fn restore(&self) {
         lock(&self.state).cut = false;
+        self.stalled.send_replace(false);
     }
 }
 
@@ -90,7 +103,12 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn accept(listener: TcpListener, upstream: SocketAddr, state: Arc<Mutex<State>>) {
+async fn accept(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stalled: tokio::sync::watch::Receiver<bool>,
+) {
     while let Ok((client, _)) = listener.accept().await {
         // Decided under the lock `cut` takes, so no connection slips past a cut.
         let mut state = lock(&state);
@@ -103,13 +121,43 @@ async fn accept(listener: TcpListener, upstream: SocketAddr, state: Arc<Mutex<St
             .retain(|connection| !connection.is_finished());
         state
             .connections
-            .push(tokio::spawn(forward(client, upstream)));
+            .push(tokio::spawn(forward(client, upstream, stalled.clone())));
     }
 }
 
-async fn forward(mut client: TcpStream, upstream: SocketAddr) {
-    if let Ok(mut server) = TcpStream::connect(upstream).await {
+async fn forward(
+    client: TcpStream,
+    upstream: SocketAddr,
+    stalled: tokio::sync::watch::Receiver<bool>,
+) {
+    if let Ok(server) = TcpStream::connect(upstream).await {
+        let (from_client, to_client) = client.into_split();
+        let (from_server, to_server) = server.into_split();
         // Either side closing ends the connection; the other side is closed on drop.
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        tokio::select! {
+            () = pump(from_client, to_server, stalled.clone()) => {}
+            () = pump(from_server, to_client, stalled) => {}
+        }
+    }
+}
+
+/// Forwards what `from` sends to `to`, holding it while the link is stalled.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if stalled.wait_for(|stalled| !*stalled).await.is_err()
+            || to.write_all(&buffer[..read]).await.is_err()
+        {
+            return;
+        }
     }
 }

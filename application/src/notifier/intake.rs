@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use herald_domain::{Completion, Message, Method, Template, TemplateId};
 
-use super::{Decision, Facts, NotifierPorts, UNKNOWN_TEMPLATE, decide};
+use super::{Decision, Facts, NotifierPorts, UNKNOWN_TEMPLATE, bounded, decide};
 use crate::ports::{Delivery, Dispatcher, LeaseRequest, StoreError};
 use crate::rendering::Renderer;
 
@@ -51,30 +51,30 @@ pub(super) struct Intake {
     pub lease_period: chrono::Duration,
     pub max_attempts: u32,
     pub max_lease_expiries: u32,
+    /// How long one store call may take ([`super::bounded`]).
+    pub timeout: std::time::Duration,
 }
 
 impl Intake {
     /// Unless the pause switch is on (`None`), leases up to `count` messages and prepares
     /// them. A `count` of 0 only reads the switch.
     pub async fn take(&self, count: usize) -> Result<Option<Batch>, StoreError> {
-        if self.ports.settings.notifier_paused().await? {
+        let paused = self.ports.settings.notifier_paused();
+        if bounded(self.timeout, "notifier_paused", paused).await? {
             return Ok(None);
         }
         if count == 0 {
             return Ok(Some(Batch::default()));
         }
         let now = self.ports.clock.now();
-        let leased = self
-            .ports
-            .queue
-            .lease(LeaseRequest {
-                now,
-                lease_period: self.lease_period,
-                count,
-                max_attempts: self.max_attempts,
-                max_lease_expiries: self.max_lease_expiries,
-            })
-            .await?;
+        let leasing = self.ports.queue.lease(LeaseRequest {
+            now,
+            lease_period: self.lease_period,
+            count,
+            max_attempts: self.max_attempts,
+            max_lease_expiries: self.max_lease_expiries,
+        });
+        let leased = bounded(self.timeout, "lease", leasing).await?;
         if !leased.is_empty() {
             tracing::debug!(notifier = %self.name, count = leased.len(), "notifications: leased messages");
         }
@@ -107,9 +107,17 @@ impl Intake {
             .into_iter()
             .collect();
         let (users, stored, templates) = tokio::join!(
-            self.ports.directory.get_many(&recipients),
-            self.ports.preferences.lookup(&pairs),
-            self.templates_of(&leased)
+            bounded(
+                self.timeout,
+                "get_many",
+                self.ports.directory.get_many(&recipients)
+            ),
+            bounded(
+                self.timeout,
+                "lookup",
+                self.ports.preferences.lookup(&pairs)
+            ),
+            bounded(self.timeout, "templates", self.templates_of(&leased))
         );
         let live: HashSet<_> = match users {
             Ok(users) => users

@@ -82,6 +82,8 @@ pub(super) struct Writer {
     pub queue: Arc<dyn MessageQueue>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<dyn NotifierMetrics>,
+    /// How long one write-back statement may take ([`super::bounded`]).
+    pub timeout: Duration,
 }
 
 impl Writer {
@@ -137,9 +139,9 @@ impl Writer {
         let mut delays = WRITE_BACK_RETRY_DELAYS.iter();
         loop {
             let result = if all_sent {
-                self.queue.mark_sent(changes).await
+                super::bounded(self.timeout, "mark_sent", self.queue.mark_sent(changes)).await
             } else {
-                self.queue.mark_failed(changes).await
+                super::bounded(self.timeout, "mark_failed", self.queue.mark_failed(changes)).await
             };
             let err = match result {
                 Err(err @ StoreError::Unavailable(_)) => err,

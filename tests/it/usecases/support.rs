@@ -412,7 +412,8 @@ impl MessageQueue for GatedQueue {
 }
 
 /// Notifier settings for tests: short, valid, and with a huge fetch interval so only
-/// wake-ups and explicit cycles move things.
+/// wake-ups and explicit cycles move things (and a huge store timeout, so a gated store holds
+/// the notifier for as long as a test keeps it closed).
 pub fn quiet_config() -> NotifierConfig {
     NotifierConfig {
         max_send_attempts: 3,
@@ -424,6 +425,7 @@ pub fn quiet_config() -> NotifierConfig {
         store_sync_interval: Duration::from_secs(3600),
         store_sync_buffer_size: 50,
         max_lease_expiries: 3,
+        store_timeout: Duration::from_secs(3600),
     }
 }
 
