@@ -369,7 +369,7 @@ async fn herald_scenarios(
     // 3b. Enqueue, batches of events.
     eprintln!("bench: enqueue via the API, batches…");
     let cpu_before = server::CpuSample::take(&server);
-    let (rate, ids) = batches(&api, &subjects, sizes).await?;
+    let (rate, ids) = batches(&api, &subjects, sizes, "batch").await?;
     let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
     report.push(Scenario::measured(
         "api_enqueue_batch",
@@ -473,6 +473,73 @@ async fn herald_scenarios(
     receiver.reset();
     between_scenarios(url).await?;
 
+    // 2d. The same drain with a latency tail at the receiver (1 request in 200 waits 50 ms),
+    // and a plain worker pool that refills each slot as it frees, with the same tail.
+    eprintln!("bench: drain with a latency tail…");
+    api.set_paused(true).await?;
+    let (_, tail_ids) = batches(&api, &subjects, sizes, "tail").await?;
+    receiver.set_tail(Some(TAIL));
+    let started = Instant::now();
+    api.set_paused(false).await?;
+    let arrivals = receiver
+        .expect_exactly(&tail_ids, Duration::from_secs(300))
+        .await?;
+    let drain_tail = Receiver::rate_since(started, &arrivals);
+    wait_all_sent(url, &tail_ids).await?;
+    receiver.reset();
+    eprintln!("bench: raw worker pool with the latency tail…");
+    let pool_db = Database::with_schema(admin_url, "raw").await?;
+    raw::fill(&pool_db.url, tail_ids.len()).await?;
+    let pool = raw::lease_pool_post_mark_sent(
+        &pool_db.url,
+        options.tuning.lease_count,
+        &receiver,
+        body_bytes,
+    )
+    .await;
+    pool_db.drop_now().await;
+    let pool_tail = pool?;
+    receiver.set_tail(None);
+    receiver.reset();
+    report.push(Scenario::baseline(
+        "raw_pool_tail",
+        format!(
+            "raw limit: a plain worker pool, {} POSTs in flight, each slot refilled as it frees, bulk lease and mark sent, {} messages, 1 request in {} answered after {:?}",
+            options.tuning.lease_count,
+            tail_ids.len(),
+            TAIL.0,
+            TAIL.1
+        ),
+        pool_tail,
+        "messages/s",
+    ));
+    report.push(Scenario::measured(
+        "drain_tail",
+        format!(
+            "drain {} queued webhook messages, 1 request in {} answered after {:?}; {:.0} % of the fast drain, {:.0} % of raw_pool_tail",
+            tail_ids.len(),
+            TAIL.0,
+            TAIL.1,
+            100.0 * drain_tail / drain,
+            100.0 * drain_tail / pool_tail
+        ),
+        drain_tail,
+        "messages/s",
+        Target::RatioOf {
+            baseline: "raw_pool_tail",
+            at_least: 0.90,
+            value: pool_tail,
+        },
+    ));
+    report.push(Scenario::measured(
+        "drain_tail_of_fast",
+        "the drain with the latency tail over the fast drain".to_owned(),
+        drain_tail / drain,
+        "ratio",
+        Target::AtLeast(0.85),
+    ));
+    between_scenarios(url).await?;
+
     // 4. Latency under a steady offered load.
     eprintln!(
         "bench: latency at {} events/s for {:?}…",
@@ -544,6 +611,9 @@ async fn herald_scenarios(
 }
 
 /// Vacuums the queue between scenarios (see [`raw::vacuum`]).
+/// The receiver's latency tail in the tail scenarios: every 200th request waits 50 ms.
+const TAIL: (usize, Duration) = (200, Duration::from_millis(50));
+
 async fn between_scenarios(url: &str) -> Result<()> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
@@ -622,7 +692,12 @@ async fn single_events(
 
 /// `sizes.drain_messages` single-recipient events in batches of `sizes.batch_events`, from
 /// `sizes.clients` connections: messages per second.
-async fn batches(api: &Api, subjects: &[Uuid], sizes: Sizes) -> Result<(f64, Vec<Uuid>)> {
+async fn batches(
+    api: &Api,
+    subjects: &[Uuid],
+    sizes: Sizes,
+    prefix: &'static str,
+) -> Result<(f64, Vec<Uuid>)> {
     let requests = sizes.drain_messages.div_ceil(sizes.batch_events);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let subjects = Arc::new(subjects.to_vec());
@@ -640,7 +715,7 @@ async fn batches(api: &Api, subjects: &[Uuid], sizes: Sizes) -> Result<(f64, Vec
                 let events: Vec<Value> = (0..sizes.batch_events)
                     .map(|i| {
                         let n = request * sizes.batch_events + i;
-                        subject_event(subjects[n % subjects.len()], &format!("batch-{n}"))
+                        subject_event(subjects[n % subjects.len()], &format!("{prefix}-{n}"))
                     })
                     .collect();
                 let queued = api.batch(&events).await?;

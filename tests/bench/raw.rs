@@ -350,6 +350,65 @@ pub async fn lease_post_mark_sent(
     ))
 }
 
+/// A plain worker pool, as graphile_worker and the like run: `slots` POSTs in flight, each
+/// slot refilled from a local queue as its POST is answered; the local queue leased in bulk
+/// (raw SQL, as [`lease_post_mark_sent`]) whenever it holds less than `slots`; answered
+/// messages marked sent in bulk, `slots` at a time. Returns messages per second (to the last
+/// mark sent); every message must arrive exactly once.
+pub async fn lease_pool_post_mark_sent(
+    url: &str,
+    slots: usize,
+    receiver: &Receiver,
+    body_bytes: usize,
+) -> Result<f64> {
+    let client = herald_webhook::client(CLIENT_TIMEOUT)?;
+    let mut connection = PgConnection::connect(url).await?;
+    let started = Instant::now();
+    let mut queue: std::collections::VecDeque<(Uuid, String)> = Default::default();
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut answered = Vec::new();
+    let mut delivered = Vec::new();
+    let mut drained = false;
+    loop {
+        if !drained && queue.len() < slots {
+            let leased = lease(&mut connection, slots).await?;
+            drained = leased.len() < slots;
+            queue.extend(leased);
+        }
+        while in_flight.len() < slots {
+            let Some((id, payload)) = queue.pop_front() else {
+                break;
+            };
+            let pad = body_bytes.saturating_sub(payload.len() + 20);
+            let body = format!(r#"{{"payload":{payload},"pad":"{}"}}"#, "x".repeat(pad));
+            let request = client
+                .post(&receiver.url)
+                .header("content-type", "application/json")
+                .header("x-message-id", id.to_string())
+                .body(body);
+            in_flight.spawn(async move {
+                request.send().await?.error_for_status()?;
+                anyhow::Ok(id)
+            });
+        }
+        let Some(posted) = in_flight.join_next().await else {
+            break;
+        };
+        answered.push(posted??);
+        if answered.len() >= slots || (in_flight.is_empty() && queue.is_empty()) {
+            mark_sent(&mut connection, &answered).await?;
+            delivered.append(&mut answered);
+        }
+    }
+    mark_sent(&mut connection, &answered).await?;
+    delivered.append(&mut answered);
+    let elapsed = started.elapsed();
+    receiver
+        .expect_exactly(&delivered, Duration::from_secs(120))
+        .await?;
+    Ok(delivered.len().max(1) as f64 / elapsed.as_secs_f64())
+}
+
 /// How long one plain POST may take.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 

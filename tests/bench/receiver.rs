@@ -1,6 +1,7 @@
 //! The webhook receiver the drain and latency scenarios deliver to: an HTTP/1.1 server with
 //! keep-alive that answers 200 and records, per message id, when it first arrived and how many
-//! times it came (and how large the bodies were).
+//! times it came (and how large the bodies were). With a latency tail set, one request in so
+//! many waits before its answer, as real receivers now and then do.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ struct Seen {
     unreadable: usize,
     body_bytes: usize,
     requests: usize,
+    /// Every `.0`-th request waits `.1` before its answer.
+    tail: Option<(usize, Duration)>,
 }
 
 /// A running receiver; it stops with the process.
@@ -37,16 +40,24 @@ async fn hook(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap, body: By
         .get("x-message-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Uuid::parse_str(v).ok());
-    let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
-    seen.requests += 1;
-    seen.body_bytes += body.len();
-    match id {
-        Some(id) => {
-            if seen.first.insert(id, now).is_some() {
-                seen.repeats += 1;
+    let wait = {
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.requests += 1;
+        seen.body_bytes += body.len();
+        match id {
+            Some(id) => {
+                if seen.first.insert(id, now).is_some() {
+                    seen.repeats += 1;
+                }
             }
+            None => seen.unreadable += 1,
         }
-        None => seen.unreadable += 1,
+        seen.tail
+            .filter(|(every, _)| seen.requests % every == 0)
+            .map(|(_, wait)| wait)
+    };
+    if let Some(wait) = wait {
+        tokio::time::sleep(wait).await;
     }
     StatusCode::OK
 }
@@ -78,7 +89,16 @@ impl Receiver {
 
     /// Forgets everything received so far (between scenarios).
     pub fn reset(&self) {
-        *self.lock() = Seen::default();
+        let mut seen = self.lock();
+        *seen = Seen {
+            tail: seen.tail,
+            ..Seen::default()
+        };
+    }
+
+    /// From now on every `every`-th request waits `wait` before its answer (`None`: none).
+    pub fn set_tail(&self, tail: Option<(usize, Duration)>) {
+        self.lock().tail = tail;
     }
 
     /// The mean size of the request bodies received since the last reset.
