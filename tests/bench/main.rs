@@ -309,6 +309,12 @@ async fn run() -> Result<()> {
     db.drop_now().await;
     result?;
 
+    // 3. A drain of webhook messages beside as many emails to the real SMTP test server.
+    let db = Database::create(&admin_url, "herald").await?;
+    let result = mixed_drain(&options, sizes, &db.url, &mut report).await;
+    db.drop_now().await;
+    result?;
+
     report.print();
     report.write(&options.report)?;
     eprintln!("bench: report written to {}", options.report.display());
@@ -329,7 +335,7 @@ async fn herald_scenarios(
     raw_lease: f64,
 ) -> Result<()> {
     let receiver = Receiver::start().await?;
-    let server = Server::start(&options.herald, url, &receiver.url, options.tuning)?;
+    let server = Server::start(&options.herald, url, &receiver.url, options.tuning, &[])?;
     let token = server::create_owner(&options.herald, url)?;
     let api = Api::new(&server.url, &token)?;
     let subjects = insert_users(url, 1_000, "member").await?;
@@ -611,6 +617,113 @@ async fn herald_scenarios(
 }
 
 /// Vacuums the queue between scenarios (see [`raw::vacuum`]).
+/// How long after the drain started each of `ids` reached the receiver, as `arrivals` gives
+/// them: the p99, in milliseconds.
+fn p99_since(started: Instant, arrivals: &[Instant]) -> f64 {
+    let mut waits: Vec<f64> = arrivals
+        .iter()
+        .map(|at| at.duration_since(started).as_secs_f64() * 1000.0)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    waits
+        .get((waits.len() * 99 / 100).min(waits.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Webhook messages drained alone, then the same number beside as many emails (queued
+/// interleaved, a template overridden to email) to the real SMTP test server: the p99 of the
+/// webhook messages' time from the drain's start to the receiver, with the emails over alone.
+async fn mixed_drain(
+    options: &Options,
+    sizes: Sizes,
+    url: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let scratch = herald_tests::smtp_server::ScratchDir::new();
+    let smtp = herald_tests::smtp_server::SmtpServer::start(
+        scratch.path(),
+        herald_tests::smtp_server::ServerOptions::default(),
+    );
+    let receiver = Receiver::start().await?;
+    let extra = [
+        "--email-smarthost".to_owned(),
+        format!("127.0.0.1:{}", smtp.port()),
+        "--email-from".to_owned(),
+        "bench@example.com".to_owned(),
+    ];
+    let server = Server::start(&options.herald, url, &receiver.url, options.tuning, &extra)?;
+    let token = server::create_owner(&options.herald, url)?;
+    let api = Api::new(&server.url, &token)?;
+    let subjects = insert_users(url, 1_000, "member").await?;
+    let emailed = *herald_domain::catalogue::WORKSPACE_MARKED_DORMANT.as_uuid();
+    api.set_template_method(emailed, "smtp").await?;
+    let count = sizes.drain_messages / 4;
+
+    let mut webhook_p99 = Vec::new();
+    for with_email in [false, true] {
+        api.set_paused(true).await?;
+        let mut webhooks = Vec::new();
+        let mut emails = Vec::new();
+        // A batch holds at most `batch_events` events: with emails, half as many of each.
+        let per_batch = if with_email {
+            (sizes.batch_events / 2).max(1)
+        } else {
+            sizes.batch_events
+        };
+        for chunk in 0..count.div_ceil(per_batch) {
+            let mut events = Vec::new();
+            for i in 0..per_batch.min(count - chunk * per_batch) {
+                let n = chunk * per_batch + i;
+                let subject = subjects[n % subjects.len()];
+                let name = format!("mixed-{with_email}-{n}");
+                events.push(subject_event(subject, &name));
+                if with_email {
+                    let mut email = subject_event(subject, &name);
+                    email["template_id"] = json!(emailed);
+                    email["labels"]["timeTilDormant"] = json!("a week");
+                    events.push(email);
+                }
+            }
+            let queued = api.batch(&events).await?;
+            for (i, id) in queued.into_iter().enumerate() {
+                if with_email && i % 2 == 1 {
+                    emails.push(id);
+                } else {
+                    webhooks.push(id);
+                }
+            }
+        }
+        let started = Instant::now();
+        api.set_paused(false).await?;
+        let arrivals = receiver
+            .expect_exactly(&webhooks, Duration::from_secs(300))
+            .await?;
+        webhook_p99.push(p99_since(started, &arrivals));
+        wait_all_sent(url, &[webhooks, emails].concat()).await?;
+        receiver.reset();
+    }
+    let (alone, mixed) = (webhook_p99[0], webhook_p99[1]);
+    report.push(Scenario::baseline(
+        "webhook_alone_p99",
+        format!("{count} webhook messages drained alone: p99 time from the drain's start to the receiver"),
+        alone,
+        "ms",
+    ));
+    report.push(Scenario::measured(
+        "webhook_beside_email_p99",
+        format!(
+            "the same beside {count} emails to the real SMTP test server, queued interleaved: p99 time to the receiver, {:.2}× webhook_alone_p99",
+            mixed / alone
+        ),
+        mixed,
+        "ms",
+        Target::AtMost(2.0 * alone),
+    ));
+    drop(server);
+    Ok(())
+}
+
 /// The receiver's latency tail in the tail scenarios: every 200th request waits 50 ms.
 const TAIL: (usize, Duration) = (200, Duration::from_millis(50));
 

@@ -41,6 +41,7 @@ impl Server {
         database_url: &str,
         receiver: &str,
         tuning: Tuning,
+        extra: &[String],
     ) -> Result<Self> {
         let data_dir =
             std::env::temp_dir().join(format!("herald-bench-{}", Uuid::new_v4().simple()));
@@ -66,6 +67,7 @@ impl Server {
                 "--log-filter",
                 "info",
             ])
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -218,6 +220,21 @@ impl Api {
             .await?;
         if status != 200 && status != 304 {
             bail!("PUT /notifications/settings answered {status}: {body}");
+        }
+        Ok(())
+    }
+
+    /// `PUT /notifications/templates/{id}/method`: events of `template` go out by `method`.
+    pub async fn set_template_method(&self, template: Uuid, method: &str) -> Result<()> {
+        let (status, body) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/notifications/templates/{template}/method"),
+                &json!({ "method": method }),
+            )
+            .await?;
+        if status != 200 && status != 304 {
+            bail!("PUT /notifications/templates/{template}/method answered {status}: {body}");
         }
         Ok(())
     }
