@@ -20,13 +20,13 @@
 //! - `receiver_failing_half`: the webhook receiver answers 500 to half its requests, at random.
 //! - `receiver_hanging`: the receiver never answers one request in 20, at random, so those
 //!   end at Herald's dispatch timeout.
-//! - `slow_headers`: while the drain runs, many sockets send a request line and then one byte
-//!   of a header a second, never finishing it; the server runs with the common default limit
-//!   of 1,024 open files.
+//! - `slow_headers`: as the drain starts, many sockets send a request line and then one byte
+//!   of a header a second, never finishing it, for a set time; the server runs with the common
+//!   default limit of 1,024 open files.
 //! - `junk_tokens`: while the drain runs, thousands of concurrent event requests carry junk
 //!   bearer tokens, half of them shaped as Herald's. Each must be answered 401.
 //! - `watchers`: while the drain runs, inbox watchers (WebSocket) are opened and closed in
-//!   waves; the server's RSS before and after is reported.
+//!   waves, in two rounds; the server's RSS before and after each round is reported.
 //!
 //! Every server retries a failed delivery after 2 s and up to 100 times, so a fault of the
 //! receiver's or of the SMTP server's own cannot use up a message's attempts within the
