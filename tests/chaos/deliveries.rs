@@ -99,6 +99,8 @@ impl Deliveries {
 pub enum Behaviour {
     /// 200 to every request.
     Answer,
+    /// 200 to every request, after this long (a receiver with work to do).
+    Slow(Duration),
     /// 500 to half the requests, at random; 200 to the others.
     FailHalf,
     /// Never answers one request in `one_in`, at random (the sender's timeout ends it); 200
@@ -127,6 +129,7 @@ async fn hook(State(hook): State<Hook>, headers: HeaderMap) -> StatusCode {
             hook.deliveries.lock().hung += 1;
             return std::future::pending().await;
         }
+        Behaviour::Slow(delay) => tokio::time::sleep(delay).await,
         _ => {}
     }
     let id = headers

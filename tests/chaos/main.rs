@@ -11,8 +11,8 @@
 //! scenario gets a fresh database on that cluster and its own server processes.
 //!
 //! The scenarios:
-//! - `kill_replica`: three replicas drain together; one is killed with SIGKILL a third of the
-//!   way through. Its leases expire and the others deliver what it held.
+//! - `kill_replica`: three replicas drain together to a receiver taking 100 ms a request; one
+//!   is killed with SIGKILL a third of the way through. Its leases expire and the others deliver what it held.
 //! - `postgres_restart`: PostgreSQL is stopped (`pg_ctl stop -m fast`, every connection
 //!   ended) a third of the way through and started again after a pause.
 //! - `smtp_outage`: the SMTP server is killed a third of the way through an SMTP drain and
@@ -690,8 +690,12 @@ fn address(server: &Server) -> Result<SocketAddr> {
         .with_context(|| format!("the server's address in {}", server.url))
 }
 
+/// How long the receiver takes per request in `kill_replica`: long enough that the drain
+/// lasts and the killed replica holds messages in flight when it dies.
+const KILL_RECEIVER_DELAY: Duration = Duration::from_millis(100);
+
 async fn kill_replica(suite: &Suite) -> Result<Outcome> {
-    let receiver = Receiver::start(Behaviour::Answer).await?;
+    let receiver = Receiver::start(Behaviour::Slow(KILL_RECEIVER_DELAY)).await?;
     let mut stage = suite
         .stage(
             "kill_replica",
@@ -712,7 +716,8 @@ async fn kill_replica(suite: &Suite) -> Result<Outcome> {
             &stage,
             "kill_replica",
             format!(
-                "three replicas; one killed with SIGKILL after {at} deliveries, its leases left to expire ({LEASE_PERIOD})."
+                "three replicas, the receiver taking {} ms a request; one killed with SIGKILL after {at} deliveries, its leases left to expire ({LEASE_PERIOD}).",
+                KILL_RECEIVER_DELAY.as_millis()
             ),
             Duration::ZERO,
             Some(killed),
@@ -824,7 +829,7 @@ async fn receiver_failing(
             "the receiver never answers one request in {one_in}, at random (Herald's dispatch timeout: {} s).",
             DISPATCH_TIMEOUT.as_secs()
         ),
-        Behaviour::Answer => "the receiver answers.".to_owned(),
+        Behaviour::Answer | Behaviour::Slow(_) => "the receiver answers.".to_owned(),
     };
     let mut outcome = drain
         .finish(&stage, key, what, Duration::ZERO, None)
