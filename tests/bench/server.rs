@@ -1,6 +1,6 @@
 //! The `herald server` process under test, and a client of its HTTP API.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -43,16 +43,10 @@ impl Server {
         tuning: Tuning,
         extra: &[String],
     ) -> Result<Self> {
-        let data_dir =
-            std::env::temp_dir().join(format!("herald-bench-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&data_dir)?;
-        let data_dir = TempDir(data_dir);
-        let mut child = Command::new(herald)
-            .args(["server", "--postgres-url", database_url, "--data-dir"])
-            .arg(&data_dir.0)
+        let mut command = Command::new(herald);
+        command
+            .args(["server", "--postgres-url", database_url])
             .args([
-                "--http-address",
-                "127.0.0.1:0",
                 "--notifications-method",
                 "webhook",
                 "--notifications-webhook-endpoint",
@@ -67,21 +61,50 @@ impl Server {
                 "--log-filter",
                 "info",
             ])
-            .args(extra)
+            .args(extra);
+        Self::launch(command, None)
+    }
+
+    /// Starts `command` (`herald server` and its flags, possibly behind a wrapper such as
+    /// `prlimit` that execs it) with a data directory of its own and the API on a free port,
+    /// and returns once the API listens. Its log goes to `log` when given, else its warnings
+    /// and errors to stderr.
+    pub fn launch(mut command: Command, log: Option<PathBuf>) -> Result<Self> {
+        let data_dir =
+            std::env::temp_dir().join(format!("herald-bench-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data_dir)?;
+        let data_dir = TempDir(data_dir);
+        let mut child = command
+            .arg("--data-dir")
+            .arg(&data_dir.0)
+            .args(["--http-address", "127.0.0.1:0"])
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {}", herald.display()))?;
+            .with_context(|| format!("starting {:?}", command.get_program()))?;
         let pid = child.id();
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let mut log = match log {
+            Some(path) => Some(
+                std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            ),
+            None => None,
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = tx.send(line.clone());
-                // Warnings and errors of the server under test are part of the result.
-                if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("herald: {line}");
+                match &mut log {
+                    Some(file) => {
+                        let _ = writeln!(file, "{line}");
+                    }
+                    // Warnings and errors of the server under test are part of the result.
+                    None if line.contains("WARN") || line.contains("ERROR") => {
+                        eprintln!("herald: {line}");
+                    }
+                    None => {}
                 }
             }
         });
@@ -106,19 +129,40 @@ impl Server {
         Ok(server)
     }
 
-    /// The server's peak resident set since the last [`Server::reset_peak_rss`], in bytes.
-    pub fn peak_rss(&self) -> Result<u64> {
+    /// Ends the server with SIGKILL (no shutdown of its own) and waits for it.
+    #[allow(
+        dead_code,
+        reason = "the chaos suite's (tests/chaos), which shares this module"
+    )]
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The server's resident set now, in bytes.
+    #[allow(
+        dead_code,
+        reason = "the chaos suite's (tests/chaos), which shares this module"
+    )]
+    pub fn rss(&self) -> Result<u64> {
+        self.status_kib("VmRSS:").map(|kib| kib * 1024)
+    }
+
+    fn status_kib(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         let line = status
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .ok_or_else(|| anyhow!("no VmHWM in /proc/{}/status", self.pid))?;
-        let kib: u64 = line
-            .split_whitespace()
+            .find(|l| l.starts_with(field))
+            .ok_or_else(|| anyhow!("no {field} in /proc/{}/status", self.pid))?;
+        line.split_whitespace()
             .nth(1)
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("unreadable {line:?}"))?;
-        Ok(kib * 1024)
+            .ok_or_else(|| anyhow!("unreadable {line:?}"))
+    }
+
+    /// The server's peak resident set since the last [`Server::reset_peak_rss`], in bytes.
+    pub fn peak_rss(&self) -> Result<u64> {
+        self.status_kib("VmHWM:").map(|kib| kib * 1024)
     }
 
     /// Starts a new peak-RSS measurement (Linux: `5` to `/proc/<pid>/clear_refs`).

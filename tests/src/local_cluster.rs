@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The user a root test process runs the cluster as.
-const UNPRIVILEGED_USER: &str = "postgres";
+pub const UNPRIVILEGED_USER: &str = "postgres";
 
 /// Finds or starts the cluster; returns an admin URL for it.
 ///
@@ -161,7 +161,8 @@ fn pick_port(base: &Path) -> Result<u16, String> {
     Ok(port)
 }
 
-fn pg_command(bin: &Path, program: &str, as_root: bool) -> Command {
+/// `program` of the PostgreSQL binaries in `bin`, run as [`UNPRIVILEGED_USER`] when `as_root`.
+pub fn pg_command(bin: &Path, program: &str, as_root: bool) -> Command {
     if as_root {
         let mut command = Command::new("runuser");
         command
@@ -189,7 +190,7 @@ fn run(command: &mut Command, what: &str) -> Result<(), String> {
 }
 
 /// The directory holding `initdb` and `pg_ctl`: on PATH, else the newest Debian install.
-fn binaries() -> Option<PathBuf> {
+pub fn binaries() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
@@ -216,7 +217,8 @@ pub fn user_id() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (PostgreSQL then runs as [`UNPRIVILEGED_USER`]).
+pub fn is_root() -> bool {
     user_id() == "0"
 }
 

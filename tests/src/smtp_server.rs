@@ -378,6 +378,12 @@ impl SmtpServer {
         self.port
     }
 
+    /// The file it appends its events to, one JSON object per line (for a reader that follows
+    /// it as it grows; [`SmtpServer::events`] reads it whole).
+    pub fn record_path(&self) -> &Path {
+        &self.out
+    }
+
     /// Events of `kind` (`message`, `auth`, `rejected_data`, `hung_data`) so far, oldest
     /// first.
     ///

@@ -1,5 +1,6 @@
 //! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask bench` runs the
-//! benchmark; `cargo xtask golden` regenerates the rendering golden files.
+//! benchmark; `cargo xtask chaos` the fault-injection suite; `cargo xtask golden` regenerates
+//! the rendering golden files.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitCode};
@@ -7,13 +8,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | golden>
+const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | chaos [--quick] [chaos options] | golden>
   ci      format check, clippy with warnings denied, the whole test suite (each test
           bounded by the nextest profile `ci`; under `cargo test`, the whole run)
   bench   build release binaries and run the benchmark against local PostgreSQL (a few
           minutes once built; --quick about one); prints the table, writes
           target/bench/report.json and docs/benchmark.md.
           Options after it go to the benchmark (tests/bench/main.rs), e.g. --lease-count 200
+  chaos   build release binaries and run the fault-injection suite against real processes
+          (about 15 minutes once built; --quick 3 to 5); prints the table, writes
+          target/chaos/report.json and docs/chaos.md; fails when a scenario fails.
+          Options after it go to the suite (tests/chaos/main.rs), e.g. --smtp-outage 20
   golden  regenerate application/tests/golden/*.md from the catalogue";
 
 fn main() -> ExitCode {
@@ -21,6 +26,7 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("ci") => ci(),
         Some("bench") => bench(std::env::args().skip(2).collect()),
+        Some("chaos") => chaos(std::env::args().skip(2).collect()),
         Some("golden") => golden(),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -231,6 +237,65 @@ fn bench(args: Vec<String>) -> Result<()> {
             .arg("--markdown")
             .arg(markdown)
             .args(args),
+    )
+}
+
+/// How long the fault-injection suite (already built) may run: far above a full run, so only
+/// a hanging scenario reaches it.
+const CHAOS_DEADLINE: Duration = Duration::from_secs(45 * 60);
+
+/// Builds the release `herald` binary and the fault-injection suite, then runs the suite (it
+/// finds `herald` beside itself) with the JSON report in the workspace's `target/chaos/` and
+/// the Markdown report in its `docs/chaos.md`.
+fn chaos(args: Vec<String>) -> Result<()> {
+    // As for the benchmark: `herald` on its own, without the test crate's features.
+    run(
+        "cargo build --release -p herald",
+        cargo().args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "herald",
+            "--bin",
+            "herald",
+        ]),
+    )?;
+    run(
+        "cargo build --release --example chaos",
+        cargo().args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "herald-tests",
+            "--example",
+            "chaos",
+        ]),
+    )?;
+    let root = workspace_root();
+    let report = root.join("target").join("chaos").join("report.json");
+    let markdown = root.join("docs").join("chaos.md");
+    run_within(
+        "the fault-injection suite",
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "--quiet",
+                "-p",
+                "herald-tests",
+                "--example",
+                "chaos",
+                "--",
+                "--report",
+            ])
+            .arg(report)
+            .arg("--markdown")
+            .arg(markdown)
+            .args(args),
+        CHAOS_DEADLINE,
     )
 }
 
