@@ -170,7 +170,8 @@ impl Report {
              binary, a PostgreSQL cluster of the suite's own, the test SMTP server, a webhook \
              receiver) while a fault is injected; `tests/chaos/main.rs` describes them. A \
              scenario passes when no message is lost, none is delivered twice (the kill -9 \
-             scenario allows one lease's worth), and `/healthz` answers throughout. \
+             scenario allows what the killed replica had dispatched and not written back: its \
+             dispatches in flight and its buffered results), and `/healthz` answers throughout. \
              *Recovered*: from the end of the fault to the last delivery; *drained*: from the \
              start of the drain to the last delivery.\n\n",
             self.command,
