@@ -395,6 +395,57 @@ async fn an_idle_notifier_is_woken_by_the_enqueue_also_after_its_listener_was_ki
     handle.stop().await;
 }
 
+/// Hardening finding 6: a LISTEN connection whose peer went silent (no reset) waited for
+/// notifications forever, and an idle notifier was never woken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_notifier_is_woken_by_the_enqueue_also_after_its_listener_went_silent() {
+    let database = TestDatabase::create().await;
+    let store = database.replica().await;
+    let link = Link::to(TestDatabase::server_address().await).await;
+    let direct = database.store.pool().connect_options();
+    let listening_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with(
+            direct
+                .as_ref()
+                .clone()
+                .host("127.0.0.1")
+                .port(link.address().port()),
+        )
+        .await
+        .unwrap();
+    let signals = Arc::new(
+        PgSignals::start_with_heartbeat(
+            listening_pool,
+            Duration::from_millis(500),
+            Duration::from_millis(500),
+        )
+        .await
+        .unwrap(),
+    );
+    let user = sample::user("waiting", &[]);
+    store.upsert(&user).await.unwrap();
+    let delivered = Arc::new(Counting::default());
+    // Polls once an hour: within the test's patience only the wake-up brings a message.
+    let handle = notifier(
+        &store,
+        &signals,
+        Arc::new(SystemClock),
+        config(),
+        delivered.clone(),
+    )
+    .spawn();
+    enqueue_and_wait_for_dispatch(&store, &delivered, user.id).await;
+
+    // The LISTEN connection's peer goes silent for good; new connections still get through.
+    link.strand();
+    for _ in 0..3 {
+        enqueue_and_wait_for_dispatch(&store, &delivered, user.id).await;
+    }
+    handle.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_back_that_cannot_reach_the_database_loses_nothing() {
     let database = TestDatabase::create().await;

@@ -6,7 +6,8 @@
 //! refused, while the server and its data stay untouched for the test to inspect afterwards.
 //! [`Link::stall`] instead keeps every connection open and forwards nothing, as a network
 //! that silently drops packets: a client waits for answers that do not come, until
-//! [`Link::restore`] lets what was held through.
+//! [`Link::restore`] lets what was held through. [`Link::strand`] does that to the connections
+//! open now only, for good, while new ones pass: peers that died without a word.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,13 +20,23 @@ use tokio::task::JoinHandle;
 pub struct Link {
     address: SocketAddr,
     state: Arc<Mutex<State>>,
-    stalled: tokio::sync::watch::Sender<bool>,
+    stalled: tokio::sync::watch::Sender<Stall>,
     accepting: JoinHandle<()>,
+}
+
+/// What the link holds back: everything while `all`; connections accepted before
+/// `before` (their sequence numbers) for good.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stall {
+    all: bool,
+    before: u64,
 }
 
 #[derive(Debug, Default)]
 struct State {
     cut: bool,
+    /// How many connections were accepted.
+    accepted: u64,
     /// The connections being forwarded (finished ones are pruned on each accept).
     connections: Vec<JoinHandle<()>>,
 }
@@ -45,7 +56,7 @@ impl Link {
             Err(err) => panic!("the link's listener has no address: {err}"),
         };
         let state = Arc::new(Mutex::new(State::default()));
-        let (stalled, forwarding) = tokio::sync::watch::channel(false);
+        let (stalled, forwarding) = tokio::sync::watch::channel(Stall::default());
         let accepting = tokio::spawn(accept(listener, upstream, state.clone(), forwarding));
         Link {
             address,
@@ -78,13 +89,20 @@ impl Link {
     /// Keeps every connection open but forwards nothing, either way, until [`Link::restore`]
     /// (what arrives meanwhile is held, then forwarded).
     pub fn stall(&self) {
-        self.stalled.send_replace(true);
+        self.stalled.send_modify(|stall| stall.all = true);
     }
 
-    /// Lets new connections through again, and what a stall held.
+    /// Forwards nothing more, ever, on the connections open now; new ones pass.
+    pub fn strand(&self) {
+        let accepted = lock(&self.state).accepted;
+        self.stalled.send_modify(|stall| stall.before = accepted);
+    }
+
+    /// Lets new connections through again, and what a stall held (not what [`Link::strand`]
+    /// stranded).
     pub fn restore(&self) {
         lock(&self.state).cut = false;
-        self.stalled.send_replace(false);
+        self.stalled.send_modify(|stall| stall.all = false);
     }
 }
 
@@ -107,7 +125,7 @@ async fn accept(
     listener: TcpListener,
     upstream: SocketAddr,
     state: Arc<Mutex<State>>,
-    stalled: tokio::sync::watch::Receiver<bool>,
+    stalled: tokio::sync::watch::Receiver<Stall>,
 ) {
     while let Ok((client, _)) = listener.accept().await {
         // Decided under the lock `cut` takes, so no connection slips past a cut.
@@ -119,33 +137,41 @@ async fn accept(
         state
             .connections
             .retain(|connection| !connection.is_finished());
-        state
-            .connections
-            .push(tokio::spawn(forward(client, upstream, stalled.clone())));
+        let number = state.accepted;
+        state.accepted += 1;
+        state.connections.push(tokio::spawn(forward(
+            client,
+            upstream,
+            number,
+            stalled.clone(),
+        )));
     }
 }
 
 async fn forward(
     client: TcpStream,
     upstream: SocketAddr,
-    stalled: tokio::sync::watch::Receiver<bool>,
+    number: u64,
+    stalled: tokio::sync::watch::Receiver<Stall>,
 ) {
     if let Ok(server) = TcpStream::connect(upstream).await {
         let (from_client, to_client) = client.into_split();
         let (from_server, to_server) = server.into_split();
         // Either side closing ends the connection; the other side is closed on drop.
         tokio::select! {
-            () = pump(from_client, to_server, stalled.clone()) => {}
-            () = pump(from_server, to_client, stalled) => {}
+            () = pump(from_client, to_server, number, stalled.clone()) => {}
+            () = pump(from_server, to_client, number, stalled) => {}
         }
     }
 }
 
-/// Forwards what `from` sends to `to`, holding it while the link is stalled.
+/// Forwards what connection `number`'s `from` sends to its `to`, holding it while the link
+/// holds that connection back.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut stalled: tokio::sync::watch::Receiver<bool>,
+    number: u64,
+    mut stalled: tokio::sync::watch::Receiver<Stall>,
 ) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut buffer = vec![0; 16 * 1024];
@@ -154,7 +180,10 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(read) => read,
         };
-        if stalled.wait_for(|stalled| !*stalled).await.is_err()
+        if stalled
+            .wait_for(|stall| !stall.all && number >= stall.before)
+            .await
+            .is_err()
             || to.write_all(&buffer[..read]).await.is_err()
         {
             return;

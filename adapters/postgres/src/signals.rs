@@ -4,7 +4,9 @@
 //! what arrives out in-process ([`WakeupHub`], [`InboxFanout`]). If the connection drops (the
 //! database restarted, the backend was terminated), the listener reconnects by itself and wakes
 //! every notifier once, since a wake-up may have been missed in between; notifiers also keep
-//! their fallback poll.
+//! their fallback poll. A connection whose peer went silent (no reset: a dead host, a dropped
+//! network path) would wait for notifications forever, so a connection quiet for
+//! [`HEARTBEAT`] must answer a `SELECT 1` within [`HEARTBEAT_ANSWER`], else it is replaced.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,11 @@ enum InboxSignal {
     Stored { user_id: UserId, id: Uuid },
 }
 
+/// How long the LISTEN connection may stay quiet before it is asked to answer.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+/// How long a quiet LISTEN connection has to answer before it is replaced.
+pub const HEARTBEAT_ANSWER: Duration = Duration::from_secs(10);
+
 /// How far a live inbox watcher may fall behind before it is dropped.
 const WATCHER_CAPACITY: usize = 64;
 
@@ -60,14 +67,30 @@ impl PgSignals {
     /// # Errors
     /// [`StoreError`] when the LISTEN connection cannot be made at start.
     pub async fn start(pool: PgPool) -> Result<Self, StoreError> {
-        let mut listener = PgListener::connect_with(&pool).await.map_err(store_error)?;
-        listener
-            .listen_all([WAKEUP_CHANNEL, INBOX_CHANNEL])
-            .await
-            .map_err(store_error)?;
+        Self::start_with_heartbeat(pool, HEARTBEAT, HEARTBEAT_ANSWER).await
+    }
+
+    /// As [`PgSignals::start`], the LISTEN connection asked to answer after `quiet` without a
+    /// notification and replaced when it does not within `answer` (tests shorten both).
+    ///
+    /// # Errors
+    /// As [`PgSignals::start`].
+    pub async fn start_with_heartbeat(
+        pool: PgPool,
+        quiet: Duration,
+        answer: Duration,
+    ) -> Result<Self, StoreError> {
+        let listener = listening(&pool).await?;
         let hub = Arc::new(WakeupHub::default());
         let fanout = Arc::new(InboxFanout::new(WATCHER_CAPACITY));
-        let task = tokio::spawn(listen(listener, pool.clone(), hub.clone(), fanout.clone()));
+        let heartbeat = Heartbeat { quiet, answer };
+        let task = tokio::spawn(listen(
+            listener,
+            pool.clone(),
+            hub.clone(),
+            fanout.clone(),
+            heartbeat,
+        ));
         Ok(Self {
             pool,
             hub,
@@ -94,14 +117,59 @@ impl Drop for PgSignals {
     }
 }
 
+/// A LISTEN connection on both channels.
+async fn listening(pool: &PgPool) -> Result<PgListener, StoreError> {
+    let mut listener = PgListener::connect_with(pool).await.map_err(store_error)?;
+    listener
+        .listen_all([WAKEUP_CHANNEL, INBOX_CHANNEL])
+        .await
+        .map_err(store_error)?;
+    Ok(listener)
+}
+
+/// When the LISTEN connection must prove it is alive.
+#[derive(Debug, Clone, Copy)]
+struct Heartbeat {
+    quiet: Duration,
+    answer: Duration,
+}
+
 async fn listen(
     mut listener: PgListener,
     pool: PgPool,
     hub: Arc<WakeupHub>,
     fanout: Arc<InboxFanout>,
+    heartbeat: Heartbeat,
 ) {
     loop {
-        match listener.try_recv().await {
+        let Ok(received) = tokio::time::timeout(heartbeat.quiet, listener.try_recv()).await else {
+            let alive = tokio::time::timeout(
+                heartbeat.answer,
+                sqlx::query("SELECT 1").execute(&mut listener),
+            )
+            .await;
+            if matches!(alive, Ok(Ok(_))) {
+                continue;
+            }
+            tracing::warn!("notifications: the LISTEN connection stopped answering; replacing it");
+            match tokio::time::timeout(heartbeat.answer, listening(&pool)).await {
+                Ok(Ok(replacement)) => {
+                    // Dropped without a goodbye: the dead peer would never answer one.
+                    drop(std::mem::replace(&mut listener, replacement));
+                    hub.wake_all_resumed();
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "notifications: could not open a new LISTEN connection; retrying");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "notifications: opening a new LISTEN connection took too long; retrying"
+                    );
+                }
+            }
+            continue;
+        };
+        match received {
             Ok(Some(notification)) => match notification.channel() {
                 WAKEUP_CHANNEL if notification.payload() == RESUMED_PAYLOAD => {
                     hub.wake_all_resumed();
