@@ -109,7 +109,12 @@ async fn slow_header_clients_are_closed_and_cannot_keep_out_a_health_check() {
     let slow: Vec<_> = (0..SLOW_CLIENTS)
         .map(|_| tokio::spawn(dribble(address.clone(), patience)))
         .collect();
-    // Health checks while the slow clients hold (or try to hold) every connection.
+    // Health checks while the slow clients hold (or try to hold) every connection, from once
+    // their first burst of connections was accepted: a check connecting inside that burst may
+    // be the longest-waiting connection when hundreds more arrive before its request is read,
+    // and be closed to make room (a race of the same millisecond, which a client's retry
+    // answers; the steady attack is what must not keep checks out).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut checks = Vec::new();
     let mut every = tokio::time::interval(Duration::from_millis(200));
     let checking = Instant::now();
