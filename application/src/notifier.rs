@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use crate::config::{NotifierConfig, NotifierSettings};
 use crate::ports::{
     Clock, CycleOutcome, DeliveryError, DispatchOutcome, Dispatcher, HeldLease, MessageQueue,
-    NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, StoreError, TemplateStore,
-    UserDirectory, Wake, WakeupListener,
+    NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, SkipMethods, StoreError,
+    TemplateStore, UserDirectory, Wake, WakeupListener,
 };
 use crate::rendering::Renderer;
 
@@ -67,9 +67,6 @@ pub(crate) async fn bounded<T>(
             )))
         })
 }
-
-/// The local backlog holds at most this many times `lease-count` messages.
-const BACKLOG_BATCHES: usize = 4;
 
 /// The ports a notifier drives.
 #[derive(Debug, Clone)]
@@ -209,7 +206,11 @@ impl Notifier {
     /// # Errors
     /// [`StoreError`] when the pause flag or the lease could not be read; nothing was leased.
     pub async fn run_cycle(&mut self) -> Result<Cycle, StoreError> {
-        let Some(batch) = self.intake.take(self.config.lease_count).await? else {
+        let Some(batch) = self
+            .intake
+            .take(self.config.lease_count, SkipMethods::NONE)
+            .await?
+        else {
             return Ok(Cycle::Paused);
         };
         let leased = batch.leased;
@@ -280,13 +281,15 @@ impl Notifier {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         tracing::info!(notifier = %self.name, "notifications: notifier started");
         let mut last_flush = Instant::now();
-        // The last lease came back short (or failed, or found the switch on): no lease until
-        // a wake-up or the poll.
-        let mut idle = false;
+        // Methods the last leases found nothing more of (all of them after a lease failed or
+        // found the switch on): not leased for until a wake-up or the poll.
+        let mut quiet = SkipMethods::NONE;
         // When the last lease found the switch on: a wake-up before then waits until then.
         let mut paused_until: Option<Instant> = None;
         let mut woken_while_paused = false;
         let mut last_switch_read = Instant::now();
+        // The methods the running lease leaves queued.
+        let mut leasing_skip = SkipMethods::NONE;
         let poll = tokio::time::sleep(self.config.fetch_interval);
         tokio::pin!(poll);
         loop {
@@ -295,13 +298,20 @@ impl Notifier {
             }
             self.start_ready().await;
             if self.leasing.is_none() {
-                let wanted = !idle && self.wants_lease();
+                let wanted = self.lease_skip(quiet);
                 let recheck = !self.backlog.is_empty()
                     && last_switch_read.elapsed() >= PAUSED_RECHECK_INTERVAL;
-                if wanted || recheck {
-                    let count = if wanted { self.config.lease_count } else { 0 };
+                if wanted.is_some() || recheck {
+                    let count = if wanted.is_some() {
+                        self.config.lease_count
+                    } else {
+                        0
+                    };
+                    let skip = wanted.unwrap_or(SkipMethods::NONE);
+                    leasing_skip = skip;
                     let intake = Arc::clone(&self.intake);
-                    self.leasing = Some(tokio::spawn(async move { intake.take(count).await }));
+                    self.leasing =
+                        Some(tokio::spawn(async move { intake.take(count, skip).await }));
                     last_switch_read = Instant::now();
                 }
             }
@@ -322,44 +332,52 @@ impl Notifier {
                     }
                 }, if self.leasing.is_some() => {
                     self.leasing = None;
-                    let (outcome, went_idle) = match taken {
+                    let every = self.methods();
+                    let (outcome, now_quiet) = match taken {
                         Ok(Ok(Some(batch))) => {
                             paused_until = None;
                             let leased = batch.requested > 0;
                             let short = leased && batch.leased < batch.requested;
                             self.accept(batch).await;
-                            (leased.then_some(CycleOutcome::Dispatched), short)
+                            // Short: nothing more of the methods it asked for.
+                            let asked = every.without(leasing_skip);
+                            (
+                                leased.then_some(CycleOutcome::Dispatched),
+                                if short { asked } else { SkipMethods::NONE },
+                            )
                         }
                         Ok(Ok(None)) => {
                             paused_until = Some(Instant::now() + PAUSED_RECHECK_INTERVAL);
                             self.give_back_backlog("the pause switch is on").await;
-                            (Some(CycleOutcome::Paused), true)
+                            (Some(CycleOutcome::Paused), every)
                         }
                         Ok(Err(err)) => {
                             tracing::warn!(notifier = %self.name, error = %err, "notifications: could not lease messages");
-                            (Some(CycleOutcome::Failed), true)
+                            (Some(CycleOutcome::Failed), every)
                         }
                         Err(err) => {
                             tracing::error!(notifier = %self.name, error = %err, "notifications: the lease task ended abnormally; what it leased comes back when the lease expires");
-                            (Some(CycleOutcome::Failed), true)
+                            (Some(CycleOutcome::Failed), every)
                         }
                     };
                     if let Some(outcome) = outcome {
                         self.metrics.cycle_ended(outcome);
                     }
-                    if went_idle {
-                        idle = true;
-                        woken_while_paused = false;
-                        poll.as_mut().reset(Instant::now() + self.config.fetch_interval);
+                    if !now_quiet.is_empty() {
+                        if quiet.is_empty() {
+                            woken_while_paused = false;
+                            poll.as_mut().reset(Instant::now() + self.config.fetch_interval);
+                        }
+                        quiet = quiet.union(now_quiet);
                     }
                 }
-                wake = self.wakeup.wait(), if idle => match (paused_until, wake) {
+                wake = self.wakeup.wait(), if !quiet.is_empty() => match (paused_until, wake) {
                     (Some(_), Wake::Queued) => woken_while_paused = true,
-                    _ => idle = false,
+                    _ => quiet = SkipMethods::NONE,
                 },
                 () = tokio::time::sleep_until(paused_until.unwrap_or_else(Instant::now)),
-                    if idle && woken_while_paused => idle = false,
-                () = &mut poll, if idle => idle = false,
+                    if !quiet.is_empty() && woken_while_paused => quiet = SkipMethods::NONE,
+                () = &mut poll, if !quiet.is_empty() => quiet = SkipMethods::NONE,
                 // Time to read the switch again for the messages waiting in the backlog.
                 () = tokio::time::sleep_until(last_switch_read + PAUSED_RECHECK_INTERVAL),
                     if !self.backlog.is_empty() && self.leasing.is_none() => {}
@@ -405,22 +423,33 @@ impl Notifier {
         }
     }
 
-    /// Whether to lease now: the backlog holds less than a batch, or slots are free and no
-    /// message in it may take one (all of methods at their share); never past its bound.
-    fn wants_lease(&self) -> bool {
+    /// Whether to lease now, and which methods to leave queued: those `quiet` (nothing more
+    /// of them, since the last wake-up) and those with a batch's worth waiting in the backlog
+    /// already, so that one slow method's messages, oldest, cannot fill the backlog while
+    /// another's slots idle. `None`: no lease (every method quiet or waiting in full).
+    fn lease_skip(&self, quiet: SkipMethods) -> Option<SkipMethods> {
         let cap = self.config.lease_count;
-        if self.backlog.len() >= BACKLOG_BATCHES * cap {
-            return false;
-        }
-        if self.backlog.len() < cap {
-            return true;
-        }
-        let shares = self.shares();
-        self.in_flight.len() < cap
-            && !self
+        let mut skip = quiet;
+        for method in self.intake.dispatchers.keys() {
+            let waiting = self
                 .backlog
                 .iter()
-                .any(|ready| shares.under(ready.method(), &self.busy))
+                .filter(|ready| ready.method() == *method)
+                .count();
+            if waiting >= cap {
+                skip = skip.with(*method);
+            }
+        }
+        let every = self.methods();
+        (every.without(skip) != SkipMethods::NONE).then_some(skip)
+    }
+
+    /// The methods this notifier has dispatchers for.
+    fn methods(&self) -> SkipMethods {
+        self.intake
+            .dispatchers
+            .keys()
+            .fold(SkipMethods::NONE, |set, method| set.with(*method))
     }
 
     /// Each method's limit on the slots: an equal share while several methods have work (in

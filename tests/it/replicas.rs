@@ -283,6 +283,7 @@ async fn a_dead_notifiers_lease_is_taken_over_after_the_lease_period_without_cou
             count: 20,
             max_attempts: 5,
             max_lease_expiries: 3,
+            skip: herald_application::ports::SkipMethods::NONE,
         })
         .await
         .unwrap();

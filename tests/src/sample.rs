@@ -28,6 +28,7 @@ pub fn lease_request(now: DateTime<Utc>, count: usize) -> LeaseRequest {
         count,
         max_attempts: MAX_ATTEMPTS,
         max_lease_expiries: MAX_LEASE_EXPIRIES,
+        skip: herald_application::ports::SkipMethods::NONE,
     }
 }
 

@@ -57,7 +57,7 @@ const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS metho
 /// The statement a lease runs: `$1` now (`timestamptz`), `$2` the lease's end (`timestamptz`),
 /// `$3` the maximum attempts (`int4`), `$4` the count (`int8`), `$5` the maximum lease
 /// expiries (`int4`), `$6` the reason of a message given up, a `format` string taking the
-/// expiries (`text`); returns the messages it changed: the leased ones, and those given up
+/// expiries (`text`), `$7` the methods left queued (`text[]`, usually empty); returns the messages it changed: the leased ones, and those given up
 /// (`permanent_failure`). Public so that its plan can be checked (`PREPARE` +
 /// `EXPLAIN EXECUTE`).
 #[must_use]
@@ -71,11 +71,13 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
         "WITH pending AS ( \
              SELECT id, created_at, false AS expired, false AS give_up FROM messages \
              WHERE status = 'pending' AND attempt_count < $3 \
+               AND method::text <> ALL($7::text[]) \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          retries AS ( \
              SELECT id, created_at, false AS expired, false AS give_up FROM messages \
              WHERE status = 'temporary_failure' AND attempt_count < $3 \
+               AND method::text <> ALL($7::text[]) \
                AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
@@ -83,6 +85,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              SELECT id, created_at, true AS expired, lease_expiries + 1 >= $5 AS give_up \
              FROM messages \
              WHERE status = 'leased' AND attempt_count < $3 \
+               AND method::text <> ALL($7::text[]) \
                AND COALESCE(leased_until, '-infinity'::timestamptz) < $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
@@ -472,6 +475,7 @@ impl MessageQueue for PgStore {
             .bind(count)
             .bind(max_lease_expiries)
             .bind(lease_expiries_reason("%s"))
+            .bind(request.skip.names())
             .fetch_all(&mut *connection)
             .await
             .map_err(store_error)?;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use herald_domain::{Completion, Message, Method, Template, TemplateId};
 
 use super::{Decision, Facts, NotifierPorts, UNKNOWN_TEMPLATE, bounded, decide};
-use crate::ports::{Delivery, Dispatcher, LeaseRequest, StoreError};
+use crate::ports::{Delivery, Dispatcher, LeaseRequest, SkipMethods, StoreError};
 use crate::rendering::Renderer;
 
 /// A leased message decided for dispatch, waiting for a free slot.
@@ -56,9 +56,9 @@ pub(super) struct Intake {
 }
 
 impl Intake {
-    /// Unless the pause switch is on (`None`), leases up to `count` messages and prepares
-    /// them. A `count` of 0 only reads the switch.
-    pub async fn take(&self, count: usize) -> Result<Option<Batch>, StoreError> {
+    /// Unless the pause switch is on (`None`), leases up to `count` messages, none of the
+    /// methods `skip` holds, and prepares them. A `count` of 0 only reads the switch.
+    pub async fn take(&self, count: usize, skip: SkipMethods) -> Result<Option<Batch>, StoreError> {
         let paused = self.ports.settings.notifier_paused();
         if bounded(self.timeout, "notifier_paused", paused).await? {
             return Ok(None);
@@ -73,6 +73,7 @@ impl Intake {
             count,
             max_attempts: self.max_attempts,
             max_lease_expiries: self.max_lease_expiries,
+            skip,
         });
         let leased = bounded(self.timeout, "lease", leasing).await?;
         if !leased.is_empty() {

@@ -40,6 +40,59 @@ pub struct LeaseRequest {
     pub max_attempts: u32,
     /// The expiry of a message's lease that fails it instead of leasing it again (at least 1).
     pub max_lease_expiries: u32,
+    /// Methods whose messages this lease leaves queued (the notifier has enough of them
+    /// waiting).
+    pub skip: SkipMethods,
+}
+
+/// A set of delivery methods a lease leaves alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SkipMethods(u8);
+
+impl SkipMethods {
+    /// Skips nothing.
+    pub const NONE: SkipMethods = SkipMethods(0);
+
+    const fn bit(method: Method) -> u8 {
+        match method {
+            Method::Smtp => 1,
+            Method::Webhook => 2,
+            Method::Inbox => 4,
+        }
+    }
+
+    #[must_use]
+    pub const fn with(self, method: Method) -> SkipMethods {
+        SkipMethods(self.0 | Self::bit(method))
+    }
+
+    pub const fn contains(self, method: Method) -> bool {
+        self.0 & Self::bit(method) != 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    #[must_use]
+    pub const fn union(self, other: SkipMethods) -> SkipMethods {
+        SkipMethods(self.0 | other.0)
+    }
+
+    /// These methods but `other`'s.
+    #[must_use]
+    pub const fn without(self, other: SkipMethods) -> SkipMethods {
+        SkipMethods(self.0 & !other.0)
+    }
+
+    /// The skipped methods' names, as `Method::as_str` spells them.
+    pub fn names(self) -> Vec<&'static str> {
+        Method::ALL
+            .into_iter()
+            .filter(|method| self.contains(*method))
+            .map(Method::as_str)
+            .collect()
+    }
 }
 
 /// A lease a notifier holds: the message and the `leased_until` it was leased (or last
@@ -73,8 +126,8 @@ pub enum PurgeOutcome {
 /// - store a whole `enqueue` batch atomically (all rows or none), report a row whose dedupe
 ///   hash is already stored as [`EnqueueOutcome::Duplicate`], and return one outcome per input
 ///   in input order;
-/// - in `lease`, take up to `count` messages for which [`Message::is_leasable`] holds at `now`,
-///   oldest first, never handing one message to two concurrent callers, and change each
+/// - in `lease`, take up to `count` messages for which [`Message::is_leasable`] holds at `now`
+///   and whose method `skip` does not hold, oldest first, never handing one message to two concurrent callers, and change each
 ///   exactly as [`Message::lease`] does with `max_lease_expiries`: most move to `leased` with
 ///   `leased_until = now + lease_period` and are returned; an expired lease is taken over
 ///   without counting an attempt but counting an expiry (`lease_expiries`), and the expiry

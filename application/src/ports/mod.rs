@@ -23,6 +23,7 @@ pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
 pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
 pub use message_queue::{
     EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
+    SkipMethods,
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::PreferenceStore;

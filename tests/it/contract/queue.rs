@@ -5,11 +5,13 @@ use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use herald_application::ports::{
-    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, NewMessage, PurgeOutcome, StoreError,
+    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, NewMessage, PurgeOutcome, SkipMethods,
+    StoreError,
 };
 use herald_domain::message::StatusChange;
 use herald_domain::{
-    Completion, DedupeHash, Message, MessageId, MessageStatus, RetryPolicy, UserId, catalogue,
+    Completion, DedupeHash, Message, MessageId, MessageStatus, Method, RetryPolicy, UserId,
+    catalogue,
 };
 use herald_tests::fixture::{Backend, within};
 use herald_tests::sample::{self, LEASE_PERIOD, lease_request, t0};
@@ -747,6 +749,34 @@ async fn a_stale_write_back_while_the_new_holder_still_dispatches_changes_nothin
     assert_eq!(stored(&backend, id).await.status, MessageStatus::Sent);
 }
 
+async fn a_lease_leaves_the_methods_it_skips_queued(backend: Backend) {
+    let recipient = UserId::random();
+    let batch: Vec<NewMessage> = [Method::Smtp, Method::Webhook, Method::Smtp, Method::Inbox]
+        .into_iter()
+        .enumerate()
+        .map(|(i, method)| NewMessage {
+            method,
+            ..sample::new_message(recipient, t0() + secs(i as i64))
+        })
+        .collect();
+    enqueue(&backend, &batch).await;
+
+    let request = LeaseRequest {
+        skip: SkipMethods::NONE.with(Method::Smtp),
+        ..lease_request(t0(), 10)
+    };
+    let leased = backend.queue.lease(request).await.unwrap();
+    assert_eq!(id_set(&leased), BTreeSet::from([batch[1].id, batch[3].id]));
+    for email in [&batch[0], &batch[2]] {
+        assert_eq!(
+            stored(&backend, email.id).await.status,
+            MessageStatus::Pending
+        );
+    }
+    let rest = lease(&backend, t0(), 10).await;
+    assert_eq!(id_set(&rest), BTreeSet::from([batch[0].id, batch[2].id]));
+}
+
 fn held(message: &Message) -> HeldLease {
     HeldLease {
         id: message.id,
@@ -1056,6 +1086,7 @@ herald_tests::contract_suite! {
     a_stale_write_back_after_a_takeover_and_send_changes_nothing,
     a_stale_write_back_while_the_new_holder_still_dispatches_changes_nothing,
     write_back_skips_unknown_messages_and_messages_never_leased,
+    a_lease_leaves_the_methods_it_skips_queued,
     extending_moves_only_the_leases_still_held,
     a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged,
     inhibiting_a_recipient_stops_its_unfinished_messages_but_not_sent_ones,

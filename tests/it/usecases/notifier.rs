@@ -276,6 +276,7 @@ async fn an_expired_lease_is_leased_again_by_another_notifier_without_counting_a
             count: 10,
             max_attempts: 3,
             max_lease_expiries: 3,
+            skip: herald_application::ports::SkipMethods::NONE,
         })
         .await
         .unwrap();

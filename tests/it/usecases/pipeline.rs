@@ -157,6 +157,7 @@ impl Dispatcher for TakenOverMeanwhile {
                 count: 10,
                 max_attempts: 3,
                 max_lease_expiries: 3,
+                skip: herald_application::ports::SkipMethods::NONE,
             })
             .await
             .unwrap();
@@ -285,4 +286,49 @@ async fn a_message_whose_lease_ran_low_in_the_backlog_is_extended_before_it_star
     for id in &ids {
         assert_eq!(h.message(*id).await.status, MessageStatus::Sent);
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_of_a_method_with_free_slots_are_leased_past_a_slow_methods_older_ones() {
+    let h = Harness::with_methods(DefaultMethod::Smtp, &[Method::Smtp, Method::Webhook]);
+    let owner = h.user("owner", &[]).await;
+    // Thirty emails queued before eight webhook messages: leasing oldest first alone would
+    // fill the backlog with emails waiting for their share while webhook slots idle.
+    let mut batch = Vec::new();
+    for (i, method) in [vec![Method::Smtp; 30], vec![Method::Webhook; 8]]
+        .concat()
+        .into_iter()
+        .enumerate()
+    {
+        batch.push(herald_application::ports::NewMessage {
+            method,
+            ..sample::new_message(owner.id, sample::t0() + Age::seconds(i as i64))
+        });
+    }
+    h.store.enqueue(&batch).await.unwrap();
+    let smtp = ScriptedDispatcher::hanging(Method::Smtp);
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let config = NotifierConfig {
+        lease_count: 4,
+        ..quiet_config()
+    };
+    let handle = h
+        .notifier(config, vec![smtp.clone(), webhook.clone()])
+        .spawn();
+
+    until_idle().await;
+    assert_eq!(
+        webhook.delivered_ids(),
+        batch[30..].iter().map(|m| m.id).collect::<Vec<_>>(),
+        "the webhook messages were leased past the emails waiting in the backlog"
+    );
+    let mut leased_emails = 0;
+    for message in &batch[..30] {
+        leased_emails += usize::from(h.message(message.id).await.status == MessageStatus::Leased);
+    }
+    assert!(
+        leased_emails < 12,
+        "{leased_emails} emails held: no more than the slots and a batch or two waiting"
+    );
+    handle.stop().await;
 }

@@ -156,6 +156,7 @@ mod tests {
             count: 1,
             max_attempts: 1,
             max_lease_expiries: 1,
+            skip: herald_application::ports::SkipMethods::NONE,
         };
         let query = InboxQuery {
             user,

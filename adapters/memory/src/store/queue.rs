@@ -76,6 +76,9 @@ impl Queue {
             if taken >= request.count {
                 break;
             }
+            if request.skip.contains(message.method) {
+                continue;
+            }
             // `lease` refuses messages that are not leasable now.
             let Ok(leasing) = message.lease(
                 request.now,
