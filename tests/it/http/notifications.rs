@@ -651,3 +651,55 @@ async fn custom_notifications_over_the_rate_limit_answer_429_with_retry_after() 
         .await
         .expect(StatusCode::NO_CONTENT);
 }
+
+/// Hardening finding 10: a member flooding the queue with custom notifications. Leasing is
+/// oldest first, so every message a member queues ahead of another user's delays it; the
+/// limit bounds how many that can be, whatever the member sends.
+#[tokio::test]
+async fn a_member_flooding_custom_notifications_queues_at_most_the_limits_worth_ahead_of_others() {
+    // A clock that stands still, so the flood falls in one window of the limit.
+    let clock = ManualClock::new(chrono::Utc::now());
+    let app = App::start_with(Limits::default(), Arc::new(clock)).await;
+    let custom = |title: &str| json!({"content": {"title": title, "message": "m"}});
+    const CUSTOM: &str = "/api/v2/notifications/custom";
+
+    let mut refused = 0;
+    for i in 0..200 {
+        let answer = app
+            .post(CUSTOM, &app.member, custom(&format!("flood {i}")))
+            .await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    app.post(CUSTOM, &app.other, custom("theirs"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    use herald_application::ports::MessageQueue as _;
+    let queued = app
+        .store
+        .list(&herald_application::ports::MessageFilter {
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let theirs = queued
+        .iter()
+        .filter(|m| m.recipient == app.other.user.id)
+        .map(|m| m.created_at)
+        .min()
+        .expect("the other user's notification is queued");
+    let ahead = queued
+        .iter()
+        .filter(|m| m.recipient == app.member.user.id && m.created_at <= theirs)
+        .count();
+    let limit = RateLimit::DEFAULT_CUSTOM.count() as usize;
+    // One message per method the deployment has (webhook and inbox here).
+    assert!(
+        ahead <= limit * 2,
+        "{ahead} of the member's messages wait ahead of the other user's (limit {limit} a window)"
+    );
+    assert_eq!(refused, 200 - limit, "every request over the limit refused");
+}
