@@ -109,7 +109,7 @@ pub struct Notifier {
     in_flight: JoinSet<Dispatched>,
     by_task: HashMap<tokio::task::Id, (Message, String)>,
     /// Dispatches in flight per method.
-    busy: HashMap<Method, usize>,
+    busy: MethodCounts,
     /// The lease running on its own task, if any.
     leasing: Option<JoinHandle<Result<Option<Batch>, StoreError>>>,
     /// The write-back running in the background, if any. At most one runs at a time: the next
@@ -169,7 +169,7 @@ impl Notifier {
             backlog: VecDeque::new(),
             in_flight: JoinSet::new(),
             by_task: HashMap::new(),
-            busy: HashMap::new(),
+            busy: MethodCounts::default(),
             leasing: None,
             writing: None,
             start_margin: timeout + slack / 2,
@@ -429,14 +429,10 @@ impl Notifier {
     /// another's slots idle. `None`: no lease (every method quiet or waiting in full).
     fn lease_skip(&self, quiet: SkipMethods) -> Option<SkipMethods> {
         let cap = self.config.lease_count;
+        let waiting = self.waiting();
         let mut skip = quiet;
         for method in self.intake.dispatchers.keys() {
-            let waiting = self
-                .backlog
-                .iter()
-                .filter(|ready| ready.method() == *method)
-                .count();
-            if waiting >= cap {
+            if waiting.get(*method) >= cap {
                 skip = skip.with(*method);
             }
         }
@@ -455,22 +451,28 @@ impl Notifier {
     /// Each method's limit on the slots: an equal share while several methods have work (in
     /// flight or waiting); while one has, every slot but one per other delivery method, so a
     /// message of another method never waits for a slow method's dispatches to end.
-    fn shares(&self) -> Shares {
+    fn shares(&self, waiting: MethodCounts) -> Shares {
         let cap = self.config.lease_count;
-        let mut methods: HashSet<Method> = self
-            .busy
-            .iter()
-            .filter(|(_, busy)| **busy > 0)
-            .map(|(method, _)| *method)
-            .collect();
-        methods.extend(self.backlog.iter().map(Ready::method));
-        let per_method = if methods.len() > 1 {
-            cap.div_ceil(methods.len())
+        let with_work = Method::ALL
+            .into_iter()
+            .filter(|method| self.busy.get(*method) > 0 || waiting.get(*method) > 0)
+            .count();
+        let per_method = if with_work > 1 {
+            cap.div_ceil(with_work)
         } else {
             let others = self.intake.dispatchers.len().saturating_sub(1);
             cap - others.min(cap - 1)
         };
         Shares { per_method }
+    }
+
+    /// How many backlog messages wait, per method.
+    fn waiting(&self) -> MethodCounts {
+        let mut waiting = MethodCounts::default();
+        for ready in &self.backlog {
+            waiting.add(ready.method());
+        }
+        waiting
     }
 
     /// Takes in a lease's batch: records what was decided without a dispatch, queues the rest.
@@ -485,8 +487,9 @@ impl Notifier {
     /// methods under their share, renewing leases that have too little left.
     async fn start_ready(&mut self) {
         let mut renewed = false;
+        let mut waiting = self.waiting();
         while self.in_flight.len() < self.config.lease_count {
-            let shares = self.shares();
+            let shares = self.shares(waiting);
             let Some(index) = self
                 .backlog
                 .iter()
@@ -497,14 +500,17 @@ impl Notifier {
             let now = self.clock().now();
             if left_on(&self.backlog[index].message, now) >= self.start_margin {
                 if let Some(ready) = self.backlog.remove(index) {
+                    waiting.sub(ready.method());
                     self.start(ready);
                 }
             } else if !renewed {
                 self.renew_backlog(now).await;
                 renewed = true;
+                waiting = self.waiting();
             } else if let Some(short) = self.backlog.remove(index) {
                 // Still short just after its renewal (a lease period barely longer than the
                 // timeout): not dispatched, given back.
+                waiting.sub(short.method());
                 self.give_back(vec![short], "its lease is too short to dispatch it")
                     .await;
             }
@@ -553,9 +559,6 @@ impl Notifier {
                 !tried.contains(&ready.message.id)
             }
         });
-        // Held leases missing a lease time (none are) would loop forever; drop them.
-        self.backlog
-            .retain(|ready| ready.message.leased_until.is_some());
     }
 
     /// Gives every backlog message back, in one statement, so any notifier may lease it at
@@ -615,7 +618,7 @@ impl Notifier {
             metrics.observe_send_seconds(method, started.elapsed().as_secs_f64());
             result
         });
-        *self.busy.entry(method).or_default() += 1;
+        self.busy.add(method);
         self.by_task.insert(handle.id(), (message, template));
     }
 
@@ -633,9 +636,7 @@ impl Notifier {
         let Some((message, template)) = self.by_task.remove(&task) else {
             return;
         };
-        if let Some(busy) = self.busy.get_mut(&message.method) {
-            *busy = busy.saturating_sub(1);
-        }
+        self.busy.sub(message.method);
         self.metrics.dispatch_finished(message.method, &template);
         let completion = match result {
             Ok(()) => Completion::Sent,
@@ -700,7 +701,34 @@ struct Shares {
 }
 
 impl Shares {
-    fn under(self, method: Method, busy: &HashMap<Method, usize>) -> bool {
-        busy.get(&method).copied().unwrap_or(0) < self.per_method
+    fn under(self, method: Method, busy: &MethodCounts) -> bool {
+        busy.get(method) < self.per_method
+    }
+}
+
+/// A count per delivery method.
+#[derive(Debug, Clone, Copy, Default)]
+struct MethodCounts([usize; 3]);
+
+impl MethodCounts {
+    const fn slot(method: Method) -> usize {
+        match method {
+            Method::Smtp => 0,
+            Method::Webhook => 1,
+            Method::Inbox => 2,
+        }
+    }
+
+    fn get(self, method: Method) -> usize {
+        self.0[Self::slot(method)]
+    }
+
+    fn add(&mut self, method: Method) {
+        self.0[Self::slot(method)] += 1;
+    }
+
+    fn sub(&mut self, method: Method) {
+        let count = &mut self.0[Self::slot(method)];
+        *count = count.saturating_sub(1);
     }
 }
