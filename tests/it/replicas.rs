@@ -453,21 +453,8 @@ async fn a_write_back_that_cannot_reach_the_database_loses_nothing() {
     let clock = ManualClock::default();
     let ids = queue_messages(&database.store, 3, clock.now()).await;
 
-    let direct = database.store.pool().connect_options();
     let link = Link::to(TestDatabase::server_address().await).await;
-    let through_link = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(1))
-        .connect_with(
-            direct
-                .as_ref()
-                .clone()
-                .host("127.0.0.1")
-                .port(link.address().port()),
-        )
-        .await
-        .unwrap();
-    let flaky = PgStore::from_pool(through_link);
+    let flaky = pool_through(&database, &link).await;
     let signals = Arc::new(
         PgSignals::start(database.store.pool().clone())
             .await

@@ -64,23 +64,33 @@ async fn one_slow_answer_holds_one_slot_not_the_rest_of_its_batch() {
     }
 }
 
+/// Queues `emails` messages by SMTP, then `webhooks` by webhook, to `owner`, each a second
+/// after the last; returns them in that order.
+async fn queue_emails_then_webhooks(
+    h: &Harness,
+    owner: herald_domain::UserId,
+    emails: usize,
+    webhooks: usize,
+) -> Vec<herald_application::ports::NewMessage> {
+    let methods = std::iter::repeat_n(Method::Smtp, emails)
+        .chain(std::iter::repeat_n(Method::Webhook, webhooks));
+    let batch: Vec<_> = methods
+        .enumerate()
+        .map(|(i, method)| herald_application::ports::NewMessage {
+            method,
+            ..sample::new_message(owner, sample::t0() + Age::seconds(i as i64))
+        })
+        .collect();
+    h.store.enqueue(&batch).await.unwrap();
+    batch
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_method_alone_leaves_a_slot_for_another_which_then_gets_its_share() {
     let h = Harness::with_methods(DefaultMethod::Smtp, &[Method::Smtp, Method::Webhook]);
     let owner = h.user("owner", &[]).await;
     // Eight emails queued before eight webhook messages.
-    let mut batch = Vec::new();
-    for (i, method) in [[Method::Smtp; 8], [Method::Webhook; 8]]
-        .concat()
-        .into_iter()
-        .enumerate()
-    {
-        batch.push(herald_application::ports::NewMessage {
-            method,
-            ..sample::new_message(owner.id, sample::t0() + Age::seconds(i as i64))
-        });
-    }
-    h.store.enqueue(&batch).await.unwrap();
+    let batch = queue_emails_then_webhooks(&h, owner.id, 8, 8).await;
     let smtp = ScriptedDispatcher::hanging(Method::Smtp);
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
     let config = NotifierConfig {
@@ -294,18 +304,7 @@ async fn messages_of_a_method_with_free_slots_are_leased_past_a_slow_methods_old
     let owner = h.user("owner", &[]).await;
     // Thirty emails queued before eight webhook messages: leasing oldest first alone would
     // fill the backlog with emails waiting for their share while webhook slots idle.
-    let mut batch = Vec::new();
-    for (i, method) in [vec![Method::Smtp; 30], vec![Method::Webhook; 8]]
-        .concat()
-        .into_iter()
-        .enumerate()
-    {
-        batch.push(herald_application::ports::NewMessage {
-            method,
-            ..sample::new_message(owner.id, sample::t0() + Age::seconds(i as i64))
-        });
-    }
-    h.store.enqueue(&batch).await.unwrap();
+    let batch = queue_emails_then_webhooks(&h, owner.id, 30, 8).await;
     let smtp = ScriptedDispatcher::hanging(Method::Smtp);
     let webhook = ScriptedDispatcher::ok(Method::Webhook);
     let config = NotifierConfig {
