@@ -85,6 +85,8 @@ const QUICK: Sizes = Sizes {
 #[derive(Debug)]
 struct Options {
     quick: bool,
+    /// `--only mixed`: only the mixed drain (a diagnostic run; no Markdown report).
+    only_mixed: bool,
     /// Events per batch request, instead of the sizes' default.
     batch_events: Option<usize>,
     /// Connections for the raw inserts and the API clients, instead of the sizes' default.
@@ -109,6 +111,7 @@ fn options() -> Result<Options> {
         .ok_or_else(|| anyhow!("cannot locate the herald binary; pass --herald PATH"))?;
     let mut options = Options {
         quick: false,
+        only_mixed: false,
         batch_events: None,
         clients: None,
         herald,
@@ -126,6 +129,10 @@ fn options() -> Result<Options> {
         let mut value = |name: &str| args.next().ok_or_else(|| anyhow!("{name} needs a value"));
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--only" => match value("--only")?.as_str() {
+                "mixed" => options.only_mixed = true,
+                other => bail!("--only {other:?}: the one group that runs alone is `mixed`"),
+            },
             "--herald" => options.herald = value("--herald")?.into(),
             "--report" => options.report = value("--report")?.into(),
             "--markdown" => options.markdown = Some(value("--markdown")?.into()),
@@ -245,9 +252,41 @@ async fn run() -> Result<()> {
     )
     .await?;
     eprintln!("bench: {}", report.machine_line());
+    if !options.only_mixed {
+        general_scenarios(&options, sizes, &admin_url, &mut report).await?;
+    }
 
+    // 3. A drain of webhook messages beside as many emails to the real SMTP test server.
+    let db = Database::create(&admin_url, "herald").await?;
+    let result = mixed_drain(&options, sizes, &db.url, &mut report).await;
+    db.drop_now().await;
+    result?;
+
+    report.print();
+    report.write(&options.report)?;
+    eprintln!("bench: report written to {}", options.report.display());
+    match &options.markdown {
+        Some(_) if options.only_mixed => {
+            eprintln!("bench: --only mixed: no Markdown report (it would hold one group)");
+        }
+        Some(markdown) => {
+            report.write_markdown(markdown)?;
+            eprintln!("bench: Markdown report written to {}", markdown.display());
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// The raw limits, then Herald's scenarios on a database of its own.
+async fn general_scenarios(
+    options: &Options,
+    sizes: Sizes,
+    admin_url: &str,
+    report: &mut Report,
+) -> Result<()> {
     // 1. The raw limit, on a database of its own with Herald's schema.
-    let raw_db = Database::with_schema(&admin_url, "raw").await?;
+    let raw_db = Database::with_schema(admin_url, "raw").await?;
     eprintln!("bench: raw single-row inserts…");
     let (raw_insert, raw_insert_cpu) =
         raw::single_inserts(&raw_db.url, sizes.clients, sizes.raw_insert_for).await?;
@@ -295,34 +334,19 @@ async fn run() -> Result<()> {
     ));
 
     // 2. Herald: the server process, its database, the receiver.
-    let db = Database::create(&admin_url, "herald").await?;
+    let db = Database::create(admin_url, "herald").await?;
     let result = herald_scenarios(
-        &options,
+        options,
         sizes,
-        &admin_url,
+        admin_url,
         &db.url,
-        &mut report,
+        report,
         raw_insert,
         raw_lease,
     )
     .await;
     db.drop_now().await;
-    result?;
-
-    // 3. A drain of webhook messages beside as many emails to the real SMTP test server.
-    let db = Database::create(&admin_url, "herald").await?;
-    let result = mixed_drain(&options, sizes, &db.url, &mut report).await;
-    db.drop_now().await;
-    result?;
-
-    report.print();
-    report.write(&options.report)?;
-    eprintln!("bench: report written to {}", options.report.display());
-    if let Some(markdown) = &options.markdown {
-        report.write_markdown(markdown)?;
-        eprintln!("bench: Markdown report written to {}", markdown.display());
-    }
-    Ok(())
+    result
 }
 
 async fn herald_scenarios(
@@ -661,6 +685,7 @@ async fn mixed_drain(
     let count = sizes.drain_messages / 4;
 
     let mut webhook_p99 = Vec::new();
+    let mut cpu_lines = Vec::new();
     for with_email in [false, true] {
         api.set_paused(true).await?;
         let mut webhooks = Vec::new();
@@ -694,27 +719,38 @@ async fn mixed_drain(
                 }
             }
         }
+        let cpu_before = MixedCpu::take(&server, &smtp);
         let started = Instant::now();
         api.set_paused(false).await?;
         let arrivals = receiver
             .expect_exactly(&webhooks, Duration::from_secs(300))
             .await?;
-        webhook_p99.push(p99_since(started, &arrivals));
+        let p99 = p99_since(started, &arrivals);
+        webhook_p99.push(p99);
+        // The CPU spent while the webhook messages drained (up to their last arrival).
+        let spent = MixedCpu::take(&server, &smtp).since(&cpu_before);
+        let cpu = spent.describe(started.elapsed());
+        eprintln!("bench: mixed drain (emails: {with_email}): webhook p99 {p99:.0} ms; {cpu}");
+        cpu_lines.push(cpu);
         wait_all_sent(url, &[webhooks, emails].concat()).await?;
         receiver.reset();
     }
     let (alone, mixed) = (webhook_p99[0], webhook_p99[1]);
     report.push(Scenario::baseline(
         "webhook_alone_p99",
-        format!("{count} webhook messages drained alone: p99 time from the drain's start to the receiver"),
+        format!(
+            "{count} webhook messages drained alone: p99 time from the drain's start to the receiver; {}",
+            cpu_lines[0]
+        ),
         alone,
         "ms",
     ));
     report.push(Scenario::measured(
         "webhook_beside_email_p99",
         format!(
-            "the same beside {count} emails to the real SMTP test server, queued interleaved: p99 time to the receiver, {:.2}× webhook_alone_p99",
-            mixed / alone
+            "the same beside {count} emails to the real SMTP test server, queued interleaved: p99 time to the receiver, {:.2}× webhook_alone_p99; {}",
+            mixed / alone,
+            cpu_lines[1]
         ),
         mixed,
         "ms",
@@ -722,6 +758,50 @@ async fn mixed_drain(
     ));
     drop(server);
     Ok(())
+}
+
+/// CPU seconds used so far by each process of the mixed drain.
+#[derive(Debug, Clone, Copy)]
+struct MixedCpu {
+    herald: f64,
+    postgres: f64,
+    smtp: f64,
+    bench: f64,
+}
+
+impl MixedCpu {
+    fn take(server: &Server, smtp: &herald_tests::smtp_server::SmtpServer) -> Self {
+        Self {
+            herald: server::cpu_seconds(&server.pid.to_string()).unwrap_or(0.0),
+            postgres: server::postgres_cpu_seconds(),
+            smtp: server::cpu_seconds(&smtp.pid().to_string()).unwrap_or(0.0),
+            bench: server::cpu_seconds("self").unwrap_or(0.0),
+        }
+    }
+
+    fn since(&self, earlier: &Self) -> Self {
+        Self {
+            herald: self.herald - earlier.herald,
+            postgres: self.postgres - earlier.postgres,
+            smtp: self.smtp - earlier.smtp,
+            bench: self.bench - earlier.bench,
+        }
+    }
+
+    /// The CPU each used over `wall`, and all of them as a share of the machine's cores.
+    fn describe(&self, wall: Duration) -> String {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let total = self.herald + self.postgres + self.smtp + self.bench;
+        format!(
+            "CPU over the webhook messages' {:.0} ms: herald {:.0} ms, postgres {:.0} ms, SMTP server {:.0} ms, receiver+clients {:.0} ms ({:.0} % of {cores} cores)",
+            wall.as_secs_f64() * 1000.0,
+            self.herald * 1000.0,
+            self.postgres * 1000.0,
+            self.smtp * 1000.0,
+            self.bench * 1000.0,
+            100.0 * total / (wall.as_secs_f64() * cores as f64),
+        )
+    }
 }
 
 /// The receiver's latency tail in the tail scenarios: every 200th request waits 50 ms.

@@ -378,6 +378,11 @@ impl SmtpServer {
         self.port
     }
 
+    /// The server process's id (the benchmark reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The file it appends its events to, one JSON object per line (for a reader that follows
     /// it as it grows; [`SmtpServer::events`] reads it whole).
     pub fn record_path(&self) -> &Path {
