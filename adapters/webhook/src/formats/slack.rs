@@ -352,7 +352,10 @@ mod tests {
     #[test]
     fn cutting_never_splits_an_entity_or_a_link() {
         assert_eq!(truncate_mrkdwn("abc &amp; def", 7), "abc …");
-        assert_eq!(truncate_mrkdwn("abc <https://x.example|x> def", 12), "abc …");
+        assert_eq!(
+            truncate_mrkdwn("abc <https://x.example|x> def", 12),
+            "abc …"
+        );
         assert_eq!(truncate_mrkdwn("abc &amp; def", 20), "abc &amp; def");
         assert_eq!(truncate_mrkdwn("abc &amp; def", 12), "abc &amp; d…");
     }
