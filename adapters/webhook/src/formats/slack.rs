@@ -12,8 +12,8 @@
 //!
 //! Slack refuses a message whose blocks break its limits, so the header, the section and each
 //! button's text are cut (on a character boundary, never inside an entity or a link) to fit.
-//! `plain_text` objects (header and buttons) are not parsed for links or mentions and are sent
-//! as they are.
+//! The `plain_text` of the header and the buttons is not parsed for links or mentions, but it
+//! carries the same entities: one rule for every text Slack receives.
 
 use herald_application::ports::Delivery;
 use pulldown_cmark::{Event, Tag, TagEnd};
@@ -42,7 +42,7 @@ pub fn body(delivery: &Delivery) -> Value {
     if !title.is_empty() {
         blocks.push(json!({
             "type": "header",
-            "text": plain_text(&truncate(title, HEADER_MAX_CHARS)),
+            "text": plain_text(title, HEADER_MAX_CHARS),
         }));
     }
     let section = truncate_mrkdwn(
@@ -68,7 +68,7 @@ pub fn body(delivery: &Delivery) -> Value {
         .map(|action| {
             json!({
                 "type": "button",
-                "text": plain_text(&truncate(action.label.trim(), BUTTON_TEXT_MAX_CHARS)),
+                "text": plain_text(action.label.trim(), BUTTON_TEXT_MAX_CHARS),
                 "url": action.url,
             })
         })
@@ -87,8 +87,9 @@ pub fn body(delivery: &Delivery) -> Value {
     })
 }
 
-fn plain_text(text: &str) -> Value {
-    json!({"type": "plain_text", "text": text, "emoji": true})
+/// A `plain_text` object of at most `max` characters.
+fn plain_text(text: &str, max: usize) -> Value {
+    json!({"type": "plain_text", "text": truncate_mrkdwn(&escape(text), max), "emoji": true})
 }
 
 /// Literal text for mrkdwn: `&`, `<` and `>` as entities.
