@@ -32,10 +32,11 @@ pub enum WebhookFormat {
 
 /// A format name that is not `herald`, `slack` or `teams`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("webhook.format: unknown format {0:?}; expected herald, slack or teams")]
+#[error("{}: {}", WebhookFormat::KEY, self.reason())]
 pub struct UnknownFormat(String);
 
 impl UnknownFormat {
+    /// Why the format was refused, without the configuration key.
     pub fn reason(&self) -> String {
         format!(
             "unknown format {:?}; expected herald, slack or teams",

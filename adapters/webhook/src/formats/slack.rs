@@ -223,6 +223,8 @@ impl MrkdwnWriter {
                 if !self.out.ends_with("> ") {
                     self.out.push_str("> ");
                 }
+                // The quote's first block goes right after its `> `.
+                self.after_marker = true;
             }
             Tag::Superscript | Tag::Subscript | Tag::TableCell => {}
             Tag::Paragraph
@@ -247,7 +249,7 @@ impl MrkdwnWriter {
                 if let Some((start, Some(url))) = self.links.pop() {
                     let label = self.out.split_off(start);
                     let url = escape_url(&url);
-                    if label.is_empty() {
+                    if label.is_empty() || label == url {
                         self.out.push_str(&format!("<{url}>"));
                     } else {
                         self.out.push_str(&format!("<{url}|{label}>"));
@@ -330,6 +332,14 @@ mod tests {
         assert_eq!(
             markdown_to_mrkdwn("```\nlet x = 1 < 2;\n```"),
             "```\nlet x = 1 &lt; 2;\n```"
+        );
+    }
+
+    #[test]
+    fn headings_and_quotes_become_bold_lines_and_quoted_lines() {
+        assert_eq!(
+            markdown_to_mrkdwn("# Title\n\n> quoted\n> more\n\nafter <https://a.example>"),
+            "*Title*\n\n> quoted\n> more\n\nafter <https://a.example>"
         );
     }
 
