@@ -27,7 +27,7 @@ use herald_application::{
 };
 use herald_domain::Method;
 use herald_smtp::{SmtpConfig, SmtpSettings};
-use herald_webhook::{WebhookConfig, WebhookSecret};
+use herald_webhook::{WebhookConfig, WebhookFormat, WebhookSecret};
 
 use crate::builtin_postgres::BuiltinOptions;
 use crate::http_server::{self, HttpLimits, keys as http_keys};
@@ -267,6 +267,10 @@ pub struct NotificationArgs {
         value_name = "SECRET"
     )]
     pub notifications_webhook_secret: Option<Secret>,
+    /// The shape of webhook bodies: 'herald' (Herald's JSON), 'slack' (a Slack incoming-webhook
+    /// message) or 'teams' (a Microsoft Teams message with an Adaptive Card).
+    #[arg(long, env = "HERALD_NOTIFICATIONS_WEBHOOK_FORMAT", default_value = "herald", value_parser = parse_webhook_format, value_name = "FORMAT")]
+    pub notifications_webhook_format: WebhookFormat,
     /// The key (at least 64 hex digits) signing one-click unsubscribe links; give every
     /// replica the same one. Default: a key generated once and kept in --data-dir.
     #[arg(
@@ -500,6 +504,10 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from("herald-data")
 }
 
+fn parse_webhook_format(value: &str) -> Result<WebhookFormat, String> {
+    value.parse::<WebhookFormat>().map_err(|err| err.reason())
+}
+
 fn parse_method(value: &str) -> Result<Method, String> {
     value
         .trim()
@@ -654,6 +662,7 @@ pub const FLAGS: &[(&str, &str)] = &[
         herald_webhook::InvalidSecret::KEY,
         "--notifications-webhook-secret",
     ),
+    (WebhookFormat::KEY, "--notifications-webhook-format"),
     (http_keys::HEADER_READ_TIMEOUT, "--http-header-read-timeout"),
     (http_keys::IDLE_TIMEOUT, "--http-idle-timeout"),
     (http_keys::REQUEST_TIMEOUT, "--http-request-timeout"),
@@ -844,6 +853,7 @@ impl ServerArgs {
             endpoint: endpoint.to_owned(),
             secret,
             timeout,
+            format: n.notifications_webhook_format,
         }))
     }
 }

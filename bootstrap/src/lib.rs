@@ -261,7 +261,8 @@ impl HeraldBuilder {
         self
     }
 
-    /// Deliver by webhook with these settings.
+    /// Deliver by webhook with these settings: endpoint, signing secret, timeout and body
+    /// format ([`herald_webhook::WebhookFormat`]: Herald's JSON, Slack or Microsoft Teams).
     pub fn webhook(mut self, config: WebhookConfig) -> Self {
         self.webhook = Some(config);
         self

@@ -1,6 +1,6 @@
 //! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask bench` runs the
 //! benchmark; `cargo xtask chaos` the fault-injection suite; `cargo xtask golden` regenerates
-//! the rendering golden files.
+//! the rendering golden files and the webhook formats' golden files built from them.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitCode};
@@ -19,7 +19,8 @@ const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | 
           (about 15 minutes once built; --quick 3 to 5); prints the table, writes
           target/chaos/report.json and docs/chaos.md; fails when a scenario fails.
           Options after it go to the suite (tests/chaos/main.rs), e.g. --smtp-outage 20
-  golden  regenerate application/tests/golden/*.md from the catalogue";
+  golden  regenerate application/tests/golden/*.md from the catalogue, then the webhook formats'
+          adapters/webhook/tests/golden/{slack,teams}/*.json from those";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
@@ -306,7 +307,7 @@ fn golden() -> Result<()> {
         );
     }
     run(
-        "regenerate golden files",
+        "regenerate the rendering golden files",
         cargo()
             .args([
                 "test",
@@ -314,6 +315,20 @@ fn golden() -> Result<()> {
                 "herald-application",
                 "--test",
                 "rendering",
+                "golden",
+            ])
+            .env("HERALD_BLESS", "1"),
+    )?;
+    // The webhook formats' golden files are built from the rendering ones: regenerated after.
+    run(
+        "regenerate the webhook format golden files",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "herald-webhook",
+                "--test",
+                "formats",
                 "golden",
             ])
             .env("HERALD_BLESS", "1"),

@@ -8,7 +8,7 @@ use herald_domain::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
-use crate::{WebhookBody, WebhookSecret};
+use crate::{WebhookFormat, WebhookSecret};
 
 /// How long an idle connection to the receiver is kept for the next delivery.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(90);
@@ -45,6 +45,8 @@ pub struct WebhookConfig {
     pub secret: Option<WebhookSecret>,
     /// Longest a request may take, connecting included (the dispatch timeout).
     pub timeout: Duration,
+    /// `--notifications-webhook-format`: the shape of the body (Herald's, Slack's or Teams').
+    pub format: WebhookFormat,
 }
 
 /// Delivers messages as JSON `POST`s over one pooled HTTP client.
@@ -53,6 +55,7 @@ pub struct WebhookDispatcher {
     client: reqwest::Client,
     endpoint: Result<Url, String>,
     secret: Option<WebhookSecret>,
+    format: WebhookFormat,
     clock: Arc<dyn Clock>,
 }
 
@@ -66,6 +69,7 @@ impl WebhookDispatcher {
             client,
             endpoint: parse_endpoint(&config.endpoint),
             secret: config.secret,
+            format: config.format,
             clock,
         })
     }
@@ -91,7 +95,7 @@ impl Dispatcher for WebhookDispatcher {
 
     async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
         let endpoint = self.endpoint.clone().map_err(DeliveryError::permanent)?;
-        let body = serde_json::to_vec(&WebhookBody::of(delivery)).map_err(|err| {
+        let body = self.format.body(delivery).map_err(|err| {
             DeliveryError::permanent(format!("could not encode the webhook body: {err}"))
         })?;
         let id = delivery.message_id.to_string();

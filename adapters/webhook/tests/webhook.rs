@@ -8,7 +8,7 @@ use herald_application::ports::{Delivery, DeliveryError, Dispatcher, SystemClock
 use herald_application::rendering::RenderedMessage;
 use herald_domain::catalogue::WORKSPACE_DELETED;
 use herald_domain::{Action, Labels, MessageId, Method, Payload, UserId};
-use herald_webhook::{WebhookConfig, WebhookDispatcher, WebhookSecret};
+use herald_webhook::{WebhookConfig, WebhookDispatcher, WebhookFormat, WebhookSecret};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -54,6 +54,7 @@ fn dispatcher(endpoint: &str, secret: Option<&str>, timeout: Duration) -> Webhoo
             endpoint: endpoint.to_owned(),
             secret: secret.map(|s| WebhookSecret::parse(s).unwrap()),
             timeout,
+            format: WebhookFormat::Herald,
         },
         Arc::new(SystemClock),
     )

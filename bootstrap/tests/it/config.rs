@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 
 use clap::{CommandFactory as _, Parser as _};
 use herald::config::{Cli, Command, ServerArgs};
+use herald_webhook::WebhookFormat;
 
 use crate::support;
 
@@ -116,6 +117,11 @@ const SERVER_OPTIONS: &[(&str, &str, Option<&str>)] = &[
         "--notifications-webhook-secret",
         "HERALD_NOTIFICATIONS_WEBHOOK_SECRET",
         None,
+    ),
+    (
+        "--notifications-webhook-format",
+        "HERALD_NOTIFICATIONS_WEBHOOK_FORMAT",
+        Some("herald"),
     ),
     ("--postgres-url", "HERALD_PG_CONNECTION_URL", None),
     (
@@ -480,11 +486,51 @@ fn malformed_values_are_refused_by_the_parser_naming_the_flag() {
         ),
         (&["--http-address", "localhost"], "--http-address"),
         (&["--email-force-tls=maybe"], "--email-force-tls"),
+        (
+            &["--notifications-webhook-format", "discord"],
+            "--notifications-webhook-format",
+        ),
     ];
     for (args, flag) in cases {
         let err = server_args(args).expect_err(&format!("{args:?} was accepted"));
         assert!(err.to_string().contains(flag), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn the_webhook_format_reaches_the_dispatcher_configuration() {
+    let endpoint = [
+        "--notifications-webhook-endpoint",
+        "https://hooks.slack.example/T1",
+    ];
+    let default = server_args(&endpoint).unwrap().validate().unwrap();
+    assert_eq!(default.webhook.unwrap().format, WebhookFormat::Herald);
+
+    for (value, format) in [
+        ("herald", WebhookFormat::Herald),
+        ("slack", WebhookFormat::Slack),
+        ("teams", WebhookFormat::Teams),
+    ] {
+        let mut args = endpoint.to_vec();
+        args.extend(["--notifications-webhook-format", value]);
+        let config = server_args(&args).unwrap().validate().unwrap();
+        assert_eq!(config.webhook.unwrap().format, format, "{value}");
+    }
+}
+
+#[test]
+fn an_unknown_webhook_format_is_refused_naming_the_flag_and_the_choices() {
+    let err = server_args(&["--notifications-webhook-format", "discord"])
+        .expect_err("discord was accepted");
+    let message = err.to_string();
+    assert!(
+        message.contains("--notifications-webhook-format"),
+        "{message}"
+    );
+    assert!(
+        message.contains("unknown format \"discord\"; expected herald, slack or teams"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -513,6 +559,10 @@ fn the_binary_reports_bad_configuration_in_one_line_and_fails() {
             "--notifications-lease-period",
         ),
         (&["server", "--log-filter", "herald=loud"], "--log-filter"),
+        (
+            &["server", "--notifications-webhook-format", "discord"],
+            "--notifications-webhook-format",
+        ),
         (
             &["migrate", "--postgres-url", "mysql://db/x"],
             "--postgres-url",

@@ -2,7 +2,7 @@
 //! the command line and its configuration, `herald migrate` and `herald server` on a fresh
 //! database, the HTTP API and the client commands against a running server, two replicas on
 //! one database, the notifier's own pool beside the API's, the built-in PostgreSQL cluster,
-//! and the embedding example.
+//! the embedding example, and the webhook body formats.
 
 mod builtin;
 mod cli;
@@ -15,6 +15,7 @@ mod pools;
 mod replicas;
 mod running;
 mod support;
+mod webhook_formats;
 
 // The embedding example itself, compiled into the tests that run it: its `main` is not called
 // here.

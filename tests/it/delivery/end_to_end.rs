@@ -30,7 +30,7 @@ use herald_smtp::{SmtpConfig, SmtpDispatcher};
 use herald_tests::fixture::{PATIENCE, within};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::smtp_server::{ScratchDir, ServerOptions, SmtpServer, header};
-use herald_webhook::{WebhookConfig, WebhookDispatcher};
+use herald_webhook::{WebhookConfig, WebhookDispatcher, WebhookFormat};
 use serde_json::Value;
 use tokio::time::Instant;
 use wiremock::matchers::{method, path};
@@ -416,6 +416,7 @@ fn webhook_dispatcher(receiver: &MockServer) -> Arc<dyn Dispatcher> {
         endpoint: format!("{}{WEBHOOK_PATH}", receiver.uri()),
         secret: None,
         timeout: Duration::from_secs(5),
+        format: WebhookFormat::Herald,
     };
     Arc::new(WebhookDispatcher::new(config, Arc::new(SystemClock)).unwrap())
 }

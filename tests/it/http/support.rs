@@ -16,7 +16,7 @@ use herald_inbox::InboxDispatcher;
 use herald_postgres::{PgSignals, PgStore};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::sample;
-use herald_webhook::{WebhookConfig, WebhookDispatcher};
+use herald_webhook::{WebhookConfig, WebhookDispatcher, WebhookFormat};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -101,6 +101,7 @@ impl App {
                         endpoint: NOWHERE.to_owned(),
                         secret: None,
                         timeout: Duration::from_secs(5),
+                        format: WebhookFormat::Herald,
                     },
                     clock.clone(),
                 )

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use herald_application::ports::{Delivery, Dispatcher, SystemClock};
 use herald_domain::{MessageId, Method};
 use herald_tests::sample;
-use herald_webhook::{WebhookConfig, WebhookDispatcher};
+use herald_webhook::{WebhookConfig, WebhookDispatcher, WebhookFormat};
 use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockGuard, MockServer, ResponseTemplate};
@@ -30,6 +30,7 @@ pub async fn webhook() -> Receiver {
             endpoint: format!("{}{PATH}", server.uri()),
             secret: None,
             timeout: OWN_TIMEOUT,
+            format: WebhookFormat::Herald,
         },
         Arc::new(SystemClock),
     )
