@@ -6,9 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Duration;
 use herald_application::notifier::REASON_DISABLED;
 use herald_application::ports::{Clock as _, PreferenceChange, PreferenceStore};
-use herald_application::{Error, Event, PreferenceUpdate, SkipReason, Skipped, TemplatePreference};
+use herald_application::{
+    DefaultMethod, Error, Event, PreferenceUpdate, SkipReason, Skipped, TemplatePreference,
+};
 use herald_domain::catalogue::{
     ONE_TIME_PASSCODE, TEMPLATE_DELETED, WORKSPACE_CREATED, WORKSPACE_DELETED,
+    WORKSPACE_MARKED_DORMANT,
 };
 use herald_domain::{MessageStatus, Method, PreferenceScope, Role, TemplateId, UserId};
 
@@ -451,4 +454,43 @@ async fn a_stored_row_against_the_one_time_passcode_neither_skips_nor_inhibits_i
     assert_eq!(ids.len(), 1);
     assert_eq!(h.message(ids[0]).await.status, MessageStatus::Sent);
     assert_eq!(webhook.delivered().len(), 2);
+}
+
+#[tokio::test]
+async fn the_unsubscribe_link_turns_off_the_templates_email_only() {
+    let h = Harness::with_methods(DefaultMethod::Smtp, &[Method::Smtp, Method::Inbox]);
+    let user = h.user("u", &[]).await;
+    h.preferences
+        .disable_method(user.id, WORKSPACE_DELETED, Method::Smtp)
+        .await
+        .unwrap();
+
+    let result = h
+        .events
+        .enqueue(subject_event(WORKSPACE_DELETED, user.id))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        methods_of(&h, &result.message_ids).await,
+        BTreeSet::from([Method::Inbox])
+    );
+    assert_eq!(
+        result.skipped,
+        vec![Skipped {
+            user_id: user.id,
+            reason: SkipReason::Disabled,
+            method: Some(Method::Smtp),
+        }]
+    );
+    // Another template's email is untouched.
+    let other = h
+        .events
+        .enqueue(subject_event(WORKSPACE_MARKED_DORMANT, user.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        methods_of(&h, &other.message_ids).await,
+        BTreeSet::from([Method::Smtp, Method::Inbox])
+    );
 }
