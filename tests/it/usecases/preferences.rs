@@ -277,7 +277,8 @@ async fn the_one_time_passcode_cannot_be_disabled_for_all_methods_or_one() {
 async fn enqueue_follows_the_methods_row_else_the_all_methods_row_else_the_default() {
     let h = Harness::new();
     // (template, all-methods row, webhook row) → (webhook sent, inbox sent)
-    let cases: [(TemplateId, Option<bool>, Option<bool>, bool, bool); 18] = [
+    type Case = (TemplateId, Option<bool>, Option<bool>, bool, bool);
+    let cases: [Case; 18] = [
         (WORKSPACE_DELETED, None, None, true, true),
         (WORKSPACE_DELETED, None, Some(false), true, true),
         (WORKSPACE_DELETED, None, Some(true), false, true),

@@ -9,10 +9,13 @@ use herald_domain::{PreferenceScope, StoredPreference, TemplateId, UserId};
 
 use super::MemoryStore;
 
-/// The stored opt-out rows: user → (template, scope) → (disabled, updated_at).
+/// One user's rows: (template, scope) → (disabled, updated_at).
+type UserRows = BTreeMap<(TemplateId, PreferenceScope), (bool, DateTime<Utc>)>;
+
+/// The stored opt-out rows, per user.
 #[derive(Debug, Default)]
 pub(super) struct Preferences {
-    rows: HashMap<UserId, BTreeMap<(TemplateId, PreferenceScope), (bool, DateTime<Utc>)>>,
+    rows: HashMap<UserId, UserRows>,
 }
 
 impl Preferences {
