@@ -37,7 +37,7 @@ pub use notifier::{
     Cycle, Decision, Facts, Flushed, Notifier, NotifierHandle, NotifierHealth, NotifierPorts,
     WRITE_BACK_RETRY_DELAYS, decide,
 };
-pub use preferences::Preferences;
+pub use preferences::{PreferenceUpdate, Preferences, TemplatePreference};
 pub use purge::Purger;
 pub use services::{Config, NotifierStores, Ports, Services};
 pub use settings::Settings;

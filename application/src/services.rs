@@ -279,6 +279,7 @@ impl Services {
                 preferences,
                 Arc::clone(&templates),
                 Arc::clone(&directory),
+                Arc::clone(&clock),
             ),
             templates: Templates::new(templates, delivery.clone()),
             inbox: Inbox::new(inbox, Arc::clone(&clock)),

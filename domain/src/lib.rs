@@ -25,7 +25,7 @@ pub use message::{
 };
 pub use method::Method;
 pub use payload::{Action, Labels, Payload};
-pub use preference::is_enabled;
+pub use preference::{PreferenceScope, StoredPreference, is_enabled, is_security, receives};
 pub use template::{ActionTemplate, Audience, Template, TemplateKind};
 pub use user::{Role, User, UserStatus, Username};
 

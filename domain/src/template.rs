@@ -84,4 +84,10 @@ impl Template {
     pub fn allows(&self, method: Method) -> bool {
         method != Method::Inbox || self.inbox_allowed
     }
+
+    /// Whether this is a security message: users cannot turn it off, and its emails carry no
+    /// unsubscribe link (see [`crate::is_security`]).
+    pub fn is_security(&self) -> bool {
+        crate::is_security(self.id)
+    }
 }

@@ -97,6 +97,22 @@ impl TestDatabase {
     /// # Panics
     /// When no server is configured or it refuses: the test needing it fails with the reason.
     pub async fn create() -> TestDatabase {
+        let database = Self::create_empty().await;
+        if let Err(err) = database.store.migrate().await {
+            panic!("cannot migrate the test database {}: {err}", database.name);
+        }
+        if let Err(err) = database.store.seed(&catalogue::templates()).await {
+            panic!("cannot seed the test database {}: {err}", database.name);
+        }
+        database
+    }
+
+    /// Creates a fresh, empty database on the test server: no migration applied, for tests
+    /// of the migrations themselves.
+    ///
+    /// # Panics
+    /// As [`TestDatabase::create`].
+    pub async fn create_empty() -> TestDatabase {
         let name = format!("{DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let admin = admin_options();
         let mut connection = match admin.connect().await {
@@ -115,14 +131,7 @@ impl TestDatabase {
         let _ = connection.close().await;
 
         let store = connect(&name).await;
-        let database = TestDatabase { name, store };
-        if let Err(err) = database.store.migrate().await {
-            panic!("cannot migrate the test database {}: {err}", database.name);
-        }
-        if let Err(err) = database.store.seed(&catalogue::templates()).await {
-            panic!("cannot seed the test database {}: {err}", database.name);
-        }
-        database
+        TestDatabase { name, store }
     }
 }
 

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use herald_application::ports::MessageFilter;
 use herald_application::{
-    CustomContent, EnqueueResult, Error, Event, SkipReason, Skipped, TemplateRef, TemplateView,
+    CustomContent, EnqueueResult, Error, Event, PreferenceUpdate, SkipReason, Skipped,
+    TemplatePreference, TemplateRef, TemplateView,
 };
 use herald_domain::{
     ActionTemplate, Labels, Message, MessageId, MessageStatus, Method, Role, TemplateId,
@@ -122,12 +123,18 @@ pub(crate) struct SkippedJson {
     #[schema(value_type = Uuid)]
     user_id: UserId,
     reason: SkipReasonJson,
+    /// The method skipped, when the recipient still gets the event by another method
+    /// (absent when they get no message at all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    method: Option<Method>,
 }
 
 impl From<&Skipped> for SkippedJson {
     fn from(skipped: &Skipped) -> Self {
         Self {
             user_id: skipped.user_id,
+            method: skipped.method,
             reason: match skipped.reason {
                 SkipReason::Disabled => SkipReasonJson::Disabled,
                 SkipReason::Duplicate => SkipReasonJson::Duplicate,
@@ -424,14 +431,58 @@ pub(crate) async fn send_custom(
 
 // ---- preferences -----------------------------------------------------------------------
 
-/// A user's notification preferences: which templates they turned off (or on).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// A change to a user's notification preferences: templates turned off (or on) for every
+/// method, and per method.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = Preferences)]
+#[schema(as = PreferencesUpdate)]
 pub(crate) struct PreferencesBody {
-    /// Template id → disabled.
+    /// Template id → disabled for every method (replacing the template's per-method values).
+    #[serde(default)]
     #[schema(value_type = BTreeMap<Uuid, bool>)]
     template_disabled_map: BTreeMap<TemplateId, bool>,
+    /// Template id → method (`smtp`, `webhook`, `inbox`) → disabled for that method.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<Uuid, BTreeMap<String, bool>>)]
+    method_disabled_map: BTreeMap<TemplateId, BTreeMap<Method, bool>>,
+}
+
+/// One template's preferences for a user (true = disabled).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TemplatePreference)]
+pub(crate) struct PreferenceJson {
+    /// The template's id.
+    #[schema(value_type = Uuid)]
+    id: TemplateId,
+    /// The template's switch for every method: its all-methods value, else the opposite of
+    /// its default.
+    disabled: bool,
+    /// Per method, whether the user does not receive the template by it.
+    #[schema(value_type = BTreeMap<String, bool>)]
+    methods: BTreeMap<Method, bool>,
+    /// When the template's latest preference was written.
+    updated_at: DateTime<Utc>,
+}
+
+/// Every template the user has a stored preference for.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(as = PreferenceList)]
+pub(crate) struct PreferenceListJson(Vec<PreferenceJson>);
+
+impl From<Vec<TemplatePreference>> for PreferenceListJson {
+    fn from(list: Vec<TemplatePreference>) -> Self {
+        Self(
+            list.into_iter()
+                .map(|preference| PreferenceJson {
+                    id: preference.template,
+                    disabled: preference.disabled,
+                    methods: preference.methods,
+                    updated_at: preference.updated_at,
+                })
+                .collect(),
+        )
+    }
 }
 
 const PREFERENCE_ADMINS: &[Role] = &[Role::Owner, Role::UserAdmin];
@@ -443,13 +494,8 @@ pub(crate) async fn get_preferences(
 ) -> Result<Response, ApiError> {
     let user = caller.resolve(user);
     caller.require_self_or(user, PREFERENCE_ADMINS)?;
-    let template_disabled_map = api.services.preferences().get(user).await?;
-    Ok(json(
-        StatusCode::OK,
-        &PreferencesBody {
-            template_disabled_map,
-        },
-    ))
+    let list = api.services.preferences().get(user).await?;
+    Ok(json(StatusCode::OK, &PreferenceListJson::from(list)))
 }
 
 pub(crate) async fn put_preferences(
@@ -460,17 +506,12 @@ pub(crate) async fn put_preferences(
 ) -> Result<Response, ApiError> {
     let user = caller.resolve(user);
     caller.require_self_or(user, PREFERENCE_ADMINS)?;
-    let template_disabled_map = api
-        .services
-        .preferences()
-        .update(user, body.template_disabled_map)
-        .await?;
-    Ok(json(
-        StatusCode::OK,
-        &PreferencesBody {
-            template_disabled_map,
-        },
-    ))
+    let update = PreferenceUpdate {
+        templates: body.template_disabled_map,
+        methods: body.method_disabled_map,
+    };
+    let list = api.services.preferences().update(user, update).await?;
+    Ok(json(StatusCode::OK, &PreferenceListJson::from(list)))
 }
 
 // ---- messages --------------------------------------------------------------------------

@@ -175,7 +175,8 @@ pub(crate) fn table() -> Vec<Route> {
     use inbox::{PageJson, ReadStatusBody, UpdateJson};
     use notifications::{
         BatchBody, CustomBody, DispatchMethodsJson, EnqueueBatchJson, EnqueueJson, EventBody,
-        MessageListJson, MethodBody, PreferencesBody, SettingsBody, TemplateJson, TemplateListJson,
+        MessageListJson, MethodBody, PreferenceListJson, PreferencesBody, SettingsBody,
+        TemplateJson, TemplateListJson,
     };
     use users::{TokenJson, UserBody, UserJson};
     vec![
@@ -211,7 +212,7 @@ pub(crate) fn table() -> Vec<Route> {
             notifications::get_preferences,
             "A user's notification preferences",
         )
-        .returns::<PreferencesBody>(&[200, 400, 401, 403, 404]),
+        .returns::<PreferenceListJson>(&[200, 400, 401, 403, 404]),
         Route::api(
             Put,
             "/users/{id}/notifications/preferences",
@@ -219,7 +220,7 @@ pub(crate) fn table() -> Vec<Route> {
             "Change a user's notification preferences",
         )
         .body::<PreferencesBody>()
-        .returns::<PreferencesBody>(&[200, 400, 401, 403, 404, 413]),
+        .returns::<PreferenceListJson>(&[200, 400, 401, 403, 404, 413]),
         Route::api(
             Post,
             "/notifications/events",

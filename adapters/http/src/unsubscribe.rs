@@ -2,11 +2,15 @@
 //!
 //! `GET` (a person following the link) shows a confirmation page with a form; `POST` (the
 //! form, or a mail client's one-click `List-Unsubscribe=One-Click`) opts the user out of the
-//! template. No bearer token: the signed link is the credential.
+//! template's emails only: the link came by email, and other channels stay as they were
+//! (DESIGN §10.2). No bearer token: the signed link is the credential. Security messages
+//! (One-Time Passcode) cannot be turned off; a link to one (from an email sent before they
+//! lost their unsubscribe headers) says so.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use herald_domain::{Method, is_security};
 
 use crate::extract::PathText;
 use crate::{ApiError, State as ApiState};
@@ -71,9 +75,13 @@ pub(crate) async fn page(
         Err(herald_application::Error::NotFound(_)) => return Ok(invalid_link()),
         Err(err) => return Err(err.into()),
     };
+    if is_security(template) {
+        return Ok(security_message(&name));
+    }
     // The form posts back to this same URL (relative, so it works behind any proxy).
     let body = format!(
-        "<p>Stop receiving <strong>{name}</strong> notifications?</p>\
+        "<p>Stop receiving <strong>{name}</strong> emails? Other channels (the inbox, \
+         webhooks) are unchanged.</p>\
          <form method=\"post\" action=\"\">\
          <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
          <button type=\"submit\">Unsubscribe</button></form>",
@@ -90,14 +98,34 @@ pub(crate) async fn one_click(
         return Err(ApiError::invalid("token", "not a valid unsubscribe link"));
     };
     let name = api.services.templates().get(template).await?.template.name;
-    api.services.preferences().disable(user, template).await?;
-    tracing::info!(user_id = %user, template_id = %template, "unsubscribed by one-click link");
+    if is_security(template) {
+        return Ok(security_message(&name));
+    }
+    api.services
+        .preferences()
+        .disable_method(user, template, Method::Smtp)
+        .await?;
+    tracing::info!(user_id = %user, template_id = %template, "unsubscribed from emails by one-click link");
     Ok(html(
         StatusCode::OK,
         "Unsubscribed",
         &format!(
-            "<p>You will no longer receive <strong>{}</strong> notifications.</p>",
+            "<p>You will no longer receive emails for <strong>{}</strong>; other channels \
+             are unchanged.</p>",
             escape(&name)
         ),
     ))
+}
+
+/// The page for a link to a security message, which cannot be turned off.
+fn security_message(name: &str) -> Response {
+    html(
+        StatusCode::BAD_REQUEST,
+        "Security message",
+        &format!(
+            "<p><strong>{}</strong> is a security message: security messages cannot be \
+             disabled.</p>",
+            escape(name)
+        ),
+    )
 }

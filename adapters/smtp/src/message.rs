@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use herald_application::ports::{Delivery, DeliveryError};
 use herald_application::unsubscribe::UnsubscribeKey;
+use herald_domain::is_security;
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue, MessageId};
 use lettre::message::{Mailbox, MultiPart};
@@ -64,21 +65,25 @@ impl Composer {
         let name = one_line(&payload.user_name);
         let to = Mailbox::new((!name.is_empty()).then_some(name), address);
         let message_id = format!("<{}@{}>", delivery.message_id, self.from.email.domain());
-        let unsubscribe = self.unsubscribe_url(delivery);
-        Message::builder()
+        let mut builder = Message::builder()
             .header(MessageId::from(message_id))
             .date_now()
             .from(self.from.clone())
             .to(to)
-            .subject(one_line(&delivery.rendered.title))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                format!("<{unsubscribe}>"),
-            ))
-            .raw_header(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                "List-Unsubscribe=One-Click".to_owned(),
-            ))
+            .subject(one_line(&delivery.rendered.title));
+        // A security message cannot be turned off (DESIGN §10.1), so it offers no way to.
+        if !is_security(delivery.template_id) {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{}>", self.unsubscribe_url(delivery)),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+        }
+        builder
             // RFC 3834: no vacation or out-of-office replies to a notification.
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("Auto-Submitted"),
@@ -102,12 +107,20 @@ impl Composer {
             }
             text.truncate(text.trim_end().len());
         }
-        let _ = write!(
-            text,
-            "\n\n-- \nManage your {} notification settings: {}\n",
-            self.app_name,
-            self.settings_url()
-        );
+        if is_security(delivery.template_id) {
+            let _ = write!(
+                text,
+                "\n\n-- \nA security message from {}: it is sent whatever your notification settings.\n",
+                self.app_name
+            );
+        } else {
+            let _ = write!(
+                text,
+                "\n\n-- \nManage your {} notification settings: {}\n",
+                self.app_name,
+                self.settings_url()
+            );
+        }
         text
     }
 
@@ -134,6 +147,16 @@ impl Composer {
         } else {
             format!(r#"<tr><td style="padding:16px 32px 8px 32px;">{buttons}</td></tr>"#)
         };
+        let footer = if is_security(delivery.template_id) {
+            format!(
+                "A security message from {app_name}: it is sent whatever your notification settings."
+            )
+        } else {
+            format!(
+                r#"You are receiving this because of your {app_name} notification settings. <a href="{settings}" style="color:#2563eb;text-decoration:underline;">Manage your notification settings</a>"#,
+                settings = escape(&self.settings_url()),
+            )
+        };
         format!(
             r#"<!DOCTYPE html>
 <html lang="en">
@@ -151,7 +174,7 @@ impl Composer {
 <tr><td style="padding:8px 32px 0 32px;"><h1 style="margin:0;font-size:20px;font-weight:600;line-height:28px;color:#18181b;">{title}</h1></td></tr>
 <tr><td style="padding:16px 32px 8px 32px;font-size:15px;line-height:24px;word-break:break-word;">{body}</td></tr>
 {buttons}
-<tr><td style="padding:16px 32px 24px 32px;border-top:1px solid #e4e4e7;font-size:12px;line-height:18px;color:#71717a;">You are receiving this because of your {app_name} notification settings. <a href="{settings}" style="color:#2563eb;text-decoration:underline;">Manage your notification settings</a></td></tr>
+<tr><td style="padding:16px 32px 24px 32px;border-top:1px solid #e4e4e7;font-size:12px;line-height:18px;color:#71717a;">{footer}</td></tr>
 </table>
 </td></tr>
 </table>
@@ -159,7 +182,6 @@ impl Composer {
 </html>
 "#,
             body = delivery.rendered.body_html().trim(),
-            settings = escape(&self.settings_url()),
         )
     }
 }
@@ -292,6 +314,38 @@ mod tests {
             "{}",
             err.reason
         );
+    }
+
+    #[test]
+    fn a_notification_email_offers_one_click_unsubscribe() {
+        let delivery = delivery(vec![]);
+        let email = composer().compose(&delivery).unwrap();
+        let link = format!("<{}>", composer().unsubscribe_url(&delivery));
+        assert_eq!(
+            email.headers().get_raw("List-Unsubscribe"),
+            Some(link.as_str())
+        );
+        assert_eq!(
+            email.headers().get_raw("List-Unsubscribe-Post"),
+            Some("List-Unsubscribe=One-Click")
+        );
+    }
+
+    #[test]
+    fn a_security_email_has_no_unsubscribe_header_nor_settings_link() {
+        let mut delivery = delivery(vec![]);
+        delivery.template_id = herald_domain::catalogue::ONE_TIME_PASSCODE;
+        let composer = composer();
+        let email = composer.compose(&delivery).unwrap();
+        assert_eq!(email.headers().get_raw("List-Unsubscribe"), None);
+        assert_eq!(email.headers().get_raw("List-Unsubscribe-Post"), None);
+        let formatted = String::from_utf8(email.formatted()).unwrap();
+        assert!(!formatted.contains("unsubscribe"), "{formatted}");
+        let (text, html) = (composer.text(&delivery), composer.html(&delivery));
+        for part in [&text, &html] {
+            assert!(!part.contains("/settings/notifications"), "{part}");
+            assert!(part.contains("A security message from Herald"), "{part}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use herald_domain::catalogue::{CUSTOM_NOTIFICATION, TEST_NOTIFICATION};
-use herald_domain::{MessageId, UserId};
+use herald_domain::{MessageId, Method, UserId};
 use serde::Serialize;
 
 use self::event::CheckedEvent;
@@ -48,10 +48,15 @@ pub enum SkipReason {
     Initiator,
 }
 
+/// A recipient who got no message, or no message by one method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     pub user_id: UserId,
     pub reason: SkipReason,
+    /// The method skipped, when the recipient still gets the event by another; `None` when
+    /// they get no message at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
 }
 
 /// What an enqueue did: the messages it created and the recipients it skipped.
@@ -242,6 +247,7 @@ impl Events {
                                 result.skipped.push(Skipped {
                                     user_id: row.recipient,
                                     reason: SkipReason::Duplicate,
+                                    method: None,
                                 });
                             }
                         }

@@ -16,7 +16,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Audience, Method, Role, Template, TemplateId, User, UserId, is_enabled};
+use herald_domain::{
+    Audience, Method, Role, StoredPreference, Template, TemplateId, User, UserId, receives,
+};
 
 use super::event::{CheckedEvent, TemplateRef};
 use super::{Events, SkipReason, Skipped};
@@ -56,7 +58,7 @@ enum Wanted<'a> {
 /// The preferences read for the users events name, before their audiences are known.
 struct NamedPreferences {
     pairs: HashSet<(UserId, TemplateId)>,
-    stored: Result<HashMap<(UserId, TemplateId), bool>, StoreError>,
+    stored: Result<HashMap<(UserId, TemplateId), StoredPreference>, StoreError>,
 }
 
 /// The first refused event of a batch being planned: its index and its error.
@@ -162,19 +164,20 @@ impl Events {
             let mut enabled = Vec::new();
             if !methods.is_empty() {
                 for user in users {
-                    let stored_disabled = stored.get(&(user.id, template.id)).copied();
-                    if is_enabled(template.enabled_by_default, stored_disabled) {
-                        enabled.push(user);
-                    } else {
-                        skipped.push(Skipped {
-                            user_id: user.id,
-                            reason: SkipReason::Disabled,
-                        });
+                    let wanted = wanted_methods(
+                        template,
+                        stored.get(&(user.id, template.id)),
+                        &methods,
+                        user.id,
+                        &mut skipped,
+                    );
+                    if !wanted.is_empty() {
+                        enabled.push((user, wanted));
                     }
                 }
             }
             let before = plan.rows.len();
-            if let Err(err) = self.rows(event, template, &enabled, &methods, now, &mut plan.rows) {
+            if let Err(err) = self.rows(event, template, &enabled, now, &mut plan.rows) {
                 refusal.refuse(index, err);
                 break;
             }
@@ -227,7 +230,7 @@ impl Events {
         templates: &[Arc<Template>],
         named: NamedPreferences,
         refusal: &mut Refusal,
-    ) -> HashMap<(UserId, TemplateId), bool> {
+    ) -> HashMap<(UserId, TemplateId), StoredPreference> {
         let mut pairs = Vec::new();
         let mut seen = HashSet::new();
         let mut first_asking = None;
@@ -437,6 +440,7 @@ fn recipient<'u>(
         skipped.push(Skipped {
             user_id: user.id,
             reason: SkipReason::Initiator,
+            method: None,
         });
         return Vec::new();
     }
@@ -448,9 +452,40 @@ fn live<'u>(user: &'u User, skipped: &mut Vec<Skipped>) -> Vec<&'u User> {
         skipped.push(Skipped {
             user_id: user.id,
             reason: SkipReason::Deleted,
+            method: None,
         });
         Vec::new()
     } else {
         vec![user]
     }
+}
+
+/// The event's methods the user receives the template by, given their stored rows (DESIGN
+/// §10.2). The others are reported skipped as disabled: each with its method when the user
+/// still gets some, once without a method when they get none.
+fn wanted_methods(
+    template: &Template,
+    stored: Option<&StoredPreference>,
+    methods: &[Method],
+    user: UserId,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Method> {
+    let stored = stored.copied().unwrap_or_default();
+    let (wanted, unwanted): (Vec<Method>, Vec<Method>) = methods
+        .iter()
+        .partition(|&&method| receives(template, &stored, method));
+    if wanted.is_empty() {
+        skipped.push(Skipped {
+            user_id: user,
+            reason: SkipReason::Disabled,
+            method: None,
+        });
+    } else {
+        skipped.extend(unwanted.into_iter().map(|method| Skipped {
+            user_id: user,
+            reason: SkipReason::Disabled,
+            method: Some(method),
+        }));
+    }
+    wanted
 }

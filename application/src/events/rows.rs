@@ -23,22 +23,18 @@ use crate::ports::NewMessage;
 use crate::rendering::RenderError;
 
 impl Events {
-    /// Appends the event's rows: one per enabled recipient and method, with the payload, its
-    /// actions and dedupe hashes built for the event once and per recipient only for what
-    /// differs.
+    /// Appends the event's rows: one per enabled recipient and each method they receive the
+    /// event by, with the payload, its actions and dedupe hashes built for the event once and
+    /// per recipient only for what differs.
     pub(super) fn rows(
         &self,
         event: CheckedEvent,
         template: &Template,
-        recipients: &[&User],
-        methods: &[Method],
+        recipients: &[(&User, Vec<Method>)],
         now: DateTime<Utc>,
         rows: &mut Vec<NewMessage>,
     ) -> Result<(), Error> {
-        let Some((&last_method, other_methods)) = methods.split_last() else {
-            return Ok(());
-        };
-        if recipients.is_empty() {
+        if recipients.iter().all(|(_, methods)| methods.is_empty()) {
             return Ok(());
         }
         let event = event.into_event();
@@ -69,8 +65,11 @@ impl Events {
         let dedupe = template
             .deduplicate
             .then(|| DedupeBasis::new(template.id, &shared, &shared.targets, now.date_naive()));
-        rows.reserve(recipients.len() * methods.len());
-        for user in recipients {
+        rows.reserve(recipients.iter().map(|(_, methods)| methods.len()).sum());
+        for (user, methods) in recipients {
+            let Some((&last_method, other_methods)) = methods.split_last() else {
+                continue;
+            };
             let mut payload = Payload {
                 user_id: user.id,
                 user_email: user.email.to_string(),

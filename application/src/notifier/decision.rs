@@ -4,7 +4,7 @@
 //! the notifier's cycle only reads the facts, calls [`decide`] and carries the decision out.
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Completion, Message, Template, is_enabled};
+use herald_domain::{Completion, Message, StoredPreference, Template, receives};
 
 use crate::ports::Delivery;
 use crate::rendering::Renderer;
@@ -21,8 +21,8 @@ pub struct Facts<'a> {
     pub template: Option<&'a Template>,
     /// The recipient exists and is not deleted.
     pub recipient_live: bool,
-    /// The recipient's stored preference for the template (`Some(true)`: disabled), if any.
-    pub stored_disabled: Option<bool>,
+    /// The recipient's stored preference rows for the template (empty: none).
+    pub stored: StoredPreference,
     /// This deployment has a dispatcher for the message's method.
     pub method_configured: bool,
 }
@@ -37,7 +37,7 @@ pub enum Decision {
 }
 
 /// Decides, in this order: a template that does not exist fails the message for good; a
-/// deleted recipient or one who disabled the template inhibits it; a method this deployment
+/// deleted recipient, or one who disabled the template for the message's method, inhibits it; a method this deployment
 /// has no dispatcher for, or a template that does not render, fails it for good; anything else
 /// is rendered (at `now`) for dispatch.
 pub fn decide(
@@ -61,7 +61,7 @@ pub fn decide(
             reason: REASON_RECIPIENT_DELETED.to_owned(),
         });
     }
-    if !is_enabled(template.enabled_by_default, facts.stored_disabled) {
+    if !receives(template, &facts.stored, message.method) {
         return Decision::Complete(Completion::Inhibited {
             reason: REASON_DISABLED.to_owned(),
         });

@@ -151,9 +151,10 @@ impl Intake {
             let facts = Facts {
                 template,
                 recipient_live: live.contains(&message.recipient),
-                stored_disabled: stored
+                stored: stored
                     .get(&(message.recipient, message.template_id))
-                    .copied(),
+                    .copied()
+                    .unwrap_or_default(),
                 method_configured: self.dispatchers.contains_key(&message.method),
             };
             let name = template

@@ -26,7 +26,7 @@ pub use message_queue::{
     SkipMethods,
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
-pub use preference_store::PreferenceStore;
+pub use preference_store::{PreferenceChange, PreferenceStore, TemplatePreferences};
 pub use rate_counter::RateCounter;
 pub use settings_store::SettingsStore;
 pub use store_error::StoreError;

@@ -310,7 +310,7 @@ async fn me_names_the_caller_in_user_paths() {
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(preferences, json!({"template_disabled_map": {}}));
+    assert_eq!(preferences, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -405,6 +405,28 @@ async fn owners_send_test_notifications_and_anyone_custom_ones_to_themselves() {
     );
 }
 
+/// The list form of a user's preferences without the times written, which the test cannot
+/// know: (id, disabled, methods) per entry.
+fn without_times(list: &Value) -> Vec<(String, bool, Value)> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|entry| {
+            assert!(
+                entry["updated_at"]
+                    .as_str()
+                    .is_some_and(|at| chrono::DateTime::parse_from_rfc3339(at).is_ok()),
+                "{entry}"
+            );
+            (
+                entry["id"].as_str().unwrap().to_owned(),
+                entry["disabled"].as_bool().unwrap(),
+                entry["methods"].clone(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preferences_are_read_and_set_by_the_user_owners_and_user_admins_only() {
     let app = App::start().await;
@@ -412,29 +434,29 @@ async fn preferences_are_read_and_set_by_the_user_owners_and_user_admins_only() 
         "/api/v2/users/{}/notifications/preferences",
         app.member.user.id
     );
+    let deleted = catalogue::WORKSPACE_DELETED.to_string();
 
     let empty = app
         .get(&path, &app.member)
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(empty, json!({"template_disabled_map": {}}));
+    assert_eq!(empty, json!([]));
 
     let set = app
         .put(
             &path,
             &app.member,
-            json!({"template_disabled_map": {catalogue::WORKSPACE_DELETED.to_string(): true}}),
+            json!({"template_disabled_map": {&deleted: true}}),
         )
         .await
         .expect(StatusCode::OK)
         .json();
-    let expected =
-        json!({"template_disabled_map": {catalogue::WORKSPACE_DELETED.to_string(): true}});
-    assert_eq!(set, expected);
+    let all_off = json!({"smtp": true, "webhook": true, "inbox": true});
+    assert_eq!(without_times(&set), [(deleted.clone(), true, all_off)]);
     for reader in [&app.owner, &app.admin] {
         let read = app.get(&path, reader).await.expect(StatusCode::OK).json();
-        assert_eq!(read, expected);
+        assert_eq!(read, set);
     }
 
     app.get(&path, &app.other)
@@ -443,27 +465,10 @@ async fn preferences_are_read_and_set_by_the_user_owners_and_user_admins_only() 
     app.put(
         &path,
         &app.other,
-        json!({"template_disabled_map": {catalogue::WORKSPACE_DELETED.to_string(): false}}),
+        json!({"template_disabled_map": {&deleted: false}}),
     )
     .await
     .expect(StatusCode::FORBIDDEN);
-    let unknown = app
-        .put(
-            &path,
-            &app.member,
-            json!({"template_disabled_map": {"00000000-0000-4000-8000-000000000000": true}}),
-        )
-        .await
-        .expect(StatusCode::BAD_REQUEST)
-        .json();
-    assert_eq!(unknown["field"], "template_disabled_map", "{unknown}");
-    app.put(
-        &path,
-        &app.member,
-        json!({"template_disabled_map": {"not-a-uuid": true}}),
-    )
-    .await
-    .expect(StatusCode::BAD_REQUEST);
 
     // A disabled template is skipped for that user.
     let skipped = app
@@ -475,7 +480,207 @@ async fn preferences_are_read_and_set_by_the_user_owners_and_user_admins_only() 
         .await
         .expect(StatusCode::ACCEPTED)
         .json();
-    assert_eq!(skipped["skipped"][0]["reason"], "disabled", "{skipped}");
+    assert_eq!(
+        skipped["skipped"],
+        json!([{"user_id": app.member.user.id, "reason": "disabled"}]),
+        "{skipped}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferences_take_both_maps_and_enqueue_skips_only_the_disabled_method() {
+    let app = App::start().await;
+    let path = format!(
+        "/api/v2/users/{}/notifications/preferences",
+        app.member.user.id
+    );
+    let (deleted, created) = (
+        catalogue::WORKSPACE_DELETED.to_string(),
+        catalogue::WORKSPACE_CREATED.to_string(),
+    );
+
+    // Per method only: the webhook off for one template, the inbox on for an
+    // off-by-default one.
+    let list = app
+        .put(
+            &path,
+            &app.member,
+            json!({"method_disabled_map": {
+                &deleted: {"webhook": true},
+                &created: {"inbox": false},
+            }}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let mut expected = vec![
+        (
+            deleted.clone(),
+            false,
+            json!({"smtp": false, "webhook": true, "inbox": false}),
+        ),
+        (
+            created.clone(),
+            true,
+            json!({"smtp": true, "webhook": true, "inbox": false}),
+        ),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut listed = without_times(&list);
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed, expected);
+    let read = app
+        .get(&path, &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(read, list);
+
+    let result = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            workspace_deleted(&app, "inbox-only"),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(
+        result["skipped"],
+        json!([{"user_id": app.member.user.id, "reason": "disabled", "method": "webhook"}]),
+        "{result}"
+    );
+    let id = result["message_ids"][0].as_str().unwrap().to_owned();
+    assert_eq!(result["message_ids"].as_array().unwrap().len(), 1);
+    let messages = app
+        .get("/api/v2/notifications/messages", &app.owner)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let message = messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(message["method"], "inbox");
+
+    // Both maps in one body: off for every method, except in the inbox.
+    let list = app
+        .put(
+            &path,
+            &app.member,
+            json!({
+                "template_disabled_map": {&created: true},
+                "method_disabled_map": {&created: {"inbox": false}},
+            }),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let created_entry = without_times(&list)
+        .into_iter()
+        .find(|(id, _, _)| *id == created)
+        .unwrap();
+    assert_eq!(
+        created_entry,
+        (
+            created.clone(),
+            true,
+            json!({"smtp": true, "webhook": true, "inbox": false})
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_preferences_are_refused_naming_the_field_and_change_nothing() {
+    let app = App::start().await;
+    let path = format!(
+        "/api/v2/users/{}/notifications/preferences",
+        app.member.user.id
+    );
+    let deleted = catalogue::WORKSPACE_DELETED.to_string();
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let otp = catalogue::ONE_TIME_PASSCODE.to_string();
+    let cases = [
+        (
+            json!({"template_disabled_map": {unknown: true}}),
+            "template_disabled_map",
+            "unknown template",
+        ),
+        (
+            json!({"method_disabled_map": {unknown: {"smtp": true}}}),
+            "method_disabled_map",
+            "unknown template",
+        ),
+        (
+            json!({"template_disabled_map": {"not-a-uuid": true}}),
+            "template_disabled_map",
+            "",
+        ),
+        (
+            json!({"method_disabled_map": {"not-a-uuid": {"smtp": true}}}),
+            "method_disabled_map",
+            "",
+        ),
+        (
+            json!({"method_disabled_map": {&deleted: {"email": true}}}),
+            "method_disabled_map",
+            "email",
+        ),
+        (
+            json!({"method_disabled_map": {&deleted: {"smtp": "yes"}}}),
+            "method_disabled_map",
+            "",
+        ),
+        (
+            json!({"template_disabled_map": {&otp: true}}),
+            "template_disabled_map",
+            "security messages cannot be disabled",
+        ),
+        (
+            json!({"method_disabled_map": {&otp: {"smtp": true}}}),
+            "method_disabled_map",
+            "security messages cannot be disabled",
+        ),
+    ];
+    for (body, field, reason) in cases {
+        let refused = app
+            .put(&path, &app.member, body.clone())
+            .await
+            .expect(StatusCode::BAD_REQUEST)
+            .json();
+        let named = refused["field"].as_str().unwrap_or_default();
+        assert!(named.starts_with(field), "{body}: {refused}");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(reason),
+            "{body}: {refused}"
+        );
+    }
+    let otp_refused = app
+        .put(
+            &path,
+            &app.member,
+            json!({"template_disabled_map": {&otp: true}}),
+        )
+        .await
+        .json();
+    assert!(
+        otp_refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("One-Time Passcode"),
+        "{otp_refused}"
+    );
+    let untouched = app
+        .get(&path, &app.member)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(untouched, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -587,7 +587,7 @@ async fn every_json_answer_matches_its_documented_schema() {
         (
             Get,
             "/api/v2/users/{id}/notifications/preferences",
-            "/template_disabled_map",
+            "/0/methods/smtp",
         ),
     ] {
         let body = &probed[&(verb.as_str(), path.to_owned())];

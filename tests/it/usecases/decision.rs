@@ -6,7 +6,10 @@ use herald_application::notifier::{REASON_DISABLED, REASON_RECIPIENT_DELETED};
 use herald_application::rendering::Renderer;
 use herald_application::{Decision, Facts, decide};
 use herald_domain::catalogue::{self, WORKSPACE_CREATED, WORKSPACE_DELETED};
-use herald_domain::{Completion, Message, MessageId, MessageStatus, Method, Template, UserId};
+use herald_domain::{
+    Completion, Message, MessageId, MessageStatus, Method, PreferenceScope, StoredPreference,
+    Template, UserId,
+};
 use herald_tests::sample;
 
 use super::support::ACCESS_URL;
@@ -50,7 +53,7 @@ fn deliverable(template: &Template) -> Facts<'_> {
     Facts {
         template: Some(template),
         recipient_live: true,
-        stored_disabled: None,
+        stored: StoredPreference::default(),
         method_configured: true,
     }
 }
@@ -121,10 +124,10 @@ fn a_template_that_does_not_exist_fails_the_message_for_good_before_anything_els
 fn a_deleted_recipient_is_inhibited_whatever_their_preferences() {
     let template = template(WORKSPACE_DELETED);
     let message = leased(&template);
-    for stored_disabled in [None, Some(true), Some(false)] {
+    for stored in [None, Some(true), Some(false)] {
         let facts = Facts {
             recipient_live: false,
-            stored_disabled,
+            stored: all_methods(stored),
             method_configured: false,
             ..deliverable(&template)
         };
@@ -135,36 +138,91 @@ fn a_deleted_recipient_is_inhibited_whatever_their_preferences() {
     }
 }
 
+fn all_methods(disabled: Option<bool>) -> StoredPreference {
+    let mut stored = StoredPreference::default();
+    stored.set(PreferenceScope::AllMethods, disabled);
+    stored
+}
+
 #[test]
 fn the_recipients_preference_decides_and_without_one_the_templates_default() {
     let on_by_default = template(WORKSPACE_DELETED);
     let off_by_default = template(WORKSPACE_CREATED);
     assert!(on_by_default.enabled_by_default && !off_by_default.enabled_by_default);
+    let webhook = PreferenceScope::Method(Method::Webhook);
+    let inbox = PreferenceScope::Method(Method::Inbox);
+    let none = StoredPreference::default();
 
+    // The message goes by webhook: the webhook's row, else the all-methods row, else the
+    // default; another method's row plays no part.
     let cases = [
-        (&on_by_default, None, true),
-        (&on_by_default, Some(true), false),
-        (&on_by_default, Some(false), true),
-        (&off_by_default, None, false),
-        (&off_by_default, Some(false), true),
+        (&on_by_default, none, true),
+        (
+            &on_by_default,
+            none.with(PreferenceScope::AllMethods, true),
+            false,
+        ),
+        (
+            &on_by_default,
+            none.with(PreferenceScope::AllMethods, false),
+            true,
+        ),
+        (&on_by_default, none.with(webhook, true), false),
+        (&on_by_default, none.with(inbox, true), true),
+        (
+            &on_by_default,
+            none.with(PreferenceScope::AllMethods, true)
+                .with(webhook, false),
+            true,
+        ),
+        (&off_by_default, none, false),
+        (
+            &off_by_default,
+            none.with(PreferenceScope::AllMethods, false),
+            true,
+        ),
+        (&off_by_default, none.with(webhook, false), true),
+        (&off_by_default, none.with(inbox, false), false),
+        (
+            &off_by_default,
+            none.with(PreferenceScope::AllMethods, false)
+                .with(webhook, true),
+            false,
+        ),
     ];
-    for (template, stored_disabled, delivered) in cases {
+    for (template, stored, delivered) in cases {
         let message = leased(template);
         let facts = Facts {
-            stored_disabled,
+            stored,
             ..deliverable(template)
         };
         let decision = decided(&message, &facts);
         if delivered {
             assert!(
                 matches!(decision, Decision::Dispatch(_)),
-                "{} with {stored_disabled:?}: {decision:?}",
+                "{} with {stored:?}: {decision:?}",
                 template.name
             );
         } else {
-            assert_eq!(inhibited(&decision), REASON_DISABLED, "{}", template.name);
+            assert_eq!(
+                inhibited(&decision),
+                REASON_DISABLED,
+                "{} with {stored:?}",
+                template.name
+            );
         }
     }
+}
+
+#[test]
+fn a_security_message_is_dispatched_whatever_its_stored_rows_say() {
+    let otp = template(catalogue::ONE_TIME_PASSCODE);
+    let message = leased(&otp);
+    let facts = Facts {
+        stored: all_methods(Some(true)).with(PreferenceScope::Method(Method::Webhook), true),
+        ..deliverable(&otp)
+    };
+    assert!(matches!(decided(&message, &facts), Decision::Dispatch(_)));
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use herald_application::ports::{
     self, MessageFilter, MessageQueue, PreferenceStore, StoreError, UserDirectory,
 };
@@ -16,11 +17,11 @@ use herald_domain::catalogue::{
     CUSTOM_NOTIFICATION, ONE_TIME_PASSCODE, TASK_IDLE, TEMPLATE_DELETED, TEST_NOTIFICATION,
     USER_ACCOUNT_SUSPENDED, WORKSPACE_AUTOBUILD_FAILED, WORKSPACE_CREATED, WORKSPACE_DELETED,
 };
-use herald_domain::{Message, Method, Role, Template, TemplateId, User, UserId};
+use herald_domain::{Message, Method, Role, StoredPreference, Template, TemplateId, User, UserId};
 use herald_memory::MemoryStore;
 use serde_json::json;
 
-use super::support::{ACCESS_URL, Harness};
+use super::support::{ACCESS_URL, Harness, every_method};
 
 fn event(template: herald_domain::TemplateId, subject: Option<UserId>) -> Event {
     let mut event = Event::new(template);
@@ -109,7 +110,8 @@ async fn deleted_users_get_nothing_from_a_role_event_or_as_subject() {
         result.skipped,
         vec![Skipped {
             user_id: gone.id,
-            reason: SkipReason::Deleted
+            reason: SkipReason::Deleted,
+            method: None
         }]
     );
 }
@@ -120,7 +122,10 @@ async fn a_disabled_preference_blocks_enqueue_for_that_user_only() {
     let quiet = h.user("quiet", &[Role::TemplateAdmin]).await;
     let loud = h.user("loud", &[Role::TemplateAdmin]).await;
     h.preferences
-        .update(quiet.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .update(
+            quiet.id,
+            every_method(BTreeMap::from([(TEMPLATE_DELETED, true)])),
+        )
         .await
         .unwrap();
 
@@ -134,7 +139,8 @@ async fn a_disabled_preference_blocks_enqueue_for_that_user_only() {
         result.skipped,
         vec![Skipped {
             user_id: quiet.id,
-            reason: SkipReason::Disabled
+            reason: SkipReason::Disabled,
+            method: None
         }]
     );
     assert_eq!(recipients(&messages(&h).await), BTreeSet::from([loud.id]));
@@ -146,7 +152,10 @@ async fn an_off_by_default_event_is_sent_only_to_users_who_opted_in() {
     let opted_in = h.user("opted-in", &[]).await;
     let silent = h.user("silent", &[]).await;
     h.preferences
-        .update(opted_in.id, BTreeMap::from([(WORKSPACE_CREATED, false)]))
+        .update(
+            opted_in.id,
+            every_method(BTreeMap::from([(WORKSPACE_CREATED, false)])),
+        )
         .await
         .unwrap();
 
@@ -305,7 +314,8 @@ async fn an_identical_enqueue_on_the_same_utc_day_is_a_duplicate_and_the_next_da
         second.skipped,
         vec![Skipped {
             user_id: user.id,
-            reason: SkipReason::Duplicate
+            reason: SkipReason::Duplicate,
+            method: None
         }]
     );
 
@@ -324,7 +334,7 @@ async fn test_custom_and_task_events_are_never_deduplicated() {
     let h = Harness::new();
     let user = h.user("u", &[]).await;
     h.preferences
-        .update(user.id, BTreeMap::from([(TASK_IDLE, false)]))
+        .update(user.id, every_method(BTreeMap::from([(TASK_IDLE, false)])))
         .await
         .unwrap();
     let content = CustomContent::parse("Build done", "All green").unwrap();
@@ -376,7 +386,8 @@ async fn workspace_deleted_is_not_sent_when_the_initiator_is_the_subject() {
         result.skipped,
         vec![Skipped {
             user_id: user.id,
-            reason: SkipReason::Initiator
+            reason: SkipReason::Initiator,
+            method: None
         }]
     );
 }
@@ -528,7 +539,8 @@ async fn a_batch_is_stored_at_once_and_answers_in_event_order() {
         results[2].skipped,
         vec![Skipped {
             user_id: a.id,
-            reason: SkipReason::Duplicate
+            reason: SkipReason::Duplicate,
+            method: None
         }]
     );
     for id in &results[1].message_ids {
@@ -670,7 +682,10 @@ impl UserDirectory for CountedReads {
 
 #[async_trait]
 impl PreferenceStore for CountedReads {
-    async fn for_user(&self, user: UserId) -> Result<BTreeMap<TemplateId, bool>, StoreError> {
+    async fn for_user(
+        &self,
+        user: UserId,
+    ) -> Result<BTreeMap<TemplateId, ports::TemplatePreferences>, StoreError> {
         Self::count(&self.preferences);
         PreferenceStore::for_user(&self.inner, user).await
     }
@@ -678,15 +693,16 @@ impl PreferenceStore for CountedReads {
     async fn set(
         &self,
         user: UserId,
-        disabled: &BTreeMap<TemplateId, bool>,
+        changes: &[ports::PreferenceChange],
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        PreferenceStore::set(&self.inner, user, disabled).await
+        PreferenceStore::set(&self.inner, user, changes, now).await
     }
 
     async fn lookup(
         &self,
         pairs: &[(UserId, TemplateId)],
-    ) -> Result<HashMap<(UserId, TemplateId), bool>, StoreError> {
+    ) -> Result<HashMap<(UserId, TemplateId), StoredPreference>, StoreError> {
         Self::count(&self.preferences);
         PreferenceStore::lookup(&self.inner, pairs).await
     }
@@ -798,7 +814,10 @@ async fn a_batch_reads_each_role_audience_once_and_its_preferences_in_one_lookup
     ];
     let suspended = h.user("suspended", &[Role::UserAdmin]).await;
     h.preferences
-        .update(quiet.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .update(
+            quiet.id,
+            every_method(BTreeMap::from([(TEMPLATE_DELETED, true)])),
+        )
         .await
         .unwrap();
     let mut batch = Vec::new();
@@ -831,7 +850,8 @@ async fn a_batch_reads_each_role_audience_once_and_its_preferences_in_one_lookup
                 result.skipped,
                 vec![Skipped {
                     user_id: quiet.id,
-                    reason: SkipReason::Disabled
+                    reason: SkipReason::Disabled,
+                    method: None
                 }]
             );
         } else {
@@ -871,11 +891,17 @@ async fn a_batch_of_named_users_and_role_audiences_applies_both_their_preference
     let admin = h.user("admin", &[Role::TemplateAdmin]).await;
     let quiet_admin = h.user("quiet-admin", &[Role::TemplateAdmin]).await;
     h.preferences
-        .update(subject.id, BTreeMap::from([(WORKSPACE_DELETED, true)]))
+        .update(
+            subject.id,
+            every_method(BTreeMap::from([(WORKSPACE_DELETED, true)])),
+        )
         .await
         .unwrap();
     h.preferences
-        .update(quiet_admin.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .update(
+            quiet_admin.id,
+            every_method(BTreeMap::from([(TEMPLATE_DELETED, true)])),
+        )
         .await
         .unwrap();
     let (events, reads) = counted_events(&h);
@@ -892,6 +918,7 @@ async fn a_batch_of_named_users_and_role_audiences_applies_both_their_preference
         vec![Skipped {
             user_id: user.id,
             reason: SkipReason::Disabled,
+            method: None,
         }]
     };
     assert!(results[0].message_ids.is_empty());

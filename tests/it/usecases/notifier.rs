@@ -11,7 +11,9 @@ use herald_application::{Cycle, Event, NotifierConfig};
 use herald_domain::catalogue::{TEMPLATE_DELETED, WORKSPACE_DELETED};
 use herald_domain::{MessageId, MessageStatus, Method, Role, UserId};
 
-use super::support::{GatedQueue, Harness, ScriptedDispatcher, quiet_config, until_idle};
+use super::support::{
+    GatedQueue, Harness, ScriptedDispatcher, every_method, quiet_config, until_idle,
+};
 
 /// Queues one Workspace Deleted event per subject: a webhook and an inbox message each.
 pub(super) async fn enqueue_for(h: &Harness, subject: UserId, name: &str) -> Vec<MessageId> {
@@ -183,7 +185,10 @@ async fn disabling_after_enqueue_ends_the_message_inhibited_with_the_reason() {
     let ids = h.events.enqueue(event).await.unwrap().message_ids;
     assert_eq!(ids.len(), 2);
     h.preferences
-        .update(admin.id, BTreeMap::from([(TEMPLATE_DELETED, true)]))
+        .update(
+            admin.id,
+            every_method(BTreeMap::from([(TEMPLATE_DELETED, true)])),
+        )
         .await
         .unwrap();
 

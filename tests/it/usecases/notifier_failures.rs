@@ -55,16 +55,20 @@ mock! {
         async fn for_user(
             &self,
             user: UserId,
-        ) -> Result<std::collections::BTreeMap<TemplateId, bool>, StoreError>;
+        ) -> Result<
+            std::collections::BTreeMap<TemplateId, herald_application::ports::TemplatePreferences>,
+            StoreError,
+        >;
         async fn set(
             &self,
             user: UserId,
-            disabled: &std::collections::BTreeMap<TemplateId, bool>,
+            changes: &[herald_application::ports::PreferenceChange],
+            now: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), StoreError>;
         async fn lookup(
             &self,
             pairs: &[(UserId, TemplateId)],
-        ) -> Result<HashMap<(UserId, TemplateId), bool>, StoreError>;
+        ) -> Result<HashMap<(UserId, TemplateId), herald_domain::StoredPreference>, StoreError>;
     }
 }
 

@@ -1,70 +1,12 @@
-//! Preferences, templates, inbox, users and purge use cases.
-
-use std::collections::BTreeMap;
+//! Templates, inbox, users and purge use cases (preferences: `preferences`).
 
 use chrono::Duration;
 use herald_application::ports::{InboxStore, MessageQueue, PurgeOutcome, ReadStatus};
 use herald_application::{Error, Event, InboxFilter, UserInput};
-use herald_domain::catalogue::{
-    ONE_TIME_PASSCODE, TEMPLATE_DELETED, WORKSPACE_CREATED, WORKSPACE_DELETED,
-};
+use herald_domain::catalogue::{ONE_TIME_PASSCODE, TEMPLATE_DELETED, WORKSPACE_DELETED};
 use herald_domain::{MessageStatus, Method, Role, TemplateId, TemplateKind, UserId};
 
 use super::support::Harness;
-
-#[tokio::test]
-async fn preferences_round_trip_and_return_the_full_stored_list() {
-    let h = Harness::new();
-    let user = h.user("u", &[]).await;
-    assert!(h.preferences.get(user.id).await.unwrap().is_empty());
-
-    let first = h
-        .preferences
-        .update(user.id, BTreeMap::from([(WORKSPACE_DELETED, true)]))
-        .await
-        .unwrap();
-    assert_eq!(first, BTreeMap::from([(WORKSPACE_DELETED, true)]));
-    let both = h
-        .preferences
-        .update(user.id, BTreeMap::from([(WORKSPACE_CREATED, false)]))
-        .await
-        .unwrap();
-    assert_eq!(
-        both,
-        BTreeMap::from([(WORKSPACE_DELETED, true), (WORKSPACE_CREATED, false)])
-    );
-    let flipped = h
-        .preferences
-        .update(user.id, BTreeMap::from([(WORKSPACE_DELETED, false)]))
-        .await
-        .unwrap();
-    assert!(!flipped[&WORKSPACE_DELETED]);
-    assert_eq!(h.preferences.get(user.id).await.unwrap(), flipped);
-}
-
-#[tokio::test]
-async fn preferences_refuse_unknown_templates_and_users() {
-    let h = Harness::new();
-    let user = h.user("u", &[]).await;
-    let unknown = TemplateId::random();
-    let err = h
-        .preferences
-        .update(user.id, BTreeMap::from([(unknown, true)]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::Invalid { field, reason } if field == "template_disabled_map" && reason.contains(&unknown.to_string())),
-        "{err:?}"
-    );
-    assert!(
-        h.preferences.get(user.id).await.unwrap().is_empty(),
-        "nothing stored"
-    );
-    assert!(matches!(
-        h.preferences.get(UserId::random()).await,
-        Err(Error::NotFound(_))
-    ));
-}
 
 #[tokio::test]
 async fn the_method_override_is_set_reported_unchanged_and_reset_to_the_default() {

@@ -23,6 +23,16 @@ use tokio::sync::{Notify, Semaphore};
 
 pub const ACCESS_URL: &str = "https://herald.example.com";
 
+/// A preference update turning these templates off (`true`) or on for every method.
+pub fn every_method(
+    templates: std::collections::BTreeMap<herald_domain::TemplateId, bool>,
+) -> herald_application::PreferenceUpdate {
+    herald_application::PreferenceUpdate {
+        templates,
+        ..Default::default()
+    }
+}
+
 /// Every use case over one in-memory store, built by the composition root
 /// ([`Services::build`]) as production builds them. The use cases are also fields, so a test
 /// reads `h.events` rather than `h.services.events()`.

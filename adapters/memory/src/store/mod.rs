@@ -132,7 +132,7 @@ impl Drop for PurgeLockGuard {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
 
     use chrono::{DateTime, Duration};
     use herald_application::ports::{
@@ -179,7 +179,15 @@ mod tests {
             unavailable(store.for_user(user).await.err()),
             unavailable(
                 store
-                    .set(user, &BTreeMap::from([(template, true)]))
+                    .set(
+                        user,
+                        &[herald_application::ports::PreferenceChange {
+                            template,
+                            scope: herald_domain::PreferenceScope::AllMethods,
+                            disabled: Some(true),
+                        }],
+                        now,
+                    )
                     .await
                     .err(),
             ),
