@@ -686,7 +686,10 @@ async fn mixed_drain(
 
     let mut webhook_p99 = Vec::new();
     let mut cpu_lines = Vec::new();
-    for with_email in [false, true] {
+    // The emails Herald sent, sent again by a plain client beside the last webhook-only drain.
+    let mut sent_emails = Vec::new();
+    for phase in [Mixed::Alone, Mixed::WithEmail, Mixed::BesideRawEmail] {
+        let with_email = phase == Mixed::WithEmail;
         api.set_paused(true).await?;
         let mut webhooks = Vec::new();
         let mut emails = Vec::new();
@@ -721,6 +724,13 @@ async fn mixed_drain(
         }
         let cpu_before = MixedCpu::take(&server, &smtp);
         let started = Instant::now();
+        let raw_sender = (phase == Mixed::BesideRawEmail).then(|| {
+            tokio::spawn(raw::smtp_sends(
+                smtp.port(),
+                std::mem::take(&mut sent_emails),
+                options.tuning.lease_count.div_ceil(2),
+            ))
+        });
         api.set_paused(false).await?;
         let arrivals = receiver
             .expect_exactly(&webhooks, Duration::from_secs(300))
@@ -730,12 +740,28 @@ async fn mixed_drain(
         // The CPU spent while the webhook messages drained (up to their last arrival).
         let spent = MixedCpu::take(&server, &smtp).since(&cpu_before);
         let cpu = spent.describe(started.elapsed());
-        eprintln!("bench: mixed drain (emails: {with_email}): webhook p99 {p99:.0} ms; {cpu}");
+        eprintln!("bench: mixed drain ({phase:?}): webhook p99 {p99:.0} ms; {cpu}");
         cpu_lines.push(cpu);
         wait_all_sent(url, &[webhooks, emails].concat()).await?;
+        if let Some(raw_sender) = raw_sender {
+            raw_sender.await??;
+        }
+        if with_email {
+            sent_emails = smtp
+                .messages()
+                .into_iter()
+                .filter_map(|message| message["data"].as_str().map(str::to_owned))
+                .collect();
+            if sent_emails.len() != count {
+                bail!(
+                    "the SMTP server recorded {} emails of {count}",
+                    sent_emails.len()
+                );
+            }
+        }
         receiver.reset();
     }
-    let (alone, mixed) = (webhook_p99[0], webhook_p99[1]);
+    let (alone, mixed, beside_raw) = (webhook_p99[0], webhook_p99[1], webhook_p99[2]);
     report.push(Scenario::baseline(
         "webhook_alone_p99",
         format!(
@@ -756,8 +782,30 @@ async fn mixed_drain(
         "ms",
         Target::AtMost(2.0 * alone),
     ));
+    report.push(Scenario::baseline(
+        "webhook_beside_raw_email_p99",
+        format!(
+            "raw limit: the webhook messages drained alone again while a plain SMTP client (no Herald, {} connections) sends the same {count} emails to the same server: p99 time to the receiver, {:.2}× webhook_alone_p99; {}",
+            options.tuning.lease_count.div_ceil(2),
+            beside_raw / alone,
+            cpu_lines[2]
+        ),
+        beside_raw,
+        "ms",
+    ));
     drop(server);
     Ok(())
+}
+
+/// The phases of the mixed drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mixed {
+    /// Webhook messages only.
+    Alone,
+    /// As many emails queued interleaved with them.
+    WithEmail,
+    /// Webhook messages only, while a plain SMTP client sends the emails Herald sent.
+    BesideRawEmail,
 }
 
 /// CPU seconds used so far by each process of the mixed drain.

@@ -480,3 +480,90 @@ async fn mark_sent(connection: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Sends each of `messages` (whole RFC 5322 texts) to the SMTP server on 127.0.0.1:`port`, over
+/// `connections` connections kept open, each a plain conversation (`MAIL`, `RCPT`, `DATA`) with
+/// nothing else: the SMTP server's part of an email, without Herald's.
+pub async fn smtp_sends(port: u16, messages: Vec<String>, connections: usize) -> Result<()> {
+    let queue = Arc::new(std::sync::Mutex::new(messages));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..connections.max(1) {
+        let queue = Arc::clone(&queue);
+        senders.spawn(async move {
+            let mut smtp = PlainSmtp::connect(port).await?;
+            loop {
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop();
+                let Some(message) = next else { break };
+                smtp.send(&message).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(sent) = senders.join_next().await {
+        sent??;
+    }
+    Ok(())
+}
+
+/// One SMTP connection, spoken by hand.
+struct PlainSmtp {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+}
+
+impl PlainSmtp {
+    async fn connect(port: u16) -> Result<Self> {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut smtp = Self {
+            stream: tokio::io::BufStream::new(stream),
+        };
+        smtp.reply("220").await?;
+        smtp.command("EHLO bench.example\r\n", "250").await?;
+        Ok(smtp)
+    }
+
+    async fn send(&mut self, message: &str) -> Result<()> {
+        self.command("MAIL FROM:<bench@example.com>\r\n", "250")
+            .await?;
+        self.command("RCPT TO:<raw@bench.example>\r\n", "250")
+            .await?;
+        self.command("DATA\r\n", "354").await?;
+        let mut data = String::with_capacity(message.len() + 64);
+        for line in message.replace("\r\n", "\n").trim_end_matches('\n').split('\n') {
+            if line.starts_with('.') {
+                data.push('.');
+            }
+            data.push_str(line);
+            data.push_str("\r\n");
+        }
+        data.push_str(".\r\n");
+        self.command(&data, "250").await
+    }
+
+    async fn command(&mut self, text: &str, expected: &str) -> Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream.write_all(text.as_bytes()).await?;
+        self.stream.flush().await?;
+        self.reply(expected).await
+    }
+
+    /// Reads one reply, every line of it, and checks its code.
+    async fn reply(&mut self, expected: &str) -> Result<()> {
+        use tokio::io::AsyncBufReadExt as _;
+        loop {
+            let mut line = String::new();
+            if self.stream.read_line(&mut line).await? == 0 {
+                anyhow::bail!("the SMTP server closed the connection");
+            }
+            if !line.starts_with(expected) {
+                anyhow::bail!("the SMTP server answered {line:?}, not {expected}");
+            }
+            // `250-…` continues the reply; `250 …` ends it.
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(());
+            }
+        }
+    }
+}
