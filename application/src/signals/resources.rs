@@ -196,6 +196,7 @@ impl Signals {
                 "used": usage.used(),
                 "total": usage.total(),
                 "threshold_percent": usage.threshold_percent(),
+                "crossed_at": now,
             }));
             events.push((WORKSPACE_OUT_OF_MEMORY, event));
         }
@@ -218,6 +219,7 @@ impl Signals {
                 "workspace_id": report.workspace_id,
                 "agent": report.agent,
                 "volumes": crossed_volumes,
+                "crossed_at": now,
             }));
             events.push((WORKSPACE_OUT_OF_DISK, event));
         }

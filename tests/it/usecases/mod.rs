@@ -9,6 +9,7 @@ mod notifier;
 mod notifier_failures;
 mod pipeline;
 mod services;
+mod signals;
 mod support;
 mod template_cache;
 mod tokens;
