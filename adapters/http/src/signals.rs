@@ -24,17 +24,25 @@ use crate::{ApiError, State as ApiState};
 // ---- resource usage ----------------------------------------------------------------------
 
 /// A workspace agent's resource usage: its memory and/or its volumes.
+///
+/// Required fields are read as optional so that a missing one is refused naming it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ResourceUsage)]
 pub(crate) struct UsageBody {
-    #[schema(value_type = Uuid)]
-    workspace_id: WorkspaceId,
-    workspace_name: String,
+    #[serde(default)]
+    #[schema(value_type = Uuid, required = true)]
+    workspace_id: Option<WorkspaceId>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    workspace_name: Option<String>,
     /// The workspace's owner, who is told.
-    #[schema(value_type = Uuid)]
-    owner_id: UserId,
-    agent: String,
+    #[serde(default)]
+    #[schema(value_type = Uuid, required = true)]
+    owner_id: Option<UserId>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    agent: Option<String>,
     #[serde(default)]
     memory: Option<AmountBody>,
     #[serde(default)]
@@ -46,9 +54,15 @@ pub(crate) struct UsageBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = MemoryUsage)]
 pub(crate) struct AmountBody {
-    used: u64,
-    total: u64,
-    threshold_percent: u64,
+    #[serde(default)]
+    #[schema(value_type = u64, required = true)]
+    used: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = u64, required = true)]
+    total: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = u64, required = true)]
+    threshold_percent: Option<u64>,
 }
 
 /// One volume, by its mount path: used, total, and the share (0–100) at which the owner is told.
@@ -56,10 +70,63 @@ pub(crate) struct AmountBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = VolumeUsage)]
 pub(crate) struct VolumeBody {
-    path: String,
-    used: u64,
-    total: u64,
-    threshold_percent: u64,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    path: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = u64, required = true)]
+    used: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = u64, required = true)]
+    total: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = u64, required = true)]
+    threshold_percent: Option<u64>,
+}
+
+impl UsageBody {
+    fn into_input(self) -> Result<UsageInput, ApiError> {
+        let memory = self
+            .memory
+            .map(|memory| {
+                Ok::<_, ApiError>((
+                    required("memory.used", memory.used)?,
+                    required("memory.total", memory.total)?,
+                    required("memory.threshold_percent", memory.threshold_percent)?,
+                ))
+            })
+            .transpose()?;
+        let volumes = self
+            .volumes
+            .into_iter()
+            .enumerate()
+            .map(|(index, volume)| {
+                let field = |name: &str| format!("volumes[{index}].{name}");
+                Ok(VolumeInput {
+                    path: required(&field("path"), volume.path)?,
+                    used: required(&field("used"), volume.used)?,
+                    total: required(&field("total"), volume.total)?,
+                    threshold_percent: required(
+                        &field("threshold_percent"),
+                        volume.threshold_percent,
+                    )?,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?;
+        Ok(UsageInput {
+            workspace_id: required("workspace_id", self.workspace_id)?,
+            workspace_name: required("workspace_name", self.workspace_name)?,
+            owner_id: required("owner_id", self.owner_id)?,
+            agent: required("agent", self.agent)?,
+            memory,
+            volumes,
+        })
+    }
+}
+
+/// A required field's value, or a 400 naming it.
+fn required<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::invalid(field, "is required"))
 }
 
 /// Where a resource stands after the report: `under` its threshold, `crossed` it now
@@ -155,25 +222,7 @@ pub(crate) async fn report_usage(
     JsonBody(body): JsonBody<UsageBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Owner])?;
-    let report = UsageReport::parse(UsageInput {
-        workspace_id: body.workspace_id,
-        workspace_name: body.workspace_name,
-        owner_id: body.owner_id,
-        agent: body.agent,
-        memory: body
-            .memory
-            .map(|memory| (memory.used, memory.total, memory.threshold_percent)),
-        volumes: body
-            .volumes
-            .into_iter()
-            .map(|volume| VolumeInput {
-                path: volume.path,
-                used: volume.used,
-                total: volume.total,
-                threshold_percent: volume.threshold_percent,
-            })
-            .collect(),
-    })?;
+    let report = UsageReport::parse(body.into_input()?)?;
     let outcome = api.services.signals().report_usage(report).await?;
     Ok(json(StatusCode::ACCEPTED, &UsageJson::from(outcome)))
 }
@@ -186,12 +235,18 @@ pub(crate) async fn report_usage(
 #[schema(as = TaskStateReport)]
 pub(crate) struct TaskBody {
     /// The workspace's owner, who is told.
-    #[schema(value_type = Uuid)]
-    owner_id: UserId,
-    task_name: String,
-    workspace_name: String,
-    #[schema(schema_with = task_state)]
-    state: String,
+    #[serde(default)]
+    #[schema(value_type = Uuid, required = true)]
+    owner_id: Option<UserId>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    task_name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    workspace_name: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = task_state, required = true)]
+    state: Option<String>,
 }
 
 /// Why a task's new state told nobody: its `first_working` (it just started), `unchanged`
@@ -276,10 +331,10 @@ pub(crate) async fn set_task_state(
     let report = TaskReport::parse(
         task,
         TaskInput {
-            owner_id: body.owner_id,
-            task_name: body.task_name,
-            workspace_name: body.workspace_name,
-            state: body.state,
+            owner_id: required("owner_id", body.owner_id)?,
+            task_name: required("task_name", body.task_name)?,
+            workspace_name: required("workspace_name", body.workspace_name)?,
+            state: required("state", body.state)?,
         },
     )?;
     let outcome = api.services.signals().set_task_state(report).await?;
