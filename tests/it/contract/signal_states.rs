@@ -196,3 +196,67 @@ herald_tests::contract_suite! {
     a_task_transition_returns_the_state_it_held_before,
     concurrent_transitions_to_one_state_see_the_old_state_once,
 }
+
+/// PostgreSQL's task moves, with the moves made to wait behind a row lock so they surely run
+/// at once: each must read the state the one before it left, not the state its statement
+/// began with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_task_moves_queued_behind_a_row_lock_each_read_the_state_left_before_them() {
+    use std::time::Duration;
+
+    use herald_application::ports::TaskStateStore as _;
+    use herald_tests::postgres::TestDatabase;
+
+    let database = TestDatabase::create().await;
+    let store = database.store.clone();
+    let task = TaskId::random();
+    let at = sample::t0();
+    store.transition(task, TaskState::Idle, at).await.unwrap();
+    let mut holder = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM task_states WHERE task_id = $1 FOR UPDATE")
+        .bind(task.as_uuid())
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let moves: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .transition(task, TaskState::Working, at)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    // Both moves wait for the lock before it is let go.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both moves should wait for the row lock");
+    holder.commit().await.unwrap();
+
+    let mut previous = Vec::new();
+    for handle in moves {
+        previous.push(handle.await.unwrap());
+    }
+    previous.sort_by_key(|state| state.map(TaskState::as_str));
+    assert_eq!(
+        previous,
+        vec![Some(TaskState::Idle), Some(TaskState::Working)]
+    );
+}
