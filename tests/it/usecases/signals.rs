@@ -4,16 +4,19 @@
 use chrono::TimeDelta;
 use std::collections::BTreeMap;
 
-use herald_application::Error;
+use std::sync::Arc;
+
 use herald_application::ports::Clock as _;
 use herald_application::signals::{
     Notice, ResourceOutcome, TaskInput, TaskReport, UsageInput, UsageReport, VolumeInput,
 };
+use herald_application::{DefaultMethod, Error};
 use herald_domain::catalogue::{
     self, TASK_IDLE, TASK_WORKING, WORKSPACE_OUT_OF_DISK, WORKSPACE_OUT_OF_MEMORY,
 };
 use herald_domain::signals::{TaskId, TaskQuiet, TaskState, WorkspaceId};
-use herald_domain::{Role, TemplateId, User, UserId};
+use herald_domain::{Method, Role, TemplateId, User, UserId};
+use herald_memory::MemoryStore;
 
 use super::support::Harness;
 
@@ -611,4 +614,35 @@ async fn an_unknown_owner_is_refused_and_nothing_is_recorded() {
         .await
         .unwrap();
     assert_eq!(first.previous, None);
+}
+
+#[tokio::test]
+async fn a_crossing_that_could_not_be_queued_is_announced_by_the_next_report_over() {
+    let queue = MemoryStore::new();
+    let shared = queue.clone();
+    let h = Harness::with_ports(
+        DefaultMethod::Webhook,
+        &[Method::Webhook],
+        move |ports, _| {
+            ports.queue = Arc::new(shared);
+        },
+    );
+    let owner = h.user("ada", &[Role::Member]).await;
+    let workspace = WorkspaceId::random();
+    let signals = h.services.signals();
+
+    queue.set_unavailable(true);
+    let err = signals
+        .report_usage(memory_at(&owner, workspace, 95))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+
+    queue.set_unavailable(false);
+    let next = signals
+        .report_usage(memory_at(&owner, workspace, 95))
+        .await
+        .unwrap();
+    assert_eq!(next.memory, Some(ResourceOutcome::Crossed));
+    assert_eq!(next.notifications[0].result.message_ids.len(), 1);
 }
