@@ -18,12 +18,14 @@ use crate::messages::Messages;
 use crate::notifier::{Notifier, NotifierHandle, NotifierPorts};
 use crate::ports::{
     Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics, PreferenceStore,
-    RateCounter, SettingsStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
+    RateCounter, ResourceStateStore, SettingsStore, TaskStateStore, TemplateStore, TokenStore,
+    UserDirectory, UserRegistry, Wakeup,
 };
 use crate::preferences::Preferences;
 use crate::purge::Purger;
 use crate::rendering::Renderer;
 use crate::settings::Settings;
+use crate::signals::{SignalPorts, Signals};
 use crate::templates::{CachedTemplates, TEMPLATE_CACHE_TTL, Templates};
 use crate::tokens::{AuthCache, Tokens};
 use crate::unsubscribe::UnsubscribeKey;
@@ -48,6 +50,10 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenStore>,
     /// Where rate limits count requests (shared by every replica).
     pub rates: Arc<dyn RateCounter>,
+    /// Where the host signals keep each resource's last state (shared by every replica).
+    pub resources: Arc<dyn ResourceStateStore>,
+    /// Where the host signals keep each task's last state (shared by every replica).
+    pub tasks: Arc<dyn TaskStateStore>,
     pub wakeup: Arc<dyn Wakeup>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub clock: Arc<dyn Clock>,
@@ -107,6 +113,8 @@ impl Ports {
             + InboxStore
             + TokenStore
             + RateCounter
+            + ResourceStateStore
+            + TaskStateStore
             + 'static,
     {
         Self {
@@ -118,7 +126,9 @@ impl Ports {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
-            rates: store,
+            rates: store.clone(),
+            resources: store.clone(),
+            tasks: store,
             wakeup,
             inbox_feed,
             clock,
@@ -147,6 +157,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Services {
     events: Events,
+    signals: Signals,
     settings: Settings,
     preferences: Preferences,
     templates: Templates,
@@ -187,6 +198,8 @@ impl Services {
             inbox,
             tokens,
             rates,
+            resources,
+            tasks,
             wakeup,
             inbox_feed,
             clock,
@@ -229,6 +242,15 @@ impl Services {
             )),
             None => events,
         };
+        let signals = Signals::new(
+            SignalPorts {
+                directory: Arc::clone(&directory),
+                resources,
+                tasks,
+                clock: Arc::clone(&clock),
+            },
+            events.clone(),
+        );
         let tokens = Tokens::new(
             tokens,
             directory.clone(),
@@ -274,6 +296,7 @@ impl Services {
         };
         Self {
             events,
+            signals,
             settings: Settings::new(settings, wakeup),
             preferences: Preferences::new(
                 preferences,
@@ -329,6 +352,11 @@ impl Services {
     /// Enqueue events (DESIGN §4).
     pub fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// Host signals (DESIGN §10.5): resource usage and task state, announced when they change.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
     }
 
     /// The pause switch.

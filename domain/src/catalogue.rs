@@ -216,8 +216,11 @@ fn specs() -> Vec<Spec> {
             enabled_by_default: true,
             audience: subject(),
             title: "Workspace \"{{labels.workspace}}\" is running out of disk",
+            // One volume is a sentence, several a list (as the reference renders it).
             body: "Hi {{user_name}},\n\nYour workspace **{{labels.workspace}}** is running out of disk \
-                   space:\n\n{{#each data.volumes}}- {{this.path}} is over {{this.threshold}} full\n{{/each}}",
+                   space{{#if data.volumes.[1]}}:\n\n{{#each data.volumes}}- {{this.path}} is over \
+                   {{this.threshold}} full\n{{/each}}{{else}}: volume **{{data.volumes.[0].path}}** is \
+                   over {{data.volumes.[0].threshold}} full.{{/if}}",
             actions: VIEW_WORKSPACE,
         },
         Spec {

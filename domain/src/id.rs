@@ -56,6 +56,9 @@ macro_rules! uuid_id {
     };
 }
 
+/// For the ids of other modules (`signals`).
+pub(crate) use uuid_id;
+
 uuid_id!(
     /// A user of the host application, as known to Herald's directory.
     UserId

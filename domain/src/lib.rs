@@ -13,6 +13,7 @@ pub mod message;
 pub mod method;
 pub mod payload;
 pub mod preference;
+pub mod signals;
 pub mod template;
 pub mod user;
 

@@ -531,7 +531,11 @@ impl PlainSmtp {
             .await?;
         self.command("DATA\r\n", "354").await?;
         let mut data = String::with_capacity(message.len() + 64);
-        for line in message.replace("\r\n", "\n").trim_end_matches('\n').split('\n') {
+        for line in message
+            .replace("\r\n", "\n")
+            .trim_end_matches('\n')
+            .split('\n')
+        {
             if line.starts_with('.') {
                 data.push('.');
             }

@@ -19,8 +19,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_application::CachedTemplates;
 use herald_application::ports::{
-    InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, SettingsStore, SystemClock,
-    TemplateStore, TokenStore, UserRegistry, Wakeup, WakeupListener,
+    InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, ResourceStateStore,
+    SettingsStore, SystemClock, TaskStateStore, TemplateStore, TokenStore, UserRegistry, Wakeup,
+    WakeupListener,
 };
 use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
@@ -43,6 +44,8 @@ pub struct Backend {
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
     pub rates: Arc<dyn RateCounter>,
+    pub resources: Arc<dyn ResourceStateStore>,
+    pub tasks: Arc<dyn TaskStateStore>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub wakeup: Arc<dyn Wakeup>,
     pub hooks: Arc<dyn BackendHooks>,
@@ -222,7 +225,9 @@ impl MemoryBackend {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
-            rates: store,
+            rates: store.clone(),
+            resources: store.clone(),
+            tasks: store,
             inbox_feed: self.inbox_feed.clone(),
             wakeup: self.wakeup.clone(),
             hooks: Arc::new(self),
@@ -305,6 +310,8 @@ impl PostgresBackend {
             inbox: store.clone(),
             tokens: store.clone(),
             rates: store.clone(),
+            resources: store.clone(),
+            tasks: store.clone(),
             queue: store,
             inbox_feed: self.signals.clone(),
             wakeup: self.signals.clone(),

@@ -11,7 +11,7 @@
 //!   roles do not allow the route.
 //!
 //! Routes live next to their handlers: `users` (the directory and tokens), `notifications`
-//! (events, settings, templates, preferences, messages), `inbox`, `unsubscribe` (the signed
+//! (events, settings, templates, preferences, messages), `inbox`, `signals` (the host's resource usage and task states), `unsubscribe` (the signed
 //! one-click links of emails), `health` and `metrics` (`GET /metrics`, Prometheus text). The
 //! route table in [`routes`] builds the router and writes `GET /api/v2/openapi.json`, so a
 //! route cannot be served without being described.
@@ -23,6 +23,7 @@ mod inbox;
 pub mod metrics;
 mod notifications;
 pub mod routes;
+mod signals;
 mod unsubscribe;
 mod users;
 mod vocabulary;

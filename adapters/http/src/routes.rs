@@ -18,7 +18,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::Body as ErrorBody;
-use crate::{API_PREFIX, State, health, inbox, metrics, notifications, unsubscribe, users, watch};
+use crate::{
+    API_PREFIX, State, health, inbox, metrics, notifications, signals, unsubscribe, users, watch,
+};
 
 /// The path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/api/v2/openapi.json";
@@ -303,6 +305,22 @@ pub(crate) fn table() -> Vec<Route> {
             "Troubleshooting: the queued messages",
         )
         .returns::<MessageListJson>(&[200, 400, 401, 403]),
+        Route::api(
+            Post,
+            "/resources/usage",
+            signals::report_usage,
+            "Report a workspace agent's memory and volume usage",
+        )
+        .body::<signals::UsageBody>()
+        .returns::<signals::UsageJson>(&[202, 400, 401, 403, 413]),
+        Route::api(
+            Put,
+            "/tasks/{id}/state",
+            signals::set_task_state,
+            "Report a task's state",
+        )
+        .body::<signals::TaskBody>()
+        .returns::<signals::TaskJson>(&[200, 400, 401, 403, 413]),
         Route::api(
             Get,
             "/notifications/inbox",

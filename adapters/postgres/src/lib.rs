@@ -4,7 +4,7 @@
 //! [`PgStore`] holds a connection pool and implements the storage ports over the schema of
 //! `migrations/` (embedded here, applied by [`PgStore::migrate`]): `UserDirectory`,
 //! `UserRegistry`, `PreferenceStore`, `TemplateStore`, `SettingsStore`, `InboxStore`,
-//! `TokenStore`, `RateCounter` and `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]).
+//! `TokenStore`, `RateCounter`, `ResourceStateStore`, `TaskStateStore` and `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]).
 //! [`PgSignals`] carries notifier wake-ups and the live inbox feed across replicas over LISTEN/NOTIFY.
 //!
 //! Driver errors never cross a port: `error` translates them into
@@ -18,6 +18,7 @@ mod preferences;
 mod queue;
 mod rates;
 mod settings;
+mod signal_states;
 mod signals;
 mod templates;
 mod tokens;

@@ -8,6 +8,7 @@ mod preferences;
 mod queue;
 mod rates;
 mod settings;
+mod signal_states;
 mod templates;
 mod tokens;
 mod users;

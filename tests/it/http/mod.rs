@@ -8,6 +8,7 @@ mod inbox;
 mod malformed;
 mod notifications;
 mod openapi;
+mod signals;
 mod support;
 mod unsubscribe;
 mod watch;

@@ -507,6 +507,16 @@ async fn every_json_answer_matches_its_documented_schema() {
             stored.id
         ))
         .with(json!({"is_read": true})),
+        Probe::new(Post, "/api/v2/resources/usage", &app.owner).with(json!({
+            "workspace_id": Uuid::new_v4(), "workspace_name": "ws", "owner_id": member,
+            "agent": "main", "memory": {"used": 95, "total": 100, "threshold_percent": 90},
+            "volumes": [{"path": "/home", "used": 1, "total": 100, "threshold_percent": 90}],
+        })),
+        Probe::new(Put, "/api/v2/tasks/{id}/state", &app.owner)
+            .at(format!("/api/v2/tasks/{}/state", Uuid::new_v4()))
+            .with(json!({
+                "owner_id": member, "task_name": "t", "workspace_name": "ws", "state": "idle",
+            })),
         Probe::new(Get, OPENAPI_PATH, &app.member),
         Probe::new(Get, "/healthz", &app.member),
         Probe::new(Get, "/readyz", &app.member),
@@ -574,6 +584,13 @@ async fn every_json_answer_matches_its_documented_schema() {
         ),
         (Get, "/api/v2/notifications/templates/custom", "/0"),
         (Get, "/api/v2/notifications/messages", "/messages/0"),
+        (
+            Post,
+            "/api/v2/resources/usage",
+            "/notifications/0/message_ids/0",
+        ),
+        (Post, "/api/v2/resources/usage", "/volumes/0"),
+        (Put, "/api/v2/tasks/{id}/state", "/notification/skipped/0"),
         (
             Get,
             "/api/v2/notifications/inbox",

@@ -10,6 +10,7 @@ mod notifier_failures;
 mod pipeline;
 mod preferences;
 mod services;
+mod signals;
 mod support;
 mod template_cache;
 mod tokens;

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: every repository and the message queue, in memory, behind one lock.
 //!
 //! Each concern keeps its rows in its own module (`queue`, `users`, `preferences`,
-//! `templates`, `settings`, `inbox`, `tokens`, `rates`) as plain synchronous code; the port implementations there
+//! `templates`, `settings`, `inbox`, `tokens`, `rates`, `signals`) as plain synchronous code; the port implementations there
 //! take the lock through [`MemoryStore::with`], which also answers for an injected outage.
 
 mod inbox;
@@ -9,6 +9,7 @@ mod preferences;
 mod queue;
 mod rates;
 mod settings;
+mod signals;
 mod templates;
 mod tokens;
 mod users;
@@ -47,6 +48,7 @@ struct State {
     settings: settings::Settings,
     tokens: tokens::Tokens,
     rates: rates::Rates,
+    signals: signals::SignalStates,
 }
 
 impl MemoryStore {
