@@ -698,7 +698,7 @@ async fn mixed_drain(
             for i in 0..per_batch.min(count - chunk * per_batch) {
                 let n = chunk * per_batch + i;
                 let subject = subjects[n % subjects.len()];
-                let name = format!("mixed-{with_email}-{n}");
+                let name = format!("mixed-{phase:?}-{n}");
                 events.push(subject_event(subject, &name));
                 if with_email {
                     let mut email = subject_event(subject, &name);
