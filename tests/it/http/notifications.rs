@@ -703,3 +703,118 @@ async fn a_member_flooding_custom_notifications_queues_at_most_the_limits_worth_
     );
     assert_eq!(refused, 200 - limit, "every request over the limit refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_send_custom_notifications_to_roles_and_users_members_only_to_themselves() {
+    let app = App::start().await;
+    let content = json!({"title": "Maintenance", "message": "Tonight at 22:00"});
+    app.put(
+        &format!(
+            "/api/v2/users/{}/notifications/preferences",
+            app.other.user.id
+        ),
+        &app.other,
+        json!({"template_disabled_map": {catalogue::CUSTOM_NOTIFICATION.to_string(): true}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let sent = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.admin,
+            json!({"content": content, "roles": ["member"]}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(
+        sent["skipped"],
+        json!([{"user_id": app.other.user.id, "reason": "disabled"}]),
+        "{sent}"
+    );
+    let ids = sent["message_ids"].as_array().unwrap();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the member's webhook and inbox messages: {sent}"
+    );
+    let to_member = app
+        .get(
+            &format!(
+                "/api/v2/notifications/messages?user_id={}",
+                app.member.user.id
+            ),
+            &app.owner,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(to_member["messages"].as_array().unwrap().len(), 2);
+
+    let unknown = uuid::Uuid::new_v4();
+    let named = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.owner,
+            json!({"content": content, "user_ids": [unknown, app.admin.user.id]}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(
+        named["skipped"],
+        json!([{"user_id": unknown, "reason": "unknown"}]),
+        "{named}"
+    );
+    assert_eq!(named["message_ids"].as_array().unwrap().len(), 2);
+
+    let refused = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.member,
+            json!({"content": content, "user_ids": [app.other.user.id]}),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN)
+        .json();
+    assert!(
+        refused["detail"].as_str().unwrap().contains("other users"),
+        "{refused}"
+    );
+    app.post(
+        "/api/v2/notifications/custom",
+        &app.member,
+        json!({"content": content, "roles": ["member"]}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    app.post(
+        "/api/v2/notifications/custom",
+        &app.member,
+        json!({"content": content, "user_ids": [app.member.user.id]}),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+
+    let bad_role = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.owner,
+            json!({"content": content, "roles": ["boss"]}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(bad_role["field"], "roles", "{bad_role}");
+    let nobody = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.owner,
+            json!({"content": content, "user_ids": []}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(nobody["field"], "user_ids", "{nobody}");
+}

@@ -9,8 +9,8 @@ use herald_application::ports::{
     self, MessageFilter, MessageQueue, PreferenceStore, StoreError, UserDirectory,
 };
 use herald_application::{
-    CustomContent, DefaultMethod, Error, Event, EventPorts, Events, SkipReason, Skipped,
-    TemplateRef,
+    CustomContent, CustomRecipients, DefaultMethod, Error, Event, EventPorts, Events, SkipReason,
+    Skipped, TemplateRef,
 };
 use herald_domain::catalogue::{
     CUSTOM_NOTIFICATION, ONE_TIME_PASSCODE, TASK_IDLE, TEMPLATE_DELETED, TEST_NOTIFICATION,
@@ -982,5 +982,84 @@ async fn a_batch_event_failing_its_checks_is_named_by_its_index_and_a_single_one
     assert!(
         messages(&h).await.is_empty(),
         "nothing is queued for a refused batch"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_notification_to_a_role_reaches_every_holder_and_skips_opted_out_ones() {
+    let h = Harness::new();
+    let sender = h.user("sender", &[Role::UserAdmin]).await;
+    let first = h.user("first", &[Role::TemplateAdmin]).await;
+    let second = h.user("second", &[Role::TemplateAdmin, Role::Member]).await;
+    let opted_out = h.user("opted-out", &[Role::TemplateAdmin]).await;
+    let _member = h.user("member", &[Role::Member]).await;
+    h.preferences
+        .update(opted_out.id, BTreeMap::from([(CUSTOM_NOTIFICATION, true)]))
+        .await
+        .unwrap();
+    let content = CustomContent::parse("Maintenance", "Tonight at 22:00").unwrap();
+    let to = CustomRecipients {
+        user_ids: Vec::new(),
+        roles: BTreeSet::from([Role::TemplateAdmin]),
+    };
+
+    let result = h
+        .events
+        .send_custom_to(sender.id, content, to)
+        .await
+        .unwrap();
+
+    let stored = messages(&h).await;
+    assert_eq!(recipients(&stored), BTreeSet::from([first.id, second.id]));
+    assert_eq!(stored.len(), 4, "one message per holder and method");
+    assert_eq!(result.message_ids.len(), 4);
+    assert_eq!(
+        result.skipped,
+        vec![Skipped {
+            user_id: opted_out.id,
+            reason: SkipReason::Disabled
+        }]
+    );
+    assert!(stored.iter().all(|m| {
+        m.template_id == CUSTOM_NOTIFICATION
+            && m.payload.labels["custom_title"] == "Maintenance"
+            && m.payload.data.as_ref().unwrap()["sender_id"] == json!(sender.id)
+    }));
+}
+
+#[tokio::test]
+async fn a_custom_notification_reports_unknown_and_deleted_users_and_reaches_the_rest() {
+    let h = Harness::new();
+    let sender = h.user("sender", &[Role::Owner]).await;
+    let reader = h.user("reader", &[Role::Member]).await;
+    let gone = h.user("gone", &[Role::Member]).await;
+    h.users.delete(gone.id).await.unwrap();
+    let unknown = UserId::random();
+    let content = CustomContent::parse("Hello", "Hi all").unwrap();
+    let to = CustomRecipients {
+        user_ids: vec![unknown, reader.id, gone.id, reader.id],
+        roles: BTreeSet::new(),
+    };
+
+    let result = h
+        .events
+        .send_custom_to(sender.id, content, to)
+        .await
+        .unwrap();
+
+    assert_eq!(recipients(&messages(&h).await), BTreeSet::from([reader.id]));
+    assert_eq!(result.message_ids.len(), 2, "named twice, sent once");
+    assert_eq!(
+        result.skipped,
+        vec![
+            Skipped {
+                user_id: unknown,
+                reason: SkipReason::Unknown
+            },
+            Skipped {
+                user_id: gone.id,
+                reason: SkipReason::Deleted
+            },
+        ]
     );
 }
