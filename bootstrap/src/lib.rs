@@ -89,6 +89,7 @@ pub struct HeraldBuilder {
     smtp: Option<SmtpSettings>,
     webhook: Option<WebhookConfig>,
     access_url: String,
+    app_url: Option<String>,
     app_name: String,
     unsubscribe_key: Option<UnsubscribeKey>,
     limits: Limits,
@@ -111,6 +112,7 @@ impl fmt::Debug for HeraldBuilder {
             .field("smtp", &self.smtp)
             .field("webhook", &self.webhook)
             .field("access_url", &self.access_url)
+            .field("app_url", &self.app_url)
             .field("app_name", &self.app_name)
             .field(
                 "unsubscribe_key",
@@ -137,6 +139,7 @@ impl HeraldBuilder {
             smtp: None,
             webhook: None,
             access_url: "http://127.0.0.1:3000".to_owned(),
+            app_url: None,
             app_name: APP_NAME.to_owned(),
             unsubscribe_key: None,
             limits: Limits::default(),
@@ -164,6 +167,7 @@ impl HeraldBuilder {
         self.smtp = config.smtp;
         self.webhook = config.webhook;
         self.access_url = config.access_url;
+        self.app_url = config.app_url;
         self.limits = config.limits;
         if let Some(key) = config.unsubscribe_key {
             self.unsubscribe_key = Some(key);
@@ -267,9 +271,17 @@ impl HeraldBuilder {
         self
     }
 
-    /// The URL links in notifications are built on.
+    /// Herald's own public URL: unsubscribe links and Herald's pages are built on it (and
+    /// action links too, unless [`HeraldBuilder::app_url`] is set).
     pub fn access_url(mut self, url: impl Into<String>) -> Self {
         self.access_url = url.into();
+        self
+    }
+
+    /// The host application's URL: notifications' action links and the `base_url` template
+    /// helper are built on it. Defaults to the access URL.
+    pub fn app_url(mut self, url: impl Into<String>) -> Self {
+        self.app_url = Some(url.into());
         self
     }
 
@@ -432,6 +444,7 @@ impl HeraldBuilder {
             Config {
                 app_name: self.app_name,
                 access_url: self.access_url,
+                app_url: self.app_url,
                 default_method: self.default_method,
                 notifier: self.notifier,
                 unsubscribe_key,

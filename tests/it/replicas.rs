@@ -120,6 +120,7 @@ fn notifier(
         Config {
             app_name: "Herald".to_owned(),
             access_url: "https://herald.example.com".to_owned(),
+            app_url: None,
             default_method: DefaultMethod::Webhook,
             notifier: config.validate().unwrap(),
             unsubscribe_key: UnsubscribeKey::generate().unwrap(),
