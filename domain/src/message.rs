@@ -110,6 +110,12 @@ pub fn lease_expiries_reason(expiries: impl fmt::Display) -> String {
     )
 }
 
+/// The `status_reason` of a leased message: which notifier (replica) holds it.
+#[must_use]
+pub fn leased_by_reason(notifier: impl fmt::Display) -> String {
+    format!("leased by notifier {notifier}")
+}
+
 /// How failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -32,7 +32,7 @@ use herald_application::ports::{
     EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
     StoreError,
 };
-use herald_domain::message::{StatusChange, lease_expiries_reason};
+use herald_domain::message::{StatusChange, lease_expiries_reason, leased_by_reason};
 use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, UserId};
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection};
@@ -57,7 +57,9 @@ const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS metho
 /// The statement a lease runs: `$1` now (`timestamptz`), `$2` the lease's end (`timestamptz`),
 /// `$3` the maximum attempts (`int4`), `$4` the count (`int8`), `$5` the maximum lease
 /// expiries (`int4`), `$6` the reason of a message given up, a `format` string taking the
-/// expiries (`text`), `$7` the methods left queued (`text[]`, usually empty); returns the messages it changed: the leased ones, and those given up
+/// expiries (`text`), `$7` the methods left queued (`text[]`, usually empty), `$8` the status
+/// reason of a leased message (`text`, naming the notifier); returns the messages it changed:
+/// the leased ones, and those given up
 /// (`permanent_failure`). Public so that its plan can be checked (`PREPARE` +
 /// `EXPLAIN EXECUTE`).
 #[must_use]
@@ -98,7 +100,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              status = CASE WHEN leasable.give_up THEN 'permanent_failure'::message_status \
                  ELSE 'leased'::message_status END, \
              status_reason = CASE WHEN leasable.give_up THEN format($6, m.lease_expiries + 1) \
-                 ELSE m.status_reason END, \
+                 ELSE $8 END, \
              leased_until = CASE WHEN leasable.give_up THEN NULL ELSE $2 END, \
              next_retry_after = CASE WHEN leasable.give_up THEN NULL ELSE m.next_retry_after END, \
              lease_expiries = m.lease_expiries + leasable.expired::int4, \
@@ -476,6 +478,7 @@ impl MessageQueue for PgStore {
             .bind(max_lease_expiries)
             .bind(lease_expiries_reason("%s"))
             .bind(request.skip.names())
+            .bind(leased_by_reason(&request.notifier))
             .fetch_all(&mut *connection)
             .await
             .map_err(store_error)?;
