@@ -157,8 +157,10 @@ pub struct MigrateArgs {
 /// Logging.
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
-    /// Which logs to write, as tracing-subscriber `EnvFilter` directives (e.g. `info`,
-    /// `herald_application=debug,warn`).
+    /// Which logs to write: tracing-subscriber `EnvFilter` directives (e.g. `info`,
+    /// `herald_application=debug,warn`), or, as the reference takes it, a regular expression
+    /// (e.g. `.*notifications.*`): INFO and above plus the DEBUG lines whose target or message
+    /// it matches.
     #[arg(
         long,
         env = "HERALD_LOG_FILTER",

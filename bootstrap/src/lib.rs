@@ -17,6 +17,7 @@ pub mod builtin_postgres;
 pub mod client;
 pub mod config;
 pub mod http_server;
+pub mod logging;
 
 use std::fmt;
 use std::io::Write as _;
