@@ -460,10 +460,8 @@ impl HeraldBuilder {
                 "notifications: the default delivery method is not configured; events go to the inbox only (set --email-smarthost or --notifications-webhook-endpoint)"
             );
         }
-        let notifier = services.spawn_notifier(
-            self.notifier_name
-                .unwrap_or_else(|| format!("herald-{}", std::process::id())),
-        );
+        let notifier =
+            services.spawn_notifier(self.notifier_name.unwrap_or_else(default_notifier_name));
         Ok(Herald {
             purge: Some(PurgeLoop::spawn(services.purger().clone(), PURGE_INTERVAL)),
             notifier: Some(notifier),
@@ -762,5 +760,19 @@ pub fn unsubscribe_key_in(data_dir: &Path) -> Result<UnsubscribeKey> {
             Ok(key)
         }
         Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// This replica's notifier name when the host gives none: the machine's (or container's) host
+/// name and the process id, so "leased by notifier <name>" tells replicas apart even where
+/// every process is pid 1.
+fn default_notifier_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    match host {
+        Some(host) => format!("{host}-{}", std::process::id()),
+        None => format!("herald-{}", std::process::id()),
     }
 }

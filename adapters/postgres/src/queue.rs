@@ -32,7 +32,9 @@ use herald_application::ports::{
     EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
     StoreError,
 };
-use herald_domain::message::{StatusChange, lease_expiries_reason, leased_by_reason};
+use herald_domain::message::{
+    GIVEN_BACK_REASON, StatusChange, lease_expiries_reason, leased_by_reason,
+};
 use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, UserId};
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection};
@@ -144,12 +146,14 @@ const EXTEND_LEASES_STATEMENT: &str = "UPDATE messages AS m SET leased_until = $
      WHERE m.id = h.id AND m.status::text = 'leased' AND m.leased_until = h.lease \
      RETURNING m.id";
 
-/// The statement that gives held leases back: `$1` the ids, `$2` the leases held. A message
+/// The statement that gives held leases back: `$1` the ids, `$2` the leases held, `$3` the
+/// reason a given-back message shows (`GIVEN_BACK_REASON`). A message
 /// never attempted is pending again, one attempted before a temporary failure (its retry time
 /// has come, since it was leased), as `Message::give_back`.
 const GIVE_BACK_STATEMENT: &str = "UPDATE messages AS m SET \
          status = CASE WHEN m.attempt_count = 0 THEN 'pending'::message_status \
                        ELSE 'temporary_failure'::message_status END, \
+         status_reason = $3, \
          leased_until = NULL \
      FROM UNNEST($1::uuid[], $2::timestamptz[]) AS h(id, lease) \
      WHERE m.id = h.id AND m.status::text = 'leased' AND m.leased_until = h.lease";
@@ -527,6 +531,7 @@ impl MessageQueue for PgStore {
         let result = sqlx::query(GIVE_BACK_STATEMENT)
             .bind(&ids)
             .bind(&leases)
+            .bind(GIVEN_BACK_REASON)
             .execute(&mut *connection)
             .await
             .map_err(store_error)?;

@@ -849,6 +849,13 @@ async fn a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged(back
     let given_fresh = stored(&backend, fresh).await;
     assert_eq!(given_fresh.status, MessageStatus::Pending);
     assert_eq!(given_fresh.attempt_count, 0);
+    for given in [&given_retry, &given_fresh] {
+        assert_eq!(
+            given.status_reason.as_deref(),
+            Some(herald_domain::message::GIVEN_BACK_REASON),
+            "no longer leased by a notifier"
+        );
+    }
 
     assert_eq!(
         backend.queue.give_back(&held_leases).await.unwrap(),
