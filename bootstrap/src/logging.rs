@@ -23,8 +23,8 @@ use tracing_subscriber::{Layer as _, Registry};
 /// A checked `--log-filter`.
 #[derive(Debug)]
 pub enum LogFilter {
-    /// tracing-subscriber directives.
-    Directives(EnvFilter),
+    /// tracing-subscriber directives (boxed: far larger than an expression).
+    Directives(Box<EnvFilter>),
     /// The reference's form: INFO and above, plus the DEBUG lines whose target or message the
     /// expression matches.
     Pattern(Regex),
@@ -44,7 +44,7 @@ impl LogFilter {
                 .map_err(|err| format!("not a valid regular expression: {err}"));
         }
         EnvFilter::try_new(text)
-            .map(LogFilter::Directives)
+            .map(|directives| LogFilter::Directives(Box::new(directives)))
             .map_err(|err| format!("not valid filter directives: {err}"))
     }
 }
@@ -60,7 +60,7 @@ where
         .with_ansi(ansi);
     match filter {
         LogFilter::Directives(directives) => {
-            Box::new(Registry::default().with(lines.with_filter(directives)))
+            Box::new(Registry::default().with(lines.with_filter(*directives)))
         }
         LogFilter::Pattern(pattern) => {
             Box::new(Registry::default().with(lines.with_filter(PatternFilter { pattern })))
