@@ -818,3 +818,49 @@ async fn admins_send_custom_notifications_to_roles_and_users_members_only_to_the
         .json();
     assert_eq!(nobody["field"], "user_ids", "{nobody}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_build_failure_reaches_the_workspace_owner_and_the_template_admins() {
+    let app = App::start().await;
+    let templater = uuid::Uuid::new_v4();
+    app.put(
+        &format!("/api/v2/users/{templater}"),
+        &app.owner,
+        json!({"email": "tina@example.com", "username": "tina", "name": "Tina",
+               "roles": ["template-admin"], "status": "active"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let queued = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            json!({
+                "template_id": catalogue::WORKSPACE_MANUAL_BUILD_FAILED,
+                "user_id": app.member.user.id,
+                "labels": {"name": "dev", "template_name": "docker", "template_version_name": "v1",
+                           "initiator": "member", "workspace_owner_username": "member",
+                           "workspace_build_number": "7"},
+            }),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(
+        queued["message_ids"].as_array().unwrap().len(),
+        4,
+        "the owner and the template admin, webhook and inbox each: {queued}"
+    );
+    for user in [app.member.user.id.to_string(), templater.to_string()] {
+        let listed = app
+            .get(
+                &format!("/api/v2/notifications/messages?user_id={user}"),
+                &app.owner,
+            )
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        assert_eq!(listed["messages"].as_array().unwrap().len(), 2, "{user}");
+    }
+}
