@@ -157,22 +157,20 @@ impl DeliveryConfig {
         methods
     }
 
-    /// The methods an event of `template` goes out by: the template's override if set;
-    /// otherwise the default method when configured, plus the inbox when enabled and the
-    /// template allows it. May be empty.
+    /// The methods an event of `template` goes out by: the template's override if set,
+    /// otherwise the default method when configured; plus the inbox, once, when it is enabled
+    /// and the template allows it (never for One-Time Passcode). May be empty.
     pub fn methods_for(&self, template: &Template) -> Vec<Method> {
-        if let Some(method) = template.method_override {
-            return if template.allows(method) {
-                vec![method]
-            } else {
-                Vec::new()
-            };
-        }
         let mut methods = Vec::with_capacity(2);
-        if self.default_is_configured() {
-            methods.push(self.default_method);
+        match template.method_override {
+            Some(method) if template.allows(method) => methods.push(method),
+            Some(_) => {}
+            None if self.default_is_configured() => methods.push(self.default_method),
+            None => {}
         }
-        if self.inbox_enabled && template.allows(Method::Inbox) {
+        // The inbox comes beside the override as beside the default (DESIGN §10.1), once.
+        if self.inbox_enabled && template.allows(Method::Inbox) && !methods.contains(&Method::Inbox)
+        {
             methods.push(Method::Inbox);
         }
         methods

@@ -28,8 +28,8 @@ pub mod watching;
 pub use config::{ConfigError, DefaultMethod, DeliveryConfig, NotifierConfig, NotifierSettings};
 pub use error::Error;
 pub use events::{
-    CustomContent, EnqueueResult, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE, SkipReason,
-    Skipped, TemplateRef,
+    CustomContent, CustomRecipients, EnqueueResult, Event, EventPorts, Events, MAX_BATCHES_AT_ONCE,
+    MAX_CUSTOM_USER_IDS, SkipReason, Skipped, TemplateRef,
 };
 pub use inbox::{Inbox, InboxFilter, InboxPage};
 pub use limits::{Limits, RateLimit, RateLimiter, WatchLimits};

@@ -148,7 +148,7 @@ impl Notifier {
             timeout: config.store_timeout,
         };
         let intake = Arc::new(Intake {
-            name: name.clone(),
+            name: Arc::from(name.as_str()),
             ports,
             dispatchers: dispatchers.into_iter().map(|d| (d.method(), d)).collect(),
             renderer,

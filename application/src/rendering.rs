@@ -1,12 +1,12 @@
 //! Rendering: Handlebars templates → Markdown → plain text and HTML.
 //!
 //! A template's title and body are Handlebars producing Markdown. The data is the payload
-//! serialised to JSON plus `app_name`, `base_url` (the access URL) and `current_year`. Every
+//! serialised to JSON plus `app_name`, `base_url` (the app URL) and `current_year`. Every
 //! value a title or body substitutes is escaped for Markdown, so a label can never add
 //! emphasis, links or HTML, while Markdown written in the template itself still works.
 //!
 //! An action's label is plain text and is rendered without escaping; its URL is a path under
-//! the access URL in which every substituted value is percent-encoded, so a value cannot change
+//! the app URL in which every substituted value is percent-encoded, so a value cannot change
 //! the path's structure.
 //!
 //! From the Markdown come the plain text ([`markdown_to_text`]) and the HTML with raw HTML shown
@@ -125,22 +125,23 @@ impl EventActions<'_> {
     }
 }
 
-/// Renders templates for one deployment (its app name and access URL).
+/// Renders templates for one deployment: its app name, and the host application's URL that
+/// action links and `base_url` are built on (the app URL, by default Herald's access URL).
 ///
 /// Cheap to clone: clones share the Handlebars registries and the compiled-template cache.
 #[derive(Debug, Clone)]
 pub struct Renderer {
     app_name: String,
-    access_url: String,
+    app_url: String,
     engine: Arc<Engine>,
 }
 
 impl Renderer {
-    /// A renderer for the deployment reachable at `access_url` (a trailing `/` is dropped).
-    pub fn new(app_name: &str, access_url: &str) -> Self {
+    /// A renderer building links on `app_url` (a trailing `/` is dropped).
+    pub fn new(app_name: &str, app_url: &str) -> Self {
         Self {
             app_name: app_name.to_owned(),
-            access_url: access_url.trim_end_matches('/').to_owned(),
+            app_url: app_url.trim_end_matches('/').to_owned(),
             engine: Arc::new(Engine::new()),
         }
     }
@@ -149,12 +150,13 @@ impl Renderer {
         &self.app_name
     }
 
-    pub fn access_url(&self) -> &str {
-        &self.access_url
+    /// The URL action links and `base_url` are built on.
+    pub fn app_url(&self) -> &str {
+        &self.app_url
     }
 
     /// The template's actions with their labels rendered as plain text and their URLs made
-    /// absolute under the access URL.
+    /// absolute under the app URL.
     ///
     /// # Errors
     /// [`RenderError`] when a label or URL template does not parse or render.
@@ -251,18 +253,18 @@ impl Renderer {
             .map_err(|error| failure(template, "payload", error.to_string()))?;
         if let serde_json::Value::Object(fields) = &mut data {
             fields.insert(APP_NAME.to_owned(), self.app_name.clone().into());
-            fields.insert(BASE_URL.to_owned(), self.access_url.clone().into());
+            fields.insert(BASE_URL.to_owned(), self.app_url.clone().into());
             fields.insert(CURRENT_YEAR.to_owned(), now.year().into());
         }
         Ok(Context::from(data))
     }
 
-    /// `path` under the access URL; a `/` is added when the path does not start with one.
+    /// `path` under the app URL; a `/` is added when the path does not start with one.
     fn absolute_url(&self, path: &str) -> String {
         if path.is_empty() || path.starts_with(['/', '?', '#']) {
-            format!("{}{path}", self.access_url)
+            format!("{}{path}", self.app_url)
         } else {
-            format!("{}/{path}", self.access_url)
+            format!("{}/{path}", self.app_url)
         }
     }
 }

@@ -143,8 +143,11 @@ impl Ports {
 pub struct Config {
     /// The name notifications sign with.
     pub app_name: String,
-    /// The URL links in notifications are built on.
+    /// Herald's own public URL (unsubscribe links, Herald's pages).
     pub access_url: String,
+    /// The host application's URL, on which catalogue action links and the `base_url` helper
+    /// are built; `None`: the access URL.
+    pub app_url: Option<String>,
     pub default_method: DefaultMethod,
     pub notifier: NotifierSettings,
     /// Signs one-click unsubscribe links (emails carry them, the API checks them).
@@ -210,7 +213,10 @@ impl Services {
             config.default_method,
             dispatchers.iter().map(|dispatcher| dispatcher.method()),
         );
-        let renderer = Renderer::new(&config.app_name, &config.access_url);
+        let renderer = Renderer::new(
+            &config.app_name,
+            config.app_url.as_deref().unwrap_or(&config.access_url),
+        );
         // One per process, shared by every use case that reads or changes templates, so a
         // method override set on this replica applies to the next event at once.
         let templates: Arc<dyn TemplateStore> = Arc::new(CachedTemplates::new(

@@ -584,14 +584,14 @@ fn action_labels_are_plain_text_without_escaping() {
 }
 
 #[test]
-fn the_access_url_loses_its_trailing_slashes() {
-    for access_url in [
+fn the_app_url_loses_its_trailing_slashes() {
+    for app_url in [
         "https://herald.example.com",
         "https://herald.example.com/",
         "https://herald.example.com//",
     ] {
-        let renderer = Renderer::new("Herald", access_url);
-        assert_eq!(renderer.access_url(), "https://herald.example.com");
+        let renderer = Renderer::new("Herald", app_url);
+        assert_eq!(renderer.app_url(), "https://herald.example.com");
         assert_eq!(renderer.app_name(), "Herald");
         let template = template("t", "b", &[("Home", "/workspaces"), ("Rel", "templates")]);
         let actions = renderer

@@ -59,17 +59,25 @@ pub enum NotificationsCommand {
     Resume(ServerConnection),
     /// Send a Test Notification to yourself (needs the owner role).
     Test(ServerConnection),
-    /// Send yourself a notification with this title and message.
+    /// Send a notification with this title and message to yourself, or to the users and role
+    /// holders named with `--user` and `--role` (owners and user-admins).
     Custom(CustomArgs),
 }
 
-/// `herald notifications custom <title> <message>`.
+/// `herald notifications custom <title> <message> [--user <id>]… [--role <role>]…`.
 #[derive(Debug, Clone, Args)]
 pub struct CustomArgs {
     /// The title (at most 120 characters).
     pub title: String,
     /// The message (at most 2000 characters).
     pub message: String,
+    /// Send to this user (by id) instead of yourself; repeatable.
+    #[arg(long = "user", value_name = "ID")]
+    pub users: Vec<String>,
+    /// Send to every holder of this role (owner, user-admin, template-admin, member);
+    /// repeatable.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
     #[command(flatten)]
     pub connection: ServerConnection,
 }
@@ -140,12 +148,48 @@ pub async fn notifications(command: NotificationsCommand) -> Result<()> {
             println!("test notification sent");
         }
         NotificationsCommand::Custom(args) => {
-            let body = json!({ "content": { "title": args.title, "message": args.message } });
-            Client::new(&args.connection)?
+            let mut body = json!({ "content": { "title": args.title, "message": args.message } });
+            let addressed = !args.users.is_empty() || !args.roles.is_empty();
+            if addressed {
+                body["user_ids"] = json!(args.users);
+                body["roles"] = json!(args.roles);
+            }
+            let (_, reply) = Client::new(&args.connection)?
                 .send(Method::POST, "notifications/custom", Some(&body))
                 .await?;
-            println!("custom notification sent");
+            if addressed {
+                print_custom_result(&reply)?;
+            } else {
+                println!("custom notification sent");
+            }
         }
+    }
+    Ok(())
+}
+
+/// What `POST /notifications/custom` answered for a notification to others.
+#[derive(Debug, Deserialize)]
+struct CustomReply {
+    message_ids: Vec<String>,
+    skipped: Vec<CustomSkipped>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomSkipped {
+    user_id: String,
+    reason: String,
+}
+
+/// Prints how many messages were queued, then one line per user skipped and why.
+fn print_custom_result(reply: &[u8]) -> Result<()> {
+    let reply: CustomReply = serde_json::from_slice(reply)
+        .map_err(|err| anyhow!("the server's answer is not understood: {err}"))?;
+    println!(
+        "custom notification sent: {} messages queued",
+        reply.message_ids.len()
+    );
+    for skipped in reply.skipped {
+        println!("skipped {}: {}", skipped.user_id, skipped.reason);
     }
     Ok(())
 }

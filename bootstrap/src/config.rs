@@ -117,10 +117,14 @@ pub struct ServerArgs {
         value_name = "HOST:PORT"
     )]
     pub http_address: SocketAddr,
-    /// The URL users reach Herald at; links in notifications are built on it. Defaults to
-    /// http://<--http-address>.
+    /// The URL users reach Herald at; unsubscribe links and Herald's pages are built on it.
+    /// Defaults to http://<--http-address>.
     #[arg(long, env = "HERALD_ACCESS_URL", value_name = "URL")]
     pub access_url: Option<String>,
+    /// The host application's URL; notifications' action links and the `base_url` template
+    /// helper are built on it. Defaults to the access URL.
+    #[arg(long, env = "HERALD_APP_URL", value_name = "URL")]
+    pub app_url: Option<String>,
     /// How long a client may take to send a request's head (request line and headers); a
     /// slower one is disconnected.
     #[arg(long, env = "HERALD_HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
@@ -153,8 +157,10 @@ pub struct MigrateArgs {
 /// Logging.
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
-    /// Which logs to write, as tracing-subscriber `EnvFilter` directives (e.g. `info`,
-    /// `herald_application=debug,warn`).
+    /// Which logs to write: tracing-subscriber `EnvFilter` directives (e.g. `info`,
+    /// `herald_application=debug,warn`), or, as the reference takes it, a regular expression
+    /// (e.g. `.*notifications.*`): INFO and above plus the DEBUG lines whose target or message
+    /// it matches.
     #[arg(
         long,
         env = "HERALD_LOG_FILTER",
@@ -707,6 +713,8 @@ pub struct ServerConfig {
     /// Set when `--notifications-webhook-endpoint` is.
     pub webhook: Option<WebhookConfig>,
     pub access_url: String,
+    /// `--app-url`, when given (else links are built on the access URL).
+    pub app_url: Option<String>,
     pub http_address: SocketAddr,
     /// The `--http-*` timeouts and connection limit.
     pub http_limits: HttpLimits,
@@ -791,6 +799,13 @@ impl ServerArgs {
             }
             None => format!("http://{}", self.http_address),
         };
+        let app_url = set(&self.app_url)
+            .map(|url| {
+                http_url(url)
+                    .map(|()| url.trim().trim_end_matches('/').to_owned())
+                    .map_err(|reason| ConfigError::new("--app-url", reason))
+            })
+            .transpose()?;
         let limits = n.limits().map_err(|err| on_command_line(&err))?;
         let unsubscribe_key = n
             .notifications_unsubscribe_key
@@ -816,6 +831,7 @@ impl ServerArgs {
             smtp,
             webhook,
             access_url,
+            app_url,
             http_address: self.http_address,
             http_limits,
             unsubscribe_key,

@@ -17,6 +17,7 @@ pub mod builtin_postgres;
 pub mod client;
 pub mod config;
 pub mod http_server;
+pub mod logging;
 
 use std::fmt;
 use std::io::Write as _;
@@ -89,6 +90,7 @@ pub struct HeraldBuilder {
     smtp: Option<SmtpSettings>,
     webhook: Option<WebhookConfig>,
     access_url: String,
+    app_url: Option<String>,
     app_name: String,
     unsubscribe_key: Option<UnsubscribeKey>,
     limits: Limits,
@@ -111,6 +113,7 @@ impl fmt::Debug for HeraldBuilder {
             .field("smtp", &self.smtp)
             .field("webhook", &self.webhook)
             .field("access_url", &self.access_url)
+            .field("app_url", &self.app_url)
             .field("app_name", &self.app_name)
             .field(
                 "unsubscribe_key",
@@ -137,6 +140,7 @@ impl HeraldBuilder {
             smtp: None,
             webhook: None,
             access_url: "http://127.0.0.1:3000".to_owned(),
+            app_url: None,
             app_name: APP_NAME.to_owned(),
             unsubscribe_key: None,
             limits: Limits::default(),
@@ -164,6 +168,7 @@ impl HeraldBuilder {
         self.smtp = config.smtp;
         self.webhook = config.webhook;
         self.access_url = config.access_url;
+        self.app_url = config.app_url;
         self.limits = config.limits;
         if let Some(key) = config.unsubscribe_key {
             self.unsubscribe_key = Some(key);
@@ -268,9 +273,17 @@ impl HeraldBuilder {
         self
     }
 
-    /// The URL links in notifications are built on.
+    /// Herald's own public URL: unsubscribe links and Herald's pages are built on it (and
+    /// action links too, unless [`HeraldBuilder::app_url`] is set).
     pub fn access_url(mut self, url: impl Into<String>) -> Self {
         self.access_url = url.into();
+        self
+    }
+
+    /// The host application's URL: notifications' action links and the `base_url` template
+    /// helper are built on it. Defaults to the access URL.
+    pub fn app_url(mut self, url: impl Into<String>) -> Self {
+        self.app_url = Some(url.into());
         self
     }
 
@@ -433,6 +446,7 @@ impl HeraldBuilder {
             Config {
                 app_name: self.app_name,
                 access_url: self.access_url,
+                app_url: self.app_url,
                 default_method: self.default_method,
                 notifier: self.notifier,
                 unsubscribe_key,
@@ -447,10 +461,8 @@ impl HeraldBuilder {
                 "notifications: the default delivery method is not configured; events go to the inbox only (set --email-smarthost or --notifications-webhook-endpoint)"
             );
         }
-        let notifier = services.spawn_notifier(
-            self.notifier_name
-                .unwrap_or_else(|| format!("herald-{}", std::process::id())),
-        );
+        let notifier =
+            services.spawn_notifier(self.notifier_name.unwrap_or_else(default_notifier_name));
         Ok(Herald {
             purge: Some(PurgeLoop::spawn(services.purger().clone(), PURGE_INTERVAL)),
             notifier: Some(notifier),
@@ -749,5 +761,19 @@ pub fn unsubscribe_key_in(data_dir: &Path) -> Result<UnsubscribeKey> {
             Ok(key)
         }
         Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// This replica's notifier name when the host gives none: the machine's (or container's) host
+/// name and the process id, so "leased by notifier <name>" tells replicas apart even where
+/// every process is pid 1.
+fn default_notifier_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    match host {
+        Some(host) => format!("{host}-{}", std::process::id()),
+        None => format!("herald-{}", std::process::id()),
     }
 }

@@ -1,7 +1,6 @@
 //! `herald`: the standalone server and its commands. Every failure exits non-zero with one
 //! line on stderr, `herald: <reason>`.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use clap::error::ErrorKind;
 use herald::config::{
     Cli, Command, CreateUserArgs, DatabaseConfig, LogArgs, MigrateArgs, ServerArgs, UsersCommand,
 };
+use herald::logging::LogFilter;
 use herald::{BuiltinPostgres, Herald};
 use herald_application::ports::{Clock, SystemClock};
 use herald_application::{AuthCache, Tokens, UserInput, Users};
@@ -85,14 +85,8 @@ fn fail(err: &anyhow::Error) -> ExitCode {
 }
 
 fn init_logging(log: &LogArgs) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.log_filter)
-        .map_err(|err| anyhow!("--log-filter: {err}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|err| anyhow!("setting up logging: {err}"))
+    let filter = LogFilter::parse(&log.log_filter).map_err(|err| anyhow!("--log-filter: {err}"))?;
+    herald::logging::init(filter).map_err(|err| anyhow!("setting up logging: {err}"))
 }
 
 async fn server(args: ServerArgs) -> Result<()> {

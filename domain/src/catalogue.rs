@@ -158,7 +158,11 @@ fn specs() -> Vec<Spec> {
             name: "Workspace Manual Build Failed",
             group: WORKSPACE_EVENTS,
             enabled_by_default: true,
-            audience: roles(&[Role::TemplateAdmin], false),
+            // The reference's docs list it among the owner's events; its system sends it to the
+            // template admins too (DESIGN §10.1).
+            audience: Audience::SubjectAndRoles {
+                roles: BTreeSet::from([Role::TemplateAdmin]),
+            },
             title: "Workspace \"{{labels.name}}\" manual build failed",
             body: "Hi {{user_name}},\n\nA manual build of the workspace **{{labels.name}}**, owned by \
                    {{labels.workspace_owner_username}}, failed.\n\n\
@@ -633,7 +637,9 @@ mod tests {
         );
         assert_eq!(
             by_id(WORKSPACE_MANUAL_BUILD_FAILED).audience,
-            roles(&[Role::TemplateAdmin], false)
+            Audience::SubjectAndRoles {
+                roles: BTreeSet::from([Role::TemplateAdmin])
+            }
         );
         for id in [
             USER_ACCOUNT_CREATED,

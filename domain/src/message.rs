@@ -110,6 +110,17 @@ pub fn lease_expiries_reason(expiries: impl fmt::Display) -> String {
     )
 }
 
+/// The `status_reason` of a leased message: which notifier (replica) holds it.
+#[must_use]
+pub fn leased_by_reason(notifier: impl fmt::Display) -> String {
+    format!("leased by notifier {notifier}")
+}
+
+/// The `status_reason` of a message its notifier gave back without dispatching it (stopping,
+/// or paused): the lease's reason no longer holds.
+pub const GIVEN_BACK_REASON: &str =
+    "given back by its notifier before dispatch (stopped or paused); waiting for a lease";
+
 /// How failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -367,6 +378,7 @@ impl Message {
         } else {
             MessageStatus::TemporaryFailure
         };
+        self.status_reason = Some(GIVEN_BACK_REASON.to_owned());
         self.leased_until = None;
         Ok(())
     }
@@ -706,6 +718,7 @@ mod tests {
         fresh.give_back(lease).unwrap();
         assert_eq!(fresh.status, MessageStatus::Pending);
         assert_eq!(fresh.attempt_count, 0);
+        assert_eq!(fresh.status_reason.as_deref(), Some(GIVEN_BACK_REASON));
         assert!(fresh.is_leasable(t0(), POLICY.max_attempts));
         assert!(fresh.give_back(lease).is_err(), "given back twice");
 
@@ -722,7 +735,7 @@ mod tests {
         retried.give_back(lease).unwrap();
         assert_eq!(retried.status, MessageStatus::TemporaryFailure);
         assert_eq!(retried.attempt_count, 1);
-        assert_eq!(retried.status_reason.as_deref(), Some("boom"));
+        assert_eq!(retried.status_reason.as_deref(), Some(GIVEN_BACK_REASON));
         assert!(retried.is_leasable(due, POLICY.max_attempts));
     }
 

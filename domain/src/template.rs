@@ -38,6 +38,9 @@ pub enum Audience {
         /// Leave out the subject of the event (admins are not told of their own suspension).
         exclude_subject: bool,
     },
+    /// The user the event is about and every non-deleted holder of any of these roles, each
+    /// once (Workspace Manual Build Failed: the workspace owner and the template admins).
+    SubjectAndRoles { roles: BTreeSet<Role> },
     /// The user who made the request (test and custom notifications).
     Caller,
 }
@@ -45,7 +48,10 @@ pub enum Audience {
 impl Audience {
     /// Whether the event must name a subject user for this audience.
     pub fn needs_subject(&self) -> bool {
-        matches!(self, Audience::Subject { .. })
+        matches!(
+            self,
+            Audience::Subject { .. } | Audience::SubjectAndRoles { .. }
+        )
     }
 }
 

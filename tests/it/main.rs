@@ -11,4 +11,5 @@ mod http;
 mod postgres_plans;
 mod postgres_pool;
 mod replicas;
+mod troubleshooting;
 mod usecases;

@@ -155,11 +155,11 @@ async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
         &database,
         (
             "lease",
-            "timestamptz, timestamptz, int4, int8, int4, text, text[]",
+            "timestamptz, timestamptz, int4, int8, int4, text, text[], text",
             lease_statement(),
         ),
         &format!(
-            "{}, {}, {}, 3, {}, 'expired %s times', '{{}}'",
+            "{}, {}, {}, 3, {}, 'expired %s times', '{{}}', 'leased by notifier plans'",
             timestamp(now),
             timestamp(now + Duration::minutes(2)),
             POLICY.max_attempts,

@@ -120,6 +120,7 @@ fn notifier(
         Config {
             app_name: "Herald".to_owned(),
             access_url: "https://herald.example.com".to_owned(),
+            app_url: None,
             default_method: DefaultMethod::Webhook,
             notifier: config.validate().unwrap(),
             unsubscribe_key: UnsubscribeKey::generate().unwrap(),
@@ -278,6 +279,7 @@ async fn a_dead_notifiers_lease_is_taken_over_after_the_lease_period_without_cou
     let a = database.replica().await;
     let leased = a
         .lease(LeaseRequest {
+            notifier: "tests".into(),
             now: clock.now(),
             lease_period: chrono::Duration::minutes(2),
             count: 20,

@@ -23,6 +23,7 @@ pub const MAX_LEASE_EXPIRIES: u32 = 3;
 /// than [`MAX_ATTEMPTS`] times, giving up on one at its [`MAX_LEASE_EXPIRIES`]th expired lease.
 pub fn lease_request(now: DateTime<Utc>, count: usize) -> LeaseRequest {
     LeaseRequest {
+        notifier: "tests".into(),
         now,
         lease_period: LEASE_PERIOD,
         count,

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use herald_application::ports::MessageFilter;
 use herald_application::{
-    CustomContent, EnqueueResult, Error, Event, PreferenceUpdate, SkipReason, Skipped,
-    TemplatePreference, TemplateRef, TemplateView,
+    CustomContent, CustomRecipients, EnqueueResult, Error, Event, PreferenceUpdate, SkipReason,
+    Skipped, TemplatePreference, TemplateRef, TemplateView,
 };
 use herald_domain::{
     ActionTemplate, Labels, Message, MessageId, MessageStatus, Method, Role, TemplateId,
@@ -140,6 +140,7 @@ impl From<&Skipped> for SkippedJson {
                 SkipReason::Duplicate => SkipReasonJson::Duplicate,
                 SkipReason::Deleted => SkipReasonJson::Deleted,
                 SkipReason::Initiator => SkipReasonJson::Initiator,
+                SkipReason::Unknown => SkipReasonJson::Unknown,
             },
         }
     }
@@ -154,6 +155,7 @@ pub(crate) enum SkipReasonJson {
     Duplicate,
     Deleted,
     Initiator,
+    Unknown,
 }
 
 /// The batch's results, one per event, in order.
@@ -399,12 +401,20 @@ pub(crate) async fn send_test(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// A custom notification to the caller.
+/// A custom notification: to the caller, or to the users and role holders it names.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = CustomNotification)]
 pub(crate) struct CustomBody {
     content: CustomContentBody,
+    /// Users to send it to (owners and user-admins; anyone may name themselves).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Uuid>>)]
+    user_ids: Option<Vec<UserId>>,
+    /// Roles whose every holder gets it (owners and user-admins).
+    #[serde(default)]
+    #[schema(schema_with = vocabulary::roles)]
+    roles: Option<Vec<String>>,
 }
 
 /// A custom notification's text: trimmed non-empty, title ≤ 120, message ≤ 2000 characters.
@@ -416,17 +426,49 @@ pub(crate) struct CustomContentBody {
     message: String,
 }
 
+/// Who may send a custom notification to other users.
+const CUSTOM_TO_OTHERS: &[Role] = &[Role::Owner, Role::UserAdmin];
+
+/// To the caller alone (no `user_ids` or `roles`): 204. To the users and roles named: 202 with
+/// the messages queued and whom it skipped (unknown, deleted, opted out).
 pub(crate) async fn send_custom(
     State(api): State<ApiState>,
     caller: Caller,
     JsonBody(body): JsonBody<CustomBody>,
 ) -> Result<Response, ApiError> {
     let content = CustomContent::parse(&body.content.title, &body.content.message)?;
-    api.services
+    let addressed = body.user_ids.is_some() || body.roles.is_some();
+    let to = CustomRecipients {
+        user_ids: body.user_ids.unwrap_or_default(),
+        roles: body
+            .roles
+            .unwrap_or_default()
+            .iter()
+            .map(|role| role.parse())
+            .collect::<Result<_, _>>()
+            .map_err(Error::from)?,
+    };
+    if addressed && to.user_ids.is_empty() && to.roles.is_empty() {
+        return Err(Error::invalid("user_ids", "name at least one user or role").into());
+    }
+    if to.names_others(caller.0.id) {
+        caller.require(CUSTOM_TO_OTHERS).map_err(|err| {
+            ApiError::forbidden(format!(
+                "sending to other users: {} (anyone may send to themselves)",
+                err.detail
+            ))
+        })?;
+    }
+    let result = api
+        .services
         .events()
-        .send_custom(caller.0.id, content)
+        .send_custom_to(caller.0.id, content, to)
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    if addressed {
+        Ok(json(StatusCode::ACCEPTED, &EnqueueJson::from(&result)))
+    } else {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
 }
 
 // ---- preferences -----------------------------------------------------------------------

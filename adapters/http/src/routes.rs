@@ -294,10 +294,10 @@ pub(crate) fn table() -> Vec<Route> {
             Post,
             "/notifications/custom",
             notifications::send_custom,
-            "Send a custom notification to the caller",
+            "Send a custom notification to the caller, or to the users and roles it names",
         )
         .body::<CustomBody>()
-        .empty(&[204, 400, 401, 413, 429]),
+        .returns::<EnqueueJson>(&[202, 204, 400, 401, 403, 413, 429]),
         Route::api(
             Get,
             "/notifications/messages",

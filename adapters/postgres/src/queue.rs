@@ -32,7 +32,9 @@ use herald_application::ports::{
     EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
     StoreError,
 };
-use herald_domain::message::{StatusChange, lease_expiries_reason};
+use herald_domain::message::{
+    GIVEN_BACK_REASON, StatusChange, lease_expiries_reason, leased_by_reason,
+};
 use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, UserId};
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection};
@@ -57,7 +59,9 @@ const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS metho
 /// The statement a lease runs: `$1` now (`timestamptz`), `$2` the lease's end (`timestamptz`),
 /// `$3` the maximum attempts (`int4`), `$4` the count (`int8`), `$5` the maximum lease
 /// expiries (`int4`), `$6` the reason of a message given up, a `format` string taking the
-/// expiries (`text`), `$7` the methods left queued (`text[]`, usually empty); returns the messages it changed: the leased ones, and those given up
+/// expiries (`text`), `$7` the methods left queued (`text[]`, usually empty), `$8` the status
+/// reason of a leased message (`text`, naming the notifier); returns the messages it changed:
+/// the leased ones, and those given up
 /// (`permanent_failure`). Public so that its plan can be checked (`PREPARE` +
 /// `EXPLAIN EXECUTE`).
 #[must_use]
@@ -98,7 +102,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              status = CASE WHEN leasable.give_up THEN 'permanent_failure'::message_status \
                  ELSE 'leased'::message_status END, \
              status_reason = CASE WHEN leasable.give_up THEN format($6, m.lease_expiries + 1) \
-                 ELSE m.status_reason END, \
+                 ELSE $8 END, \
              leased_until = CASE WHEN leasable.give_up THEN NULL ELSE $2 END, \
              next_retry_after = CASE WHEN leasable.give_up THEN NULL ELSE m.next_retry_after END, \
              lease_expiries = m.lease_expiries + leasable.expired::int4, \
@@ -142,12 +146,14 @@ const EXTEND_LEASES_STATEMENT: &str = "UPDATE messages AS m SET leased_until = $
      WHERE m.id = h.id AND m.status::text = 'leased' AND m.leased_until = h.lease \
      RETURNING m.id";
 
-/// The statement that gives held leases back: `$1` the ids, `$2` the leases held. A message
+/// The statement that gives held leases back: `$1` the ids, `$2` the leases held, `$3` the
+/// reason a given-back message shows (`GIVEN_BACK_REASON`). A message
 /// never attempted is pending again, one attempted before a temporary failure (its retry time
 /// has come, since it was leased), as `Message::give_back`.
 const GIVE_BACK_STATEMENT: &str = "UPDATE messages AS m SET \
          status = CASE WHEN m.attempt_count = 0 THEN 'pending'::message_status \
                        ELSE 'temporary_failure'::message_status END, \
+         status_reason = $3, \
          leased_until = NULL \
      FROM UNNEST($1::uuid[], $2::timestamptz[]) AS h(id, lease) \
      WHERE m.id = h.id AND m.status::text = 'leased' AND m.leased_until = h.lease";
@@ -476,6 +482,7 @@ impl MessageQueue for PgStore {
             .bind(max_lease_expiries)
             .bind(lease_expiries_reason("%s"))
             .bind(request.skip.names())
+            .bind(leased_by_reason(&request.notifier))
             .fetch_all(&mut *connection)
             .await
             .map_err(store_error)?;
@@ -524,6 +531,7 @@ impl MessageQueue for PgStore {
         let result = sqlx::query(GIVE_BACK_STATEMENT)
             .bind(&ids)
             .bind(&leases)
+            .bind(GIVEN_BACK_REASON)
             .execute(&mut *connection)
             .await
             .map_err(store_error)?;

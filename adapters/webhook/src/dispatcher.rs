@@ -126,7 +126,10 @@ impl Dispatcher for WebhookDispatcher {
             return Ok(());
         }
         let retry_after = retry_after(response.headers(), self.clock.now());
-        let reason = format!("webhook receiver answered {status}");
+        let reason = match answer_text(response).await {
+            Some(words) => format!("webhook receiver answered {status}: {words}"),
+            None => format!("webhook receiver answered {status}"),
+        };
         if is_retryable(status) {
             Err(DeliveryError {
                 reason,
@@ -137,6 +140,40 @@ impl Dispatcher for WebhookDispatcher {
             Err(DeliveryError::permanent(reason))
         }
     }
+}
+
+/// The most of a failed answer's body kept in the failure's reason (characters).
+pub const MAX_ANSWER_CHARS: usize = 200;
+
+/// The start of a failed answer's body, in the receiver's own words, on one line: its
+/// whitespace runs and control characters made single spaces, at most [`MAX_ANSWER_CHARS`]
+/// characters (then `…`). Only that much is read. `None` when it is empty or unreadable.
+async fn answer_text(mut response: reqwest::Response) -> Option<String> {
+    // UTF-8 takes at most 4 bytes a character.
+    const MAX_BYTES: usize = MAX_ANSWER_CHARS * 4;
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let cut = bytes.len() > MAX_BYTES;
+    bytes.truncate(MAX_BYTES);
+    let text = String::from_utf8_lossy(&bytes);
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect();
+    let line = words.join(" ");
+    if line.is_empty() {
+        return None;
+    }
+    let mut kept: String = line.chars().take(MAX_ANSWER_CHARS).collect();
+    if cut || kept.len() < line.len() {
+        kept.push('…');
+    }
+    Some(kept)
 }
 
 /// Header values here are ids, numbers and base64: always valid.

@@ -10,6 +10,7 @@
 //! A refused event's error names its own field (`user_id`); a batch's caller also learns the
 //! event's index ([`Error::InvalidEvent`]), which the HTTP layer spells `events[i].user_id`.
 
+mod custom;
 mod event;
 mod grouping;
 mod planning;
@@ -18,10 +19,11 @@ mod rows;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use herald_domain::catalogue::{CUSTOM_NOTIFICATION, TEST_NOTIFICATION};
+use herald_domain::catalogue::TEST_NOTIFICATION;
 use herald_domain::{MessageId, Method, UserId};
 use serde::Serialize;
 
+pub use self::custom::{CustomRecipients, MAX_CUSTOM_USER_IDS};
 use self::event::CheckedEvent;
 pub use self::event::{CustomContent, Event, TemplateRef};
 use self::grouping::Group;
@@ -46,6 +48,8 @@ pub enum SkipReason {
     Deleted,
     /// The recipient caused the event and is not told of their own act.
     Initiator,
+    /// No such user (a custom notification named an id the directory does not know).
+    Unknown,
 }
 
 /// A recipient who got no message, or no message by one method.
@@ -179,19 +183,8 @@ impl Events {
         caller: UserId,
         content: CustomContent,
     ) -> Result<EnqueueResult, Error> {
-        if let Some(limiter) = &self.custom_limit {
-            limiter.admit(caller).await?;
-        }
-        let mut event = Event::new(CUSTOM_NOTIFICATION);
-        event.initiator = Some(caller);
-        event.created_by = "custom".to_owned();
-        event
-            .labels
-            .insert("custom_title".to_owned(), content.title);
-        event
-            .labels
-            .insert("custom_message".to_owned(), content.message);
-        self.enqueue(event).await
+        self.send_custom_to(caller, content, CustomRecipients::sender_only())
+            .await
     }
 
     /// Plans and stores a batch (all or nothing) and wakes the notifiers; results in event

@@ -53,6 +53,30 @@ enum Wanted<'a> {
         roles: &'a BTreeSet<Role>,
         exclude_subject: bool,
     },
+    /// The subject (named by `user_id`) and every holder of any of these roles, each once.
+    SubjectAndRoles {
+        id: UserId,
+        roles: &'a BTreeSet<Role>,
+    },
+}
+
+impl<'a> Wanted<'a> {
+    /// The user the event names, and the field naming it.
+    fn named(&self) -> Option<(&'static str, UserId)> {
+        match self {
+            Wanted::User { field, id } => Some((field, *id)),
+            Wanted::SubjectAndRoles { id, .. } => Some(("user_id", *id)),
+            Wanted::Roles { .. } => None,
+        }
+    }
+
+    /// The roles whose holders the event goes to.
+    fn roles(&self) -> Option<&'a BTreeSet<Role>> {
+        match *self {
+            Wanted::Roles { roles, .. } | Wanted::SubjectAndRoles { roles, .. } => Some(roles),
+            Wanted::User { .. } => None,
+        }
+    }
 }
 
 /// The preferences read for the users events name, before their audiences are known.
@@ -136,6 +160,18 @@ impl Events {
                             .collect()
                     })
                     .unwrap_or_default(),
+                Wanted::SubjectAndRoles { id, roles } => {
+                    let mut users = match users.get(id) {
+                        Some(user) => recipient(template, event, user, &mut skipped),
+                        None => Vec::new(),
+                    };
+                    if let Some((_, holders)) = role_holders.iter().find(|(held, _)| held == roles)
+                    {
+                        // One message per person: the subject is not told twice.
+                        users.extend(holders.iter().filter(|u| u.id != *id));
+                    }
+                    users
+                }
             };
             audiences.push(Recipients {
                 users,
@@ -306,10 +342,7 @@ impl Events {
         let asked: Vec<(usize, &'static str, UserId)> = wanted
             .iter()
             .enumerate()
-            .filter_map(|(index, want)| match want {
-                Wanted::User { field, id } => Some((index, *field, *id)),
-                Wanted::Roles { .. } => None,
-            })
+            .filter_map(|(index, want)| want.named().map(|(field, id)| (index, field, id)))
             .collect();
         let Some(&(first, _, _)) = asked.first() else {
             return Ok(HashMap::new());
@@ -341,10 +374,10 @@ impl Events {
             if index >= refusal.planned(wanted.len()) {
                 break;
             }
-            let Wanted::Roles { roles, .. } = want else {
+            let Some(roles) = want.roles() else {
                 continue;
             };
-            if holders.iter().any(|(held, _)| held == roles) {
+            if holders.iter().any(|(held, _)| *held == roles) {
                 continue;
             }
             match self.ports.directory.with_any_role(roles).await {
@@ -395,6 +428,18 @@ fn wanted<'a>(
                 roles,
                 exclude_subject: *exclude_subject,
             }),
+            Audience::SubjectAndRoles { roles } => event
+                .subject
+                .map(|id| Wanted::SubjectAndRoles { id, roles })
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "user_id",
+                        format!(
+                            "{:?} is sent to the user it is about: user_id is required",
+                            template.name
+                        ),
+                    )
+                }),
         };
         match want {
             Ok(want) => wanted.push(want),
@@ -417,9 +462,9 @@ fn named_pairs(
     wanted
         .iter()
         .zip(templates.iter().zip(methods))
-        .filter_map(|(want, (template, methods))| match want {
-            Wanted::User { id, .. } if !methods.is_empty() => Some((*id, template.id)),
-            _ => None,
+        .filter_map(|(want, (template, methods))| {
+            let (_, id) = want.named()?;
+            (!methods.is_empty()).then_some((id, template.id))
         })
         .collect()
 }

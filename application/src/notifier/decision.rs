@@ -11,8 +11,9 @@ use crate::rendering::Renderer;
 
 /// Reason recorded on messages inhibited because their recipient is gone.
 pub const REASON_RECIPIENT_DELETED: &str = "inhibited: the recipient was deleted";
-/// Reason recorded on messages inhibited by the recipient's preferences.
-pub const REASON_DISABLED: &str = "inhibited: the recipient disabled this notification";
+/// Reason recorded on messages inhibited by the recipient's preferences, in the reference's
+/// words (its troubleshooting looks for them).
+pub const REASON_DISABLED: &str = "disabled by user";
 
 /// What the notifier knows about one leased message when it decides.
 #[derive(Debug, Clone, Copy)]

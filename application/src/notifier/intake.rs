@@ -44,7 +44,7 @@ pub(super) struct Batch {
 /// Leases and prepares batches; shared with the task that runs each lease.
 #[derive(Debug)]
 pub(super) struct Intake {
-    pub name: String,
+    pub name: Arc<str>,
     pub ports: NotifierPorts,
     pub dispatchers: HashMap<Method, Arc<dyn Dispatcher>>,
     pub renderer: Renderer,
@@ -68,6 +68,7 @@ impl Intake {
         }
         let now = self.ports.clock.now();
         let leasing = self.ports.queue.lease(LeaseRequest {
+            notifier: Arc::clone(&self.name),
             now,
             lease_period: self.lease_period,
             count,

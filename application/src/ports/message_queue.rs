@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use herald_domain::message::StatusChange;
@@ -32,8 +34,11 @@ pub enum EnqueueOutcome {
 }
 
 /// A notifier's request for work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRequest {
+    /// The name of the notifier leasing: each message leased records it as its status reason
+    /// ([`leased_by_reason`](herald_domain::message::leased_by_reason)).
+    pub notifier: Arc<str>,
     pub now: DateTime<Utc>,
     pub lease_period: Duration,
     pub count: usize,
@@ -129,7 +134,9 @@ pub enum PurgeOutcome {
 /// - in `lease`, take up to `count` messages for which [`Message::is_leasable`] holds at `now`
 ///   and whose method `skip` does not hold, oldest first, never handing one message to two concurrent callers, and change each
 ///   exactly as [`Message::lease`] does with `max_lease_expiries`: most move to `leased` with
-///   `leased_until = now + lease_period` and are returned; an expired lease is taken over
+///   `leased_until = now + lease_period` and
+///   [`leased_by_reason`](herald_domain::message::leased_by_reason)`(notifier)` as their
+///   `status_reason`, and are returned; an expired lease is taken over
 ///   without counting an attempt but counting an expiry (`lease_expiries`), and the expiry
 ///   that brings the count to `max_lease_expiries` moves the message to `permanent_failure`
 ///   with [`lease_expiries_reason`](herald_domain::message::lease_expiries_reason) instead, and it is not returned (it counts toward

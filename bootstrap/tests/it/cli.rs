@@ -139,6 +139,47 @@ async fn client_commands_pause_resume_and_send_notifications_through_a_running_s
         "names the field: {stderr}"
     );
 
+    // An owner notifies every member and names an unknown user: the members get it, the
+    // unknown user is reported.
+    let unknown = "00000000-0000-4000-8000-000000000001";
+    let (status, stdout, stderr) = herald(&[
+        "notifications",
+        "custom",
+        "Maintenance",
+        "Tonight at 22:00.",
+        "--role",
+        "member",
+        "--user",
+        unknown,
+        "--url",
+        url,
+        "--token",
+        &owner,
+    ]);
+    assert!(status.success(), "{stderr}");
+    let mut lines = stdout.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|line| line.starts_with("custom notification sent: ")
+                && line.ends_with(" messages queued")),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        [format!("skipped {unknown}: unknown")],
+        "{stdout}"
+    );
+    Api::new(url, &member)
+        .wait_for("/notifications/inbox", Duration::from_secs(20), |page| {
+            page["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["title"] == "Maintenance")
+        })
+        .await;
+
     // A member may not pause: 403, said in one line.
     let (status, _, stderr) = herald(&["notifications", "pause", "--url", url, "--token", &member]);
     assert!(!status.success());

@@ -135,6 +135,7 @@ const SERVER_OPTIONS: &[(&str, &str, Option<&str>)] = &[
         Some("127.0.0.1:3000"),
     ),
     ("--access-url", "HERALD_ACCESS_URL", None),
+    ("--app-url", "HERALD_APP_URL", None),
     (
         "--http-header-read-timeout",
         "HERALD_HTTP_HEADER_READ_TIMEOUT",
@@ -235,6 +236,22 @@ fn defaults_build_the_reference_configuration() {
     assert!(config.inbox_enabled);
     assert!(config.smtp.is_none() && config.webhook.is_none());
     assert_eq!(config.access_url, "http://127.0.0.1:3000");
+    assert_eq!(config.app_url, None, "links default to the access URL");
+}
+
+#[test]
+fn the_app_url_is_kept_apart_from_the_access_url() {
+    let config = server_args(&[
+        "--access-url",
+        "https://herald.example.com",
+        "--app-url",
+        "https://app.example.com/",
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert_eq!(config.access_url, "https://herald.example.com");
+    assert_eq!(config.app_url.as_deref(), Some("https://app.example.com"));
 }
 
 #[test]
@@ -449,6 +466,7 @@ fn bad_configuration_is_refused_with_one_line_naming_the_option() {
             "--postgres-notifier-connections",
         ),
         (&["--access-url", "herald.example.com"], "--access-url"),
+        (&["--app-url", "ftp://app.example.com"], "--app-url"),
         (
             &["--http-header-read-timeout", "0"],
             "--http-header-read-timeout",

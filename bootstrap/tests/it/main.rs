@@ -11,6 +11,7 @@ mod database;
 mod embedded;
 mod http;
 mod http_limits;
+mod logging;
 mod pools;
 mod replicas;
 mod running;

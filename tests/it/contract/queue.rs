@@ -849,6 +849,13 @@ async fn a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged(back
     let given_fresh = stored(&backend, fresh).await;
     assert_eq!(given_fresh.status, MessageStatus::Pending);
     assert_eq!(given_fresh.attempt_count, 0);
+    for given in [&given_retry, &given_fresh] {
+        assert_eq!(
+            given.status_reason.as_deref(),
+            Some(herald_domain::message::GIVEN_BACK_REASON),
+            "no longer leased by a notifier"
+        );
+    }
 
     assert_eq!(
         backend.queue.give_back(&held_leases).await.unwrap(),
@@ -1056,6 +1063,38 @@ async fn list_keeps_only_messages_matching_status_recipient_and_template(backend
     assert_eq!(by_all.await, [ann_deleted.id]);
 }
 
+async fn a_leased_message_says_which_notifier_holds_it(backend: Backend) {
+    let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+    let request = LeaseRequest {
+        notifier: "replica-a".into(),
+        ..lease_request(t0(), 10)
+    };
+    let leased = backend.queue.lease(request).await.unwrap();
+    assert_eq!(
+        leased[0].status_reason.as_deref(),
+        Some("leased by notifier replica-a")
+    );
+    let listed = stored(&backend, id).await;
+    assert_eq!(listed.status, MessageStatus::Leased);
+    assert_eq!(
+        listed.status_reason.as_deref(),
+        Some("leased by notifier replica-a")
+    );
+
+    // Taken over after the lease expired: the new holder's name.
+    let request = LeaseRequest {
+        notifier: "replica-b".into(),
+        ..lease_request(t0() + LEASE_PERIOD + secs(1), 10)
+    };
+    backend.queue.lease(request).await.unwrap();
+    assert_eq!(
+        stored(&backend, id).await.status_reason.as_deref(),
+        Some("leased by notifier replica-b")
+    );
+}
+
 herald_tests::contract_suite! {
     backends: [memory, postgres];
     enqueue_reports_one_outcome_per_message_in_input_order,
@@ -1071,6 +1110,7 @@ herald_tests::contract_suite! {
     an_unavailable_queue_refuses_everything_and_changes_nothing,
     lease_takes_the_oldest_leasable_messages_up_to_the_count,
     a_leased_message_is_not_leased_again_while_its_lease_runs,
+    a_leased_message_says_which_notifier_holds_it,
     an_expired_lease_is_taken_over_without_counting_an_attempt,
     the_nth_expired_lease_fails_the_message_permanently_instead_of_leasing_it,
     a_lease_after_a_write_back_counts_no_lease_expiry,

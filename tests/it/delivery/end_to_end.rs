@@ -4,10 +4,14 @@
 //! (`herald_tests::smtp_server`), a wiremock receiver, the inbox — and the message rows end
 //! as the peers saw it.
 //!
-//! Per DESIGN §4 one event goes out by its template's override OR by the default method plus
-//! the inbox, never by all three at once. So the three-peer test sends the same event twice on
-//! one deployment (SMTP and webhook configured, SMTP the default, inbox enabled): once as
-//! configured (email + inbox), then again after an admin routes the template to the webhook.
+//! Per DESIGN §10.1 one event goes out by its template's override OR by the default method,
+//! plus the inbox, never by all three at once. So the three-peer test sends the same event
+//! twice on one deployment (SMTP and webhook configured, SMTP the default, inbox enabled): once
+//! as configured (email + inbox), then again after an admin routes the template to the webhook
+//! (webhook; its inbox message is the first one's duplicate).
+//!
+//! The deployment's app URL (the host application's) differs from its access URL (Herald's):
+//! action links are on the first, the email's unsubscribe link on the second.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use herald_application::ports::{
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     Config, Cycle, DefaultMethod, Event, Events, InboxFilter, InboxPage, Notifier, NotifierConfig,
-    Ports, Services, Templates,
+    Ports, Services, SkipReason, Skipped, Templates,
 };
 use herald_domain::catalogue::WORKSPACE_DELETED;
 use herald_domain::{InboxNotificationId, Labels, Message, MessageId, MessageStatus, Method, User};
@@ -37,6 +41,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ACCESS_URL: &str = "https://herald.example.com";
+const APP_URL: &str = "https://app.example.com";
 const WEBHOOK_PATH: &str = "/hooks/herald";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -75,6 +80,15 @@ async fn an_event_reaches_the_mail_server_the_webhook_receiver_and_the_inbox() {
     let routed = stack.events().enqueue(event).await.unwrap();
     assert_eq!(configured.message_ids.len(), 2, "{configured:?}");
     assert_eq!(routed.message_ids.len(), 1, "{routed:?}");
+    assert_eq!(
+        routed.skipped,
+        vec![Skipped {
+            user_id: danny.id,
+            reason: SkipReason::Duplicate,
+            method: None,
+        }],
+        "the inbox beside the override, a duplicate of the first"
+    );
     let ids: Vec<MessageId> = [configured.message_ids, routed.message_ids].concat();
 
     let sent = stack.all_sent(&ids).await;
@@ -117,6 +131,15 @@ async fn an_event_reaches_the_mail_server_the_webhook_receiver_and_the_inbox() {
         text.starts_with("Hi Danny Example,\n\nYour workspace dev has been deleted."),
         "{text}"
     );
+    assert!(
+        text.contains(&format!("{APP_URL}/workspaces")),
+        "action links are on the app URL: {text}"
+    );
+    assert!(
+        header(&email, "List-Unsubscribe").starts_with(&format!("<{ACCESS_URL}/")),
+        "the unsubscribe link is on the access URL: {}",
+        header(&email, "List-Unsubscribe")
+    );
 
     // The webhook receiver got the webhook message.
     let webhook_id = by_method[&Method::Webhook].id;
@@ -133,6 +156,10 @@ async fn an_event_reaches_the_mail_server_the_webhook_receiver_and_the_inbox() {
     assert_eq!(body["payload"]["user_id"], danny.id.to_string());
     assert_eq!(body["payload"]["user_email"], "danny@example.com");
     assert_eq!(body["title"], r#"Workspace "dev" deleted"#);
+    assert_eq!(
+        body["payload"]["actions"][0]["url"],
+        format!("{APP_URL}/workspaces")
+    );
 
     // The inbox holds the inbox message, and Danny's live watcher saw it arrive.
     let inbox_id = InboxNotificationId::from(by_method[&Method::Inbox].id);
@@ -304,6 +331,7 @@ impl Stack {
             Config {
                 app_name: "Herald".to_owned(),
                 access_url: ACCESS_URL.to_owned(),
+                app_url: Some(APP_URL.to_owned()),
                 default_method,
                 notifier: notifier.validate().unwrap(),
                 unsubscribe_key: UnsubscribeKey::generate().unwrap(),

@@ -69,6 +69,15 @@ pub trait ReceiverUnderTest: Send + Sync {
     /// How long the dispatcher waits for its peer before giving up, when it has a timeout of
     /// its own (network methods).
     fn own_timeout(&self) -> Option<Duration>;
+
+    /// Words the receiver's failing answers carry (after [`answer_retryable`] or
+    /// [`answer_permanent`](Self::answer_permanent)), which the failure's reason keeps so a
+    /// person sees what the receiver said; `None` for a method without a peer that speaks.
+    ///
+    /// [`answer_retryable`]: Self::answer_retryable
+    fn failing_words(&self, _retryable: bool) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The receiver harness a case is given.
@@ -193,6 +202,12 @@ async fn fails_after_one_attempt(receiver: Receiver, answer: Answer) {
     let err = failed.expect_err("a failing receiver fails the dispatch");
     assert_eq!(err.retryable, answer == Answer::Retryable, "{err:?}");
     assert!(!err.reason.is_empty(), "{err:?}");
+    if let Some(words) = receiver.failing_words(answer == Answer::Retryable) {
+        assert!(
+            err.reason.contains(words),
+            "the receiver's words {words:?} are lost: {err:?}"
+        );
+    }
     assert_eq!(receiver.received().await, [delivery.message_id]);
 }
 

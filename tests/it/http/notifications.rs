@@ -908,3 +908,164 @@ async fn a_member_flooding_custom_notifications_queues_at_most_the_limits_worth_
     );
     assert_eq!(refused, 200 - limit, "every request over the limit refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_send_custom_notifications_to_roles_and_users_members_only_to_themselves() {
+    let app = App::start().await;
+    let content = json!({"title": "Maintenance", "message": "Tonight at 22:00"});
+    app.put(
+        &format!(
+            "/api/v2/users/{}/notifications/preferences",
+            app.other.user.id
+        ),
+        &app.other,
+        json!({"template_disabled_map": {catalogue::CUSTOM_NOTIFICATION.to_string(): true}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let sent = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.admin,
+            json!({"content": content, "roles": ["member"]}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(
+        sent["skipped"],
+        json!([{"user_id": app.other.user.id, "reason": "disabled"}]),
+        "{sent}"
+    );
+    let ids = sent["message_ids"].as_array().unwrap();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the member's webhook and inbox messages: {sent}"
+    );
+    let to_member = app
+        .get(
+            &format!(
+                "/api/v2/notifications/messages?user_id={}",
+                app.member.user.id
+            ),
+            &app.owner,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(to_member["messages"].as_array().unwrap().len(), 2);
+
+    let unknown = uuid::Uuid::new_v4();
+    let named = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.owner,
+            json!({"content": content, "user_ids": [unknown, app.admin.user.id]}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(
+        named["skipped"],
+        json!([{"user_id": unknown, "reason": "unknown"}]),
+        "{named}"
+    );
+    assert_eq!(named["message_ids"].as_array().unwrap().len(), 2);
+
+    let refused = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.member,
+            json!({"content": content, "user_ids": [app.other.user.id]}),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN)
+        .json();
+    assert!(
+        refused["detail"].as_str().unwrap().contains("other users"),
+        "{refused}"
+    );
+    app.post(
+        "/api/v2/notifications/custom",
+        &app.member,
+        json!({"content": content, "roles": ["member"]}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    app.post(
+        "/api/v2/notifications/custom",
+        &app.member,
+        json!({"content": content, "user_ids": [app.member.user.id]}),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+
+    let bad_role = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.owner,
+            json!({"content": content, "roles": ["boss"]}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(bad_role["field"], "roles", "{bad_role}");
+    let nobody = app
+        .post(
+            "/api/v2/notifications/custom",
+            &app.owner,
+            json!({"content": content, "user_ids": []}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST)
+        .json();
+    assert_eq!(nobody["field"], "user_ids", "{nobody}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_build_failure_reaches_the_workspace_owner_and_the_template_admins() {
+    let app = App::start().await;
+    let templater = uuid::Uuid::new_v4();
+    app.put(
+        &format!("/api/v2/users/{templater}"),
+        &app.owner,
+        json!({"email": "tina@example.com", "username": "tina", "name": "Tina",
+               "roles": ["template-admin"], "status": "active"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let queued = app
+        .post(
+            "/api/v2/notifications/events",
+            &app.owner,
+            json!({
+                "template_id": catalogue::WORKSPACE_MANUAL_BUILD_FAILED,
+                "user_id": app.member.user.id,
+                "labels": {"name": "dev", "template_name": "docker", "template_version_name": "v1",
+                           "initiator": "member", "workspace_owner_username": "member",
+                           "workspace_build_number": "7"},
+            }),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED)
+        .json();
+    assert_eq!(
+        queued["message_ids"].as_array().unwrap().len(),
+        4,
+        "the owner and the template admin, webhook and inbox each: {queued}"
+    );
+    for user in [app.member.user.id.to_string(), templater.to_string()] {
+        let listed = app
+            .get(
+                &format!("/api/v2/notifications/messages?user_id={user}"),
+                &app.owner,
+            )
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        assert_eq!(listed["messages"].as_array().unwrap().len(), 2, "{user}");
+    }
+}

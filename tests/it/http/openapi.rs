@@ -479,6 +479,11 @@ async fn every_json_answer_matches_its_documented_schema() {
                 workspace_deleted(&app.member, &app.owner),
             ],
         })),
+        Probe::new(Post, "/api/v2/notifications/custom", &app.admin).with(json!({
+            "content": {"title": "Maintenance", "message": "Tonight"},
+            "user_ids": [app.member.user.id],
+            "roles": ["owner"],
+        })),
         Probe::new(Get, "/api/v2/notifications/settings", &app.member),
         Probe::new(Put, "/api/v2/notifications/settings", &app.owner)
             .with(json!({"notifier_paused": true})),

@@ -124,6 +124,7 @@ impl App {
             Config {
                 app_name: "Herald".to_owned(),
                 access_url: "https://herald.example.com".to_owned(),
+                app_url: None,
                 default_method: DefaultMethod::Webhook,
                 notifier: NotifierSettings::default(),
                 unsubscribe_key: key.clone(),

@@ -10,12 +10,13 @@ use herald_application::ports::{
     self, MessageFilter, MessageQueue, PreferenceStore, StoreError, UserDirectory,
 };
 use herald_application::{
-    CustomContent, DefaultMethod, Error, Event, EventPorts, Events, SkipReason, Skipped,
-    TemplateRef,
+    CustomContent, CustomRecipients, DefaultMethod, Error, Event, EventPorts, Events,
+    PreferenceUpdate, SkipReason, Skipped, TemplateRef,
 };
 use herald_domain::catalogue::{
     CUSTOM_NOTIFICATION, ONE_TIME_PASSCODE, TASK_IDLE, TEMPLATE_DELETED, TEST_NOTIFICATION,
     USER_ACCOUNT_SUSPENDED, WORKSPACE_AUTOBUILD_FAILED, WORKSPACE_CREATED, WORKSPACE_DELETED,
+    WORKSPACE_MANUAL_BUILD_FAILED,
 };
 use herald_domain::{Message, Method, Role, StoredPreference, Template, TemplateId, User, UserId};
 use herald_memory::MemoryStore;
@@ -180,21 +181,66 @@ async fn an_off_by_default_event_is_sent_only_to_users_who_opted_in() {
 }
 
 #[tokio::test]
-async fn the_template_override_wins_over_default_and_inbox() {
-    let h = Harness::new();
+async fn the_template_override_replaces_the_default_and_the_inbox_comes_beside_it() {
+    let h = Harness::with_methods(
+        DefaultMethod::Smtp,
+        &[Method::Smtp, Method::Webhook, Method::Inbox],
+    );
     let user = h.user("u", &[]).await;
+    assert_eq!(
+        methods_of_one_event(&h, user.id).await,
+        vec![Method::Smtp, Method::Inbox]
+    );
+    assert!(
+        h.templates
+            .set_method(WORKSPACE_DELETED, Some(Method::Webhook))
+            .await
+            .unwrap()
+    );
+    h.clock.advance(chrono::Duration::days(1));
+    assert_eq!(
+        methods_of_one_event(&h, user.id).await,
+        vec![Method::Webhook, Method::Inbox]
+    );
+
     assert!(
         h.templates
             .set_method(WORKSPACE_DELETED, Some(Method::Inbox))
             .await
             .unwrap()
     );
+    h.clock.advance(chrono::Duration::days(1));
+    assert_eq!(
+        methods_of_one_event(&h, user.id).await,
+        vec![Method::Inbox],
+        "the inbox once, not twice"
+    );
+}
 
-    let methods: Vec<_> = methods_of_one_event(&h, user.id)
+#[tokio::test]
+async fn one_time_passcode_never_gets_the_inbox_beside_its_override() {
+    let h = Harness::with_methods(
+        DefaultMethod::Smtp,
+        &[Method::Smtp, Method::Webhook, Method::Inbox],
+    );
+    let user = h.user("u", &[]).await;
+    assert!(
+        h.templates
+            .set_method(ONE_TIME_PASSCODE, Some(Method::Webhook))
+            .await
+            .unwrap()
+    );
+    let ids = h
+        .events
+        .enqueue(event(ONE_TIME_PASSCODE, Some(user.id)))
         .await
-        .into_iter()
-        .collect();
-    assert_eq!(methods, vec![Method::Inbox]);
+        .unwrap()
+        .message_ids;
+    let mut methods = Vec::new();
+    for id in ids {
+        methods.push(h.message(id).await.method);
+    }
+    assert_eq!(methods, vec![Method::Webhook]);
 }
 
 #[tokio::test]
@@ -1009,5 +1055,147 @@ async fn a_batch_event_failing_its_checks_is_named_by_its_index_and_a_single_one
     assert!(
         messages(&h).await.is_empty(),
         "nothing is queued for a refused batch"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_notification_to_a_role_reaches_every_holder_and_skips_opted_out_ones() {
+    let h = Harness::new();
+    let sender = h.user("sender", &[Role::UserAdmin]).await;
+    let first = h.user("first", &[Role::TemplateAdmin]).await;
+    let second = h.user("second", &[Role::TemplateAdmin, Role::Member]).await;
+    let opted_out = h.user("opted-out", &[Role::TemplateAdmin]).await;
+    let _member = h.user("member", &[Role::Member]).await;
+    h.preferences
+        .update(
+            opted_out.id,
+            PreferenceUpdate {
+                templates: BTreeMap::from([(CUSTOM_NOTIFICATION, true)]),
+                ..PreferenceUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let content = CustomContent::parse("Maintenance", "Tonight at 22:00").unwrap();
+    let to = CustomRecipients {
+        user_ids: Vec::new(),
+        roles: BTreeSet::from([Role::TemplateAdmin]),
+    };
+
+    let result = h
+        .events
+        .send_custom_to(sender.id, content, to)
+        .await
+        .unwrap();
+
+    let stored = messages(&h).await;
+    assert_eq!(recipients(&stored), BTreeSet::from([first.id, second.id]));
+    assert_eq!(stored.len(), 4, "one message per holder and method");
+    assert_eq!(result.message_ids.len(), 4);
+    assert_eq!(
+        result.skipped,
+        vec![Skipped {
+            user_id: opted_out.id,
+            reason: SkipReason::Disabled,
+            method: None,
+        }]
+    );
+    assert!(stored.iter().all(|m| {
+        m.template_id == CUSTOM_NOTIFICATION
+            && m.payload.labels["custom_title"] == "Maintenance"
+            && m.payload.data.as_ref().unwrap()["sender_id"] == json!(sender.id)
+    }));
+}
+
+#[tokio::test]
+async fn a_custom_notification_reports_unknown_and_deleted_users_and_reaches_the_rest() {
+    let h = Harness::new();
+    let sender = h.user("sender", &[Role::Owner]).await;
+    let reader = h.user("reader", &[Role::Member]).await;
+    let gone = h.user("gone", &[Role::Member]).await;
+    h.users.delete(gone.id).await.unwrap();
+    let unknown = UserId::random();
+    let content = CustomContent::parse("Hello", "Hi all").unwrap();
+    let to = CustomRecipients {
+        user_ids: vec![unknown, reader.id, gone.id, reader.id],
+        roles: BTreeSet::new(),
+    };
+
+    let result = h
+        .events
+        .send_custom_to(sender.id, content, to)
+        .await
+        .unwrap();
+
+    assert_eq!(recipients(&messages(&h).await), BTreeSet::from([reader.id]));
+    assert_eq!(result.message_ids.len(), 2, "named twice, sent once");
+    assert_eq!(
+        result.skipped,
+        vec![
+            Skipped {
+                user_id: unknown,
+                reason: SkipReason::Unknown,
+                method: None,
+            },
+            Skipped {
+                user_id: gone.id,
+                reason: SkipReason::Deleted,
+                method: None,
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_manual_build_failure_goes_to_the_workspace_owner_and_the_template_admins_once_each() {
+    let h = Harness::new();
+    let owner = h.user("owner", &[Role::Member]).await;
+    let admin = h.user("admin", &[Role::TemplateAdmin]).await;
+    let owner_and_admin = h.user("both", &[Role::TemplateAdmin]).await;
+    let _member = h.user("member", &[Role::Member]).await;
+
+    let result = h
+        .events
+        .enqueue(event(WORKSPACE_MANUAL_BUILD_FAILED, Some(owner.id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        result.message_ids.len(),
+        6,
+        "three people, two methods each"
+    );
+    assert_eq!(
+        recipients(&messages(&h).await),
+        BTreeSet::from([owner.id, admin.id, owner_and_admin.id])
+    );
+
+    // A template admin's own workspace: one message per method, not two.
+    h.clock.advance(chrono::Duration::days(1));
+    let own = h
+        .events
+        .enqueue(event(
+            WORKSPACE_MANUAL_BUILD_FAILED,
+            Some(owner_and_admin.id),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(own.message_ids.len(), 4, "{own:?}");
+    let mut methods_to_subject = Vec::new();
+    for id in &own.message_ids {
+        let message = h.message(*id).await;
+        if message.recipient == owner_and_admin.id {
+            methods_to_subject.push(message.method);
+        }
+    }
+    assert_eq!(methods_to_subject, vec![Method::Webhook, Method::Inbox]);
+
+    let missing = h
+        .events
+        .enqueue(event(WORKSPACE_MANUAL_BUILD_FAILED, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, Error::Invalid { ref field, .. } if field == "user_id"),
+        "{missing:?}"
     );
 }

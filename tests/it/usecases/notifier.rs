@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Age;
-use herald_application::notifier::{REASON_DISABLED, REASON_RECIPIENT_DELETED};
+use herald_application::notifier::REASON_RECIPIENT_DELETED;
 use herald_application::ports::{DeliveryError, Dispatcher, LeaseRequest, MessageQueue};
 use herald_application::{Cycle, Event, NotifierConfig};
 use herald_domain::catalogue::{TEMPLATE_DELETED, WORKSPACE_DELETED};
@@ -201,7 +201,11 @@ async fn disabling_after_enqueue_ends_the_message_inhibited_with_the_reason() {
     for id in ids {
         let message = h.message(id).await;
         assert_eq!(message.status, MessageStatus::Inhibited);
-        assert_eq!(message.status_reason.as_deref(), Some(REASON_DISABLED));
+        assert_eq!(
+            message.status_reason.as_deref(),
+            Some("disabled by user"),
+            "the reference's words"
+        );
         assert_eq!(message.attempt_count, 0);
     }
     assert!(webhook.delivered().is_empty() && inbox.delivered().is_empty());
@@ -276,6 +280,7 @@ async fn an_expired_lease_is_leased_again_by_another_notifier_without_counting_a
     let leased = h
         .store
         .lease(LeaseRequest {
+            notifier: "tests".into(),
             now: h.clock_now(),
             lease_period: Age::minutes(2),
             count: 10,

@@ -162,6 +162,7 @@ impl Dispatcher for TakenOverMeanwhile {
         let taken = self
             .store
             .lease(LeaseRequest {
+                notifier: "tests".into(),
                 now: herald_application::ports::Clock::now(&self.clock),
                 lease_period: Age::seconds(120),
                 count: 10,

@@ -26,13 +26,13 @@ async fn the_method_override_is_set_reported_unchanged_and_reset_to_the_default(
 
     assert!(
         h.templates
-            .set_method(WORKSPACE_DELETED, Some(Method::Webhook))
+            .set_method(WORKSPACE_DELETED, Some(Method::Inbox))
             .await
             .unwrap()
     );
     assert!(
         !h.templates
-            .set_method(WORKSPACE_DELETED, Some(Method::Webhook))
+            .set_method(WORKSPACE_DELETED, Some(Method::Inbox))
             .await
             .unwrap(),
         "unchanged"
@@ -41,7 +41,7 @@ async fn the_method_override_is_set_reported_unchanged_and_reset_to_the_default(
         h.templates.list(TemplateKind::System).await.unwrap(),
         WORKSPACE_DELETED,
     );
-    assert_eq!(overridden, vec![Method::Webhook]);
+    assert_eq!(overridden, vec![Method::Inbox], "the inbox once");
 
     assert!(
         h.templates

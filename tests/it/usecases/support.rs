@@ -204,6 +204,7 @@ pub fn config(default_method: DefaultMethod) -> Config {
     Config {
         app_name: "Herald".to_owned(),
         access_url: ACCESS_URL.to_owned(),
+        app_url: None,
         default_method,
         notifier: quiet_config().validate().unwrap(),
         unsubscribe_key: UnsubscribeKey::generate().unwrap(),

@@ -153,6 +153,7 @@ mod tests {
         let now = DateTime::UNIX_EPOCH;
         let unavailable = |err: Option<StoreError>| matches!(err, Some(StoreError::Unavailable(_)));
         let lease = LeaseRequest {
+            notifier: "memory".into(),
             now,
             lease_period: Duration::minutes(1),
             count: 1,

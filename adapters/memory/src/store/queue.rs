@@ -6,7 +6,7 @@ use herald_application::ports::{
     EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
     StoreError,
 };
-use herald_domain::message::StatusChange;
+use herald_domain::message::{StatusChange, leased_by_reason};
 use herald_domain::{DedupeHash, Leasing, Message, MessageId, MessageStatus, UserId};
 
 use super::MemoryStore;
@@ -90,6 +90,7 @@ impl Queue {
             };
             taken += 1;
             if leasing == Leasing::Leased {
+                message.status_reason = Some(leased_by_reason(&request.notifier));
                 leased.push(message.clone());
             }
         }

@@ -186,6 +186,15 @@ impl ReceiverUnderTest for SmtpReceiver {
         self.restart(Answers::RefuseRecipients);
     }
 
+    /// What the test server says with its 451 and its 550.
+    fn failing_words(&self, retryable: bool) -> Option<&'static str> {
+        Some(if retryable {
+            "Try again later"
+        } else {
+            "Recipient address rejected: User unknown"
+        })
+    }
+
     /// Holds the first message at the end of DATA.
     async fn hang(&self) {
         self.restart(Answers::HangFirst);

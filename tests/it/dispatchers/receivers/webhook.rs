@@ -20,6 +20,9 @@ const PATH: &str = "/hooks/herald";
 
 /// Longer than any case waits: a request held this long is never answered.
 const NEVER: Duration = Duration::from_secs(3600);
+/// What the receiver says with its failing answers.
+const RETRYABLE_WORDS: &str = "queue full, try again in a minute";
+const PERMANENT_WORDS: &str = "unknown channel herald-alerts";
 
 /// A fresh wiremock receiver, accepting, and a webhook dispatcher posting to it.
 pub async fn webhook() -> Receiver {
@@ -86,11 +89,24 @@ impl ReceiverUnderTest for WebhookReceiver {
     }
 
     async fn answer_retryable(&self) {
-        self.answer(ResponseTemplate::new(503)).await;
+        self.answer(ResponseTemplate::new(503).set_body_string(RETRYABLE_WORDS))
+            .await;
     }
 
     async fn answer_permanent(&self) {
-        self.answer(ResponseTemplate::new(400)).await;
+        self.answer(
+            ResponseTemplate::new(400)
+                .set_body_string(format!("{{\"error\":\n  \"{PERMANENT_WORDS}\"}}")),
+        )
+        .await;
+    }
+
+    fn failing_words(&self, retryable: bool) -> Option<&'static str> {
+        Some(if retryable {
+            RETRYABLE_WORDS
+        } else {
+            PERMANENT_WORDS
+        })
     }
 
     async fn hang(&self) {
