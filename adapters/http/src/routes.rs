@@ -18,7 +18,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::Body as ErrorBody;
-use crate::{API_PREFIX, State, health, inbox, metrics, notifications, unsubscribe, users, watch};
+use crate::{
+    API_PREFIX, State, builds, health, inbox, metrics, notifications, unsubscribe, users, watch,
+};
 
 /// The path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/api/v2/openapi.json";
@@ -172,6 +174,7 @@ impl Route {
 /// Every route, in the order the document lists them.
 pub(crate) fn table() -> Vec<Route> {
     use Verb::{Delete, Get, Post, Put};
+    use builds::BuildBody;
     use inbox::{PageJson, ReadStatusBody, UpdateJson};
     use notifications::{
         BatchBody, CustomBody, DispatchMethodsJson, EnqueueBatchJson, EnqueueJson, EventBody,
@@ -236,6 +239,14 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .body::<BatchBody>()
         .returns::<EnqueueBatchJson>(&[202, 400, 401, 403, 413]),
+        Route::api(
+            Post,
+            "/builds",
+            builds::record_build,
+            "Report a workspace build (for the weekly failed-builds report)",
+        )
+        .body::<BuildBody>()
+        .empty(&[204, 400, 401, 403, 413]),
         Route::api(
             Get,
             "/notifications/settings",

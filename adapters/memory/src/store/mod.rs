@@ -1,9 +1,10 @@
 //! [`MemoryStore`]: every repository and the message queue, in memory, behind one lock.
 //!
 //! Each concern keeps its rows in its own module (`queue`, `users`, `preferences`,
-//! `templates`, `settings`, `inbox`, `tokens`, `rates`) as plain synchronous code; the port implementations there
+//! `templates`, `settings`, `inbox`, `tokens`, `rates`, `builds`) as plain synchronous code; the port implementations there
 //! take the lock through [`MemoryStore::with`], which also answers for an injected outage.
 
+mod builds;
 mod inbox;
 mod preferences;
 mod queue;
@@ -47,6 +48,7 @@ struct State {
     settings: settings::Settings,
     tokens: tokens::Tokens,
     rates: rates::Rates,
+    builds: builds::Builds,
 }
 
 impl MemoryStore {
