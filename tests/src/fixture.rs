@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_application::CachedTemplates;
 use herald_application::ports::{
-    InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, SettingsStore, SystemClock,
-    TemplateStore, TokenStore, UserRegistry, Wakeup, WakeupListener,
+    BuildStore, InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, ReportLog,
+    SettingsStore, SystemClock, TemplateStore, TokenStore, UserRegistry, Wakeup, WakeupListener,
 };
 use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
@@ -43,6 +43,8 @@ pub struct Backend {
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
     pub rates: Arc<dyn RateCounter>,
+    pub builds: Arc<dyn BuildStore>,
+    pub report_log: Arc<dyn ReportLog>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub wakeup: Arc<dyn Wakeup>,
     pub hooks: Arc<dyn BackendHooks>,
@@ -222,7 +224,9 @@ impl MemoryBackend {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
-            rates: store,
+            rates: store.clone(),
+            builds: store.clone(),
+            report_log: store,
             inbox_feed: self.inbox_feed.clone(),
             wakeup: self.wakeup.clone(),
             hooks: Arc::new(self),
@@ -305,6 +309,8 @@ impl PostgresBackend {
             inbox: store.clone(),
             tokens: store.clone(),
             rates: store.clone(),
+            builds: store.clone(),
+            report_log: store.clone(),
             queue: store,
             inbox_feed: self.signals.clone(),
             wakeup: self.signals.clone(),
