@@ -8,6 +8,7 @@ mod metrics;
 mod notifier;
 mod notifier_failures;
 mod pipeline;
+mod reports;
 mod services;
 mod support;
 mod template_cache;
