@@ -188,3 +188,45 @@ herald_tests::contract_suite! {
     each_report_keeps_its_own_time,
     replicas_claiming_at_once_claim_a_due_report_once,
 }
+
+/// PostgreSQL's claim takes the report lock: while another replica holds it, a claim is busy
+/// and records nothing.
+#[tokio::test]
+async fn postgres_a_claim_while_another_replica_holds_the_report_lock_is_busy_and_records_nothing()
+{
+    use herald_application::ports::ReportLog as _;
+
+    let database = herald_tests::postgres::TestDatabase::create().await;
+    let other = database.replica().await;
+    let mut holder = other.pool().acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(herald_postgres::REPORT_LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let t0 = sample::t0();
+
+    assert_eq!(
+        database
+            .store
+            .claim(REPORT_WORKSPACE_BUILDS_FAILED, t0, WEEK)
+            .await
+            .unwrap(),
+        ReportClaim::Busy
+    );
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(herald_postgres::REPORT_LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert_eq!(
+        database
+            .store
+            .claim(REPORT_WORKSPACE_BUILDS_FAILED, t0 + Duration::days(1), WEEK)
+            .await
+            .unwrap(),
+        ReportClaim::FirstRun,
+        "the busy claim recorded nothing"
+    );
+}
