@@ -137,6 +137,7 @@ impl ReportLog for PgStore {
             .await
             .map_err(store_error)?;
         if !locked {
+            tx.rollback().await.map_err(store_error)?;
             return Ok(ReportClaim::Busy);
         }
         let last: Option<DateTime<Utc>> = sqlx::query_scalar(
@@ -147,7 +148,13 @@ impl ReportLog for PgStore {
         .await
         .map_err(store_error)?;
         let claim = match last {
-            Some(last) if last + period > now => return Ok(ReportClaim::NotDue { last }),
+            Some(last) if last + period > now => {
+                // Ended here, not when dropped: a dropped transaction's rollback (and so the
+                // lock's release) waits for its connection's next use, and the next claim,
+                // on another connection, would find the lock still held.
+                tx.rollback().await.map_err(store_error)?;
+                return Ok(ReportClaim::NotDue { last });
+            }
             Some(last) => ReportClaim::Claimed { last },
             None => ReportClaim::FirstRun,
         };
