@@ -1,8 +1,8 @@
 //! The `herald` package's integration tests, in one binary (one link instead of one per file):
 //! the command line and its configuration, `herald migrate` and `herald server` on a fresh
 //! database, the HTTP API and the client commands against a running server, two replicas on
-//! one database, the notifier's own pool beside the API's, the built-in PostgreSQL cluster,
-//! and the embedding example.
+//! one database, the notifier's own pool beside the API's, the failed-builds report scheduler,
+//! the built-in PostgreSQL cluster, and the embedding example.
 
 mod builtin;
 mod cli;
@@ -13,6 +13,7 @@ mod http;
 mod http_limits;
 mod pools;
 mod replicas;
+mod reports;
 mod running;
 mod support;
 
