@@ -16,6 +16,7 @@ pub mod ports;
 pub mod preferences;
 pub mod purge;
 pub mod rendering;
+pub mod reports;
 pub mod services;
 pub mod settings;
 pub mod signals;
@@ -40,6 +41,7 @@ pub use notifier::{
 };
 pub use preferences::{PreferenceUpdate, Preferences, TemplatePreference};
 pub use purge::Purger;
+pub use reports::{ReportOutcome, ReportRun, ReportScheduler, ReportSkip, Reports, SentReport};
 pub use services::{Config, NotifierStores, Ports, Services};
 pub use settings::Settings;
 pub use signals::Signals;

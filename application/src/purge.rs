@@ -1,38 +1,53 @@
-//! Retention: messages not updated for 7 days are deleted.
+//! Retention: messages not updated for 7 days are deleted, and so are the workspace builds
+//! reported more than 7 days ago.
 
 use std::sync::Arc;
 
 use chrono::Duration;
 
 use crate::Error;
-use crate::ports::{Clock, MessageQueue, PurgeOutcome};
+use crate::ports::{BuildStore, Clock, MessageQueue, PurgeOutcome};
 
-/// How long a message is kept after its last change.
+/// How long a message is kept after its last change, and a build after it was made.
 pub const RETENTION: Duration = Duration::days(7);
 
-/// Deletes old messages; one replica at a time (the queue holds the lock).
+/// Deletes old messages and builds; one replica at a time (the queue holds the lock).
 #[derive(Debug, Clone)]
 pub struct Purger {
     queue: Arc<dyn MessageQueue>,
+    builds: Arc<dyn BuildStore>,
     clock: Arc<dyn Clock>,
 }
 
 impl Purger {
-    pub fn new(queue: Arc<dyn MessageQueue>, clock: Arc<dyn Clock>) -> Self {
-        Self { queue, clock }
+    pub fn new(
+        queue: Arc<dyn MessageQueue>,
+        builds: Arc<dyn BuildStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            queue,
+            builds,
+            clock,
+        }
     }
 
-    /// Deletes messages whose last update is older than [`RETENTION`].
+    /// Deletes messages whose last update is older than [`RETENTION`], then builds made
+    /// before then; the builds only on the replica that held the purge lock.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store is down.
     pub async fn purge(&self) -> Result<PurgeOutcome, Error> {
         let cutoff = self.clock.now() - RETENTION;
         let outcome = self.queue.purge(cutoff).await?;
-        if let PurgeOutcome::Purged(count) = outcome
-            && count > 0
-        {
-            tracing::info!(count, %cutoff, "notifications: purged old messages");
+        if let PurgeOutcome::Purged(count) = outcome {
+            if count > 0 {
+                tracing::info!(count, %cutoff, "notifications: purged old messages");
+            }
+            let builds = self.builds.purge(cutoff).await?;
+            if builds > 0 {
+                tracing::info!(count = builds, %cutoff, "notifications: purged old builds");
+            }
         }
         Ok(outcome)
     }

@@ -17,13 +17,14 @@ use crate::limits::{Limits, RateLimiter};
 use crate::messages::Messages;
 use crate::notifier::{Notifier, NotifierHandle, NotifierPorts};
 use crate::ports::{
-    Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics, PreferenceStore,
-    RateCounter, ResourceStateStore, SettingsStore, TaskStateStore, TemplateStore, TokenStore,
-    UserDirectory, UserRegistry, Wakeup,
+    BuildStore, Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics,
+    PreferenceStore, RateCounter, ReportLog, ResourceStateStore, SettingsStore, TaskStateStore,
+    TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
 };
 use crate::preferences::Preferences;
 use crate::purge::Purger;
 use crate::rendering::Renderer;
+use crate::reports::{REPORT_CHECK_INTERVAL, ReportScheduler, Reports};
 use crate::settings::Settings;
 use crate::signals::{SignalPorts, Signals};
 use crate::templates::{CachedTemplates, TEMPLATE_CACHE_TTL, Templates};
@@ -54,6 +55,10 @@ pub struct Ports {
     pub resources: Arc<dyn ResourceStateStore>,
     /// Where the host signals keep each task's last state (shared by every replica).
     pub tasks: Arc<dyn TaskStateStore>,
+    /// The workspace builds hosts report, for the failed-builds report.
+    pub builds: Arc<dyn BuildStore>,
+    /// When each periodic report last ran (shared by every replica).
+    pub report_log: Arc<dyn ReportLog>,
     pub wakeup: Arc<dyn Wakeup>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub clock: Arc<dyn Clock>,
@@ -115,6 +120,8 @@ impl Ports {
             + RateCounter
             + ResourceStateStore
             + TaskStateStore
+            + BuildStore
+            + ReportLog
             + 'static,
     {
         Self {
@@ -128,7 +135,9 @@ impl Ports {
             tokens: store.clone(),
             rates: store.clone(),
             resources: store.clone(),
-            tasks: store,
+            tasks: store.clone(),
+            builds: store.clone(),
+            report_log: store,
             wakeup,
             inbox_feed,
             clock,
@@ -169,6 +178,7 @@ pub struct Services {
     messages: Messages,
     users: Option<Users>,
     purger: Purger,
+    reports: Reports,
     delivery: DeliveryConfig,
     renderer: Renderer,
     unsubscribe_key: UnsubscribeKey,
@@ -203,6 +213,8 @@ impl Services {
             rates,
             resources,
             tasks,
+            builds,
+            report_log,
             wakeup,
             inbox_feed,
             clock,
@@ -300,6 +312,13 @@ impl Services {
             wakeup: Arc::clone(&wakeup),
             metrics,
         };
+        let reports = Reports::new(
+            Arc::clone(&builds),
+            report_log,
+            Arc::clone(&directory),
+            events.clone(),
+            Arc::clone(&clock),
+        );
         Self {
             events,
             signals,
@@ -317,7 +336,8 @@ impl Services {
             users: registry.map(|registry| {
                 Users::new(registry, Arc::clone(&queue), Arc::clone(&clock), auth_cache)
             }),
-            purger: Purger::new(queue, clock),
+            purger: Purger::new(queue, builds, clock),
+            reports,
             delivery,
             renderer,
             unsubscribe_key: config.unsubscribe_key,
@@ -400,6 +420,17 @@ impl Services {
     /// The 7-day retention.
     pub fn purger(&self) -> &Purger {
         &self.purger
+    }
+
+    /// Builds hosts report, and the weekly failed-builds report.
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    /// This replica's report scheduler: checks every [`REPORT_CHECK_INTERVAL`] whether the
+    /// failed-builds report is due; of all replicas, one sends it.
+    pub fn spawn_reports(&self) -> ReportScheduler {
+        ReportScheduler::spawn(self.reports.clone(), REPORT_CHECK_INTERVAL)
     }
 
     /// The delivery methods this deployment has, and the default.

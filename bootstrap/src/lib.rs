@@ -2,7 +2,8 @@
 //! binary and by Rust hosts that embed Herald.
 //!
 //! [`Herald::builder`] composes the use cases over PostgreSQL and the configured delivery
-//! methods, starts one notifier and the hourly purge loop, and hands back a [`Herald`] whose
+//! methods, starts one notifier, the hourly purge loop and the report scheduler
+//! (`Services::spawn_reports`), and hands back a [`Herald`] whose
 //! [`Herald::shutdown`] stops them in order. A host may bring its own user directory
 //! ([`HeraldBuilder::user_directory`]) and its own connection pool ([`HeraldBuilder::pool`]);
 //! the binary passes its checked command line ([`HeraldBuilder::config`]).
@@ -34,7 +35,7 @@ use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Limits, Messages,
     NotifierConfig, NotifierHandle, NotifierSettings, NotifierStores, Ports, Preferences, Purger,
-    Services, Settings, Templates, Tokens, Users,
+    ReportScheduler, Services, Settings, Templates, Tokens, Users,
 };
 use herald_domain::catalogue;
 use herald_inbox::InboxDispatcher;
@@ -311,7 +312,7 @@ impl HeraldBuilder {
     }
 
     /// Connects (starting the built-in database if asked), migrates, seeds the catalogue, and
-    /// starts the notifier and the purge loop.
+    /// starts the notifier, the purge loop and the report scheduler.
     ///
     /// # Errors
     /// A setting refused when it was given (naming its configuration key), an unreachable
@@ -465,6 +466,7 @@ impl HeraldBuilder {
             services.spawn_notifier(self.notifier_name.unwrap_or_else(default_notifier_name));
         Ok(Herald {
             purge: Some(PurgeLoop::spawn(services.purger().clone(), PURGE_INTERVAL)),
+            reports: Some(services.spawn_reports()),
             notifier: Some(notifier),
             services,
             metrics,
@@ -554,6 +556,8 @@ pub struct Herald {
     /// The notifier's metrics, shown by `GET /metrics`.
     metrics: Arc<herald_http::PrometheusMetrics>,
     purge: Option<PurgeLoop>,
+    /// Sends the weekly failed-builds report when it is due (one replica of all sends it).
+    reports: Option<ReportScheduler>,
     owns_pool: bool,
     builtin: Option<BuiltinPostgres>,
 }
@@ -649,8 +653,8 @@ impl Herald {
     }
 
     /// Stops the notifier (no new leases; in-flight dispatches finish within the dispatch
-    /// timeout; results are written back), stops the purge loop and the wake-up listener,
-    /// closes Herald's own pools, and stops the built-in database.
+    /// timeout; results are written back), stops the purge loop, the report scheduler and the
+    /// wake-up listener, closes Herald's own pools, and stops the built-in database.
     ///
     /// # Errors
     /// When the built-in database could not be stopped.
@@ -660,6 +664,9 @@ impl Herald {
         }
         if let Some(purge) = self.purge.take() {
             purge.stop().await;
+        }
+        if let Some(reports) = self.reports.take() {
+            reports.stop().await;
         }
         let Herald {
             services,

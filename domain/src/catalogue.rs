@@ -358,7 +358,8 @@ fn specs() -> Vec<Spec> {
                    {{#each this.versions}}\
                    \x20 - version {{this.template_version_name}}: {{this.failed_count}} failed\n\
                    {{#each this.failed_builds}}\
-                   \x20   - build {{this.build_number}} of {{this.workspace_owner_username}}/{{this.workspace_name}}\n\
+                   \x20   - [build {{this.build_number}} of {{this.workspace_owner_username}}/{{this.workspace_name}}]\
+                   (<{{base_url}}/@{{this.workspace_owner_username}}/{{this.workspace_name}}/builds/{{this.build_number}}>)\n\
                    {{/each}}\
                    {{/each}}\
                    {{/each}}",

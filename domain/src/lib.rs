@@ -4,6 +4,7 @@
 //! HTTP or mail types. The application layer drives these types through its ports; adapters
 //! store and transport them.
 
+pub mod build;
 pub mod catalogue;
 pub mod dedupe;
 pub mod email;
@@ -17,6 +18,7 @@ pub mod signals;
 pub mod template;
 pub mod user;
 
+pub use build::{Build, BuildInitiator, BuildInput, BuildStatus, BuildTransition};
 pub use dedupe::DedupeHash;
 pub use email::EmailAddress;
 pub use id::{InboxNotificationId, MessageId, TemplateId, UserId};

@@ -19,9 +19,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_application::CachedTemplates;
 use herald_application::ports::{
-    InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, ResourceStateStore,
-    SettingsStore, SystemClock, TaskStateStore, TemplateStore, TokenStore, UserRegistry, Wakeup,
-    WakeupListener,
+    BuildStore, InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, ReportLog,
+    ResourceStateStore, SettingsStore, SystemClock, TaskStateStore, TemplateStore, TokenStore,
+    UserRegistry, Wakeup, WakeupListener,
 };
 use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
@@ -46,6 +46,8 @@ pub struct Backend {
     pub rates: Arc<dyn RateCounter>,
     pub resources: Arc<dyn ResourceStateStore>,
     pub tasks: Arc<dyn TaskStateStore>,
+    pub builds: Arc<dyn BuildStore>,
+    pub report_log: Arc<dyn ReportLog>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub wakeup: Arc<dyn Wakeup>,
     pub hooks: Arc<dyn BackendHooks>,
@@ -227,7 +229,9 @@ impl MemoryBackend {
             tokens: store.clone(),
             rates: store.clone(),
             resources: store.clone(),
-            tasks: store,
+            tasks: store.clone(),
+            builds: store.clone(),
+            report_log: store,
             inbox_feed: self.inbox_feed.clone(),
             wakeup: self.wakeup.clone(),
             hooks: Arc::new(self),
@@ -312,6 +316,8 @@ impl PostgresBackend {
             rates: store.clone(),
             resources: store.clone(),
             tasks: store.clone(),
+            builds: store.clone(),
+            report_log: store.clone(),
             queue: store,
             inbox_feed: self.signals.clone(),
             wakeup: self.signals.clone(),

@@ -6,8 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use herald_application::ports::{Clock, Delivery, LeaseRequest, NewMessage};
 use herald_application::rendering::RenderedMessage;
 use herald_domain::{
-    DedupeHash, EmailAddress, InboxNotification, InboxNotificationId, Labels, MessageId, Method,
-    Payload, Role, TemplateId, User, UserId, UserStatus, Username, catalogue,
+    Build, BuildInitiator, BuildStatus, BuildTransition, DedupeHash, EmailAddress,
+    InboxNotification, InboxNotificationId, Labels, MessageId, Method, Payload, Role, TemplateId,
+    User, UserId, UserStatus, Username, catalogue,
 };
 use herald_memory::ManualClock;
 use uuid::Uuid;
@@ -146,4 +147,45 @@ pub fn inbox_notification_of(
         read_at: None,
         created_at,
     }
+}
+
+/// A build of the workspace `workspace` (its id derived from the name) owned by `owner`, of
+/// the host template `template` (its id derived from the name) at `version`, numbered
+/// `number`, `failed` or succeeded, made at `at`: a manual start.
+pub fn build(
+    workspace: &str,
+    owner: UserId,
+    template: &str,
+    version: &str,
+    number: u32,
+    failed: bool,
+    at: DateTime<Utc>,
+) -> Build {
+    Build {
+        workspace_id: id_of(workspace),
+        workspace_name: workspace.to_owned(),
+        owner_id: owner,
+        template_id: id_of(template),
+        template_name: template.to_owned(),
+        template_display_name: template.to_uppercase(),
+        template_version: version.to_owned(),
+        build_number: number,
+        transition: BuildTransition::Start,
+        status: if failed {
+            BuildStatus::Failed
+        } else {
+            BuildStatus::Succeeded
+        },
+        initiator: BuildInitiator::Manual,
+        created_at: at,
+    }
+}
+
+/// A UUID made from `name` alone: the same name, the same id.
+pub fn id_of(name: &str) -> Uuid {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    let hash = hasher.finish();
+    Uuid::from_u64_pair(hash, hash.rotate_left(17))
 }

@@ -10,12 +10,14 @@
 //! - 401 without a live token (unknown, revoked, or its user deleted), 403 when the caller's
 //!   roles do not allow the route.
 //!
-//! Routes live next to their handlers: `users` (the directory and tokens), `notifications`
+//! Routes live next to their handlers: `users` (the directory and tokens), `builds` (workspace
+//! builds a host reports), `notifications`
 //! (events, settings, templates, preferences, messages), `inbox`, `signals` (the host's resource usage and task states), `unsubscribe` (the signed
 //! one-click links of emails), `health` and `metrics` (`GET /metrics`, Prometheus text). The
 //! route table in [`routes`] builds the router and writes `GET /api/v2/openapi.json`, so a
 //! route cannot be served without being described.
 
+mod builds;
 mod error;
 mod extract;
 mod health;

@@ -19,7 +19,8 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::Body as ErrorBody;
 use crate::{
-    API_PREFIX, State, health, inbox, metrics, notifications, signals, unsubscribe, users, watch,
+    API_PREFIX, State, builds, health, inbox, metrics, notifications, signals, unsubscribe, users,
+    watch,
 };
 
 /// The path of the OpenAPI document.
@@ -174,6 +175,7 @@ impl Route {
 /// Every route, in the order the document lists them.
 pub(crate) fn table() -> Vec<Route> {
     use Verb::{Delete, Get, Post, Put};
+    use builds::BuildBody;
     use inbox::{PageJson, ReadStatusBody, UpdateJson};
     use notifications::{
         BatchBody, CustomBody, DispatchMethodsJson, EnqueueBatchJson, EnqueueJson, EventBody,
@@ -239,6 +241,14 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .body::<BatchBody>()
         .returns::<EnqueueBatchJson>(&[202, 400, 401, 403, 413]),
+        Route::api(
+            Post,
+            "/builds",
+            builds::record_build,
+            "Report a workspace build (for the weekly failed-builds report)",
+        )
+        .body::<BuildBody>()
+        .empty(&[204, 400, 401, 403, 413]),
         Route::api(
             Get,
             "/notifications/settings",

@@ -4,13 +4,16 @@
 //! [`PgStore`] holds a connection pool and implements the storage ports over the schema of
 //! `migrations/` (embedded here, applied by [`PgStore::migrate`]): `UserDirectory`,
 //! `UserRegistry`, `PreferenceStore`, `TemplateStore`, `SettingsStore`, `InboxStore`,
-//! `TokenStore`, `RateCounter`, `ResourceStateStore`, `TaskStateStore` and `MessageQueue` (purges under the advisory lock [`PURGE_LOCK_KEY`]).
+//! `TokenStore`, `RateCounter`, `ResourceStateStore`, `TaskStateStore`, `BuildStore`, `ReportLog`
+//! (claims under the advisory lock [`REPORT_LOCK_KEY`]) and `MessageQueue` (purges under the
+//! advisory lock [`PURGE_LOCK_KEY`]).
 //! [`PgSignals`] carries notifier wake-ups and the live inbox feed across replicas over LISTEN/NOTIFY.
 //!
 //! Driver errors never cross a port: `error` translates them into
 //! [`herald_application::ports::StoreError`], matching the constraint names the migration
 //! spells out.
 
+mod builds;
 mod connections;
 mod error;
 mod inbox;
@@ -24,6 +27,7 @@ mod templates;
 mod tokens;
 mod users;
 
+pub use builds::REPORT_LOCK_KEY;
 pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder, WRITE_BACK_STATEMENT, lease_statement};
 pub use signals::{INBOX_CHANNEL, PgSignals, RESUMED_PAYLOAD, WAKEUP_CHANNEL};
 

@@ -1,6 +1,7 @@
 //! Ports: what the use cases need from the outside world. One trait per file; each trait's
 //! documentation is the contract an implementation MUST keep. Held as `Arc<dyn Port>`.
 
+mod build_store;
 mod clock;
 mod dispatcher;
 mod inbox_feed;
@@ -9,6 +10,7 @@ mod message_queue;
 mod notifier_metrics;
 mod preference_store;
 mod rate_counter;
+mod report_log;
 mod resource_state_store;
 mod settings_store;
 mod store_error;
@@ -19,6 +21,7 @@ mod user_directory;
 mod user_registry;
 mod wakeup;
 
+pub use build_store::BuildStore;
 pub use clock::{Clock, SystemClock};
 pub use dispatcher::{Delivery, DeliveryError, Dispatcher};
 pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
@@ -30,6 +33,7 @@ pub use message_queue::{
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::{PreferenceChange, PreferenceStore, TemplatePreferences};
 pub use rate_counter::RateCounter;
+pub use report_log::{ReportClaim, ReportLog};
 pub use resource_state_store::ResourceStateStore;
 pub use settings_store::SettingsStore;
 pub use store_error::StoreError;

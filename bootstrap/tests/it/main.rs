@@ -1,8 +1,8 @@
 //! The `herald` package's integration tests, in one binary (one link instead of one per file):
 //! the command line and its configuration, `herald migrate` and `herald server` on a fresh
 //! database, the HTTP API and the client commands against a running server, two replicas on
-//! one database, the notifier's own pool beside the API's, the built-in PostgreSQL cluster,
-//! the embedding example, and the webhook body formats.
+//! one database, the notifier's own pool beside the API's, the failed-builds report scheduler,
+//! the built-in PostgreSQL cluster, the embedding example, and the webhook body formats.
 
 mod builtin;
 mod cli;
@@ -14,6 +14,7 @@ mod http_limits;
 mod logging;
 mod pools;
 mod replicas;
+mod reports;
 mod running;
 mod support;
 mod webhook_formats;

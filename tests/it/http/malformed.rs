@@ -34,6 +34,7 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v2/users/{id}/tokens", ANY_QUERY),
     ("POST", "/api/v2/notifications/events", ANY_QUERY),
     ("POST", "/api/v2/notifications/events/batch", ANY_QUERY),
+    ("POST", "/api/v2/builds", ANY_QUERY),
     ("PUT", "/api/v2/notifications/settings", ANY_QUERY),
     (
         "PUT",

@@ -2,6 +2,7 @@
 //! in-process. Auth and roles, every route's happy path and shapes (DESIGN §7), 304s, the
 //! unsubscribe links, and malformed input that must never be answered with a 5xx.
 
+mod builds;
 mod directory;
 mod failures;
 mod inbox;

@@ -25,6 +25,33 @@ use tower::ServiceExt as _;
 /// webhook endpoint).
 const NOWHERE: &str = "http://127.0.0.1:9/herald";
 
+/// The dispatchers of an app: a webhook dispatcher posting [`NOWHERE`], and the inbox's.
+fn dispatchers(
+    store: &PgStore,
+    signals: &Arc<PgSignals>,
+    clock: &Arc<dyn Clock>,
+) -> Vec<Arc<dyn Dispatcher>> {
+    vec![
+        Arc::new(
+            WebhookDispatcher::new(
+                WebhookConfig {
+                    endpoint: NOWHERE.to_owned(),
+                    secret: None,
+                    timeout: Duration::from_secs(5),
+                    format: WebhookFormat::Herald,
+                },
+                clock.clone(),
+            )
+            .unwrap(),
+        ),
+        Arc::new(InboxDispatcher::new(
+            Arc::new(store.clone()),
+            signals.clone(),
+            clock.clone(),
+        )),
+    ]
+}
+
 /// One response, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -79,7 +106,7 @@ pub struct App {
     pub admin: Caller,
     pub member: Caller,
     pub other: Caller,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl App {
@@ -94,25 +121,7 @@ impl App {
         let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
         let key = UnsubscribeKey::generate().unwrap();
         let metrics = Arc::new(PrometheusMetrics::new());
-        let dispatchers: Vec<Arc<dyn Dispatcher>> = vec![
-            Arc::new(
-                WebhookDispatcher::new(
-                    WebhookConfig {
-                        endpoint: NOWHERE.to_owned(),
-                        secret: None,
-                        timeout: Duration::from_secs(5),
-                        format: WebhookFormat::Herald,
-                    },
-                    clock.clone(),
-                )
-                .unwrap(),
-            ),
-            Arc::new(InboxDispatcher::new(
-                Arc::new(store.clone()),
-                signals.clone(),
-                clock.clone(),
-            )),
-        ];
+        let dispatchers = dispatchers(&store, &signals, &clock);
         let services = Services::build(
             Ports::over(
                 Arc::new(store.clone()),
@@ -161,8 +170,34 @@ impl App {
             store,
             services,
             key,
-            _database: database,
+            database,
         }
+    }
+
+    /// The services of another replica on this app's database: a pool of its own, built by
+    /// the composition root as [`App::start_with`] builds the app's, on `clock`.
+    pub async fn replica_services(&self, clock: Arc<dyn Clock>) -> Services {
+        let store = self.database.replica().await;
+        let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
+        Services::build(
+            Ports::over(
+                Arc::new(store.clone()),
+                signals.clone(),
+                signals.clone(),
+                clock.clone(),
+                Arc::new(PrometheusMetrics::new()),
+            ),
+            Config {
+                app_name: "Herald".to_owned(),
+                access_url: "https://herald.example.com".to_owned(),
+                app_url: None,
+                default_method: DefaultMethod::Webhook,
+                notifier: NotifierSettings::default(),
+                unsubscribe_key: self.key.clone(),
+                limits: Limits::default(),
+            },
+            dispatchers(&store, &signals, &clock),
+        )
     }
 
     /// Sends a request with a raw body.

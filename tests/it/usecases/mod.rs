@@ -9,6 +9,7 @@ mod notifier;
 mod notifier_failures;
 mod pipeline;
 mod preferences;
+mod reports;
 mod services;
 mod signals;
 mod support;

@@ -111,6 +111,23 @@ impl Harness {
         }
     }
 
+    /// The services of another replica (or of this one restarted): built by the composition
+    /// root over the harness's store, wake-ups and clock, delivering by webhook.
+    pub fn replica(&self) -> Services {
+        let ports = Ports::over(
+            Arc::new(self.store.clone()),
+            self.wakeup.clone(),
+            Arc::new(herald_memory::MemoryInboxFeed::new()),
+            Arc::new(self.clock.clone()),
+            Arc::new(herald_application::ports::NoMetrics),
+        );
+        Services::build(
+            ports,
+            config(DefaultMethod::Webhook),
+            vec![ScriptedDispatcher::ok(Method::Webhook) as Arc<dyn Dispatcher>],
+        )
+    }
+
     /// The ports enqueue drives, straight over the harness's store (no template cache).
     pub fn event_ports(&self) -> EventPorts {
         let shared = Arc::new(self.store.clone());

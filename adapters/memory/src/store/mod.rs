@@ -1,9 +1,10 @@
 //! [`MemoryStore`]: every repository and the message queue, in memory, behind one lock.
 //!
 //! Each concern keeps its rows in its own module (`queue`, `users`, `preferences`,
-//! `templates`, `settings`, `inbox`, `tokens`, `rates`, `signals`) as plain synchronous code; the port implementations there
+//! `templates`, `settings`, `inbox`, `tokens`, `rates`, `signals`, `builds`) as plain synchronous code; the port implementations there
 //! take the lock through [`MemoryStore::with`], which also answers for an injected outage.
 
+mod builds;
 mod inbox;
 mod preferences;
 mod queue;
@@ -49,6 +50,7 @@ struct State {
     tokens: tokens::Tokens,
     rates: rates::Rates,
     signals: signals::SignalStates,
+    builds: builds::Builds,
 }
 
 impl MemoryStore {
@@ -138,13 +140,34 @@ mod tests {
 
     use chrono::{DateTime, Duration};
     use herald_application::ports::{
-        InboxQuery, InboxStore, LeaseRequest, MessageFilter, MessageQueue, NewToken,
-        PreferenceStore, RateCounter, ReadStatus, SettingsStore, TemplateStore, TokenHash,
-        TokenStore, UserDirectory, UserRegistry,
+        BuildStore, InboxQuery, InboxStore, LeaseRequest, MessageFilter, MessageQueue, NewToken,
+        PreferenceStore, RateCounter, ReadStatus, ReportLog, SettingsStore, TemplateStore,
+        TokenHash, TokenStore, UserDirectory, UserRegistry,
     };
-    use herald_domain::{InboxNotificationId, MessageId, Role, TemplateId, UserId};
+    use herald_domain::{
+        Build, BuildInitiator, BuildStatus, BuildTransition, InboxNotificationId, MessageId, Role,
+        TemplateId, UserId,
+    };
 
     use super::*;
+
+    /// A failed build of a workspace `owner` owns, made at `at`.
+    fn build(owner: UserId, at: DateTime<chrono::Utc>) -> Build {
+        Build {
+            workspace_id: *UserId::random().as_uuid(),
+            workspace_name: "dev".to_owned(),
+            owner_id: owner,
+            template_id: *UserId::random().as_uuid(),
+            template_name: "docker".to_owned(),
+            template_display_name: "Docker".to_owned(),
+            template_version: "v1".to_owned(),
+            build_number: 1,
+            transition: BuildTransition::Start,
+            status: BuildStatus::Failed,
+            initiator: BuildInitiator::Manual,
+            created_at: at,
+        }
+    }
 
     /// Every port method, called once on `user`'s rows; each result is whether it failed as
     /// unavailable.
@@ -205,7 +228,7 @@ mod tests {
             unavailable(store.mark_sent(&[]).await.err()),
             unavailable(store.mark_failed(&[]).await.err()),
             unavailable(store.inhibit_recipient(user, "gone", now).await.err()),
-            unavailable(store.purge(now).await.err()),
+            unavailable(MessageQueue::purge(store, now).await.err()),
             unavailable(MessageQueue::get(store, MessageId::random()).await.err()),
             unavailable(
                 MessageQueue::list(store, &MessageFilter::default())
@@ -240,6 +263,14 @@ mod tests {
             unavailable(store.find_user(&TokenHash::of("t"), now).await.err()),
             unavailable(store.revoke_all(user, now).await.err()),
             unavailable(store.count("scope", user, now).await.err()),
+            unavailable(BuildStore::record(store, &build(user, now)).await.err()),
+            unavailable(BuildStore::since(store, now).await.err()),
+            unavailable(BuildStore::purge(store, now).await.err()),
+            unavailable(
+                ReportLog::claim(store, template, now, Duration::days(7))
+                    .await
+                    .err(),
+            ),
         ]
     }
 
