@@ -1,11 +1,12 @@
-//! Retention: messages not updated for 7 days are deleted.
+//! Retention: messages not updated for 7 days are deleted, idempotency keys claimed more than
+//! [`IDEMPOTENCY_WINDOW`] ago too.
 
 use std::sync::Arc;
 
 use chrono::Duration;
 
 use crate::Error;
-use crate::ports::{Clock, MessageQueue, PurgeOutcome};
+use crate::ports::{Clock, IDEMPOTENCY_WINDOW, MessageQueue, PurgeOutcome};
 
 /// How long a message is kept after its last change.
 pub const RETENTION: Duration = Duration::days(7);
@@ -22,12 +23,21 @@ impl Purger {
         Self { queue, clock }
     }
 
-    /// Deletes messages whose last update is older than [`RETENTION`].
+    /// Deletes messages whose last update is older than [`RETENTION`] and idempotency keys
+    /// older than [`IDEMPOTENCY_WINDOW`] (those on every run: deleting them twice is harmless).
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store is down.
     pub async fn purge(&self) -> Result<PurgeOutcome, Error> {
-        let cutoff = self.clock.now() - RETENTION;
+        let now = self.clock.now();
+        let keys = self
+            .queue
+            .purge_idempotency_keys(now - IDEMPOTENCY_WINDOW)
+            .await?;
+        if keys > 0 {
+            tracing::info!(count = keys, "notifications: purged old idempotency keys");
+        }
+        let cutoff = now - RETENTION;
         let outcome = self.queue.purge(cutoff).await?;
         if let PurgeOutcome::Purged(count) = outcome
             && count > 0

@@ -15,6 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::Error;
+use crate::ports::CallerKey;
 
 /// Which template an event is of.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,6 +37,10 @@ pub struct Event {
     pub data: Option<Value>,
     pub targets: Vec<Uuid>,
     pub created_by: String,
+    /// The caller's idempotency key: a second event with the same key and content within
+    /// [`IDEMPOTENCY_WINDOW`](crate::ports::IDEMPOTENCY_WINDOW) gets the first one's result
+    /// and queues nothing; with other content it is refused ([`Error::Conflict`]).
+    pub idempotency: Option<CallerKey>,
 }
 
 impl Event {
@@ -49,6 +54,7 @@ impl Event {
             data: None,
             targets: Vec::new(),
             created_by: String::new(),
+            idempotency: None,
         }
     }
 }

@@ -22,8 +22,8 @@ pub use dispatcher::{Delivery, DeliveryError, Dispatcher};
 pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
 pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
 pub use message_queue::{
-    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
-    SkipMethods,
+    CallerKey, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW, KeyClaim, LeaseRequest,
+    MessageFilter, MessageQueue, NewMessage, PurgeOutcome, SkipMethods, StoredAnswer,
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::PreferenceStore;
