@@ -2,6 +2,7 @@
 //! (see `herald_tests::fixture`). They hold every adapter of a port to the port's documented
 //! contract, so the in-memory fakes cannot drift from PostgreSQL.
 
+mod idempotency;
 mod inbox;
 mod inbox_feed;
 mod preferences;
