@@ -3,6 +3,7 @@
 mod decision;
 mod enqueue;
 mod group_enqueue;
+mod idempotency;
 mod limits;
 mod metrics;
 mod notifier;
