@@ -4,6 +4,7 @@
 
 mod directory;
 mod failures;
+mod idempotency;
 mod inbox;
 mod malformed;
 mod notifications;
