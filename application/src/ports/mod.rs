@@ -5,6 +5,7 @@ mod clock;
 mod dispatcher;
 mod inbox_feed;
 mod inbox_store;
+mod jitter;
 mod message_queue;
 mod notifier_metrics;
 mod preference_store;
@@ -21,6 +22,7 @@ pub use clock::{Clock, SystemClock};
 pub use dispatcher::{Delivery, DeliveryError, Dispatcher};
 pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
 pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
+pub use jitter::{Jitter, RandomJitter};
 pub use message_queue::{
     CallerKey, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW, KeyClaim, LeaseRequest,
     MessageFilter, MessageQueue, NewMessage, PurgeOutcome, SkipMethods, StoredAnswer,

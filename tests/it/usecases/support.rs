@@ -451,6 +451,7 @@ pub fn quiet_config() -> NotifierConfig {
         store_sync_buffer_size: 50,
         max_lease_expiries: 3,
         store_timeout: Duration::from_secs(3600),
+        ..NotifierConfig::default()
     }
 }
 
