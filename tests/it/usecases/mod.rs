@@ -1,5 +1,6 @@
 //! Use cases end to end over the in-memory adapters, with a controllable clock and no sleeps.
 
+mod backoff;
 mod decision;
 mod enqueue;
 mod group_enqueue;
