@@ -61,6 +61,10 @@ pub(crate) struct EventBody {
     /// another event, 409. On a single event the `Idempotency-Key` header does the same.
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// Not sent before this time (RFC 3339, at most 7 days ahead): the messages stay
+    /// `pending`, with this time as their `next_retry_after`, and can be cancelled until then.
+    #[serde(default)]
+    send_after: Option<DateTime<Utc>>,
 }
 
 impl EventBody {
@@ -100,6 +104,7 @@ impl EventBody {
             targets: self.targets,
             created_by: self.created_by,
             idempotency,
+            send_after: self.send_after,
         })
     }
 }
@@ -566,6 +571,16 @@ impl<'a> From<&'a Message> for MessageJson<'a> {
             leased_until: m.leased_until,
         }
     }
+}
+
+pub(crate) async fn cancel_message(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<MessageId>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Owner])?;
+    api.services.messages().cancel(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn messages(

@@ -29,8 +29,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    CallerKey, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW, KeyClaim, LeaseRequest,
-    MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError, StoredAnswer,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
+    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+    StoredAnswer,
 };
 use herald_domain::message::{StatusChange, lease_expiries_reason};
 use herald_domain::{DedupeHash, Message, MessageId, MessageStatus, Method, Payload, UserId};
@@ -72,6 +73,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              SELECT id, created_at, false AS expired, false AS give_up FROM messages \
              WHERE status = 'pending' AND attempt_count < $3 \
                AND method::text <> ALL($7::text[]) \
+               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          retries AS ( \
@@ -366,6 +368,7 @@ async fn insert_batch(
         .iter()
         .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
         .collect();
+    let send_after: Vec<Option<DateTime<Utc>>> = batch.iter().map(|m| m.send_after).collect();
     let queued = sqlx::query_scalar(
         "WITH claimed AS ( \
              INSERT INTO message_dedupe (dedupe_hash, message_id) \
@@ -378,13 +381,15 @@ async fn insert_batch(
              RETURNING message_id), \
          inserted AS ( \
              INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                 created_by, created_at, updated_at, dedupe_hash) \
+                 created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
              SELECT id, template_id, recipient, method::notification_method, payload::json, \
-                    targets::uuid[], created_by, created_at, created_at, dedupe_hash \
+                    targets::uuid[], created_by, created_at, created_at, dedupe_hash, \
+                    send_after \
              FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-                         $6::text[], $7::text[], $8::timestamptz[], $9::text[]) \
+                         $6::text[], $7::text[], $8::timestamptz[], $9::text[], \
+                         $11::timestamptz[]) \
                   AS b(id, template_id, recipient, method, payload, targets, created_by, \
-                       created_at, dedupe_hash) \
+                       created_at, dedupe_hash, send_after) \
              WHERE dedupe_hash IS NULL OR id IN (SELECT message_id FROM claimed) \
              RETURNING id), \
          woken AS ( \
@@ -401,6 +406,7 @@ async fn insert_batch(
     .bind(&created_at)
     .bind(&hashes)
     .bind(crate::signals::WAKEUP_CHANNEL)
+    .bind(&send_after)
     .fetch_all(&mut *connection)
     .await
     .map_err(insert_error)?;
@@ -421,8 +427,8 @@ async fn insert_one(
              RETURNING message_id), \
          inserted AS ( \
              INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                 created_by, created_at, updated_at, dedupe_hash) \
-             SELECT $1, $2, $3, $4::notification_method, $5::json, $6, $7, $8, $8, $9 \
+                 created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
+             SELECT $1, $2, $3, $4::notification_method, $5::json, $6, $7, $8, $8, $9, $11 \
              WHERE $9 IS NULL OR EXISTS (SELECT FROM claimed) \
              RETURNING id), \
          woken AS ( \
@@ -439,6 +445,7 @@ async fn insert_one(
     .bind(message.created_at)
     .bind(message.dedupe_hash.as_ref().map(DedupeHash::as_str))
     .bind(crate::signals::WAKEUP_CHANNEL)
+    .bind(message.send_after)
     .fetch_all(&mut *connection)
     .await
     .map_err(insert_error)?;
@@ -691,6 +698,39 @@ impl MessageQueue for PgStore {
         .await
         .map_err(store_error)?;
         Ok(result.rows_affected())
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // The row lock makes a concurrent lease either take the message first (it is then
+        // `leased` here and stays) or skip it (SKIP LOCKED) and find it gone.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status::text FROM messages WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        let Some(status) = status else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let status = status
+            .parse::<MessageStatus>()
+            .map_err(|err| StoreError::Other(format!("message {id}: {err}")))?;
+        if status != MessageStatus::Pending {
+            return Ok(CancelOutcome::NotPending(status));
+        }
+        sqlx::query(
+            "WITH cancelled AS ( \
+                 DELETE FROM messages WHERE id = $1 RETURNING dedupe_hash) \
+             DELETE FROM message_dedupe \
+             WHERE dedupe_hash IN (SELECT dedupe_hash FROM cancelled)",
+        )
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(CancelOutcome::Cancelled)
     }
 
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError> {

@@ -246,6 +246,7 @@ pub(super) fn fingerprint(event: &Event) -> String {
         "data": event.data,
         "targets": event.targets,
         "created_by": event.created_by,
+        "send_after": event.send_after,
     });
     let digest = Sha256::digest(content.to_string().as_bytes());
     digest.iter().map(|byte| format!("{byte:02x}")).collect()

@@ -129,7 +129,8 @@ impl Events {
     /// Concurrent calls are stored together (see the `grouping` module); each still gets its
     /// own result or error, exactly as if it had been queued alone.
     pub async fn enqueue(&self, event: Event) -> Result<EnqueueResult, Error> {
-        self.enqueue_grouped(CheckedEvent::check(event)?).await
+        self.enqueue_grouped(CheckedEvent::check(event, self.ports.clock.now())?)
+            .await
     }
 
     /// Queues several events in one batch (all or nothing); results in event order. At most
@@ -141,8 +142,9 @@ impl Events {
     pub async fn enqueue_batch(&self, events: Vec<Event>) -> Result<Vec<EnqueueResult>, Error> {
         let mut refusal = Refusal::default();
         let mut checked = Vec::with_capacity(events.len());
+        let now = self.ports.clock.now();
         for (index, event) in events.into_iter().enumerate() {
-            match CheckedEvent::check(event) {
+            match CheckedEvent::check(event, now) {
                 Ok(event) => checked.push(event),
                 Err(err) => {
                     // The events before it are still planned: one of them may be refused first.

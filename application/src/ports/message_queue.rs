@@ -22,6 +22,18 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
     /// `None` for events that are never deduplicated.
     pub dedupe_hash: Option<DedupeHash>,
+    /// A scheduled message is not leased before this time (stored as its `next_retry_after`).
+    pub send_after: Option<DateTime<Utc>>,
+}
+
+/// What a cancellation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The message was pending: it is deleted, its dedupe hash freed.
+    Cancelled,
+    /// The message left `pending` (leased, sent, failed…): nothing changed.
+    NotPending(MessageStatus),
+    NotFound,
 }
 
 /// What became of one [`NewMessage`].
@@ -245,6 +257,10 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
+    /// Deletes a message that is still `pending` (never leased) and frees its dedupe hash;
+    /// any other message is left as it is.
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError>;
 
     /// Deletes messages not updated since `cutoff`.
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError>;

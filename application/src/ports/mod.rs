@@ -24,8 +24,9 @@ pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
 pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
 pub use jitter::{Jitter, RandomJitter};
 pub use message_queue::{
-    CallerKey, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW, KeyClaim, LeaseRequest,
-    MessageFilter, MessageQueue, NewMessage, PurgeOutcome, SkipMethods, StoredAnswer,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
+    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, SkipMethods,
+    StoredAnswer,
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::PreferenceStore;

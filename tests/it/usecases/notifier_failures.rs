@@ -12,9 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Age, Utc};
 use herald_application::ports::{
-    CallerKey, ClaimAnswers, Delivery, DeliveryError, DispatchOutcome, Dispatcher, EnqueueOutcome,
-    HeldLease, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, NotifierMetrics,
-    PreferenceStore, PurgeOutcome, StoreError, StoredAnswer, TemplateStore, UserDirectory,
+    CallerKey, CancelOutcome, ClaimAnswers, Delivery, DeliveryError, DispatchOutcome, Dispatcher,
+    EnqueueOutcome, HeldLease, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage,
+    NotifierMetrics, PreferenceStore, PurgeOutcome, StoreError, StoredAnswer, TemplateStore,
+    UserDirectory,
 };
 use herald_application::{Cycle, NotifierConfig, WRITE_BACK_RETRY_DELAYS};
 use herald_domain::catalogue::{self, WORKSPACE_DELETED};
@@ -184,6 +185,10 @@ impl MessageQueue for FaultyQueue {
 
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.purge_idempotency_keys(cutoff).await
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        self.inner.cancel(id).await
     }
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {

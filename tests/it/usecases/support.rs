@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    CallerKey, ClaimAnswers, Delivery, DeliveryError, Dispatcher, EnqueueOutcome, HeldLease,
-    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
-    StoredAnswer, Wakeup as _,
+    CallerKey, CancelOutcome, ClaimAnswers, Delivery, DeliveryError, Dispatcher, EnqueueOutcome,
+    HeldLease, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
+    StoreError, StoredAnswer, Wakeup as _,
 };
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
@@ -376,6 +376,10 @@ impl MessageQueue for GatedQueue {
 
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.purge_idempotency_keys(cutoff).await
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        self.inner.cancel(id).await
     }
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {

@@ -3,8 +3,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    CallerKey, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW, KeyClaim, LeaseRequest,
-    MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError, StoredAnswer,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
+    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+    StoredAnswer,
 };
 use herald_domain::message::StatusChange;
 use herald_domain::{DedupeHash, Leasing, Message, MessageId, MessageStatus, UserId};
@@ -112,6 +113,25 @@ impl Queue {
         self.claims
             .retain(|_, (claimed_at, _)| *claimed_at >= cutoff);
         (before - self.claims.len()) as u64
+    }
+
+    fn cancel(&mut self, id: MessageId) -> CancelOutcome {
+        let Some(key) = self.keys.get(&id).copied() else {
+            return CancelOutcome::NotFound;
+        };
+        let Some(message) = self.by_age.get(&key) else {
+            return CancelOutcome::NotFound;
+        };
+        if message.status != MessageStatus::Pending {
+            return CancelOutcome::NotPending(message.status);
+        }
+        if let Some(message) = self.by_age.remove(&key) {
+            self.keys.remove(&id);
+            if let Some(hash) = &message.dedupe_hash {
+                self.hashes.remove(hash);
+            }
+        }
+        CancelOutcome::Cancelled
     }
 
     fn insert(&mut self, message: Message) {
@@ -260,7 +280,7 @@ fn pending(new: &NewMessage) -> Message {
         created_at: new.created_at,
         updated_at: new.created_at,
         leased_until: None,
-        next_retry_after: None,
+        next_retry_after: new.send_after,
         queued_seconds: 0.0,
         lease_expiries: 0,
         dedupe_hash: new.dedupe_hash.clone(),
@@ -297,6 +317,10 @@ impl MessageQueue for MemoryStore {
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
         self.with(|state| state.queue.lease(request))
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        self.with(|state| state.queue.cancel(id))
     }
 
     async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
