@@ -8,6 +8,7 @@ mod inbox_feed;
 mod preferences;
 mod queue;
 mod rates;
+mod scheduled;
 mod settings;
 mod templates;
 mod tokens;
