@@ -10,6 +10,7 @@ mod metrics;
 mod notifier;
 mod notifier_failures;
 mod pipeline;
+mod scheduled;
 mod services;
 mod support;
 mod template_cache;
