@@ -9,6 +9,7 @@ mod inbox;
 mod malformed;
 mod notifications;
 mod openapi;
+mod scheduled;
 mod support;
 mod unsubscribe;
 mod watch;
