@@ -164,3 +164,59 @@ async fn concurrent_requests_with_one_key_queue_once_and_answer_alike() {
         "{answers:?}"
     );
 }
+
+/// Two replicas' enqueue use cases (each with its own grouping of single events) over one
+/// database: the key's row decides, so the store's claim race is what is exercised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_given_one_key_at_once_queue_once_and_answer_alike() {
+    use std::sync::Arc;
+
+    use herald_application::ports::{CallerKey, SystemClock};
+    use herald_application::{Event, EventPorts, Events};
+    use herald_domain::IdempotencyKey;
+    use herald_memory::MemoryWakeup;
+
+    let app = App::start().await;
+    let replica = {
+        let store = Arc::new(app.store.clone());
+        Events::new(
+            EventPorts {
+                directory: store.clone(),
+                preferences: store.clone(),
+                templates: store.clone(),
+                queue: store,
+                wakeup: Arc::new(MemoryWakeup::new()),
+                clock: Arc::new(SystemClock),
+            },
+            app.services.delivery().clone(),
+            app.services.renderer().clone(),
+        )
+    };
+    let replicas = [app.services.events().clone(), replica];
+    let mut event = Event::new(catalogue::WORKSPACE_DELETED);
+    event.subject = Some(app.member.user.id);
+    event.labels.insert("name".into(), "ws-1".into());
+    event.idempotency = Some(CallerKey {
+        caller: Some(app.owner.user.id),
+        key: IdempotencyKey::parse("order-1").unwrap(),
+    });
+
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let events = replicas[i % 2].clone();
+            let event = event.clone();
+            tokio::spawn(async move { events.enqueue(event).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap().unwrap());
+    }
+
+    assert_eq!(stored(&app).await, 2);
+    assert_eq!(answers[0].message_ids.len(), 2);
+    assert!(
+        answers.iter().all(|answer| *answer == answers[0]),
+        "{answers:?}"
+    );
+}
