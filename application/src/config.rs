@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use herald_domain::{Method, RetryPolicy, Template};
 
+use crate::notifier::{Backoff, RetryWaits};
+
 /// A configuration value refused: the key at fault and why. A reason that mentions another key
 /// quotes it in backticks (`` `notifier.lease_period` ``), so [`ConfigError::rename`] can rename
 /// it too.
@@ -184,6 +186,10 @@ impl DeliveryConfig {
 pub struct NotifierConfig {
     pub max_send_attempts: u32,
     pub retry_interval: Duration,
+    /// How retries are spaced: the retry interval each time, or doubling with full jitter.
+    pub retry_backoff: Backoff,
+    /// The longest exponential backoff waits.
+    pub retry_max_interval: Duration,
     pub fetch_interval: Duration,
     pub lease_period: Duration,
     pub lease_count: usize,
@@ -204,6 +210,8 @@ impl Default for NotifierConfig {
         Self {
             max_send_attempts: 5,
             retry_interval: Duration::from_secs(5 * 60),
+            retry_backoff: Backoff::Fixed,
+            retry_max_interval: Duration::from_secs(60 * 60),
             fetch_interval: Duration::from_secs(15),
             lease_period: Duration::from_secs(2 * 60),
             lease_count: 20,
@@ -224,6 +232,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub mod notifier_keys {
     pub const MAX_SEND_ATTEMPTS: &str = "notifier.max_send_attempts";
     pub const RETRY_INTERVAL: &str = "notifier.retry_interval";
+    pub const RETRY_BACKOFF: &str = "notifier.retry_backoff";
+    pub const RETRY_MAX_INTERVAL: &str = "notifier.retry_max_interval";
     pub const FETCH_INTERVAL: &str = "notifier.fetch_interval";
     pub const LEASE_PERIOD: &str = "notifier.lease_period";
     pub const LEASE_COUNT: &str = "notifier.lease_count";
@@ -246,6 +256,7 @@ impl NotifierConfig {
         use notifier_keys as key;
         let positive = [
             (key::RETRY_INTERVAL, self.retry_interval),
+            (key::RETRY_MAX_INTERVAL, self.retry_max_interval),
             (key::FETCH_INTERVAL, self.fetch_interval),
             (key::LEASE_PERIOD, self.lease_period),
             (key::DISPATCH_TIMEOUT, self.dispatch_timeout),
@@ -286,6 +297,19 @@ impl NotifierConfig {
                 "must be at least 1",
             ));
         }
+        if self.retry_backoff == Backoff::Exponential
+            && self.retry_max_interval < self.retry_interval
+        {
+            return Err(ConfigError::new(
+                key::RETRY_MAX_INTERVAL,
+                format!(
+                    "must be at least `{}` ({:?} < {:?}) with exponential backoff",
+                    key::RETRY_INTERVAL,
+                    self.retry_max_interval,
+                    self.retry_interval
+                ),
+            ));
+        }
         if self.dispatch_timeout >= self.lease_period {
             return Err(ConfigError::new(
                 key::DISPATCH_TIMEOUT,
@@ -300,10 +324,16 @@ impl NotifierConfig {
         let span = |key: &'static str, value: Duration| {
             chrono::Duration::from_std(value).map_err(|_| ConfigError::new(key, "is too large"))
         };
+        let retry_interval = span(key::RETRY_INTERVAL, self.retry_interval)?;
         Ok(NotifierSettings {
             retry_policy: RetryPolicy {
                 max_attempts: self.max_send_attempts,
-                retry_interval: span(key::RETRY_INTERVAL, self.retry_interval)?,
+                retry_interval,
+            },
+            retry_waits: RetryWaits {
+                backoff: self.retry_backoff,
+                interval: retry_interval,
+                max_interval: span(key::RETRY_MAX_INTERVAL, self.retry_max_interval)?,
             },
             lease_period: span(key::LEASE_PERIOD, self.lease_period)?,
             config: self.clone(),
@@ -317,6 +347,7 @@ impl NotifierConfig {
 pub struct NotifierSettings {
     config: NotifierConfig,
     retry_policy: RetryPolicy,
+    retry_waits: RetryWaits,
     lease_period: chrono::Duration,
 }
 
@@ -328,6 +359,11 @@ impl NotifierSettings {
 
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry_policy
+    }
+
+    /// How long each retry waits.
+    pub fn retry_waits(&self) -> RetryWaits {
+        self.retry_waits
     }
 
     pub fn lease_period(&self) -> chrono::Duration {

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use herald_domain::Message;
+use herald_domain::{Message, MessageId};
 
 use crate::Error;
-use crate::ports::{MessageFilter, MessageQueue};
+use crate::ports::{CancelOutcome, MessageFilter, MessageQueue};
 
 /// Messages per listing unless the caller asks for fewer or more.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -39,5 +39,21 @@ impl Messages {
             filter.limit = DEFAULT_LIMIT;
         }
         Ok(self.queue.list(&filter).await?)
+    }
+
+    /// Cancels a message that is still `pending` (a scheduled one, or one no notifier has
+    /// taken yet): it is deleted and will never be sent.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown message; [`Error::Conflict`] once it left
+    /// `pending`; [`Error::Unavailable`] when the queue is down.
+    pub async fn cancel(&self, id: MessageId) -> Result<(), Error> {
+        match self.queue.cancel(id).await? {
+            CancelOutcome::Cancelled => Ok(()),
+            CancelOutcome::NotPending(status) => Err(Error::Conflict(format!(
+                "message {id} is {status}, no longer pending: it cannot be cancelled"
+            ))),
+            CancelOutcome::NotFound => Err(Error::NotFound(format!("message {id}"))),
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! lease extended in bulk first, or is dropped when another notifier took it over. Results are
 //! written back before the earliest lease they complete ends ([`write_back`]).
 
+mod backoff;
 mod decision;
 mod intake;
 mod supervision;
@@ -28,12 +29,13 @@ use tokio::time::Instant;
 
 use crate::config::{NotifierConfig, NotifierSettings};
 use crate::ports::{
-    Clock, CycleOutcome, DeliveryError, DispatchOutcome, Dispatcher, HeldLease, MessageQueue,
-    NoMetrics, NotifierMetrics, PreferenceStore, SettingsStore, SkipMethods, StoreError,
-    TemplateStore, UserDirectory, Wake, WakeupListener,
+    Clock, CycleOutcome, DeliveryError, DispatchOutcome, Dispatcher, HeldLease, Jitter,
+    MessageQueue, NoMetrics, NotifierMetrics, PreferenceStore, RandomJitter, SettingsStore,
+    SkipMethods, StoreError, TemplateStore, UserDirectory, Wake, WakeupListener,
 };
 use crate::rendering::Renderer;
 
+pub use backoff::{Backoff, RetryWaits};
 pub use decision::{Decision, Facts, REASON_DISABLED, REASON_RECIPIENT_DELETED, decide};
 use intake::{Batch, Intake, Ready};
 pub use supervision::{NotifierHandle, NotifierHealth, RESTART_DELAY};
@@ -98,6 +100,10 @@ pub struct Notifier {
     name: String,
     config: NotifierConfig,
     policy: RetryPolicy,
+    /// How long a retryable failure waits, by attempt.
+    waits: RetryWaits,
+    /// Where exponential waits draw their jitter.
+    jitter: Arc<dyn Jitter>,
     intake: Arc<Intake>,
     writer: Writer,
     wakeup: WakeupListener,
@@ -160,6 +166,8 @@ impl Notifier {
         Self {
             name,
             policy: settings.retry_policy(),
+            waits: settings.retry_waits(),
+            jitter: Arc::new(RandomJitter),
             config,
             intake,
             writer,
@@ -182,6 +190,13 @@ impl Notifier {
     pub fn with_metrics(mut self, metrics: Arc<dyn NotifierMetrics>) -> Self {
         self.writer.metrics = Arc::clone(&metrics);
         self.metrics = metrics;
+        self
+    }
+
+    /// Draws exponential backoff's jitter from `jitter` (default: [`RandomJitter`]).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = jitter;
         self
     }
 
@@ -662,7 +677,14 @@ impl Notifier {
     /// Buffers a result, writing the buffer back first when it is full.
     async fn record(&mut self, message: &Message, template: &str, completion: &Completion) {
         let now = self.clock().now();
-        match message.complete(completion, now, self.policy) {
+        let policy = RetryPolicy {
+            retry_interval: self.waits.after(
+                message.attempt_count.saturating_add(1),
+                self.jitter.as_ref(),
+            ),
+            ..self.policy
+        };
+        match message.complete(completion, now, policy) {
             Ok(change) => {
                 if let Some(outcome) = DispatchOutcome::from_status(change.status) {
                     self.metrics

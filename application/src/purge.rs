@@ -1,12 +1,13 @@
 //! Retention: messages not updated for 7 days are deleted, and so are the workspace builds
-//! reported more than 7 days ago.
+//! reported more than 7 days ago; idempotency keys claimed more than [`IDEMPOTENCY_WINDOW`] ago
+//! too.
 
 use std::sync::Arc;
 
 use chrono::Duration;
 
 use crate::Error;
-use crate::ports::{BuildStore, Clock, MessageQueue, PurgeOutcome};
+use crate::ports::{BuildStore, Clock, IDEMPOTENCY_WINDOW, MessageQueue, PurgeOutcome};
 
 /// How long a message is kept after its last change, and a build after it was made.
 pub const RETENTION: Duration = Duration::days(7);
@@ -32,13 +33,22 @@ impl Purger {
         }
     }
 
-    /// Deletes messages whose last update is older than [`RETENTION`], then builds made
-    /// before then; the builds only on the replica that held the purge lock.
+    /// Deletes idempotency keys older than [`IDEMPOTENCY_WINDOW`] (on every run: deleting
+    /// them twice is harmless), messages whose last update is older than [`RETENTION`], then
+    /// builds made before then; the builds only on the replica that held the purge lock.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store is down.
     pub async fn purge(&self) -> Result<PurgeOutcome, Error> {
-        let cutoff = self.clock.now() - RETENTION;
+        let now = self.clock.now();
+        let keys = self
+            .queue
+            .purge_idempotency_keys(now - IDEMPOTENCY_WINDOW)
+            .await?;
+        if keys > 0 {
+            tracing::info!(count = keys, "notifications: purged old idempotency keys");
+        }
+        let cutoff = now - RETENTION;
         let outcome = self.queue.purge(cutoff).await?;
         if let PurgeOutcome::Purged(count) = outcome {
             if count > 0 {

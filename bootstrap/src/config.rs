@@ -21,6 +21,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use herald_application::config::notifier_keys;
 use herald_application::limits::limit_keys;
+use herald_application::notifier::Backoff;
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     ConfigError, DefaultMethod, Limits, NotifierConfig, NotifierSettings, RateLimit, WatchLimits,
@@ -219,6 +220,14 @@ pub struct NotificationArgs {
     /// How long a message that failed temporarily waits before it is retried.
     #[arg(long, env = "HERALD_NOTIFICATIONS_RETRY_INTERVAL", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     pub notifications_retry_interval: Duration,
+    /// How retries are spaced: `fixed` waits the retry interval every time; `exponential`
+    /// waits a random time up to the retry interval × 2^(attempt − 1), capped at
+    /// --notifications-retry-max-interval. A receiver's `Retry-After` that is later still wins.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_RETRY_BACKOFF", default_value = "fixed", value_parser = Backoff::parse, value_name = "fixed|exponential")]
+    pub notifications_retry_backoff: Backoff,
+    /// The longest wait of exponential backoff.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_RETRY_MAX_INTERVAL", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub notifications_retry_max_interval: Duration,
     /// How often the notifier looks for messages without being woken (a fallback: new
     /// messages wake it at once).
     #[arg(long, env = "HERALD_NOTIFICATIONS_FETCH_INTERVAL", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
@@ -623,6 +632,14 @@ pub const FLAGS: &[(&str, &str)] = &[
         "--notifications-retry-interval",
     ),
     (
+        notifier_keys::RETRY_BACKOFF,
+        "--notifications-retry-backoff",
+    ),
+    (
+        notifier_keys::RETRY_MAX_INTERVAL,
+        "--notifications-retry-max-interval",
+    ),
+    (
         notifier_keys::FETCH_INTERVAL,
         "--notifications-fetch-interval",
     ),
@@ -775,6 +792,8 @@ impl ServerArgs {
         let notifier = NotifierConfig {
             max_send_attempts: n.notifications_max_send_attempts,
             retry_interval: n.notifications_retry_interval,
+            retry_backoff: n.notifications_retry_backoff,
+            retry_max_interval: n.notifications_retry_max_interval,
             fetch_interval: n.notifications_fetch_interval,
             lease_period: n.notifications_lease_period,
             lease_count: n.notifications_lease_count,

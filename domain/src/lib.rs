@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod dedupe;
 pub mod email;
 pub mod id;
+pub mod idempotency;
 pub mod inbox;
 pub mod message;
 pub mod method;
@@ -22,6 +23,7 @@ pub use build::{Build, BuildInitiator, BuildInput, BuildStatus, BuildTransition}
 pub use dedupe::DedupeHash;
 pub use email::EmailAddress;
 pub use id::{InboxNotificationId, MessageId, TemplateId, UserId};
+pub use idempotency::IdempotencyKey;
 pub use inbox::InboxNotification;
 pub use message::{
     Completion, IllegalTransition, Leasing, Message, MessageStatus, RetryPolicy, StatusChange,

@@ -205,7 +205,7 @@ impl Message {
             return false;
         }
         match self.status {
-            MessageStatus::Pending => true,
+            MessageStatus::Pending => self.next_retry_after.is_none_or(|at| at <= now),
             MessageStatus::TemporaryFailure => self.next_retry_after.is_none_or(|at| at <= now),
             MessageStatus::Leased => self.leased_until.is_none_or(|until| until < now),
             MessageStatus::Sent | MessageStatus::PermanentFailure | MessageStatus::Inhibited => {

@@ -362,7 +362,8 @@ async fn herald_scenarios(
     // 3a. Enqueue, one event per request.
     eprintln!("bench: enqueue via the API, one event per request…");
     let cpu_before = server::CpuSample::take(&server);
-    let (rate, ids) = single_events(&api, &subjects, sizes.clients, sizes.api_for).await?;
+    let (rate, ids) = single_events(&api, &subjects, sizes.clients, sizes.api_for, false).await?;
+    let single_rate = rate;
     let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
     let of_plain = report
         .figure("raw_plain_api_insert")
@@ -380,6 +381,34 @@ async fn herald_scenarios(
             baseline: "raw_single_insert",
             at_least: 0.60,
             value: raw_insert,
+        },
+    ));
+    api.set_paused(false).await?;
+    receiver
+        .expect_exactly(&ids, Duration::from_secs(120))
+        .await?;
+    receiver.reset();
+    api.set_paused(true).await?;
+    between_scenarios(url).await?;
+
+    // 3a'. Enqueue, one event per request, each with an idempotency key of its own.
+    eprintln!("bench: enqueue via the API, one event per request with an idempotency key…");
+    let cpu_before = server::CpuSample::take(&server);
+    let (rate, ids) = single_events(&api, &subjects, sizes.clients, sizes.api_for, true).await?;
+    let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
+    report.push(Scenario::measured(
+        "api_enqueue_single_keyed",
+        format!(
+            "POST /notifications/events with an Idempotency-Key, one event per request, {} \
+             clients; {cpu}",
+            sizes.clients
+        ),
+        rate,
+        "events/s",
+        Target::RatioOf {
+            baseline: "api_enqueue_single",
+            at_least: 0.80,
+            value: single_rate,
         },
     ));
     api.set_paused(false).await?;
@@ -895,6 +924,7 @@ async fn single_events(
     subjects: &[Uuid],
     clients: usize,
     duration: Duration,
+    keyed: bool,
 ) -> Result<(f64, Vec<Uuid>)> {
     let subjects = Arc::new(subjects.to_vec());
     let started = Instant::now();
@@ -906,8 +936,15 @@ async fn single_events(
             let mut i = 0usize;
             while started.elapsed() < duration {
                 let subject = subjects[(client + i * 7) % subjects.len()];
+                let name = if keyed {
+                    format!("keyed-{client}-{i}")
+                } else {
+                    format!("single-{client}-{i}")
+                };
+                // A fresh key per request: each is stored with its answer, none replayed.
+                let key = keyed.then(|| name.clone());
                 let queued = api
-                    .event(&subject_event(subject, &format!("single-{client}-{i}")))
+                    .event_keyed(&subject_event(subject, &name), key.as_deref())
                     .await?;
                 if queued.len() != 1 {
                     bail!("an event queued {} messages, 1 expected", queued.len());

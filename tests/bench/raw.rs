@@ -142,7 +142,7 @@ pub async fn plain_api_inserts(
     let api = crate::server::Api::new(&format!("http://{address}"), "plain")?;
     let cpu_before = crate::server::postgres_cpu_seconds();
     let own_before = crate::server::cpu_seconds("self").unwrap_or(0.0);
-    let measured = crate::single_events(&api, subjects, clients, duration).await;
+    let measured = crate::single_events(&api, subjects, clients, duration, false).await;
     let cpu = crate::server::postgres_cpu_seconds() - cpu_before;
     let own = crate::server::cpu_seconds("self").unwrap_or(0.0) - own_before;
     server.abort();

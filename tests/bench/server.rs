@@ -235,11 +235,26 @@ impl Api {
         path: &str,
         body: &Value,
     ) -> Result<(u16, Value)> {
-        let response = self
+        self.send_keyed(method, path, body, None).await
+    }
+
+    /// [`Api::send`] with an `Idempotency-Key` header when `key` is given.
+    async fn send_keyed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
             .header("authorization", &self.auth)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request
             .body(serde_json::to_vec(body)?)
             .send()
             .await
@@ -285,8 +300,14 @@ impl Api {
 
     /// `POST /notifications/events`; the ids of the queued messages.
     pub async fn event(&self, event: &Value) -> Result<Vec<Uuid>> {
+        self.event_keyed(event, None).await
+    }
+
+    /// `POST /notifications/events` with an `Idempotency-Key` header when `key` is given; the
+    /// ids of the queued messages.
+    pub async fn event_keyed(&self, event: &Value, key: Option<&str>) -> Result<Vec<Uuid>> {
         let (status, body) = self
-            .send(reqwest::Method::POST, "/notifications/events", event)
+            .send_keyed(reqwest::Method::POST, "/notifications/events", event, key)
             .await?;
         if status != 202 {
             bail!("POST /notifications/events answered {status}: {body}");

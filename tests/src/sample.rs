@@ -86,6 +86,7 @@ pub fn new_message(recipient: UserId, created_at: DateTime<Utc>) -> NewMessage {
         created_by: "tests".to_owned(),
         created_at,
         dedupe_hash: None,
+        send_after: None,
     }
 }
 

@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use herald_application::ports::MessageFilter;
+use herald_application::ports::{CallerKey, MessageFilter};
 use herald_application::{
     CustomContent, CustomRecipients, EnqueueResult, Error, Event, PreferenceUpdate, SkipReason,
     Skipped, TemplatePreference, TemplateRef, TemplateView,
 };
 use herald_domain::{
-    ActionTemplate, Labels, Message, MessageId, MessageStatus, Method, Role, TemplateId,
-    TemplateKind, UserId,
+    ActionTemplate, IdempotencyKey, Labels, Message, MessageId, MessageStatus, Method, Role,
+    TemplateId, TemplateKind, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,11 +57,29 @@ pub(crate) struct EventBody {
     targets: Vec<Uuid>,
     #[serde(default)]
     created_by: String,
+    /// The caller's idempotency key (1 to 255 printable ASCII characters): the same key with
+    /// the same event within 24 hours answers the first result again and queues nothing; with
+    /// another event, 409. On a single event the `Idempotency-Key` header does the same.
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    /// Not sent before this time (RFC 3339, at most 7 days ahead): the messages stay
+    /// `pending`, with this time as their `next_retry_after`, and can be cancelled until then.
+    #[serde(default)]
+    send_after: Option<DateTime<Utc>>,
 }
 
 impl EventBody {
     /// The event, or why not, naming the event's own field (a batch's handler adds the index).
-    fn into_event(self) -> Result<Event, Error> {
+    fn into_event(self, caller: UserId) -> Result<Event, Error> {
+        let idempotency = self
+            .idempotency_key
+            .as_deref()
+            .map(IdempotencyKey::parse)
+            .transpose()?
+            .map(|key| CallerKey {
+                caller: Some(caller),
+                key,
+            });
         let template = match (self.template_id, self.template_name) {
             (Some(id), None) => TemplateRef::Id(id),
             (None, Some(name)) => TemplateRef::Name(name),
@@ -86,6 +104,8 @@ impl EventBody {
             data: self.data,
             targets: self.targets,
             created_by: self.created_by,
+            idempotency,
+            send_after: self.send_after,
         })
     }
 }
@@ -165,13 +185,43 @@ pub(crate) struct EnqueueBatchJson<'a> {
     results: Vec<EnqueueJson<'a>>,
 }
 
+/// The header naming a single event's idempotency key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+
 pub(crate) async fn enqueue(
     State(api): State<ApiState>,
     caller: Caller,
-    JsonBody(body): JsonBody<EventBody>,
+    headers: HeaderMap,
+    JsonBody(mut body): JsonBody<EventBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Owner])?;
-    let result = api.services.events().enqueue(body.into_event()?).await?;
+    if let Some(key) = headers.get(IDEMPOTENCY_KEY_HEADER) {
+        if body.idempotency_key.is_some() {
+            return Err(ApiError::invalid(
+                IDEMPOTENCY_KEY_HEADER,
+                "give the header or the body's idempotency_key, not both",
+            ));
+        }
+        let key = key
+            .to_str()
+            .ok()
+            .and_then(|key| IdempotencyKey::parse(key).ok().map(|_| key))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    IDEMPOTENCY_KEY_HEADER,
+                    format!(
+                        "must be 1 to {} printable ASCII characters",
+                        IdempotencyKey::MAX_CHARS
+                    ),
+                )
+            })?;
+        body.idempotency_key = Some(key.to_owned());
+    }
+    let result = api
+        .services
+        .events()
+        .enqueue(body.into_event(caller.0.id)?)
+        .await?;
     Ok(json(StatusCode::ACCEPTED, &EnqueueJson::from(&result)))
 }
 
@@ -191,7 +241,11 @@ pub(crate) async fn enqueue_batch(
         .events
         .into_iter()
         .enumerate()
-        .map(|(index, event)| event.into_event().map_err(|err| err.in_event(index)))
+        .map(|(index, event)| {
+            event
+                .into_event(caller.0.id)
+                .map_err(|err| err.in_event(index))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let results = api.services.events().enqueue_batch(events).await?;
     Ok(json(
@@ -600,6 +654,16 @@ impl<'a> From<&'a Message> for MessageJson<'a> {
             leased_until: m.leased_until,
         }
     }
+}
+
+pub(crate) async fn cancel_message(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<MessageId>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Owner])?;
+    api.services.messages().cancel(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn messages(

@@ -332,6 +332,13 @@ pub(crate) fn table() -> Vec<Route> {
         .body::<signals::TaskBody>()
         .returns::<signals::TaskJson>(&[200, 400, 401, 403, 413]),
         Route::api(
+            Delete,
+            "/notifications/messages/{id}",
+            notifications::cancel_message,
+            "Cancel a message still pending (a scheduled one)",
+        )
+        .empty(&[204, 400, 401, 403, 404, 409]),
+        Route::api(
             Get,
             "/notifications/inbox",
             inbox::list,

@@ -29,8 +29,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
-    StoreError,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
+    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+    StoredAnswer,
 };
 use herald_domain::message::{
     GIVEN_BACK_REASON, StatusChange, lease_expiries_reason, leased_by_reason,
@@ -76,6 +77,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              SELECT id, created_at, false AS expired, false AS give_up FROM messages \
              WHERE status = 'pending' AND attempt_count < $3 \
                AND method::text <> ALL($7::text[]) \
+               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          retries AS ( \
@@ -273,60 +275,8 @@ impl PgStore {
     /// commit): a NOTIFY of its own would cost a second commit, and so a second WAL flush, per
     /// call. `woken` holds a volatile call, so it is never inlined, and the join makes it run.
     async fn insert_batch(&self, batch: &[NewMessage]) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<Uuid> = batch.iter().map(|m| *m.id.as_uuid()).collect();
-        let templates: Vec<Uuid> = batch.iter().map(|m| *m.template_id.as_uuid()).collect();
-        let recipients: Vec<Uuid> = batch.iter().map(|m| *m.recipient.as_uuid()).collect();
-        let methods: Vec<&str> = batch.iter().map(|m| m.method.as_str()).collect();
-        let payloads: Vec<String> = batch
-            .iter()
-            .map(|m| payload_text(&m.payload))
-            .collect::<Result<_, _>>()?;
-        let targets: Vec<String> = batch.iter().map(|m| targets_literal(&m.targets)).collect();
-        let created_by: Vec<&str> = batch.iter().map(|m| m.created_by.as_str()).collect();
-        let created_at: Vec<DateTime<Utc>> = batch.iter().map(|m| m.created_at).collect();
-        let hashes: Vec<Option<&str>> = batch
-            .iter()
-            .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
-            .collect();
         let mut connection = self.connection().await?;
-        let queued = sqlx::query_scalar(
-            "WITH claimed AS ( \
-                 INSERT INTO message_dedupe (dedupe_hash, message_id) \
-                 SELECT dedupe_hash, id \
-                 FROM UNNEST($1::uuid[], $9::text[]) WITH ORDINALITY \
-                      AS c(id, dedupe_hash, position) \
-                 WHERE dedupe_hash IS NOT NULL \
-                 ORDER BY position \
-                 ON CONFLICT (dedupe_hash) DO NOTHING \
-                 RETURNING message_id), \
-             inserted AS ( \
-                 INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                     created_by, created_at, updated_at, dedupe_hash) \
-                 SELECT id, template_id, recipient, method::notification_method, payload::json, \
-                        targets::uuid[], created_by, created_at, created_at, dedupe_hash \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-                             $6::text[], $7::text[], $8::timestamptz[], $9::text[]) \
-                      AS b(id, template_id, recipient, method, payload, targets, created_by, \
-                           created_at, dedupe_hash) \
-                 WHERE dedupe_hash IS NULL OR id IN (SELECT message_id FROM claimed) \
-                 RETURNING id), \
-             woken AS ( \
-                 SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
-             SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
-        )
-        .bind(&ids)
-        .bind(&templates)
-        .bind(&recipients)
-        .bind(&methods)
-        .bind(&payloads)
-        .bind(&targets)
-        .bind(&created_by)
-        .bind(&created_at)
-        .bind(&hashes)
-        .bind(crate::signals::WAKEUP_CHANNEL)
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(insert_error)?;
+        let queued = insert_batch(&mut connection, batch).await?;
         connection.done();
         Ok(queued)
     }
@@ -336,35 +286,7 @@ impl PgStore {
     /// itself.
     async fn insert_one(&self, message: &NewMessage) -> Result<Vec<Uuid>, StoreError> {
         let mut connection = self.connection().await?;
-        let queued = sqlx::query_scalar(
-            "WITH claimed AS ( \
-                 INSERT INTO message_dedupe (dedupe_hash, message_id) \
-                 SELECT $9, $1 WHERE $9 IS NOT NULL \
-                 ON CONFLICT (dedupe_hash) DO NOTHING \
-                 RETURNING message_id), \
-             inserted AS ( \
-                 INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                     created_by, created_at, updated_at, dedupe_hash) \
-                 SELECT $1, $2, $3, $4::notification_method, $5::json, $6, $7, $8, $8, $9 \
-                 WHERE $9 IS NULL OR EXISTS (SELECT FROM claimed) \
-                 RETURNING id), \
-             woken AS ( \
-                 SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
-             SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
-        )
-        .bind(message.id.as_uuid())
-        .bind(message.template_id.as_uuid())
-        .bind(message.recipient.as_uuid())
-        .bind(message.method.as_str())
-        .bind(payload_text(&message.payload)?)
-        .bind(&message.targets)
-        .bind(&message.created_by)
-        .bind(message.created_at)
-        .bind(message.dedupe_hash.as_ref().map(DedupeHash::as_str))
-        .bind(crate::signals::WAKEUP_CHANNEL)
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(insert_error)?;
+        let queued = insert_one(&mut connection, message).await?;
         connection.done();
         Ok(queued)
     }
@@ -431,6 +353,131 @@ impl PurgeLockHolder {
     }
 }
 
+/// [`PgStore::insert_batch`]'s statement, on `connection` (a transaction's, for a claiming
+/// enqueue).
+async fn insert_batch(
+    connection: &mut PgConnection,
+    batch: &[NewMessage],
+) -> Result<Vec<Uuid>, StoreError> {
+    let ids: Vec<Uuid> = batch.iter().map(|m| *m.id.as_uuid()).collect();
+    let templates: Vec<Uuid> = batch.iter().map(|m| *m.template_id.as_uuid()).collect();
+    let recipients: Vec<Uuid> = batch.iter().map(|m| *m.recipient.as_uuid()).collect();
+    let methods: Vec<&str> = batch.iter().map(|m| m.method.as_str()).collect();
+    let payloads: Vec<String> = batch
+        .iter()
+        .map(|m| payload_text(&m.payload))
+        .collect::<Result<_, _>>()?;
+    let targets: Vec<String> = batch.iter().map(|m| targets_literal(&m.targets)).collect();
+    let created_by: Vec<&str> = batch.iter().map(|m| m.created_by.as_str()).collect();
+    let created_at: Vec<DateTime<Utc>> = batch.iter().map(|m| m.created_at).collect();
+    let hashes: Vec<Option<&str>> = batch
+        .iter()
+        .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
+        .collect();
+    let send_after: Vec<Option<DateTime<Utc>>> = batch.iter().map(|m| m.send_after).collect();
+    let queued = sqlx::query_scalar(
+        "WITH claimed AS ( \
+             INSERT INTO message_dedupe (dedupe_hash, message_id) \
+             SELECT dedupe_hash, id \
+             FROM UNNEST($1::uuid[], $9::text[]) WITH ORDINALITY \
+                  AS c(id, dedupe_hash, position) \
+             WHERE dedupe_hash IS NOT NULL \
+             ORDER BY position \
+             ON CONFLICT (dedupe_hash) DO NOTHING \
+             RETURNING message_id), \
+         inserted AS ( \
+             INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+                 created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
+             SELECT id, template_id, recipient, method::notification_method, payload::json, \
+                    targets::uuid[], created_by, created_at, created_at, dedupe_hash, \
+                    send_after \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+                         $6::text[], $7::text[], $8::timestamptz[], $9::text[], \
+                         $11::timestamptz[]) \
+                  AS b(id, template_id, recipient, method, payload, targets, created_by, \
+                       created_at, dedupe_hash, send_after) \
+             WHERE dedupe_hash IS NULL OR id IN (SELECT message_id FROM claimed) \
+             RETURNING id), \
+         woken AS ( \
+             SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
+         SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
+    )
+    .bind(&ids)
+    .bind(&templates)
+    .bind(&recipients)
+    .bind(&methods)
+    .bind(&payloads)
+    .bind(&targets)
+    .bind(&created_by)
+    .bind(&created_at)
+    .bind(&hashes)
+    .bind(crate::signals::WAKEUP_CHANNEL)
+    .bind(&send_after)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(insert_error)?;
+    Ok(queued)
+}
+
+/// [`PgStore::insert_one`]'s statement, on `connection` (a transaction's, for a claiming
+/// enqueue).
+async fn insert_one(
+    connection: &mut PgConnection,
+    message: &NewMessage,
+) -> Result<Vec<Uuid>, StoreError> {
+    let queued = sqlx::query_scalar(
+        "WITH claimed AS ( \
+             INSERT INTO message_dedupe (dedupe_hash, message_id) \
+             SELECT $9, $1 WHERE $9 IS NOT NULL \
+             ON CONFLICT (dedupe_hash) DO NOTHING \
+             RETURNING message_id), \
+         inserted AS ( \
+             INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+                 created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
+             SELECT $1, $2, $3, $4::notification_method, $5::json, $6, $7, $8, $8, $9, $11 \
+             WHERE $9 IS NULL OR EXISTS (SELECT FROM claimed) \
+             RETURNING id), \
+         woken AS ( \
+             SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
+         SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
+    )
+    .bind(message.id.as_uuid())
+    .bind(message.template_id.as_uuid())
+    .bind(message.recipient.as_uuid())
+    .bind(message.method.as_str())
+    .bind(payload_text(&message.payload)?)
+    .bind(&message.targets)
+    .bind(&message.created_by)
+    .bind(message.created_at)
+    .bind(message.dedupe_hash.as_ref().map(DedupeHash::as_str))
+    .bind(crate::signals::WAKEUP_CHANNEL)
+    .bind(message.send_after)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(insert_error)?;
+    Ok(queued)
+}
+
+/// One outcome per message of `batch`, from the ids its insert returned.
+fn outcomes(batch: &[NewMessage], queued: Vec<Uuid>) -> Vec<EnqueueOutcome> {
+    let queued: std::collections::HashSet<Uuid> = queued.into_iter().collect();
+    batch
+        .iter()
+        .map(|m| {
+            if queued.contains(m.id.as_uuid()) {
+                EnqueueOutcome::Queued(m.id)
+            } else {
+                EnqueueOutcome::Duplicate
+            }
+        })
+        .collect()
+}
+
+/// The `caller` column of a key: the nil UUID for a host's own key.
+fn caller_uuid(key: &CallerKey) -> Uuid {
+    key.caller.map_or(Uuid::nil(), |caller| *caller.as_uuid())
+}
+
 #[async_trait]
 impl MessageQueue for PgStore {
     async fn enqueue(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
@@ -439,17 +486,119 @@ impl MessageQueue for PgStore {
             [message] => self.insert_one(message).await?,
             _ => self.insert_batch(batch).await?,
         };
-        let queued: std::collections::HashSet<Uuid> = queued.into_iter().collect();
-        Ok(batch
-            .iter()
-            .map(|m| {
-                if queued.contains(m.id.as_uuid()) {
-                    EnqueueOutcome::Queued(m.id)
-                } else {
-                    EnqueueOutcome::Duplicate
-                }
-            })
-            .collect())
+        Ok(outcomes(batch, queued))
+    }
+
+    /// One transaction: the keys' claim first (so a concurrent claim of one of them waits
+    /// here, or makes this one wait), then the messages as `enqueue` stores them, then each
+    /// key's answer. A claim older than the window is taken over in place.
+    async fn enqueue_claiming(
+        &self,
+        batch: &[NewMessage],
+        claims: &[KeyClaim],
+        now: DateTime<Utc>,
+        answers: ClaimAnswers<'_>,
+    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
+        let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
+        let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
+        let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // In key order, so two batches claiming the same keys cannot deadlock.
+        let claimed: i64 = sqlx::query_scalar(
+            "WITH claimed AS ( \
+                 INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
+                 SELECT caller, key, fingerprint, 'null'::jsonb, $4 \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS c(caller, key, fingerprint) \
+                 ORDER BY caller, key \
+                 ON CONFLICT (caller, key) DO UPDATE \
+                     SET fingerprint = EXCLUDED.fingerprint, answer = EXCLUDED.answer, \
+                         claimed_at = EXCLUDED.claimed_at \
+                     WHERE idempotency_keys.claimed_at < $5 \
+                 RETURNING 1) \
+             SELECT count(*) FROM claimed",
+        )
+        .bind(&callers)
+        .bind(&keys)
+        .bind(&fingerprints)
+        .bind(now)
+        .bind(now - IDEMPOTENCY_WINDOW)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if usize::try_from(claimed).ok() != Some(claims.len()) {
+            tx.rollback().await.map_err(store_error)?;
+            return Ok(None);
+        }
+        let queued = match batch {
+            [] => Vec::new(),
+            [message] => insert_one(&mut tx, message).await?,
+            _ => insert_batch(&mut tx, batch).await?,
+        };
+        let outcomes = outcomes(batch, queued);
+        let answers = answers(&outcomes);
+        if answers.len() != claims.len() {
+            return Err(StoreError::Other(format!(
+                "{} answers for {} idempotency keys",
+                answers.len(),
+                claims.len()
+            )));
+        }
+        sqlx::query(
+            "UPDATE idempotency_keys AS k SET answer = a.answer::jsonb \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS a(caller, key, answer) \
+             WHERE k.caller = a.caller AND k.key = a.key",
+        )
+        .bind(&callers)
+        .bind(&keys)
+        .bind(&answers)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(outcomes))
+    }
+
+    async fn claimed_answers(
+        &self,
+        keys: &[CallerKey],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Option<StoredAnswer>>, StoreError> {
+        let callers: Vec<Uuid> = keys.iter().map(caller_uuid).collect();
+        let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT w.position, k.fingerprint, k.answer::text \
+             FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS w(caller, key, position) \
+             JOIN idempotency_keys AS k ON k.caller = w.caller AND k.key = w.key \
+             WHERE k.claimed_at >= $3",
+        )
+        .bind(&callers)
+        .bind(&names)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut answers = vec![None; keys.len()];
+        for (position, fingerprint, answer) in rows {
+            let slot = usize::try_from(position - 1)
+                .ok()
+                .and_then(|index| answers.get_mut(index));
+            if let Some(slot) = slot {
+                *slot = Some(StoredAnswer {
+                    fingerprint,
+                    answer,
+                });
+            }
+        }
+        Ok(answers)
+    }
+
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE claimed_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(deleted.rows_affected())
     }
 
     /// `enqueue` NOTIFYs [`crate::signals::WAKEUP_CHANNEL`], which [`crate::PgSignals`] listens
@@ -557,6 +706,39 @@ impl MessageQueue for PgStore {
         .await
         .map_err(store_error)?;
         Ok(result.rows_affected())
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // The row lock makes a concurrent lease either take the message first (it is then
+        // `leased` here and stays) or skip it (SKIP LOCKED) and find it gone.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status::text FROM messages WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        let Some(status) = status else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let status = status
+            .parse::<MessageStatus>()
+            .map_err(|err| StoreError::Other(format!("message {id}: {err}")))?;
+        if status != MessageStatus::Pending {
+            return Ok(CancelOutcome::NotPending(status));
+        }
+        sqlx::query(
+            "WITH cancelled AS ( \
+                 DELETE FROM messages WHERE id = $1 RETURNING dedupe_hash) \
+             DELETE FROM message_dedupe \
+             WHERE dedupe_hash IN (SELECT dedupe_hash FROM cancelled)",
+        )
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(CancelOutcome::Cancelled)
     }
 
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError> {

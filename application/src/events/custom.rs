@@ -73,6 +73,7 @@ impl Events {
             self.custom_recipients(&to).await?
         };
         let mut events = Vec::with_capacity(recipients.len());
+        let now = self.ports.clock.now();
         for recipient in recipients {
             let mut event = Event::new(CUSTOM_NOTIFICATION);
             event.initiator = Some(recipient);
@@ -87,7 +88,7 @@ impl Events {
                 "sender_id".to_owned(),
                 Value::String(sender.to_string()),
             )])));
-            events.push(CheckedEvent::check(event)?);
+            events.push(CheckedEvent::check(event, now)?);
         }
         let results = self.store(events, Refusal::default(), |_, err| err).await?;
         let mut result = EnqueueResult::default();

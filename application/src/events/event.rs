@@ -14,7 +14,11 @@ use herald_domain::{Labels, TemplateId, UserId};
 use serde_json::Value;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use crate::Error;
+use crate::ports::CallerKey;
+use crate::purge::RETENTION;
 
 /// Which template an event is of.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,6 +40,13 @@ pub struct Event {
     pub data: Option<Value>,
     pub targets: Vec<Uuid>,
     pub created_by: String,
+    /// The caller's idempotency key: a second event with the same key and content within
+    /// [`IDEMPOTENCY_WINDOW`](crate::ports::IDEMPOTENCY_WINDOW) gets the first one's result
+    /// and queues nothing; with other content it is refused ([`Error::Conflict`]).
+    pub idempotency: Option<CallerKey>,
+    /// Not sent before this time: its messages stay `pending` until then (at most
+    /// [`RETENTION`](crate::purge::RETENTION) ahead, as a message is kept no longer).
+    pub send_after: Option<DateTime<Utc>>,
 }
 
 impl Event {
@@ -49,6 +60,8 @@ impl Event {
             data: None,
             targets: Vec::new(),
             created_by: String::new(),
+            idempotency: None,
+            send_after: None,
         }
     }
 }
@@ -59,7 +72,7 @@ const MAX_LABEL_KEY_CHARS: usize = 128;
 const MAX_LABEL_VALUE_CHARS: usize = 4096;
 const MAX_TARGETS: usize = 32;
 
-/// An event within the limits: its data is a JSON object or null, its labels and targets are
+/// An event within the limits: sent within 7 days, its data is a JSON object or null, its labels and targets are
 /// within bounds and no target repeats. Only [`CheckedEvent::check`] makes one.
 #[derive(Debug, Clone)]
 pub(super) struct CheckedEvent(Event);
@@ -67,7 +80,15 @@ pub(super) struct CheckedEvent(Event);
 impl CheckedEvent {
     /// # Errors
     /// [`Error::Invalid`] on `data`, `labels`, `labels.<name>` or `targets`.
-    pub(super) fn check(event: Event) -> Result<Self, Error> {
+    pub(super) fn check(event: Event, now: DateTime<Utc>) -> Result<Self, Error> {
+        if let Some(send_after) = event.send_after
+            && send_after > now + RETENTION
+        {
+            return Err(Error::invalid(
+                "send_after",
+                "must be at most 7 days ahead (messages are kept 7 days)",
+            ));
+        }
         if let TemplateRef::Name(name) = &event.template {
             storable("template_name", name)?;
         }

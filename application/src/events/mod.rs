@@ -5,7 +5,8 @@
 //! - `grouping`: single events that arrive together are stored as one batch;
 //! - `planning`: a batch resolved to its rows with store reads that do not grow with it, and
 //!   which event refuses it;
-//! - `rows`: an event's messages, payloads, actions and dedupe hashes.
+//! - `rows`: an event's messages, payloads, actions and dedupe hashes;
+//! - `idempotency`: events with an idempotency key, answered once and replayed after.
 //!
 //! A refused event's error names its own field (`user_id`); a batch's caller also learns the
 //! event's index ([`Error::InvalidEvent`]), which the HTTP layer spells `events[i].user_id`.
@@ -13,6 +14,7 @@
 mod custom;
 mod event;
 mod grouping;
+mod idempotency;
 mod planning;
 mod rows;
 
@@ -21,23 +23,24 @@ use std::sync::Arc;
 
 use herald_domain::catalogue::TEST_NOTIFICATION;
 use herald_domain::{MessageId, Method, UserId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::custom::{CustomRecipients, MAX_CUSTOM_USER_IDS};
 use self::event::CheckedEvent;
 pub use self::event::{CustomContent, Event, TemplateRef};
 use self::grouping::Group;
-use self::planning::{Plan, Refusal};
+use self::planning::{EventPlan, Plan, Refusal};
 use crate::Error;
 use crate::config::DeliveryConfig;
 use crate::limits::RateLimiter;
 use crate::ports::{
-    Clock, EnqueueOutcome, MessageQueue, PreferenceStore, TemplateStore, UserDirectory, Wakeup,
+    Clock, EnqueueOutcome, MessageQueue, NewMessage, PreferenceStore, TemplateStore, UserDirectory,
+    Wakeup,
 };
 use crate::rendering::Renderer;
 
 /// Why a recipient got no message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// The recipient opted out of the template (or did not opt in to an off-by-default one).
@@ -53,7 +56,7 @@ pub enum SkipReason {
 }
 
 /// A recipient who got no message, or no message by one method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
     pub user_id: UserId,
     pub reason: SkipReason,
@@ -64,7 +67,7 @@ pub struct Skipped {
 }
 
 /// What an enqueue did: the messages it created and the recipients it skipped.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EnqueueResult {
     pub message_ids: Vec<MessageId>,
     pub skipped: Vec<Skipped>,
@@ -135,7 +138,8 @@ impl Events {
     /// Concurrent calls are stored together (see the `grouping` module); each still gets its
     /// own result or error, exactly as if it had been queued alone.
     pub async fn enqueue(&self, event: Event) -> Result<EnqueueResult, Error> {
-        self.enqueue_grouped(CheckedEvent::check(event)?).await
+        self.enqueue_grouped(CheckedEvent::check(event, self.ports.clock.now())?)
+            .await
     }
 
     /// Queues several events in one batch (all or nothing); results in event order. At most
@@ -147,8 +151,9 @@ impl Events {
     pub async fn enqueue_batch(&self, events: Vec<Event>) -> Result<Vec<EnqueueResult>, Error> {
         let mut refusal = Refusal::default();
         let mut checked = Vec::with_capacity(events.len());
+        let now = self.ports.clock.now();
         for (index, event) in events.into_iter().enumerate() {
-            match CheckedEvent::check(event) {
+            match CheckedEvent::check(event, now) {
                 Ok(event) => checked.push(event),
                 Err(err) => {
                     // The events before it are still planned: one of them may be refused first.
@@ -189,7 +194,8 @@ impl Events {
 
     /// Plans and stores a batch (all or nothing) and wakes the notifiers; results in event
     /// order. `refusal` holds what the events were refused before planning; `name` words a
-    /// refused event's error from its index.
+    /// refused event's error from its index. A batch with idempotency keys goes through
+    /// [`Events::store_keyed`].
     async fn store(
         &self,
         events: Vec<CheckedEvent>,
@@ -201,6 +207,9 @@ impl Events {
             .acquire()
             .await
             .map_err(|_| Error::Internal("the enqueue permits were closed".to_owned()))?;
+        if events.iter().any(|event| event.idempotency.is_some()) {
+            return self.store_keyed(events, refusal, name).await;
+        }
         let now = self.ports.clock.now();
         let Plan { rows, events } = self
             .plan(events, refusal, now)
@@ -211,51 +220,66 @@ impl Events {
         } else {
             self.ports.queue.enqueue(&rows).await?
         };
-        if outcomes.len() != rows.len() {
-            return Err(Error::Internal(format!(
-                "the queue answered {} outcomes for {} messages",
-                outcomes.len(),
-                rows.len()
-            )));
-        }
-        let mut stored = rows.iter().zip(outcomes);
-        let mut queued_any = false;
-        let results = events
-            .into_iter()
-            .map(|plan| {
-                let mut result = EnqueueResult {
-                    message_ids: Vec::with_capacity(plan.rows),
-                    skipped: plan.skipped,
-                };
-                // Planning skips no one as a duplicate; report each recipient once.
-                let mut duplicates = HashSet::new();
-                for (row, outcome) in stored.by_ref().take(plan.rows) {
-                    match outcome {
-                        EnqueueOutcome::Queued(id) => {
-                            queued_any = true;
-                            result.message_ids.push(id);
-                        }
-                        EnqueueOutcome::Duplicate => {
-                            if duplicates.insert(row.recipient) {
-                                result.skipped.push(Skipped {
-                                    user_id: row.recipient,
-                                    reason: SkipReason::Duplicate,
-                                    method: None,
-                                });
-                            }
-                        }
-                    }
-                }
-                result
-            })
-            .collect();
-        // A queue that wakes the notifiers in its own transaction already did.
+        let (results, queued_any) = results(&rows, &events, &outcomes)?;
+        self.wake(queued_any).await;
+        Ok(results)
+    }
+
+    /// Wakes the notifiers after a batch queued a message, unless the queue already did in
+    /// its own transaction.
+    async fn wake(&self, queued_any: bool) {
         if queued_any
             && !self.ports.queue.wakes_notifiers()
             && let Err(err) = self.ports.wakeup.wake().await
         {
             tracing::warn!(error = %err, "notifications: could not wake the notifiers; they will poll");
         }
-        Ok(results)
     }
+}
+
+/// Each event's result from the outcomes of its rows, and whether any message was queued.
+fn results(
+    rows: &[NewMessage],
+    events: &[EventPlan],
+    outcomes: &[EnqueueOutcome],
+) -> Result<(Vec<EnqueueResult>, bool), Error> {
+    if outcomes.len() != rows.len() {
+        return Err(Error::Internal(format!(
+            "the queue answered {} outcomes for {} messages",
+            outcomes.len(),
+            rows.len()
+        )));
+    }
+    let mut stored = rows.iter().zip(outcomes);
+    let mut queued_any = false;
+    let results = events
+        .iter()
+        .map(|plan| {
+            let mut result = EnqueueResult {
+                message_ids: Vec::with_capacity(plan.rows),
+                skipped: plan.skipped.clone(),
+            };
+            // Planning skips no one as a duplicate; report each recipient once.
+            let mut duplicates = HashSet::new();
+            for (row, outcome) in stored.by_ref().take(plan.rows) {
+                match outcome {
+                    EnqueueOutcome::Queued(id) => {
+                        queued_any = true;
+                        result.message_ids.push(*id);
+                    }
+                    EnqueueOutcome::Duplicate => {
+                        if duplicates.insert(row.recipient) {
+                            result.skipped.push(Skipped {
+                                user_id: row.recipient,
+                                reason: SkipReason::Duplicate,
+                                method: None,
+                            });
+                        }
+                    }
+                }
+            }
+            result
+        })
+        .collect();
+    Ok((results, queued_any))
 }

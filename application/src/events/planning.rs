@@ -97,6 +97,16 @@ impl Refusal {
             .map_or(events, |(index, _)| (*index).min(events))
     }
 
+    /// The refused event's index, if any.
+    pub(super) fn index(&self) -> Option<usize> {
+        self.0.as_ref().map(|(index, _)| *index)
+    }
+
+    /// The same refusal, its index moved by `move_index`.
+    pub(super) fn moved(self, move_index: impl FnOnce(usize) -> usize) -> Self {
+        Self(self.0.map(|(index, err)| (move_index(index), err)))
+    }
+
     /// Refuses event `index`, unless an earlier one is refused already.
     pub(super) fn refuse(&mut self, index: usize, err: Error) {
         if self.0.as_ref().is_none_or(|(first, _)| index < *first) {

@@ -91,6 +91,7 @@ impl Events {
                 created_by: event.created_by.clone(),
                 created_at: now,
                 dedupe_hash: hashes.as_mut().and_then(Iterator::next),
+                send_after: event.send_after,
             };
             for &method in other_methods {
                 rows.push(row(method, payload.clone()));

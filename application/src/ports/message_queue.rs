@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use herald_domain::message::StatusChange;
 use herald_domain::{
-    DedupeHash, Message, MessageId, MessageStatus, Method, Payload, TemplateId, UserId,
+    DedupeHash, IdempotencyKey, Message, MessageId, MessageStatus, Method, Payload, TemplateId,
+    UserId,
 };
 use uuid::Uuid;
 
@@ -23,6 +24,18 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
     /// `None` for events that are never deduplicated.
     pub dedupe_hash: Option<DedupeHash>,
+    /// A scheduled message is not leased before this time (stored as its `next_retry_after`).
+    pub send_after: Option<DateTime<Utc>>,
+}
+
+/// What a cancellation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The message was pending: it is deleted, its dedupe hash freed.
+    Cancelled,
+    /// The message left `pending` (leased, sent, failed…): nothing changed.
+    NotPending(MessageStatus),
+    NotFound,
 }
 
 /// What became of one [`NewMessage`].
@@ -32,6 +45,35 @@ pub enum EnqueueOutcome {
     /// A message with the same dedupe hash is already stored.
     Duplicate,
 }
+
+/// How long an idempotency key keeps its first answer (DESIGN §10.3).
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
+
+/// An idempotency key and whose it is: keys are per caller, so two callers never share one.
+/// `caller` is `None` for a host enqueueing in its own name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallerKey {
+    pub caller: Option<UserId>,
+    pub key: IdempotencyKey,
+}
+
+/// A key to claim along with a batch: the key, and the fingerprint of the request it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyClaim {
+    pub key: CallerKey,
+    pub fingerprint: String,
+}
+
+/// What a claimed key holds: the fingerprint of the request that claimed it and that
+/// request's answer (JSON, as the enqueue use case wrote it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub fingerprint: String,
+    pub answer: String,
+}
+
+/// Words each claim's answer from the batch's outcomes: one answer per claim, in claim order.
+pub type ClaimAnswers<'a> = &'a (dyn Fn(&[EnqueueOutcome]) -> Vec<String> + Send + Sync);
 
 /// A notifier's request for work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +193,13 @@ pub enum PurgeOutcome {
 ///   [`Message::give_back`]: leasable at once, no attempt counted) and return how many; both
 ///   leave every other message (completed, taken over) untouched;
 /// - purge only messages whose `updated_at` is older than the cutoff, and never run two purges
-///   at once across replicas.
+///   at once across replicas;
+/// - in `enqueue_claiming`, claim every key of `claims` and store the batch as `enqueue` does
+///   in one transaction, each key with the answer `answers` words from the outcomes; a key
+///   claimed less than [`IDEMPOTENCY_WINDOW`] before `now` (committed, or in a transaction
+///   still running, which it waits for) makes it store nothing and return `None`; an older
+///   claim is replaced. `claimed_answers` sees a claim only with its answer, once committed;
+/// - in `purge_idempotency_keys`, delete the keys claimed before the cutoff.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`] when the store cannot be reached (nothing was written);
@@ -166,6 +214,27 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     fn wakes_notifiers(&self) -> bool {
         false
     }
+
+    /// Stores a batch as [`MessageQueue::enqueue`] does and claims `claims` with it, all or
+    /// nothing; `None` (nothing stored) when one of the keys is already claimed.
+    async fn enqueue_claiming(
+        &self,
+        messages: &[NewMessage],
+        claims: &[KeyClaim],
+        now: DateTime<Utc>,
+        answers: ClaimAnswers<'_>,
+    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError>;
+
+    /// What each of `keys` holds when claimed at or after `since` (`None`: not claimed), in
+    /// `keys` order.
+    async fn claimed_answers(
+        &self,
+        keys: &[CallerKey],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Option<StoredAnswer>>, StoreError>;
+
+    /// Deletes the idempotency keys claimed before `cutoff`; returns how many.
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError>;
 
@@ -195,6 +264,10 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
+    /// Deletes a message that is still `pending` (never leased) and frees its dedupe hash;
+    /// any other message is left as it is.
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError>;
 
     /// Deletes messages not updated since `cutoff`.
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError>;

@@ -6,6 +6,7 @@ mod clock;
 mod dispatcher;
 mod inbox_feed;
 mod inbox_store;
+mod jitter;
 mod message_queue;
 mod notifier_metrics;
 mod preference_store;
@@ -26,9 +27,11 @@ pub use clock::{Clock, SystemClock};
 pub use dispatcher::{Delivery, DeliveryError, Dispatcher};
 pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
 pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
+pub use jitter::{Jitter, RandomJitter};
 pub use message_queue::{
-    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
-    SkipMethods,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
+    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, SkipMethods,
+    StoredAnswer,
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::{PreferenceChange, PreferenceStore, TemplatePreferences};

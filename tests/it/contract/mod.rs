@@ -3,11 +3,13 @@
 //! contract, so the in-memory fakes cannot drift from PostgreSQL.
 
 mod builds;
+mod idempotency;
 mod inbox;
 mod inbox_feed;
 mod preferences;
 mod queue;
 mod rates;
+mod scheduled;
 mod settings;
 mod signal_states;
 mod templates;

@@ -419,6 +419,7 @@ fn brisk() -> NotifierConfig {
         store_sync_buffer_size: 50,
         max_lease_expiries: 3,
         store_timeout: Duration::from_secs(10),
+        ..NotifierConfig::default()
     }
 }
 

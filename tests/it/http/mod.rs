@@ -5,10 +5,12 @@
 mod builds;
 mod directory;
 mod failures;
+mod idempotency;
 mod inbox;
 mod malformed;
 mod notifications;
 mod openapi;
+mod scheduled;
 mod signals;
 mod support;
 mod unsubscribe;

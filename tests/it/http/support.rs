@@ -208,12 +208,27 @@ impl App {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
+        self.raw_with(method, path, token, &[], body).await
+    }
+
+    /// Sends a request with a raw body and these extra headers.
+    pub async fn raw_with(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &[u8])],
+        body: Vec<u8>,
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         if !body.is_empty() {
             request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = self
             .router

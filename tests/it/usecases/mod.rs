@@ -1,8 +1,10 @@
 //! Use cases end to end over the in-memory adapters, with a controllable clock and no sleeps.
 
+mod backoff;
 mod decision;
 mod enqueue;
 mod group_enqueue;
+mod idempotency;
 mod limits;
 mod metrics;
 mod notifier;
@@ -10,6 +12,7 @@ mod notifier_failures;
 mod pipeline;
 mod preferences;
 mod reports;
+mod scheduled;
 mod services;
 mod signals;
 mod support;

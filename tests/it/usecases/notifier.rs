@@ -736,6 +736,7 @@ async fn without_a_wake_up_the_fallback_poll_still_delivers() {
             created_by: "no wake-up".into(),
             created_at: h.clock_now(),
             dedupe_hash: None,
+            send_after: None,
         }])
         .await
         .unwrap();

@@ -12,9 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Age, Utc};
 use herald_application::ports::{
-    Delivery, DeliveryError, DispatchOutcome, Dispatcher, EnqueueOutcome, HeldLease, LeaseRequest,
-    MessageFilter, MessageQueue, NewMessage, NotifierMetrics, PreferenceStore, PurgeOutcome,
-    StoreError, TemplateStore, UserDirectory,
+    CallerKey, CancelOutcome, ClaimAnswers, Delivery, DeliveryError, DispatchOutcome, Dispatcher,
+    EnqueueOutcome, HeldLease, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage,
+    NotifierMetrics, PreferenceStore, PurgeOutcome, StoreError, StoredAnswer, TemplateStore,
+    UserDirectory,
 };
 use herald_application::{Cycle, NotifierConfig, WRITE_BACK_RETRY_DELAYS};
 use herald_domain::catalogue::{self, WORKSPACE_DELETED};
@@ -164,6 +165,34 @@ fn apply(fault: Fault, call: &str) -> Result<(), StoreError> {
 impl MessageQueue for FaultyQueue {
     async fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
         self.inner.enqueue(messages).await
+    }
+
+    async fn enqueue_claiming(
+        &self,
+        messages: &[NewMessage],
+        claims: &[KeyClaim],
+        now: DateTime<Utc>,
+        answers: ClaimAnswers<'_>,
+    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
+        self.inner
+            .enqueue_claiming(messages, claims, now, answers)
+            .await
+    }
+
+    async fn claimed_answers(
+        &self,
+        keys: &[CallerKey],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Option<StoredAnswer>>, StoreError> {
+        self.inner.claimed_answers(keys, since).await
+    }
+
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.purge_idempotency_keys(cutoff).await
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        self.inner.cancel(id).await
     }
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    Delivery, DeliveryError, Dispatcher, EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter,
-    MessageQueue, NewMessage, PurgeOutcome, StoreError, Wakeup as _,
+    CallerKey, CancelOutcome, ClaimAnswers, Delivery, DeliveryError, Dispatcher, EnqueueOutcome,
+    HeldLease, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
+    StoreError, StoredAnswer, Wakeup as _,
 };
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
@@ -381,6 +382,34 @@ impl MessageQueue for GatedQueue {
         self.inner.enqueue(messages).await
     }
 
+    async fn enqueue_claiming(
+        &self,
+        messages: &[NewMessage],
+        claims: &[KeyClaim],
+        now: DateTime<Utc>,
+        answers: ClaimAnswers<'_>,
+    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
+        self.inner
+            .enqueue_claiming(messages, claims, now, answers)
+            .await
+    }
+
+    async fn claimed_answers(
+        &self,
+        keys: &[CallerKey],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Option<StoredAnswer>>, StoreError> {
+        self.inner.claimed_answers(keys, since).await
+    }
+
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.purge_idempotency_keys(cutoff).await
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        self.inner.cancel(id).await
+    }
+
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
         let lease = self.leases.fetch_add(1, Ordering::SeqCst) + 1;
         if lease == self.failing_lease.load(Ordering::SeqCst) {
@@ -454,6 +483,7 @@ pub fn quiet_config() -> NotifierConfig {
         store_sync_buffer_size: 50,
         max_lease_expiries: 3,
         store_timeout: Duration::from_secs(3600),
+        ..NotifierConfig::default()
     }
 }
 

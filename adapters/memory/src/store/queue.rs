@@ -3,8 +3,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    EnqueueOutcome, HeldLease, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
-    StoreError,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
+    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
+    StoredAnswer,
 };
 use herald_domain::message::{StatusChange, leased_by_reason};
 use herald_domain::{DedupeHash, Leasing, Message, MessageId, MessageStatus, UserId};
@@ -22,6 +23,8 @@ pub(super) struct Queue {
     keys: HashMap<MessageId, AgeKey>,
     hashes: HashSet<DedupeHash>,
     queued: u64,
+    /// Idempotency keys: when each was claimed, and what it holds.
+    claims: HashMap<CallerKey, (DateTime<Utc>, StoredAnswer)>,
 }
 
 impl Queue {
@@ -53,6 +56,82 @@ impl Queue {
             })
             .collect();
         Ok(outcomes)
+    }
+
+    /// `enqueue` with `claims` claimed along, all or nothing; `None` when a key is claimed.
+    fn enqueue_claiming(
+        &mut self,
+        batch: &[NewMessage],
+        claims: &[KeyClaim],
+        now: DateTime<Utc>,
+        answers: ClaimAnswers<'_>,
+    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
+        let since = now - IDEMPOTENCY_WINDOW;
+        if claims.iter().any(|claim| {
+            self.claims
+                .get(&claim.key)
+                .is_some_and(|(claimed_at, _)| *claimed_at >= since)
+        }) {
+            return Ok(None);
+        }
+        let outcomes = self.enqueue(batch)?;
+        let answers = answers(&outcomes);
+        if answers.len() != claims.len() {
+            return Err(StoreError::Other(format!(
+                "{} answers for {} idempotency keys",
+                answers.len(),
+                claims.len()
+            )));
+        }
+        for (claim, answer) in claims.iter().zip(answers) {
+            let stored = StoredAnswer {
+                fingerprint: claim.fingerprint.clone(),
+                answer,
+            };
+            self.claims.insert(claim.key.clone(), (now, stored));
+        }
+        Ok(Some(outcomes))
+    }
+
+    fn claimed_answers(
+        &self,
+        keys: &[CallerKey],
+        since: DateTime<Utc>,
+    ) -> Vec<Option<StoredAnswer>> {
+        keys.iter()
+            .map(|key| {
+                self.claims
+                    .get(key)
+                    .filter(|(claimed_at, _)| *claimed_at >= since)
+                    .map(|(_, answer)| answer.clone())
+            })
+            .collect()
+    }
+
+    fn purge_claims(&mut self, cutoff: DateTime<Utc>) -> u64 {
+        let before = self.claims.len();
+        self.claims
+            .retain(|_, (claimed_at, _)| *claimed_at >= cutoff);
+        (before - self.claims.len()) as u64
+    }
+
+    fn cancel(&mut self, id: MessageId) -> CancelOutcome {
+        let Some(key) = self.keys.get(&id).copied() else {
+            return CancelOutcome::NotFound;
+        };
+        let Some(message) = self.by_age.get(&key) else {
+            return CancelOutcome::NotFound;
+        };
+        if message.status != MessageStatus::Pending {
+            return CancelOutcome::NotPending(message.status);
+        }
+        if let Some(message) = self.by_age.remove(&key) {
+            self.keys.remove(&id);
+            if let Some(hash) = &message.dedupe_hash {
+                self.hashes.remove(hash);
+            }
+        }
+        CancelOutcome::Cancelled
     }
 
     fn insert(&mut self, message: Message) {
@@ -202,7 +281,7 @@ fn pending(new: &NewMessage) -> Message {
         created_at: new.created_at,
         updated_at: new.created_at,
         leased_until: None,
-        next_retry_after: None,
+        next_retry_after: new.send_after,
         queued_seconds: 0.0,
         lease_expiries: 0,
         dedupe_hash: new.dedupe_hash.clone(),
@@ -215,8 +294,34 @@ impl MessageQueue for MemoryStore {
         self.with(|state| state.queue.enqueue(messages))?
     }
 
+    async fn enqueue_claiming(
+        &self,
+        messages: &[NewMessage],
+        claims: &[KeyClaim],
+        now: DateTime<Utc>,
+        answers: ClaimAnswers<'_>,
+    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
+        self.with(|state| state.queue.enqueue_claiming(messages, claims, now, answers))?
+    }
+
+    async fn claimed_answers(
+        &self,
+        keys: &[CallerKey],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Option<StoredAnswer>>, StoreError> {
+        self.with(|state| state.queue.claimed_answers(keys, since))
+    }
+
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.with(|state| state.queue.purge_claims(cutoff))
+    }
+
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
         self.with(|state| state.queue.lease(request))
+    }
+
+    async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
+        self.with(|state| state.queue.cancel(id))
     }
 
     async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {
