@@ -1,5 +1,6 @@
 //! The commands that talk to a running `herald server` over its HTTP API (`herald templates
-//! list`, `herald notifications pause | resume | test | custom`), with `--url`/`--token`.
+//! list`, `herald notifications pause | resume | test | custom`, `herald preferences list |
+//! disable | enable`), with `--url`/`--token`.
 //!
 //! Each command prints what happened as plain lines on stdout; every failure becomes one
 //! [`anyhow::Error`] line naming the cause a person can act on (the URL that cannot be reached,
@@ -64,6 +65,45 @@ pub enum NotificationsCommand {
     Custom(CustomArgs),
 }
 
+/// `herald preferences …`.
+#[derive(Debug, Subcommand)]
+pub enum PreferencesCommand {
+    /// List a user's notification preferences: each template the user has a value for, and
+    /// whether each method is off or on.
+    List(PreferencesListArgs),
+    /// Turn a template's notifications off for a user, for every method or for one
+    /// (`--method`); prints the preferences after the change.
+    Disable(PreferenceChangeArgs),
+    /// Turn a template's notifications back on for a user, for every method or for one
+    /// (`--method`); prints the preferences after the change.
+    Enable(PreferenceChangeArgs),
+}
+
+/// `herald preferences list [--user <id>]`.
+#[derive(Debug, Clone, Args)]
+pub struct PreferencesListArgs {
+    /// Whose preferences: a user id, or `me` (owners and user-admins may name others).
+    #[arg(long, default_value = "me", value_name = "ID")]
+    pub user: String,
+    #[command(flatten)]
+    pub connection: ServerConnection,
+}
+
+/// `herald preferences disable|enable <template id> [--method <method>] [--user <id>]`.
+#[derive(Debug, Clone, Args)]
+pub struct PreferenceChangeArgs {
+    /// The template's id (`herald templates list` shows them).
+    pub template: String,
+    /// Only this delivery method (smtp, webhook or inbox); every method when left out.
+    #[arg(long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Whose preferences: a user id, or `me` (owners and user-admins may name others).
+    #[arg(long, default_value = "me", value_name = "ID")]
+    pub user: String,
+    #[command(flatten)]
+    pub connection: ServerConnection,
+}
+
 /// `herald notifications custom <title> <message> [--user <id>]… [--role <role>]…`.
 #[derive(Debug, Clone, Args)]
 pub struct CustomArgs {
@@ -89,28 +129,114 @@ pub struct CustomArgs {
 pub async fn templates(command: TemplatesCommand) -> Result<()> {
     match command {
         TemplatesCommand::List(connection) => {
-            let client = Client::new(&connection)?;
-            let mut templates: Vec<TemplateRow> = Vec::new();
-            for kind in ["system", "custom"] {
-                let (_, body) = client
-                    .send(
-                        Method::GET,
-                        &format!("notifications/templates/{kind}"),
-                        None,
-                    )
-                    .await?;
-                let rows: Vec<TemplateRow> = serde_json::from_slice(&body).map_err(|err| {
-                    anyhow!(
-                        "the server at {} answered templates Herald does not understand: {err}",
-                        client.base
-                    )
-                })?;
-                templates.extend(rows);
-            }
+            let templates = list_templates(&Client::new(&connection)?).await?;
             print!("{}", templates_table(&templates));
             Ok(())
         }
     }
+}
+
+/// Every template, system then custom.
+async fn list_templates(client: &Client) -> Result<Vec<TemplateRow>> {
+    let mut templates: Vec<TemplateRow> = Vec::new();
+    for kind in ["system", "custom"] {
+        let (_, body) = client
+            .send(
+                Method::GET,
+                &format!("notifications/templates/{kind}"),
+                None,
+            )
+            .await?;
+        let rows: Vec<TemplateRow> = serde_json::from_slice(&body).map_err(|err| {
+            anyhow!(
+                "the server at {} answered templates Herald does not understand: {err}",
+                client.base
+            )
+        })?;
+        templates.extend(rows);
+    }
+    Ok(templates)
+}
+
+/// `herald preferences …`: runs the command, printing the user's preferences on stdout.
+///
+/// # Errors
+/// One line saying why the server could not be asked or what it refused.
+pub async fn preferences(command: PreferencesCommand) -> Result<()> {
+    let (connection, user, change) = match command {
+        PreferencesCommand::List(args) => (args.connection, args.user, None),
+        PreferencesCommand::Disable(args) => {
+            let change = preference_change(&args, true);
+            (args.connection, args.user, Some(change))
+        }
+        PreferencesCommand::Enable(args) => {
+            let change = preference_change(&args, false);
+            (args.connection, args.user, Some(change))
+        }
+    };
+    let client = Client::new(&connection)?;
+    let path = format!("users/{user}/notifications/preferences");
+    let (_, body) = match &change {
+        Some(change) => client.send(Method::PUT, &path, Some(change)).await?,
+        None => client.send(Method::GET, &path, None).await?,
+    };
+    let rows: Vec<PreferenceRow> = serde_json::from_slice(&body).map_err(|err| {
+        anyhow!(
+            "the server at {} answered preferences Herald does not understand: {err}",
+            client.base
+        )
+    })?;
+    let names = list_templates(&client).await?;
+    print!("{}", preferences_table(&rows, &names));
+    Ok(())
+}
+
+/// The `PUT` body of `herald preferences disable|enable`.
+fn preference_change(args: &PreferenceChangeArgs, disabled: bool) -> Value {
+    match &args.method {
+        Some(method) => json!({ "method_disabled_map": { &args.template: { method: disabled } } }),
+        None => json!({ "template_disabled_map": { &args.template: disabled } }),
+    }
+}
+
+/// One entry of `GET /users/{id}/notifications/preferences`.
+#[derive(Debug, Deserialize)]
+struct PreferenceRow {
+    id: String,
+    disabled: bool,
+    methods: std::collections::BTreeMap<String, bool>,
+}
+
+/// The preferences as an aligned table: the template's name and id, the template-wide value,
+/// then what applies to each method.
+fn preferences_table(rows: &[PreferenceRow], templates: &[TemplateRow]) -> String {
+    let off_on = |disabled: bool| if disabled { "off" } else { "on" }.to_owned();
+    let method = |row: &PreferenceRow, name: &str| {
+        row.methods
+            .get(name)
+            .map_or_else(|| "-".to_owned(), |disabled| off_on(*disabled))
+    };
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let name = templates
+                .iter()
+                .find(|template| template.id == row.id)
+                .map_or("?", |template| template.name.as_str());
+            vec![
+                name.to_owned(),
+                row.id.clone(),
+                off_on(row.disabled),
+                method(row, "smtp"),
+                method(row, "webhook"),
+                method(row, "inbox"),
+            ]
+        })
+        .collect();
+    aligned_table(
+        &["TEMPLATE", "ID", "ALL METHODS", "SMTP", "WEBHOOK", "INBOX"],
+        &lines,
+    )
 }
 
 /// `herald notifications …`: runs the command, printing what happened on stdout.
@@ -236,11 +362,10 @@ impl TemplateRow {
 
 /// The templates as an aligned table with a header line.
 fn templates_table(rows: &[TemplateRow]) -> String {
-    let header = ["NAME", "GROUP", "ID", "ENABLED BY DEFAULT", "METHOD"];
-    let lines: Vec<[String; 5]> = rows
+    let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            [
+            vec![
                 row.name.clone(),
                 row.group.clone(),
                 row.id.clone(),
@@ -249,8 +374,16 @@ fn templates_table(rows: &[TemplateRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for line in &lines {
+    aligned_table(
+        &["NAME", "GROUP", "ID", "ENABLED BY DEFAULT", "METHOD"],
+        &lines,
+    )
+}
+
+/// `header` and `lines` as columns aligned two spaces apart, one line each.
+fn aligned_table(header: &[&str], lines: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
+    for line in lines {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
         }
@@ -258,11 +391,9 @@ fn templates_table(rows: &[TemplateRow]) -> String {
     let mut out = String::new();
     let mut push = |cells: &[&str]| {
         let mut line = String::new();
-        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            line.push_str(cell);
+            if i + 1 < cells.len() {
                 let pad = width - cell.chars().count() + 2;
                 line.extend(std::iter::repeat_n(' ', pad));
             }
@@ -270,8 +401,8 @@ fn templates_table(rows: &[TemplateRow]) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     };
-    push(&header);
-    for line in &lines {
+    push(header);
+    for line in lines {
         let cells: Vec<&str> = line.iter().map(String::as_str).collect();
         push(&cells);
     }

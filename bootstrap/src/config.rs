@@ -61,6 +61,9 @@ pub enum Command {
     /// Pause, resume or try out notifications on a running server (--url, --token).
     #[command(subcommand)]
     Notifications(crate::client::NotificationsCommand),
+    /// List or change a user's notification preferences on a running server (--url, --token).
+    #[command(subcommand)]
+    Preferences(crate::client::PreferencesCommand),
 }
 
 /// `herald users …`.

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             Command::Users(UsersCommand::Create(args)) => create_user(args).await,
             Command::Templates(command) => herald::client::templates(command).await,
             Command::Notifications(command) => herald::client::notifications(command).await,
+            Command::Preferences(command) => herald::client::preferences(command).await,
         }
     });
     match result {

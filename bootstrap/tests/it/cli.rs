@@ -270,3 +270,103 @@ async fn a_wrong_url_or_a_wrong_token_fails_in_one_line_without_showing_the_toke
     assert!(!log.contains(&owner), "the server log shows the token");
     db.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preferences_commands_list_disable_and_enable_per_template_and_method() {
+    let db = TestDatabase::create().await;
+    let owner = create_user(&db.url, "olga", "owner");
+    let member = create_user(&db.url, "mia", "member");
+    let server = Server::start(&db.url, &[]);
+    let url = server.url.as_str();
+    let as_member = Api::new(url, &member);
+    let member_id = as_member.get("/users/me").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deleted = "f517da0b-cdc9-410f-ab89-a86107c420ed";
+    let run = |token: &str, command: &[&str]| {
+        let mut args = command.to_vec();
+        args.extend(["--url", url, "--token", token]);
+        herald(&args)
+    };
+    let ok = |token: &str, command: &[&str]| {
+        let (status, stdout, stderr) = run(token, command);
+        assert!(status.success(), "{command:?}: {stderr}");
+        stdout
+    };
+    /// The row of Workspace Deleted: its cells, split on the column gaps.
+    fn deleted_row(table: &str) -> Vec<String> {
+        let row = table
+            .lines()
+            .find(|line| line.starts_with("Workspace Deleted "))
+            .unwrap_or_else(|| panic!("no Workspace Deleted row:\n{table}"));
+        row.split("  ")
+            .map(str::trim)
+            .filter(|cell| !cell.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    // Nothing set yet: the header only.
+    let table = ok(&member, &["preferences", "list"]);
+    assert_eq!(table.lines().count(), 1, "{table}");
+    assert!(table.starts_with("TEMPLATE"), "{table}");
+
+    // One method off: the others stay on, and the API agrees.
+    let table = ok(
+        &member,
+        &["preferences", "disable", deleted, "--method", "smtp"],
+    );
+    assert_eq!(
+        deleted_row(&table),
+        ["Workspace Deleted", deleted, "on", "off", "on", "on"],
+        "{table}"
+    );
+    let stored = as_member.get("/users/me/notifications/preferences").await;
+    assert_eq!(stored[0]["methods"]["smtp"], true, "{stored}");
+    assert_eq!(stored[0]["methods"]["webhook"], false, "{stored}");
+
+    // Every method off, then the inbox back on.
+    ok(&member, &["preferences", "disable", deleted]);
+    let table = ok(
+        &member,
+        &["preferences", "enable", deleted, "--method", "inbox"],
+    );
+    assert_eq!(
+        deleted_row(&table),
+        ["Workspace Deleted", deleted, "off", "off", "off", "on"],
+        "{table}"
+    );
+
+    // An owner reads another user's preferences; a member may not read the owner's.
+    let table = ok(&owner, &["preferences", "list", "--user", &member_id]);
+    assert_eq!(
+        deleted_row(&table),
+        ["Workspace Deleted", deleted, "off", "off", "off", "on"],
+        "{table}"
+    );
+    let owner_id = Api::new(url, &owner).get("/users/me").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, stdout, stderr) = run(&member, &["preferences", "list", "--user", &owner_id]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A method Herald does not have is refused, naming the field; nothing changes.
+    let (status, _, stderr) = run(
+        &member,
+        &["preferences", "disable", deleted, "--method", "fax"],
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("herald: method_disabled_map"),
+        "names the field: {stderr}"
+    );
+    let after = as_member.get("/users/me/notifications/preferences").await;
+    assert_eq!(after[0]["methods"]["inbox"], false, "{after}");
+
+    server.stop();
+    db.drop_now().await;
+}
