@@ -18,7 +18,8 @@ use crate::messages::Messages;
 use crate::notifier::{Notifier, NotifierHandle, NotifierPorts};
 use crate::ports::{
     Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics, PreferenceStore,
-    RateCounter, SettingsStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
+    RateCounter, SessionStore, SettingsStore, TemplateStore, TokenStore, UserDirectory,
+    UserRegistry, Wakeup,
 };
 use crate::preferences::Preferences;
 use crate::purge::Purger;
@@ -29,6 +30,7 @@ use crate::tokens::{AuthCache, Tokens};
 use crate::unsubscribe::UnsubscribeKey;
 use crate::users::Users;
 use crate::watching::Watching;
+use crate::web_sessions::WebSessions;
 
 /// Everything the use cases drive. Each is one port; a store implementing several is handed
 /// once per port.
@@ -46,6 +48,8 @@ pub struct Ports {
     pub settings: Arc<dyn SettingsStore>,
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
+    /// The web pages' sessions and sign-in links.
+    pub sessions: Arc<dyn SessionStore>,
     /// Where rate limits count requests (shared by every replica).
     pub rates: Arc<dyn RateCounter>,
     pub wakeup: Arc<dyn Wakeup>,
@@ -106,6 +110,7 @@ impl Ports {
             + SettingsStore
             + InboxStore
             + TokenStore
+            + SessionStore
             + RateCounter
             + 'static,
     {
@@ -118,6 +123,7 @@ impl Ports {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
+            sessions: store.clone(),
             rates: store,
             wakeup,
             inbox_feed,
@@ -161,6 +167,7 @@ pub struct Services {
     notifier: NotifierParts,
     inbox_feed: Arc<dyn InboxFeed>,
     watching: Watching,
+    web_sessions: WebSessions,
 }
 
 /// What [`Services::notifier`] builds a notifier from.
@@ -186,6 +193,7 @@ impl Services {
             settings,
             inbox,
             tokens,
+            sessions,
             rates,
             wakeup,
             inbox_feed,
@@ -234,6 +242,13 @@ impl Services {
             directory.clone(),
             Arc::clone(&clock),
             auth_cache.clone(),
+        )
+        .with_sessions(Arc::clone(&sessions));
+        let web_sessions = WebSessions::new(
+            sessions,
+            tokens.clone(),
+            directory.clone(),
+            Arc::clone(&clock),
         );
         let watching = Watching::new(
             Arc::clone(&inbox_feed),
@@ -295,6 +310,7 @@ impl Services {
             notifier,
             inbox_feed,
             watching,
+            web_sessions,
         }
     }
 
@@ -384,6 +400,11 @@ impl Services {
     /// Live inbox notifications, per user.
     pub fn inbox_feed(&self) -> &Arc<dyn InboxFeed> {
         &self.inbox_feed
+    }
+
+    /// The web pages' sessions and sign-in links.
+    pub fn web_sessions(&self) -> &WebSessions {
+        &self.web_sessions
     }
 
     /// Live inbox watches, within this replica's limits, ending with their token.

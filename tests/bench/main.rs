@@ -336,13 +336,7 @@ async fn general_scenarios(
     // 2. Herald: the server process, its database, the receiver.
     let db = Database::create(admin_url, "herald").await?;
     let result = herald_scenarios(
-        options,
-        sizes,
-        admin_url,
-        &db.url,
-        report,
-        raw_insert,
-        raw_lease,
+        options, sizes, admin_url, &db.url, report, raw_insert, raw_lease,
     )
     .await;
     db.drop_now().await;

@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_application::CachedTemplates;
 use herald_application::ports::{
-    InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, SettingsStore, SystemClock,
-    TemplateStore, TokenStore, UserRegistry, Wakeup, WakeupListener,
+    InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, SessionStore, SettingsStore,
+    SystemClock, TemplateStore, TokenStore, UserRegistry, Wakeup, WakeupListener,
 };
 use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
@@ -42,6 +42,7 @@ pub struct Backend {
     pub settings: Arc<dyn SettingsStore>,
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub sessions: Arc<dyn SessionStore>,
     pub rates: Arc<dyn RateCounter>,
     pub inbox_feed: Arc<dyn InboxFeed>,
     pub wakeup: Arc<dyn Wakeup>,
@@ -222,6 +223,7 @@ impl MemoryBackend {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
+            sessions: store.clone(),
             rates: store,
             inbox_feed: self.inbox_feed.clone(),
             wakeup: self.wakeup.clone(),
@@ -304,6 +306,7 @@ impl PostgresBackend {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
+            sessions: store.clone(),
             rates: store.clone(),
             queue: store,
             inbox_feed: self.signals.clone(),

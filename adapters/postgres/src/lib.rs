@@ -17,6 +17,7 @@ mod inbox;
 mod preferences;
 mod queue;
 mod rates;
+mod sessions;
 mod settings;
 mod signals;
 mod templates;

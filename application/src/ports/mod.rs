@@ -9,6 +9,7 @@ mod message_queue;
 mod notifier_metrics;
 mod preference_store;
 mod rate_counter;
+mod session_store;
 mod settings_store;
 mod store_error;
 mod template_store;
@@ -28,6 +29,7 @@ pub use message_queue::{
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::{PreferenceChange, PreferenceStore, TemplatePreferences};
 pub use rate_counter::RateCounter;
+pub use session_store::{NewSession, SessionStore};
 pub use settings_store::SettingsStore;
 pub use store_error::StoreError;
 pub use template_store::TemplateStore;

@@ -7,6 +7,7 @@ mod inbox_feed;
 mod preferences;
 mod queue;
 mod rates;
+mod sessions;
 mod settings;
 mod templates;
 mod tokens;

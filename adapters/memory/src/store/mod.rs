@@ -1,13 +1,14 @@
 //! [`MemoryStore`]: every repository and the message queue, in memory, behind one lock.
 //!
 //! Each concern keeps its rows in its own module (`queue`, `users`, `preferences`,
-//! `templates`, `settings`, `inbox`, `tokens`, `rates`) as plain synchronous code; the port implementations there
+//! `templates`, `settings`, `inbox`, `tokens`, `sessions`, `rates`) as plain synchronous code; the port implementations there
 //! take the lock through [`MemoryStore::with`], which also answers for an injected outage.
 
 mod inbox;
 mod preferences;
 mod queue;
 mod rates;
+mod sessions;
 mod settings;
 mod templates;
 mod tokens;
@@ -46,6 +47,7 @@ struct State {
     inbox: inbox::Inbox,
     settings: settings::Settings,
     tokens: tokens::Tokens,
+    sessions: sessions::Sessions,
     rates: rates::Rates,
 }
 
