@@ -27,6 +27,7 @@ mod unsubscribe;
 mod users;
 mod vocabulary;
 pub mod watch;
+pub mod web;
 
 use std::fmt;
 use std::future::Future;
@@ -143,7 +144,7 @@ type State = Arc<Api>;
 /// The whole HTTP API: the routes under [`API_PREFIX`], `/healthz`, `/readyz` and `/metrics`.
 /// Routes are added in [`routes`]'s table only: it also writes `GET /api/v2/openapi.json`.
 pub fn router(api: Api) -> Router {
-    routes::add_all(Router::new())
+    web::add(routes::add_all(Router::new()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(Arc::new(api))

@@ -11,3 +11,4 @@ mod openapi;
 mod support;
 mod unsubscribe;
 mod watch;
+mod web;
