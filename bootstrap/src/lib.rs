@@ -33,7 +33,7 @@ use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Limits, Messages,
     NotifierConfig, NotifierHandle, NotifierSettings, NotifierStores, Ports, Preferences, Purger,
-    Services, Settings, Templates, Tokens, Users,
+    Services, Settings, Templates, Tokens, Users, WebSessions,
 };
 use herald_domain::catalogue;
 use herald_inbox::InboxDispatcher;
@@ -452,7 +452,11 @@ impl HeraldBuilder {
                 .unwrap_or_else(|| format!("herald-{}", std::process::id())),
         );
         Ok(Herald {
-            purge: Some(PurgeLoop::spawn(services.purger().clone(), PURGE_INTERVAL)),
+            purge: Some(PurgeLoop::spawn(
+                services.purger().clone(),
+                services.web_sessions().clone(),
+                PURGE_INTERVAL,
+            )),
             notifier: Some(notifier),
             services,
             metrics,
@@ -677,7 +681,8 @@ impl Herald {
     }
 }
 
-/// Purges old messages every `interval` (the first time at once) until stopped.
+/// Purges old messages, and expired web sessions and sign-in links, every `interval` (the
+/// first time at once) until stopped.
 #[derive(Debug)]
 struct PurgeLoop {
     stop: watch::Sender<bool>,
@@ -685,22 +690,27 @@ struct PurgeLoop {
 }
 
 impl PurgeLoop {
-    fn spawn(purger: Purger, interval: Duration) -> Self {
+    fn spawn(purger: Purger, sessions: WebSessions, interval: Duration) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => match purger.purge().await {
-                        Ok(PurgeOutcome::Purged(_)) => {}
-                        Ok(PurgeOutcome::Skipped) => {
-                            tracing::debug!("notifications: another replica is purging");
+                    _ = ticks.tick() => {
+                        match purger.purge().await {
+                            Ok(PurgeOutcome::Purged(_)) => {}
+                            Ok(PurgeOutcome::Skipped) => {
+                                tracing::debug!("notifications: another replica is purging");
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "notifications: could not purge old messages");
+                            }
                         }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "notifications: could not purge old messages");
+                        if let Err(err) = sessions.purge_expired().await {
+                            tracing::warn!(error = %err, "web: could not purge expired sessions");
                         }
-                    },
+                    }
                     changed = stopped.changed() => {
                         if changed.is_err() || *stopped.borrow() {
                             break;
