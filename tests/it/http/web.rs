@@ -379,3 +379,52 @@ async fn pages_without_a_session_lead_to_sign_in() {
     let bad_link = page(&app, Method::GET, "/sign-in/link?token=nope", None, None).await;
     assert_eq!(bad_link.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_page_loads_more_and_escapes_what_it_shows() {
+    let app = App::start().await;
+    let mut stored = Vec::new();
+    for minute in 0..30 {
+        stored.push(notify(&app, &app.member, minute).await);
+    }
+    let mut hostile = sample::inbox_notification_of(
+        app.other.user.id,
+        catalogue::WORKSPACE_DELETED,
+        sample::t0(),
+        vec![],
+    );
+    hostile.title = "<script>alert(1)</script>".to_owned();
+    assert!(app.store.insert(&hostile).await.unwrap());
+    let cookie = signed_in(&app, &app.member).await;
+
+    let first = page(&app, Method::GET, "/inbox", Some(&cookie), None).await;
+    let html = first.text();
+    assert_eq!(html.matches("<li class=\"notification").count(), 25);
+    assert!(html.contains(&format!("data-id=\"{}\"", stored[29].id)));
+    assert!(!html.contains(&format!("data-id=\"{}\"", stored[4].id)));
+    let more = format!("/inbox?before={}", stored[5].id);
+    assert!(html.contains(&format!("href=\"{more}\"")), "{html}");
+
+    let second = page(&app, Method::GET, &more, Some(&cookie), None)
+        .await
+        .text();
+    assert_eq!(second.matches("<li class=\"notification").count(), 5);
+    assert!(second.contains(&format!("data-id=\"{}\"", stored[0].id)));
+    assert!(!second.contains("load-more"), "{second}");
+    // Someone else's notification never shows.
+    assert!(!html.contains("alert(1)") && !second.contains("alert(1)"));
+
+    let other = signed_in(&app, &app.other).await;
+    let theirs = page(&app, Method::GET, "/inbox", Some(&other), None)
+        .await
+        .text();
+    assert!(
+        theirs.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{theirs}"
+    );
+    assert!(!theirs.contains("<script>alert"), "{theirs}");
+
+    let bad = page(&app, Method::GET, "/inbox?before=nope", Some(&cookie), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text().contains("before"), "{}", bad.text());
+}

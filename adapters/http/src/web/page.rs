@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
+    registry.register_escape_fn(escape);
     for (name, text) in TEMPLATES {
         // The templates are part of the binary: the page tests render each one.
         if let Err(err) = registry.register_template_string(name, *text) {
@@ -29,6 +30,23 @@ static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     }
     registry
 });
+
+/// Escapes text for HTML content and quoted attribute values (the templates quote every
+/// attribute). Handlebars' own escaper also encodes `=` and backticks, which would garble URLs.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// A page to render.
 #[derive(Debug)]
@@ -100,7 +118,14 @@ mod tests {
 
     #[test]
     fn values_are_escaped() {
-        let response = Page::message(StatusCode::OK, "<b>x</b>", "<script>");
-        assert_eq!(response.status(), StatusCode::OK);
+        let html = REGISTRY
+            .render(
+                "message",
+                &json!({ "title": "<b>x</b>", "text": "<script>", "signed_in": false }),
+            )
+            .unwrap();
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
     }
 }
