@@ -14,6 +14,10 @@
 //! again needs no signal between replicas and costs a store lookup per open token per cache
 //! lifetime, as if each watcher made a request that often. A check the store cannot answer
 //! keeps the watch open: nothing new reaches it during an outage anyway.
+//!
+//! A watch the web inbox opens ([`Watching::open_session`]) checks its web session instead,
+//! in the store each time (sessions are not cached): it ends once the session is signed out,
+//! expired, or ended with its user's tokens, deletion or suspension.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

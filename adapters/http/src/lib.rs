@@ -14,7 +14,8 @@
 //! (events, settings, templates, preferences, messages), `inbox`, `unsubscribe` (the signed
 //! one-click links of emails), `health` and `metrics` (`GET /metrics`, Prometheus text). The
 //! route table in [`routes`] builds the router and writes `GET /api/v2/openapi.json`, so a
-//! route cannot be served without being described.
+//! route cannot be served without being described. The web pages ([`web`]: sign-in and the
+//! inbox, HTML over session cookies) are added beside the API's routes, outside the table.
 
 mod error;
 mod extract;
