@@ -97,8 +97,35 @@ impl Site {
         body["url"].as_str().unwrap().to_owned()
     }
 
-    /// Sends the member a custom notification (it lands in their inbox).
+    /// Sends the member a custom notification and waits until it is in their inbox (the
+    /// notifier delivers it a moment later).
     fn notify_member(&self, title: &str) {
+        let before = self.member_unread();
+        self.send_to_member(title);
+        let deadline = std::time::Instant::now() + crate::webdriver::PAGE_WAIT;
+        while self.member_unread() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{title:?} never reached the inbox"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn member_unread(&self) -> u64 {
+        let (status, body) = api(
+            &self.address,
+            "GET",
+            "/api/v2/notifications/inbox",
+            &self.member,
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        body["unread_count"].as_u64().unwrap()
+    }
+
+    /// Sends the member a custom notification (it lands in their inbox).
+    fn send_to_member(&self, title: &str) {
         let (status, body) = api(
             &self.address,
             "POST",
@@ -138,6 +165,11 @@ fn api(address: &str, method: &str, path: &str, token: &str, body: Option<Value>
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// Waits until the inbox page's live connection is open.
+fn wait_until_live(browser: &Browser) {
+    browser.find("#notifications[data-live='open']");
+}
+
 /// The unread count the page shows.
 fn unread(browser: &Browser) -> String {
     browser.text_of("#unread-count")
@@ -164,6 +196,7 @@ async fn a_sign_in_link_opens_the_inbox_where_notifications_arrive_live_and_are_
 
     // Live: the page is not reloaded, yet the notification appears and the count follows.
     browser.run("window.notReloaded = true;");
+    wait_until_live(&browser);
     site.notify_member("Build 42 finished");
     wait_for_unread(&browser, "1");
     let title = browser.text_of("#notifications li.unread .title");
@@ -176,6 +209,7 @@ async fn a_sign_in_link_opens_the_inbox_where_notifications_arrive_live_and_are_
         browser.all("#notifications li.read").first().cloned()
     });
     assert_eq!(unread(&browser), "0");
+    wait_until_live(&browser);
 
     // Mark all read, after two more (these arrive live too).
     site.notify_member("Deploy to staging done");

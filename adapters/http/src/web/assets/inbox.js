@@ -61,6 +61,10 @@
   }
 
   var source = new EventSource("/inbox/events");
+  // The list says when it is live (the server subscribes before it answers): tests wait
+  // for it, and a style could show it.
+  source.addEventListener("open", function () { list.dataset.live = "open"; });
+  source.addEventListener("error", function () { list.dataset.live = "closed"; });
   source.addEventListener("notification", function (event) {
     var update = JSON.parse(event.data);
     count.textContent = String(update.unread_count);
