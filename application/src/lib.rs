@@ -25,6 +25,7 @@ pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
 pub mod watching;
+pub mod web_sessions;
 
 pub use config::{ConfigError, DefaultMethod, DeliveryConfig, NotifierConfig, NotifierSettings};
 pub use error::Error;
@@ -49,3 +50,4 @@ pub use templates::{CachedTemplates, TemplateView, Templates};
 pub use tokens::{ApiToken, AuthCache, Tokens};
 pub use users::{UserInput, Users};
 pub use watching::{Watch, WatchEnd, Watching};
+pub use web_sessions::{SessionSecret, WebSessions};

@@ -18,8 +18,8 @@ use crate::messages::Messages;
 use crate::notifier::{Notifier, NotifierHandle, NotifierPorts};
 use crate::ports::{
     BuildStore, Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics,
-    PreferenceStore, RateCounter, ReportLog, ResourceStateStore, SettingsStore, TaskStateStore,
-    TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
+    PreferenceStore, RateCounter, ReportLog, ResourceStateStore, SessionStore, SettingsStore,
+    TaskStateStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
 };
 use crate::preferences::Preferences;
 use crate::purge::Purger;
@@ -32,6 +32,7 @@ use crate::tokens::{AuthCache, Tokens};
 use crate::unsubscribe::UnsubscribeKey;
 use crate::users::Users;
 use crate::watching::Watching;
+use crate::web_sessions::WebSessions;
 
 /// Everything the use cases drive. Each is one port; a store implementing several is handed
 /// once per port.
@@ -49,6 +50,8 @@ pub struct Ports {
     pub settings: Arc<dyn SettingsStore>,
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
+    /// The web pages' sessions and sign-in links.
+    pub sessions: Arc<dyn SessionStore>,
     /// Where rate limits count requests (shared by every replica).
     pub rates: Arc<dyn RateCounter>,
     /// Where the host signals keep each resource's last state (shared by every replica).
@@ -117,6 +120,7 @@ impl Ports {
             + SettingsStore
             + InboxStore
             + TokenStore
+            + SessionStore
             + RateCounter
             + ResourceStateStore
             + TaskStateStore
@@ -133,6 +137,7 @@ impl Ports {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
+            sessions: store.clone(),
             rates: store.clone(),
             resources: store.clone(),
             tasks: store.clone(),
@@ -181,10 +186,13 @@ pub struct Services {
     reports: Reports,
     delivery: DeliveryConfig,
     renderer: Renderer,
+    /// Herald's own public URL (`--access-url`), without a trailing `/`: its pages and links.
+    access_url: String,
     unsubscribe_key: UnsubscribeKey,
     notifier: NotifierParts,
     inbox_feed: Arc<dyn InboxFeed>,
     watching: Watching,
+    web_sessions: WebSessions,
 }
 
 /// What [`Services::notifier`] builds a notifier from.
@@ -210,6 +218,7 @@ impl Services {
             settings,
             inbox,
             tokens,
+            sessions,
             rates,
             resources,
             tasks,
@@ -274,6 +283,13 @@ impl Services {
             directory.clone(),
             Arc::clone(&clock),
             auth_cache.clone(),
+        )
+        .with_sessions(Arc::clone(&sessions));
+        let web_sessions = WebSessions::new(
+            sessions,
+            tokens.clone(),
+            directory.clone(),
+            Arc::clone(&clock),
         );
         let watching = Watching::new(
             Arc::clone(&inbox_feed),
@@ -340,10 +356,12 @@ impl Services {
             reports,
             delivery,
             renderer,
+            access_url: config.access_url.trim_end_matches('/').to_owned(),
             unsubscribe_key: config.unsubscribe_key,
             notifier,
             inbox_feed,
             watching,
+            web_sessions,
         }
     }
 
@@ -442,6 +460,13 @@ impl Services {
         &self.renderer
     }
 
+    /// Herald's own public URL (`--access-url`, without a trailing `/`), on which its pages,
+    /// sign-in links and unsubscribe links are built; catalogue links use the app URL
+    /// ([`Renderer::app_url`]).
+    pub fn access_url(&self) -> &str {
+        &self.access_url
+    }
+
     pub fn unsubscribe_key(&self) -> &UnsubscribeKey {
         &self.unsubscribe_key
     }
@@ -449,6 +474,11 @@ impl Services {
     /// Live inbox notifications, per user.
     pub fn inbox_feed(&self) -> &Arc<dyn InboxFeed> {
         &self.inbox_feed
+    }
+
+    /// The web pages' sessions and sign-in links.
+    pub fn web_sessions(&self) -> &WebSessions {
+        &self.web_sessions
     }
 
     /// Live inbox watches, within this replica's limits, ending with their token.

@@ -11,7 +11,7 @@ use herald_domain::{User, UserId};
 use uuid::Uuid;
 
 use crate::Error;
-use crate::ports::{Clock, NewToken, TokenHash, TokenStore, UserDirectory};
+use crate::ports::{Clock, NewToken, SessionStore, TokenHash, TokenStore, UserDirectory};
 
 use cache::Cached;
 pub use cache::{AUTH_CACHE_CAPACITY, AUTH_CACHE_TTL, AuthCache};
@@ -61,6 +61,8 @@ pub struct Tokens {
     directory: Arc<dyn UserDirectory>,
     clock: Arc<dyn Clock>,
     auth_cache: AuthCache,
+    /// The web sessions [`Tokens::revoke_all`] ends too.
+    sessions: Option<Arc<dyn SessionStore>>,
 }
 
 impl Tokens {
@@ -77,7 +79,15 @@ impl Tokens {
             directory,
             clock,
             auth_cache,
+            sessions: None,
         }
+    }
+
+    /// [`Tokens::revoke_all`] also ends the user's web sessions in `sessions`.
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Issues a new token for `user` and returns its plaintext: the only time it is seen.
@@ -108,7 +118,8 @@ impl Tokens {
         Ok(ApiToken(plaintext))
     }
 
-    /// Revokes every token of `user` (when the user is deleted); returns how many.
+    /// Revokes every token of `user` (when the user is deleted) and ends their web sessions;
+    /// returns how many tokens.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the store is down.
@@ -116,6 +127,10 @@ impl Tokens {
         let revoked = self.store.revoke_all(user, self.clock.now()).await;
         // Even after an error: the revocation may have been applied all the same.
         self.auth_cache.forget_user(user);
+        if let Some(sessions) = &self.sessions {
+            let ended = sessions.delete_sessions_of(user).await?;
+            tracing::info!(user_id = %user, ended, "ended the web sessions of a user whose tokens were revoked");
+        }
         Ok(revoked?)
     }
 

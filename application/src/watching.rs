@@ -14,6 +14,10 @@
 //! again needs no signal between replicas and costs a store lookup per open token per cache
 //! lifetime, as if each watcher made a request that often. A check the store cannot answer
 //! keeps the watch open: nothing new reaches it during an outage anyway.
+//!
+//! A watch the web inbox opens ([`Watching::open_session`]) checks its web session instead,
+//! in the store each time (sessions are not cached): it ends once the session is signed out,
+//! expired, or ended with its user's tokens, deletion or suspension.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,6 +30,7 @@ use crate::Error;
 use crate::limits::{WatchLimits, limit_keys};
 use crate::ports::{InboxFeed, InboxSubscription, TokenHash};
 use crate::tokens::Tokens;
+use crate::web_sessions::WebSessions;
 
 /// How often an open watch checks that its token still authenticates.
 pub const WATCH_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -88,6 +93,26 @@ impl Watching {
     /// here; [`Error::AtCapacity`] when this replica holds [`WatchLimits::total`];
     /// [`Error::Unavailable`] when the feed cannot subscribe.
     pub async fn open(&self, user: UserId, token: TokenHash) -> Result<Watch, Error> {
+        self.open_with(user, Credential::Token(self.tokens.clone(), token))
+            .await
+    }
+
+    /// As [`Watching::open`], for a web session (known by its hash) of `sessions`: the watch
+    /// lasts while the session does.
+    ///
+    /// # Errors
+    /// As [`Watching::open`].
+    pub async fn open_session(
+        &self,
+        user: UserId,
+        sessions: WebSessions,
+        session: TokenHash,
+    ) -> Result<Watch, Error> {
+        self.open_with(user, Credential::Session(sessions, session))
+            .await
+    }
+
+    async fn open_with(&self, user: UserId, credential: Credential) -> Result<Watch, Error> {
         let slot = self.take_slot(user)?;
         let subscription = self.feed.subscribe(user).await?;
         let period = WATCH_RECHECK_INTERVAL;
@@ -96,8 +121,7 @@ impl Watching {
         Ok(Watch {
             subscription,
             _slot: slot,
-            tokens: self.tokens.clone(),
-            token,
+            credential,
             user,
             recheck,
         })
@@ -168,13 +192,19 @@ impl Drop for Slot {
     }
 }
 
+/// What a watch was opened with, checked again every [`WATCH_RECHECK_INTERVAL`].
+#[derive(Debug)]
+enum Credential {
+    Token(Tokens, TokenHash),
+    Session(WebSessions, TokenHash),
+}
+
 /// One user's open watch: their new notifications, while their token lasts.
 #[derive(Debug)]
 pub struct Watch {
     subscription: InboxSubscription,
     _slot: Slot,
-    tokens: Tokens,
-    token: TokenHash,
+    credential: Credential,
     user: UserId,
     recheck: Interval,
 }
@@ -202,7 +232,11 @@ impl Watch {
 
     /// Why the watch must end now, if it must.
     async fn check(&self) -> Option<WatchEnd> {
-        match self.tokens.authenticate_hash(self.token).await {
+        let authenticated = match &self.credential {
+            Credential::Token(tokens, token) => tokens.authenticate_hash(*token).await,
+            Credential::Session(sessions, session) => sessions.authenticate_hash(*session).await,
+        };
+        match authenticated {
             Ok(Some(user)) if user.id != self.user => Some(WatchEnd::Revoked),
             Ok(Some(user)) if user.status == UserStatus::Suspended => Some(WatchEnd::Suspended),
             Ok(Some(_)) => None,

@@ -35,7 +35,7 @@ use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
     Config, ConfigError, DefaultMethod, DeliveryConfig, Events, Inbox, Limits, Messages,
     NotifierConfig, NotifierHandle, NotifierSettings, NotifierStores, Ports, Preferences, Purger,
-    ReportScheduler, Services, Settings, Templates, Tokens, Users,
+    ReportScheduler, Services, Settings, Templates, Tokens, Users, WebSessions,
 };
 use herald_domain::catalogue;
 use herald_inbox::InboxDispatcher;
@@ -465,7 +465,11 @@ impl HeraldBuilder {
         let notifier =
             services.spawn_notifier(self.notifier_name.unwrap_or_else(default_notifier_name));
         Ok(Herald {
-            purge: Some(PurgeLoop::spawn(services.purger().clone(), PURGE_INTERVAL)),
+            purge: Some(PurgeLoop::spawn(
+                services.purger().clone(),
+                services.web_sessions().clone(),
+                PURGE_INTERVAL,
+            )),
             reports: Some(services.spawn_reports()),
             notifier: Some(notifier),
             services,
@@ -696,7 +700,8 @@ impl Herald {
     }
 }
 
-/// Purges old messages every `interval` (the first time at once) until stopped.
+/// Purges old messages, and expired web sessions and sign-in links, every `interval` (the
+/// first time at once) until stopped.
 #[derive(Debug)]
 struct PurgeLoop {
     stop: watch::Sender<bool>,
@@ -704,22 +709,27 @@ struct PurgeLoop {
 }
 
 impl PurgeLoop {
-    fn spawn(purger: Purger, interval: Duration) -> Self {
+    fn spawn(purger: Purger, sessions: WebSessions, interval: Duration) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => match purger.purge().await {
-                        Ok(PurgeOutcome::Purged(_)) => {}
-                        Ok(PurgeOutcome::Skipped) => {
-                            tracing::debug!("notifications: another replica is purging");
+                    _ = ticks.tick() => {
+                        match purger.purge().await {
+                            Ok(PurgeOutcome::Purged(_)) => {}
+                            Ok(PurgeOutcome::Skipped) => {
+                                tracing::debug!("notifications: another replica is purging");
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "notifications: could not purge old messages");
+                            }
                         }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "notifications: could not purge old messages");
+                        if let Err(err) = sessions.purge_expired().await {
+                            tracing::warn!(error = %err, "web: could not purge expired sessions");
                         }
-                    },
+                    }
                     changed = stopped.changed() => {
                         if changed.is_err() || *stopped.borrow() {
                             break;

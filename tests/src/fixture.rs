@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use herald_application::CachedTemplates;
 use herald_application::ports::{
     BuildStore, InboxFeed, InboxStore, MessageQueue, PreferenceStore, RateCounter, ReportLog,
-    ResourceStateStore, SettingsStore, SystemClock, TaskStateStore, TemplateStore, TokenStore,
-    UserRegistry, Wakeup, WakeupListener,
+    ResourceStateStore, SessionStore, SettingsStore, SystemClock, TaskStateStore, TemplateStore,
+    TokenStore, UserRegistry, Wakeup, WakeupListener,
 };
 use herald_application::templates::TEMPLATE_CACHE_TTL;
 use herald_memory::{MemoryInboxFeed, MemoryStore, MemoryWakeup};
@@ -43,6 +43,7 @@ pub struct Backend {
     pub settings: Arc<dyn SettingsStore>,
     pub inbox: Arc<dyn InboxStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub sessions: Arc<dyn SessionStore>,
     pub rates: Arc<dyn RateCounter>,
     pub resources: Arc<dyn ResourceStateStore>,
     pub tasks: Arc<dyn TaskStateStore>,
@@ -227,6 +228,7 @@ impl MemoryBackend {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
+            sessions: store.clone(),
             rates: store.clone(),
             resources: store.clone(),
             tasks: store.clone(),
@@ -313,6 +315,7 @@ impl PostgresBackend {
             settings: store.clone(),
             inbox: store.clone(),
             tokens: store.clone(),
+            sessions: store.clone(),
             rates: store.clone(),
             resources: store.clone(),
             tasks: store.clone(),

@@ -15,7 +15,8 @@
 //! (events, settings, templates, preferences, messages), `inbox`, `signals` (the host's resource usage and task states), `unsubscribe` (the signed
 //! one-click links of emails), `health` and `metrics` (`GET /metrics`, Prometheus text). The
 //! route table in [`routes`] builds the router and writes `GET /api/v2/openapi.json`, so a
-//! route cannot be served without being described.
+//! route cannot be served without being described. The web pages ([`web`]: sign-in and the
+//! inbox, HTML over session cookies) are added beside the API's routes, outside the table.
 
 mod builds;
 mod error;
@@ -30,6 +31,7 @@ mod unsubscribe;
 mod users;
 mod vocabulary;
 pub mod watch;
+pub mod web;
 
 use std::fmt;
 use std::future::Future;
@@ -146,7 +148,7 @@ type State = Arc<Api>;
 /// The whole HTTP API: the routes under [`API_PREFIX`], `/healthz`, `/readyz` and `/metrics`.
 /// Routes are added in [`routes`]'s table only: it also writes `GET /api/v2/openapi.json`.
 pub fn router(api: Api) -> Router {
-    routes::add_all(Router::new())
+    web::add(routes::add_all(Router::new()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(Arc::new(api))

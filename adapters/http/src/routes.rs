@@ -182,7 +182,7 @@ pub(crate) fn table() -> Vec<Route> {
         MessageListJson, MethodBody, PreferenceListJson, PreferencesBody, SettingsBody,
         TemplateJson, TemplateListJson,
     };
-    use users::{TokenJson, UserBody, UserJson};
+    use users::{SignInLinkJson, TokenJson, UserBody, UserJson};
     vec![
         Route::api(Get, "/users/me", users::me, "The calling user")
             .returns::<UserJson>(&[200, 401]),
@@ -210,6 +210,13 @@ pub(crate) fn table() -> Vec<Route> {
             "Issue an API token",
         )
         .returns::<TokenJson>(&[201, 400, 401, 403, 404]),
+        Route::api(
+            Post,
+            "/users/{id}/sign-in-links",
+            users::create_sign_in_link,
+            "Mint a one-time sign-in link to the web pages (valid 10 minutes)",
+        )
+        .returns::<SignInLinkJson>(&[201, 400, 401, 403, 404]),
         Route::api(
             Get,
             "/users/{id}/notifications/preferences",

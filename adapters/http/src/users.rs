@@ -150,3 +150,24 @@ pub(crate) async fn create_token(
         },
     ))
 }
+
+/// A one-time sign-in link to the web pages, on the access URL.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SignInLink)]
+pub(crate) struct SignInLinkJson {
+    url: String,
+}
+
+/// Owners and user admins mint links for any user, so a host application can send its users
+/// straight to their pages.
+pub(crate) async fn create_sign_in_link(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<UserRef>,
+) -> Result<Response, ApiError> {
+    let id = caller.resolve(id);
+    caller.require(USER_ADMINS)?;
+    let link = api.services.web_sessions().mint_link(id).await?;
+    let url = crate::web::sign_in_link_url(api.services.access_url(), &link);
+    Ok(json(StatusCode::CREATED, &SignInLinkJson { url }))
+}

@@ -112,6 +112,17 @@ pub(crate) async fn watch(
 /// WebSocket library's own limit is 64 MiB); one over it ends the connection.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
+/// An open watch as Server-Sent Events of plain-text updates (the web inbox's live part).
+pub(crate) fn events(watch: Watch, inbox: Inbox) -> Response {
+    Watcher {
+        watch,
+        inbox,
+        format: Format::PlainText,
+    }
+    .serve_events()
+    .into_response()
+}
+
 /// Whether the `Accept` headers name `text/event-stream`.
 fn accepts_event_stream(headers: &HeaderMap) -> bool {
     headers

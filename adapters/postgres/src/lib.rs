@@ -20,6 +20,7 @@ mod inbox;
 mod preferences;
 mod queue;
 mod rates;
+mod sessions;
 mod settings;
 mod signal_states;
 mod signals;

@@ -137,10 +137,13 @@ impl UserRegistry for PgStore {
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
-        // One statement: the tokens go with the user, whatever happens after it.
+        // One statement: the tokens and web sessions go with the user, whatever happens
+        // after it.
         let result = sqlx::query(
             "WITH revoked AS (UPDATE api_tokens SET revoked_at = now() \
-                 WHERE user_id = $1 AND revoked_at IS NULL) \
+                 WHERE user_id = $1 AND revoked_at IS NULL), \
+             ended AS (DELETE FROM web_sessions WHERE user_id = $1), \
+             unlinked AS (DELETE FROM sign_in_links WHERE user_id = $1) \
              UPDATE users SET deleted = true, updated_at = now() WHERE id = $1 AND NOT deleted",
         )
         .bind(id.as_uuid())

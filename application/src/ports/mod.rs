@@ -13,6 +13,7 @@ mod preference_store;
 mod rate_counter;
 mod report_log;
 mod resource_state_store;
+mod session_store;
 mod settings_store;
 mod store_error;
 mod task_state_store;
@@ -38,6 +39,7 @@ pub use preference_store::{PreferenceChange, PreferenceStore, TemplatePreference
 pub use rate_counter::RateCounter;
 pub use report_log::{ReportClaim, ReportLog};
 pub use resource_state_store::ResourceStateStore;
+pub use session_store::{NewSession, SessionStore};
 pub use settings_store::SettingsStore;
 pub use store_error::StoreError;
 pub use task_state_store::TaskStateStore;

@@ -604,6 +604,13 @@ fn the_cli_has_the_designed_commands() {
 
     assert_eq!(
         names,
-        ["migrate", "notifications", "server", "templates", "users"]
+        [
+            "migrate",
+            "notifications",
+            "preferences",
+            "server",
+            "templates",
+            "users"
+        ]
     );
 }

@@ -2,8 +2,10 @@
 //! the command line and its configuration, `herald migrate` and `herald server` on a fresh
 //! database, the HTTP API and the client commands against a running server, two replicas on
 //! one database, the notifier's own pool beside the API's, the failed-builds report scheduler,
-//! the built-in PostgreSQL cluster, the embedding example, and the webhook body formats.
+//! the built-in PostgreSQL cluster, the embedding example, the webhook body formats, and the web
+//! pages in a headless Chromium (`browser`, driven through `webdriver`).
 
+mod browser;
 mod builtin;
 mod cli;
 mod config;
@@ -17,6 +19,7 @@ mod replicas;
 mod reports;
 mod running;
 mod support;
+mod webdriver;
 mod webhook_formats;
 
 // The embedding example itself, compiled into the tests that run it: its `main` is not called

@@ -10,6 +10,7 @@ mod preferences;
 mod queue;
 mod rates;
 mod scheduled;
+mod sessions;
 mod settings;
 mod signal_states;
 mod templates;

@@ -15,3 +15,4 @@ mod signals;
 mod support;
 mod unsubscribe;
 mod watch;
+mod web;

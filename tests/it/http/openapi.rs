@@ -457,6 +457,8 @@ async fn every_json_answer_matches_its_documented_schema() {
             })),
         Probe::new(Post, "/api/v2/users/{id}/tokens", &app.owner)
             .at(format!("/api/v2/users/{member}/tokens")),
+        Probe::new(Post, "/api/v2/users/{id}/sign-in-links", &app.owner)
+            .at(format!("/api/v2/users/{member}/sign-in-links")),
         Probe::new(
             Put,
             "/api/v2/users/{id}/notifications/preferences",

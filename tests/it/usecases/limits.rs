@@ -273,6 +273,44 @@ async fn a_watch_ends_within_a_recheck_once_its_token_is_revoked_here() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_watch_opened_by_a_web_session_lasts_as_long_as_the_session() {
+    let setup = Setup::new(Limits::default());
+    let ann = setup.user("ann").await;
+    let token = setup.services.tokens().issue(ann.id).await.unwrap();
+    let sessions = setup.services.web_sessions();
+    let (kept, ended) = (
+        sessions
+            .sign_in_with_token(token.expose())
+            .await
+            .unwrap()
+            .unwrap(),
+        sessions
+            .sign_in_with_token(token.expose())
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let watching = setup.services.watching();
+    let mut kept_watch = watching
+        .open_session(ann.id, sessions.clone(), kept.hash())
+        .await
+        .unwrap();
+    let mut ended_watch = watching
+        .open_session(ann.id, sessions.clone(), ended.hash())
+        .await
+        .unwrap();
+
+    sessions.sign_out(&ended).await.unwrap();
+
+    assert_eq!(
+        ends_within_a_recheck(&mut ended_watch).await,
+        WatchEnd::Revoked
+    );
+    let still = tokio::time::timeout(WATCH_RECHECK_INTERVAL * 3, kept_watch.next()).await;
+    assert!(still.is_err(), "the other session's watch ended: {still:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_watch_ends_once_its_user_is_deleted_or_suspended() {
     let setup = Setup::new(Limits::default());
     let users = setup.services.users().unwrap();

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: every repository and the message queue, in memory, behind one lock.
 //!
 //! Each concern keeps its rows in its own module (`queue`, `users`, `preferences`,
-//! `templates`, `settings`, `inbox`, `tokens`, `rates`, `signals`, `builds`) as plain synchronous code; the port implementations there
+//! `templates`, `settings`, `inbox`, `tokens`, `sessions`, `rates`, `signals`, `builds`) as plain synchronous code; the port implementations there
 //! take the lock through [`MemoryStore::with`], which also answers for an injected outage.
 
 mod builds;
@@ -9,6 +9,7 @@ mod inbox;
 mod preferences;
 mod queue;
 mod rates;
+mod sessions;
 mod settings;
 mod signals;
 mod templates;
@@ -48,6 +49,7 @@ struct State {
     inbox: inbox::Inbox,
     settings: settings::Settings,
     tokens: tokens::Tokens,
+    sessions: sessions::Sessions,
     rates: rates::Rates,
     signals: signals::SignalStates,
     builds: builds::Builds,

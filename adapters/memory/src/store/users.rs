@@ -92,6 +92,7 @@ impl UserRegistry for MemoryStore {
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
         self.with(|state| {
             state.tokens.revoke_all(id);
+            state.sessions.delete_of(id);
             state.users.delete(id)
         })
     }

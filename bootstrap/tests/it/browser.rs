@@ -1,0 +1,295 @@
+//! The web pages in a real browser: Debian's Chromium, headless, through chromedriver
+//! ([`crate::webdriver`]), against the `herald server` binary on a fresh PostgreSQL database.
+//! Each test saves a screenshot of the page it ends on under `target/ui-screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{self, Process, TestDatabase};
+use crate::webdriver::Browser;
+
+/// A running server whose access URL is its own address, and two users of it.
+struct Site {
+    address: String,
+    owner: String,
+    member: String,
+    member_id: String,
+    _process: Process,
+    database: TestDatabase,
+}
+
+impl Site {
+    async fn start() -> Self {
+        let database = TestDatabase::create().await;
+        let create = |username: &str, roles: &str| {
+            let (status, stdout, stderr) = support::run(
+                &[
+                    "users",
+                    "create",
+                    "--email",
+                    &format!("{username}@example.com"),
+                    "--username",
+                    username,
+                    "--name",
+                    &format!("{}{}", username[..1].to_uppercase(), &username[1..]),
+                    "--roles",
+                    roles,
+                    "--postgres-url",
+                    &database.url,
+                ],
+                &[],
+            );
+            assert!(status.success(), "{stdout}\n{stderr}");
+            stdout.trim().to_owned()
+        };
+        let owner = create("olivia", "owner");
+        let member = create("mia", "member");
+        // The access URL must name the port, so the port is chosen before the server starts.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let data_dir = support::temp_dir("herald-browser-test");
+        let mut process = Process::spawn(&[
+            "server",
+            "--postgres-url",
+            &database.url,
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--http-address",
+            &address,
+            "--access-url",
+            &format!("http://{address}"),
+        ]);
+        process.wait_for_line("HTTP API listening on", Duration::from_secs(30));
+        let (status, me) = api(&address, "GET", "/api/v2/users/me", &member, None);
+        assert_eq!(status, 200, "{me}");
+        Self {
+            member_id: me["id"].as_str().unwrap().to_owned(),
+            address,
+            owner,
+            member,
+            _process: process,
+            database,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A one-time sign-in link for the member, minted by the owner.
+    fn sign_in_link(&self) -> String {
+        let (status, body) = api(
+            &self.address,
+            "POST",
+            &format!("/api/v2/users/{}/sign-in-links", self.member_id),
+            &self.owner,
+            None,
+        );
+        assert_eq!(status, 201, "{body}");
+        body["url"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends the member a custom notification and waits until it is in their inbox (the
+    /// notifier delivers it a moment later).
+    fn notify_member(&self, title: &str) {
+        let before = self.member_unread();
+        self.send_to_member(title);
+        let deadline = std::time::Instant::now() + crate::webdriver::PAGE_WAIT;
+        while self.member_unread() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{title:?} never reached the inbox"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn member_unread(&self) -> u64 {
+        let (status, body) = api(
+            &self.address,
+            "GET",
+            "/api/v2/notifications/inbox",
+            &self.member,
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        body["unread_count"].as_u64().unwrap()
+    }
+
+    /// Sends the member a custom notification (it lands in their inbox).
+    fn send_to_member(&self, title: &str) {
+        let (status, body) = api(
+            &self.address,
+            "POST",
+            "/api/v2/notifications/custom",
+            &self.member,
+            Some(json!({"content": {"title": title, "message": "Sent by the browser test."}})),
+        );
+        assert_eq!(status, 204, "{body}");
+    }
+
+    async fn stop(self) {
+        drop(self._process);
+        self.database.drop_now().await;
+    }
+}
+
+/// One JSON request: (status, body or `null`).
+fn api(address: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Waits until the inbox page's live connection is open.
+fn wait_until_live(browser: &Browser) {
+    browser.find("#notifications[data-live='open']");
+}
+
+/// The unread count the page shows.
+fn unread(browser: &Browser) -> String {
+    browser.text_of("#unread-count")
+}
+
+fn wait_for_unread(browser: &Browser, count: &str) {
+    browser.wait_for(&format!("an unread count of {count}"), || {
+        (unread(browser) == count).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_link_opens_the_inbox_where_notifications_arrive_live_and_are_marked_read() {
+    let site = Site::start().await;
+    let browser = Browser::start("inbox");
+
+    let link = site.sign_in_link();
+    browser.goto(&link);
+    browser.wait_for("the inbox after the sign-in link", || {
+        browser.url().ends_with("/inbox").then_some(())
+    });
+    assert_eq!(unread(&browser), "0");
+    assert!(browser.source().contains("No notifications yet."));
+
+    // Live: the page is not reloaded, yet the notification appears and the count follows.
+    browser.run("window.notReloaded = true;");
+    wait_until_live(&browser);
+    site.notify_member("Build 42 finished");
+    wait_for_unread(&browser, "1");
+    let title = browser.text_of("#notifications li.unread .title");
+    assert_eq!(title, "Build 42 finished");
+    assert_eq!(browser.run("return window.notReloaded === true;"), true);
+
+    // Mark read (the form the live script added).
+    browser.click(&browser.find("#notifications li.unread button"));
+    browser.wait_for("the notification marked read", || {
+        browser.all("#notifications li.read").first().cloned()
+    });
+    assert_eq!(unread(&browser), "0");
+    wait_until_live(&browser);
+
+    // Mark all read, after two more (these arrive live too).
+    site.notify_member("Deploy to staging done");
+    site.notify_member("Weekly report ready");
+    wait_for_unread(&browser, "2");
+    browser.click(&browser.find("#mark-all-read"));
+    browser.wait_for("every notification read", || {
+        (browser.all("#notifications li.unread").is_empty()
+            && browser.all("#notifications li.read").len() == 3)
+            .then_some(())
+    });
+    assert_eq!(unread(&browser), "0");
+
+    // Mark one unread again, then the unread filter shows it alone.
+    browser.click(&browser.find("#notifications li.read button"));
+    wait_for_unread(&browser, "1");
+    browser.click(&browser.find(".filters a[href='/inbox?filter=unread']"));
+    browser.wait_for("the unread filter", || {
+        (browser.url().ends_with("filter=unread") && browser.all("#notifications li").len() == 1)
+            .then_some(())
+    });
+    browser.click(&browser.find(".filters a[href='/inbox']"));
+    browser.wait_for("all notifications again", || {
+        (browser.all("#notifications li").len() == 3).then_some(())
+    });
+    browser.screenshot();
+
+    // The link was used: following it again is refused.
+    browser.goto(&link);
+    browser.wait_for("the refusal of a used link", || {
+        browser
+            .source()
+            .contains("Sign-in link not valid")
+            .then_some(())
+    });
+    browser.screenshot_named("sign-in-link-used");
+    drop(browser);
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_form_signs_in_and_a_form_without_its_csrf_token_is_refused() {
+    let site = Site::start().await;
+    let browser = Browser::start_sized("sign-in", 390, 700);
+    browser.goto(&site.url("/inbox"));
+    browser.wait_for("the sign-in page", || {
+        browser.url().ends_with("/sign-in").then_some(())
+    });
+    browser.screenshot();
+    browser.type_into(&browser.find("#token"), &site.member);
+    browser.click(&browser.find("form.card button[type=submit]"));
+    browser.wait_for("the inbox after signing in", || {
+        browser.url().ends_with("/inbox").then_some(())
+    });
+    site.notify_member("A notification on a phone");
+    browser.goto(&site.url("/inbox"));
+    assert_eq!(unread(&browser), "1");
+    browser.screenshot_named("inbox-phone");
+
+    // The mark-all form, its CSRF token removed, is refused with a 403 page.
+    browser.run(
+        "document.querySelector('form[action=\"/inbox/read-all\"] input[name=csrf]').remove();",
+    );
+    browser.click(&browser.find("#mark-all-read"));
+    browser.wait_for("the refusal of the form", || {
+        browser.source().contains("Form refused").then_some(())
+    });
+    browser.screenshot_named("csrf-refused");
+    browser.goto(&site.url("/inbox"));
+    assert_eq!(unread(&browser), "1", "the refused form changed nothing");
+
+    // Sign out: the inbox leads to the sign-in page again.
+    browser.click(&browser.find("form[action='/sign-out'] button"));
+    browser.wait_for("the sign-in page after signing out", || {
+        browser.url().ends_with("/sign-in").then_some(())
+    });
+    browser.goto(&site.url("/inbox"));
+    browser.wait_for("the sign-in page for a signed-out browser", || {
+        browser.url().ends_with("/sign-in").then_some(())
+    });
+    drop(browser);
+    site.stop().await;
+}
