@@ -201,6 +201,9 @@ pub struct ServerOptions {
     /// Drops the first connection that sends `MAIL FROM`, without a reply (recorded as
     /// `reset`).
     pub reset_first_mail: bool,
+    /// Drops the connection that sends the second `MAIL FROM`, without a reply (recorded as
+    /// `reset`): one a client kept after its first message.
+    pub reset_second_mail: bool,
     /// Never answers the end of the first message's DATA (recorded as `hung_data`).
     pub hang_first_data: bool,
 }
@@ -222,6 +225,7 @@ impl Default for ServerOptions {
             greylist_rcpt: None,
             auth_unavailable: false,
             reset_first_mail: false,
+            reset_second_mail: false,
             hang_first_data: false,
         }
     }
@@ -336,6 +340,9 @@ impl SmtpServer {
         }
         if options.reset_first_mail {
             command.arg("--reset-first-mail");
+        }
+        if options.reset_second_mail {
+            command.arg("--reset-second-mail");
         }
         if options.hang_first_data {
             command.arg("--hang-first-data");

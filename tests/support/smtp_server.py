@@ -23,7 +23,8 @@ none, i.e. "", and the login itself; "authzid" records what PLAIN sent, null for
 recorded as {"event": "refused_rcpt", "rcpt": ADDR}); --greylist-rcpt ADDR answers
 RCPT TO:<ADDR> with 450; --reject-data CODE answers the end of DATA with CODE;
 --auth-unavailable answers AUTH PLAIN with 454; --reset-first-mail drops the first connection
-that sends MAIL FROM without a reply; --hang-first-data never answers the end of the first
+that sends MAIL FROM without a reply; --reset-second-mail drops the connection that sends the
+second MAIL FROM (a connection the client kept between two messages) without a reply; --hang-first-data never answers the end of the first
 message's DATA (recorded as "hung_data"); --client-ca asks for (but does not require) a client
 certificate signed by that CA.
 """
@@ -49,6 +50,7 @@ class Handler:
         self.refused = {address.lower() for address in args.refuse_rcpt}
         self.greylisted = {address.lower() for address in args.greylist_rcpt}
         self.reset = False
+        self.mails = 0
         self.offered = set() if args.auth == "none" else set(args.auth.split(","))
         self.hung = False
 
@@ -63,10 +65,19 @@ class Handler:
             responses = [line for line in responses if not line.startswith("250-AUTH")]
         return responses
 
+    async def handle_NOOP(self, server, session, envelope, arg):
+        self.record({"event": "noop"})
+        return "250 OK"
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.args.reject_mail:
             self.record({"event": "rejected_mail", "mail_from": address})
             return f"{self.args.reject_mail} 5.7.1 <{address}>: Sender address rejected"
+        self.mails += 1
+        if self.args.reset_second_mail and self.mails == 2:
+            self.record({"event": "reset", "mail_from": address})
+            server.transport.abort()
+            return "421 4.4.2 Connection dropped"
         if self.args.reset_first_mail and not self.reset:
             # Mid-conversation, the connection is gone: no reply, the socket reset.
             self.reset = True
@@ -271,6 +282,7 @@ def parse_args():
     parser.add_argument("--greylist-rcpt", action="append", default=[])
     parser.add_argument("--auth-unavailable", action="store_true")
     parser.add_argument("--reset-first-mail", action="store_true")
+    parser.add_argument("--reset-second-mail", action="store_true")
     parser.add_argument("--hang-first-data", action="store_true")
     args = parser.parse_args()
     if args.tls != "none" and not (args.cert and args.key):

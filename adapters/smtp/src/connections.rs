@@ -11,8 +11,12 @@
 //! with the configured [`TlsParameters`] and connect timeout, then AUTH with PLAIN preferred
 //! and LOGIN otherwise, or AUTH PLAIN acting as another identity ([`crate::plain_identity`]).
 //!
-//! Pooling: every connection is kept for the next deliveries once its send completed, checked
-//! with `NOOP` before reuse and dropped once idle for longer than the idle timeout.
+//! Pooling: every connection is kept for the next deliveries once its send completed and
+//! dropped once idle for longer than the idle timeout. One idle for less than
+//! [`UNCHECKED_REUSE`] is reused as it is (it was answering a moment ago); one idle longer is
+//! checked with `NOOP` first. Should the server have closed an unchecked one meanwhile, its
+//! `MAIL FROM` fails without a reply, before anything was sent, and the message goes over a new
+//! connection at once (a reply, even a refusal, is the server's answer and stands).
 //! Concurrent deliveries that find none idle open their own, so as many stay open as were
 //! sent at once (the notifier sends a whole lease at once). A connection is only kept after a
 //! completed send, so one left mid-conversation by a timeout or a cancelled delivery is
@@ -136,11 +140,18 @@ impl Connections {
     /// # Errors
     /// The [`Failure`] of connecting, authenticating or sending.
     pub async fn send(&self, message: &Message) -> Result<Response, Failure> {
-        let mut connection = match self.reusable().await {
-            Some(connection) => connection,
-            None => self.connect().await?,
+        let (mut connection, unchecked) = match self.reusable().await {
+            Some(reused) => reused,
+            None => (self.connect().await?, false),
         };
-        match transaction(&mut connection, message).await {
+        let mut sent = transaction(&mut connection, message).await;
+        if unchecked && closed_before_mail(&sent) {
+            // Closed by the server while idle: nothing was sent; a new connection.
+            connection.abort().await;
+            connection = self.connect().await?;
+            sent = transaction(&mut connection, message).await;
+        }
+        match sent {
             Ok(response) => {
                 self.put_idle(connection);
                 Ok(response)
@@ -157,17 +168,21 @@ impl Connections {
         }
     }
 
-    /// The most recently used idle connection that still answers `NOOP`; those idle too
+    /// The most recently used idle connection: as it is when idle for less than
+    /// [`UNCHECKED_REUSE`] (`true`: unchecked), else once it answered `NOOP`. Those idle too
     /// long, or that do not answer, are dropped (closed).
-    async fn reusable(&self) -> Option<AsyncSmtpConnection> {
+    async fn reusable(&self) -> Option<(AsyncSmtpConnection, bool)> {
         loop {
-            let mut connection = {
+            let (mut connection, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
                 idle.retain(|(_, since)| since.elapsed() < self.idle_timeout);
-                idle.pop().map(|(connection, _)| connection)?
+                idle.pop()?
             };
+            if since.elapsed() < UNCHECKED_REUSE {
+                return Some((connection, true));
+            }
             if connection.test_connected().await {
-                return Some(connection);
+                return Some((connection, false));
             }
             connection.abort().await;
         }
@@ -299,6 +314,18 @@ async fn transaction(
     }
     connection.command(Data).await.map_err(at(Stage::Data))?;
     connection.message(&content).await.map_err(at(Stage::Data))
+}
+
+/// How long a connection may have been idle and still be reused without a `NOOP` first.
+pub(crate) const UNCHECKED_REUSE: Duration = Duration::from_secs(2);
+
+/// Whether `sent` failed at `MAIL FROM` without a reply from the server (the connection was
+/// closed or reset): nothing of the message reached it.
+fn closed_before_mail(sent: &Result<Response, Failure>) -> bool {
+    matches!(
+        sent,
+        Err(Failure::Smtp { stage: Stage::Mail, error }) if error.status().is_none() && !error.is_timeout()
+    )
 }
 
 /// Tags an error with the stage it happened at.

@@ -848,6 +848,36 @@ async fn a_connection_reset_mid_conversation_is_retryable_and_the_next_send_reco
 }
 
 #[tokio::test]
+async fn a_kept_connection_is_reused_without_noop_and_one_the_server_closed_is_replaced() {
+    let env = TestEnv::new();
+    let server = env.server(ServerOptions {
+        reset_second_mail: true,
+        ..ServerOptions::default()
+    });
+    let dispatcher = env.dispatcher(env.config(&server));
+    dispatcher
+        .dispatch(&delivery("a@example.com"))
+        .await
+        .unwrap();
+
+    // Reused at once, without a NOOP; the server drops it at MAIL FROM, before anything of
+    // the message was sent: the message goes over a new connection.
+    dispatcher
+        .dispatch(&delivery("b@example.com"))
+        .await
+        .unwrap();
+
+    assert_eq!(server.events("reset").len(), 1);
+    assert!(server.events("noop").is_empty(), "checked with NOOP");
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2);
+    assert_ne!(
+        messages[0]["peer_port"], messages[1]["peer_port"],
+        "the second went over a new connection"
+    );
+}
+
+#[tokio::test]
 async fn a_non_ascii_address_to_a_server_without_smtputf8_is_permanent() {
     let env = TestEnv::new();
     // aiosmtpd does not offer SMTPUTF8 unless asked to.
