@@ -133,7 +133,9 @@ impl App {
             Config {
                 app_name: "Herald".to_owned(),
                 access_url: "https://herald.example.com".to_owned(),
-                app_url: None,
+                // Catalogue links go to the host application; Herald's own pages and links stay on
+                // the access URL.
+                app_url: Some("https://app.example.com".to_owned()),
                 default_method: DefaultMethod::Webhook,
                 notifier: NotifierSettings::default(),
                 unsubscribe_key: key.clone(),
@@ -190,7 +192,7 @@ impl App {
             Config {
                 app_name: "Herald".to_owned(),
                 access_url: "https://herald.example.com".to_owned(),
-                app_url: None,
+                app_url: Some("https://app.example.com".to_owned()),
                 default_method: DefaultMethod::Webhook,
                 notifier: NotifierSettings::default(),
                 unsubscribe_key: self.key.clone(),
