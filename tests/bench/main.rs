@@ -831,45 +831,45 @@ enum Mixed {
     BesideRawEmail,
 }
 
-/// CPU seconds used so far by each process of the mixed drain.
+/// CPU seconds used so far by each process of the mixed drain: those of every scenario, and
+/// the SMTP server.
 #[derive(Debug, Clone, Copy)]
 struct MixedCpu {
-    herald: f64,
-    postgres: f64,
+    processes: server::CpuSample,
     smtp: f64,
-    bench: f64,
 }
 
 impl MixedCpu {
     fn take(server: &Server, smtp: &herald_tests::smtp_server::SmtpServer) -> Self {
         Self {
-            herald: server::cpu_seconds(&server.pid.to_string()).unwrap_or(0.0),
-            postgres: server::postgres_cpu_seconds(),
+            processes: server::CpuSample::take(server),
             smtp: server::cpu_seconds(&smtp.pid().to_string()).unwrap_or(0.0),
-            bench: server::cpu_seconds("self").unwrap_or(0.0),
         }
     }
 
     fn since(&self, earlier: &Self) -> Self {
         Self {
-            herald: self.herald - earlier.herald,
-            postgres: self.postgres - earlier.postgres,
+            processes: self.processes.since(&earlier.processes),
             smtp: self.smtp - earlier.smtp,
-            bench: self.bench - earlier.bench,
         }
     }
 
     /// The CPU each used over `wall`, and all of them as a share of the machine's cores.
     fn describe(&self, wall: Duration) -> String {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let total = self.herald + self.postgres + self.smtp + self.bench;
+        let server::CpuSample {
+            herald,
+            postgres,
+            bench,
+        } = self.processes;
+        let total = herald + postgres + self.smtp + bench;
         format!(
             "CPU over the webhook messages' {:.0} ms: herald {:.0} ms, postgres {:.0} ms, SMTP server {:.0} ms, receiver+clients {:.0} ms ({:.0} % of {cores} cores)",
             wall.as_secs_f64() * 1000.0,
-            self.herald * 1000.0,
-            self.postgres * 1000.0,
+            herald * 1000.0,
+            postgres * 1000.0,
             self.smtp * 1000.0,
-            self.bench * 1000.0,
+            bench * 1000.0,
             100.0 * total / (wall.as_secs_f64() * cores as f64),
         )
     }

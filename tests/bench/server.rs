@@ -388,9 +388,9 @@ pub fn postgres_cpu_seconds() -> f64 {
 /// CPU used by the server, PostgreSQL and this process (the receiver and clients).
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
-    herald: f64,
-    postgres: f64,
-    bench: f64,
+    pub herald: f64,
+    pub postgres: f64,
+    pub bench: f64,
 }
 
 impl CpuSample {
@@ -402,14 +402,24 @@ impl CpuSample {
         }
     }
 
+    /// The CPU seconds each spent since `earlier`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            herald: self.herald - earlier.herald,
+            postgres: self.postgres - earlier.postgres,
+            bench: self.bench - earlier.bench,
+        }
+    }
+
     /// CPU microseconds per message spent by each since `earlier`.
     pub fn per_message_since(&self, earlier: &Self, messages: usize) -> String {
-        let per = |now: f64, then: f64| (now - then) * 1e6 / messages as f64;
+        let spent = self.since(earlier);
+        let per = |seconds: f64| seconds * 1e6 / messages as f64;
         format!(
             "CPU per message: herald {:.0} µs, postgres {:.0} µs, receiver+clients {:.0} µs",
-            per(self.herald, earlier.herald),
-            per(self.postgres, earlier.postgres),
-            per(self.bench, earlier.bench)
+            per(spent.herald),
+            per(spent.postgres),
+            per(spent.bench)
         )
     }
 }
