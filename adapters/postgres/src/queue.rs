@@ -353,28 +353,50 @@ impl PurgeLockHolder {
     }
 }
 
+/// A batch as the arrays its `UNNEST` statements take.
+struct BatchColumns<'a> {
+    ids: Vec<Uuid>,
+    templates: Vec<Uuid>,
+    recipients: Vec<Uuid>,
+    methods: Vec<&'a str>,
+    payloads: Vec<String>,
+    targets: Vec<String>,
+    created_by: Vec<&'a str>,
+    created_at: Vec<DateTime<Utc>>,
+    hashes: Vec<Option<&'a str>>,
+    send_after: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn of(batch: &'a [NewMessage]) -> Result<Self, StoreError> {
+        Ok(Self {
+            ids: batch.iter().map(|m| *m.id.as_uuid()).collect(),
+            templates: batch.iter().map(|m| *m.template_id.as_uuid()).collect(),
+            recipients: batch.iter().map(|m| *m.recipient.as_uuid()).collect(),
+            methods: batch.iter().map(|m| m.method.as_str()).collect(),
+            payloads: batch
+                .iter()
+                .map(|m| payload_text(&m.payload))
+                .collect::<Result<_, _>>()?,
+            targets: batch.iter().map(|m| targets_literal(&m.targets)).collect(),
+            created_by: batch.iter().map(|m| m.created_by.as_str()).collect(),
+            created_at: batch.iter().map(|m| m.created_at).collect(),
+            hashes: batch
+                .iter()
+                .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
+                .collect(),
+            send_after: batch.iter().map(|m| m.send_after).collect(),
+        })
+    }
+}
+
 /// [`PgStore::insert_batch`]'s statement, on `connection` (a transaction's, for a claiming
 /// enqueue).
 async fn insert_batch(
     connection: &mut PgConnection,
     batch: &[NewMessage],
 ) -> Result<Vec<Uuid>, StoreError> {
-    let ids: Vec<Uuid> = batch.iter().map(|m| *m.id.as_uuid()).collect();
-    let templates: Vec<Uuid> = batch.iter().map(|m| *m.template_id.as_uuid()).collect();
-    let recipients: Vec<Uuid> = batch.iter().map(|m| *m.recipient.as_uuid()).collect();
-    let methods: Vec<&str> = batch.iter().map(|m| m.method.as_str()).collect();
-    let payloads: Vec<String> = batch
-        .iter()
-        .map(|m| payload_text(&m.payload))
-        .collect::<Result<_, _>>()?;
-    let targets: Vec<String> = batch.iter().map(|m| targets_literal(&m.targets)).collect();
-    let created_by: Vec<&str> = batch.iter().map(|m| m.created_by.as_str()).collect();
-    let created_at: Vec<DateTime<Utc>> = batch.iter().map(|m| m.created_at).collect();
-    let hashes: Vec<Option<&str>> = batch
-        .iter()
-        .map(|m| m.dedupe_hash.as_ref().map(DedupeHash::as_str))
-        .collect();
-    let send_after: Vec<Option<DateTime<Utc>>> = batch.iter().map(|m| m.send_after).collect();
+    let c = BatchColumns::of(batch)?;
     let queued = sqlx::query_scalar(
         "WITH claimed AS ( \
              INSERT INTO message_dedupe (dedupe_hash, message_id) \
@@ -402,21 +424,104 @@ async fn insert_batch(
              SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
          SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
     )
-    .bind(&ids)
-    .bind(&templates)
-    .bind(&recipients)
-    .bind(&methods)
-    .bind(&payloads)
-    .bind(&targets)
-    .bind(&created_by)
-    .bind(&created_at)
-    .bind(&hashes)
+    .bind(&c.ids)
+    .bind(&c.templates)
+    .bind(&c.recipients)
+    .bind(&c.methods)
+    .bind(&c.payloads)
+    .bind(&c.targets)
+    .bind(&c.created_by)
+    .bind(&c.created_at)
+    .bind(&c.hashes)
     .bind(crate::signals::WAKEUP_CHANNEL)
-    .bind(&send_after)
+    .bind(&c.send_after)
     .fetch_all(&mut *connection)
     .await
     .map_err(insert_error)?;
     Ok(queued)
+}
+
+/// A claiming enqueue's first try: one statement, no transaction around it, storing every key
+/// (with the answer of every message queued), dedupe hash and message with a plain `INSERT`.
+/// When any of them is stored already (a key claimed, even outside the window; a message
+/// queued today with the same dedupe hash; a repeat within the batch), its unique violation
+/// fails the whole statement, nothing is stored, and `Ok(None)` sends the enqueue through the
+/// transaction that sorts those cases out. Keys and hashes go in sorted order, so two such
+/// statements over the same ones wait for each other rather than deadlock.
+async fn enqueue_claiming_fresh(
+    pool: &sqlx::PgPool,
+    batch: &[NewMessage],
+    claims: &[KeyClaim],
+    now: DateTime<Utc>,
+    answers: ClaimAnswers<'_>,
+) -> Result<Option<Vec<Uuid>>, StoreError> {
+    let all_queued: Vec<EnqueueOutcome> = batch
+        .iter()
+        .map(|message| EnqueueOutcome::Queued(message.id))
+        .collect();
+    let answers = answers(&all_queued);
+    if answers.len() != claims.len() {
+        return Err(StoreError::Other(format!(
+            "{} answers for {} idempotency keys",
+            answers.len(),
+            claims.len()
+        )));
+    }
+    let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
+    let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
+    let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();
+    let c = BatchColumns::of(batch)?;
+    let stored = sqlx::query_scalar(
+        "WITH keys AS ( \
+             INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
+             SELECT caller, key, fingerprint, answer::jsonb, $16 \
+             FROM UNNEST($12::uuid[], $13::text[], $14::text[], $15::text[]) \
+                  AS k(caller, key, fingerprint, answer) \
+             ORDER BY caller, key), \
+         hashes AS ( \
+             INSERT INTO message_dedupe (dedupe_hash, message_id) \
+             SELECT dedupe_hash, id FROM UNNEST($1::uuid[], $9::text[]) AS c(id, dedupe_hash) \
+             WHERE dedupe_hash IS NOT NULL \
+             ORDER BY dedupe_hash), \
+         inserted AS ( \
+             INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+                 created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
+             SELECT id, template_id, recipient, method::notification_method, payload::json, \
+                    targets::uuid[], created_by, created_at, created_at, dedupe_hash, \
+                    send_after \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+                         $6::text[], $7::text[], $8::timestamptz[], $9::text[], \
+                         $11::timestamptz[]) \
+                  AS b(id, template_id, recipient, method, payload, targets, created_by, \
+                       created_at, dedupe_hash, send_after) \
+             RETURNING id), \
+         woken AS ( \
+             SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
+         SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
+    )
+    .bind(&c.ids)
+    .bind(&c.templates)
+    .bind(&c.recipients)
+    .bind(&c.methods)
+    .bind(&c.payloads)
+    .bind(&c.targets)
+    .bind(&c.created_by)
+    .bind(&c.created_at)
+    .bind(&c.hashes)
+    .bind(crate::signals::WAKEUP_CHANNEL)
+    .bind(&c.send_after)
+    .bind(&callers)
+    .bind(&keys)
+    .bind(&fingerprints)
+    .bind(&answers)
+    .bind(now)
+    .fetch_all(pool)
+    .await;
+    match stored {
+        Ok(queued) => Ok(Some(queued)),
+        Err(err) if crate::error::unique_violation(&err).is_some() => Ok(None),
+        Err(err) => Err(store_error(err)),
+    }
 }
 
 /// [`PgStore::insert_one`]'s statement, on `connection` (a transaction's, for a claiming
@@ -489,9 +594,11 @@ impl MessageQueue for PgStore {
         Ok(outcomes(batch, queued))
     }
 
-    /// One transaction: the keys' claim first (so a concurrent claim of one of them waits
-    /// here, or makes this one wait), then the messages as `enqueue` stores them, then each
-    /// key's answer. A claim older than the window is taken over in place.
+    /// First as one statement that stores everything only if nothing of it is stored yet
+    /// (`enqueue_claiming_fresh`, the common case: new keys, new messages). Else one
+    /// transaction: the keys' claim first (so a concurrent claim of one of them waits here, or
+    /// makes this one wait), then the messages as `enqueue` stores them, then each key's
+    /// answer. A claim older than the window is taken over in place.
     async fn enqueue_claiming(
         &self,
         batch: &[NewMessage],
@@ -499,6 +606,11 @@ impl MessageQueue for PgStore {
         now: DateTime<Utc>,
         answers: ClaimAnswers<'_>,
     ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
+        if let Some(queued) =
+            enqueue_claiming_fresh(&self.pool, batch, claims, now, answers).await?
+        {
+            return Ok(Some(outcomes(batch, queued)));
+        }
         let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
         let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
         let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();

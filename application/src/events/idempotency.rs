@@ -9,6 +9,10 @@
 //! the event's fields (object keys in sorted order, so the order a client wrote them in does
 //! not matter).
 //!
+//! A batch is first planned and claimed without reading its keys: a new key (the common case)
+//! costs no read of its own. A key found claimed makes the store refuse the whole batch, and
+//! the next round reads the keys' stored answers, replays those and stores the rest.
+//!
 //! Concurrent requests with one key: both may find the key free and plan their batch, but the
 //! store's unique key lets one claim in; the other's claim waits for that transaction, finds
 //! the key taken and stores nothing, and this use case then reads the winner's answer and
@@ -30,8 +34,9 @@ use super::{EnqueueResult, Event, Events, TemplateRef, results};
 use crate::Error;
 use crate::ports::{CallerKey, IDEMPOTENCY_WINDOW, KeyClaim};
 
-/// How many times a batch tries to claim its keys before answering that a key is in use.
-const CLAIM_ATTEMPTS: usize = 3;
+/// How many times a batch tries to claim its keys before answering that a key is in use: the
+/// first try without looking the keys up, then up to three with their stored answers read.
+const CLAIM_ATTEMPTS: usize = 4;
 
 /// Why a keyed batch was not stored.
 enum Failure {
@@ -99,9 +104,14 @@ impl Events {
         keys.dedup();
         let refused_at = refusal.index().unwrap_or(events.len());
         let mut refusal = Some(refusal);
-        for _ in 0..CLAIM_ATTEMPTS {
+        for attempt in 0..CLAIM_ATTEMPTS {
             let now = self.ports.clock.now();
-            let sources = self.sources(&events, &fingerprints, &keys, now).await?;
+            // Most keys are new: the first try claims them without reading them first, and a
+            // key found claimed sends the batch round again, reading the answers stored.
+            let look_up = attempt > 0;
+            let sources = self
+                .sources(&events, &fingerprints, &keys, now, look_up)
+                .await?;
             let positions: Vec<usize> = sources
                 .iter()
                 .enumerate()
@@ -178,19 +188,24 @@ impl Events {
         ))))
     }
 
-    /// Where each event's result comes from, given the answers stored for `keys` now.
+    /// Where each event's result comes from, given the answers stored for `keys` now (read
+    /// when `look_up`, else taken to be none).
     async fn sources(
         &self,
         events: &[CheckedEvent],
         fingerprints: &[Option<String>],
         keys: &[CallerKey],
         now: DateTime<Utc>,
+        look_up: bool,
     ) -> Result<Vec<Source>, Error> {
-        let stored = self
-            .ports
-            .queue
-            .claimed_answers(keys, now - IDEMPOTENCY_WINDOW)
-            .await?;
+        let stored = if look_up {
+            self.ports
+                .queue
+                .claimed_answers(keys, now - IDEMPOTENCY_WINDOW)
+                .await?
+        } else {
+            vec![None; keys.len()]
+        };
         let stored: HashMap<&CallerKey, _> = keys.iter().zip(stored).collect();
         let mut first: HashMap<&CallerKey, usize> = HashMap::new();
         let mut stored_count = 0;

@@ -5,7 +5,7 @@ use chrono::Duration;
 use herald_application::ports::{
     CallerKey, EnqueueOutcome, IDEMPOTENCY_WINDOW, KeyClaim, NewMessage, StoredAnswer,
 };
-use herald_domain::{IdempotencyKey, UserId};
+use herald_domain::{DedupeHash, IdempotencyKey, UserId};
 use herald_tests::fixture::{Backend, within};
 use herald_tests::sample::{self, t0};
 
@@ -102,6 +102,45 @@ async fn a_key_claimed_within_the_window_stores_nothing_again(backend: Backend) 
     assert!(!is_stored(&backend, &again[0]).await);
     let stored = answer(&backend, &order, later).await.unwrap();
     assert_eq!(stored.fingerprint, "f1");
+}
+
+/// A keyed batch one of whose messages was queued before (same dedupe hash): the key is
+/// claimed, the other message stored, and the answer is worded from the real outcomes, not
+/// from every message queued.
+async fn a_claimed_key_answers_the_outcomes_of_a_batch_holding_a_duplicate(backend: Backend) {
+    let hash = DedupeHash::from_hex(format!("{:064x}", rand_suffix()));
+    let mut earlier = messages(1);
+    earlier[0].dedupe_hash = Some(hash.clone());
+    backend.queue.enqueue(&earlier).await.unwrap();
+    let order = key(Some(UserId::random()), "order-7");
+    let mut batch = messages(2);
+    batch[1].dedupe_hash = Some(hash);
+
+    let outcomes = backend
+        .queue
+        .enqueue_claiming(&batch, &[claim(&order, "f1")], t0(), &counted(1))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outcomes,
+        Some(vec![
+            EnqueueOutcome::Queued(batch[0].id),
+            EnqueueOutcome::Duplicate
+        ])
+    );
+    assert!(is_stored(&backend, &batch[0]).await);
+    assert!(!is_stored(&backend, &batch[1]).await);
+    let stored = answer(&backend, &order, t0())
+        .await
+        .expect("the key is claimed");
+    let answer: serde_json::Value = serde_json::from_str(&stored.answer).unwrap();
+    assert_eq!(answer, serde_json::json!({"queued": 1}));
+}
+
+/// A number no other test's dedupe hash shares.
+fn rand_suffix() -> u128 {
+    uuid::Uuid::new_v4().as_u128()
 }
 
 async fn keys_are_per_caller(backend: Backend) {
@@ -256,6 +295,7 @@ async fn purging_keys_deletes_only_those_claimed_before_the_cutoff(backend: Back
 herald_tests::contract_suite! {
     backends: [memory, postgres];
     a_claimed_key_holds_its_answer_and_its_batch_is_stored,
+    a_claimed_key_answers_the_outcomes_of_a_batch_holding_a_duplicate,
     a_key_claimed_within_the_window_stores_nothing_again,
     keys_are_per_caller,
     a_key_claimed_before_the_window_is_claimed_anew,
