@@ -9,6 +9,11 @@
 //! are (`MessageQueue::wakes_notifiers` is true here). Message ids are time-ordered
 //! (`MessageId::time_ordered`), so new rows land at the right edge of the primary key.
 //!
+//! **A claiming enqueue** (idempotency keys) is first the same kind of statement with the keys
+//! inserted along and no `ON CONFLICT` anywhere (`enqueue_claiming_fresh`): new keys and new
+//! messages, the common case, cost what an enqueue costs. Anything already stored fails it
+//! whole, and a transaction that claims, inserts and answers step by step runs instead.
+//!
 //! **The lease** ([`lease_statement`]) is one `UPDATE … FROM` the oldest rows of three
 //! `SELECT … FOR UPDATE SKIP LOCKED`: pending messages, failures whose retry time has come, and
 //! expired leases. Each walks a partial index of its own (one per leasable kind, see the
