@@ -640,6 +640,105 @@ mod tests {
         );
     }
 
+    fn with_scale(factor: f64) -> Report {
+        let mut report = sample();
+        report.push_scale(
+            Scenario::measured(
+                "backlog_drain_1m",
+                "drain of 1,000,000".to_owned(),
+                4_800.0,
+                "messages/s",
+                Target::RatioOf {
+                    baseline: "backlog_drain_10k",
+                    at_least: 0.9,
+                    value: 5_000.0,
+                },
+            ),
+            factor,
+        );
+        report.push_curve(Curve {
+            key: "backlog",
+            title: "Drain rate by backlog".to_owned(),
+            x_label: "messages waiting",
+            y_label: "messages/s",
+            log_x: true,
+            series: vec![Series {
+                name: "drain".to_owned(),
+                points: vec![(10_000.0, 5_000.0), (1e6, 4_800.0)],
+            }],
+        });
+        report
+    }
+
+    #[test]
+    fn scale_rows_and_plots_have_a_section_of_their_own() {
+        let page = with_scale(1.0).markdown();
+
+        let (results, scale) = page
+            .split_once("## Scale\n")
+            .unwrap_or_else(|| panic!("no Scale section: {page}"));
+        assert!(!results.contains("backlog_drain_1m"), "{page}");
+        assert!(
+            scale.contains("| `backlog_drain_1m`: drain of 1,000,000 | 4,800 messages/s | ≥ 90 % of backlog_drain_10k = 4,500 | yes |\n"),
+            "{page}"
+        );
+        assert!(
+            scale.contains("![Drain rate by backlog](bench/backlog.svg)"),
+            "{page}"
+        );
+        assert!(!scale.contains("--scale-factor"), "{page}");
+        assert!(
+            page.ends_with("4 scenarios; 2 of 3 targets met; missed: `single`.\n"),
+            "{page}"
+        );
+        assert!(
+            !sample().markdown().contains("## Scale"),
+            "a run without --scale has no Scale section"
+        );
+    }
+
+    #[test]
+    fn a_scale_run_at_a_factor_says_it_is_not_the_full_size() {
+        let page = with_scale(0.05).markdown();
+
+        assert!(
+            page.contains("Sizes are 0.05 × the full ones (`--scale-factor 0.05`)"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn the_json_report_keeps_the_scale_rows_and_curves_and_the_plots_are_written() {
+        let dir = std::env::temp_dir().join(format!("bench-report-{}", uuid::Uuid::new_v4()));
+        let report = with_scale(1.0);
+
+        report
+            .write(&dir.join("report.json"))
+            .unwrap_or_else(|err| panic!("{err}"));
+        report
+            .write_markdown(&dir.join("docs").join("benchmark.md"))
+            .unwrap_or_else(|err| panic!("{err}"));
+
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("report.json")).unwrap_or_default(),
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(json["scenarios"][3]["key"], "backlog_drain_1m");
+        assert_eq!(json["scenarios"][3]["scale"], true);
+        assert_eq!(json["scenarios"][0]["scale"], false);
+        assert_eq!(json["scale_factor"], 1.0);
+        assert_eq!(json["curves"][0]["key"], "backlog");
+        assert_eq!(
+            json["curves"][0]["series"][0]["points"][1],
+            json!([1e6, 4_800.0])
+        );
+        for svg in [dir.join("backlog.svg"), dir.join("docs/bench/backlog.svg")] {
+            let text = std::fs::read_to_string(&svg).unwrap_or_default();
+            assert!(text.starts_with("<svg"), "{}: {text}", svg.display());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn memory_is_shown_in_gib_when_read_in_kb_and_as_read_otherwise() {
         assert_eq!(memory(&json!("1048576 kB")), "1.0 GiB");
