@@ -22,8 +22,14 @@ pub fn svg(curve: &Curve) -> Result<String> {
     let (x_min, x_max) = if curve.log_x {
         (x_min.max(f64::MIN_POSITIVE) / 1.5, x_max * 1.5)
     } else {
+        // Sizes and times are never negative: neither is the axis.
         let pad = ((x_max - x_min) * 0.05).max(0.5);
-        (x_min - pad, x_max + pad)
+        let low = if x_min >= 0.0 {
+            (x_min - pad).max(0.0)
+        } else {
+            x_min - pad
+        };
+        (low, x_max + pad)
     };
     let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
     let mut out = String::new();
@@ -122,7 +128,11 @@ fn short(value: f64) -> String {
     };
     let text = format!("{scaled:.2}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}{suffix}")
+    match text {
+        // -0.001 rounds to "-0": zero is zero.
+        "-0" => "0".to_owned(),
+        _ => format!("{text}{suffix}"),
+    }
 }
 
 #[cfg(test)]
@@ -186,5 +196,6 @@ mod tests {
         assert_eq!(short(2_000_000.0), "2M");
         assert_eq!(short(0.25), "0.25");
         assert_eq!(short(10.0), "10");
+        assert_eq!(short(-0.0001), "0");
     }
 }

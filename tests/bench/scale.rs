@@ -993,14 +993,12 @@ async fn seed_messages(
             .bind(step_seconds)
             .execute(&mut connection)
             .await?;
-        if count_of > SEED_CHUNK {
-            eprintln!(
-                "bench: scale: seeded {} of {} {status} messages ({:.0} s)",
-                count(end),
-                count(count_of),
-                started.elapsed().as_secs_f64()
-            );
-        }
+        eprintln!(
+            "bench: scale: seeded {} of {} {status} messages ({:.1} s)",
+            count(end),
+            count(count_of),
+            started.elapsed().as_secs_f64()
+        );
     }
     let _ = connection.close().await;
     Ok(())
@@ -1334,10 +1332,18 @@ async fn truncate_messages_keeping(url: &str, prototype: Uuid) -> Result<()> {
 /// size (it may be off on the benchmark machine).
 async fn vacuum(url: &str, table: &str) -> Result<()> {
     let mut connection = PgConnection::connect(url).await?;
+    let started = Instant::now();
     sqlx::query(&format!("VACUUM ANALYZE {table}"))
         .execute(&mut connection)
         .await?;
     let _ = connection.close().await;
+    let took = started.elapsed();
+    if took > Duration::from_secs(1) {
+        eprintln!(
+            "bench: scale: VACUUM ANALYZE {table} took {:.1} s",
+            took.as_secs_f64()
+        );
+    }
     Ok(())
 }
 
