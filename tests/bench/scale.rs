@@ -554,7 +554,7 @@ impl Bench<'_> {
             bail!("the purge deleted {purged} messages, {rows} had expired");
         }
         store.close().await;
-        let purge_pickups = pickups(&herald.receiver, &during, Some(purge_ended)).await?;
+        let purge_pickups = pickups(&herald.receiver, &during, Some(started..purge_ended)).await?;
         herald.receiver.reset();
         wait_drained(url).await?;
         herald.server.stop();
@@ -564,7 +564,7 @@ impl Bench<'_> {
         let purge_p99 = quantile(&purge_pickups.latencies(), 0.99);
         let enqueue_max = during
             .iter()
-            .filter(|sent| sent.started <= purge_ended)
+            .filter(|sent| (started..purge_ended).contains(&sent.started))
             .map(|sent| millis(sent.took))
             .fold(0.0, f64::max);
         let quiet_enqueue_max = quiet
@@ -607,7 +607,7 @@ impl Bench<'_> {
             Scenario::measured(
                 "purge_pickup_p99",
                 format!(
-                    "the same during the purge: p99 of the {} events answered while it ran, {:.2}× purge_pickup_p99_alone",
+                    "the same during the purge: p99 of the {} events sent while it ran, {:.2}× purge_pickup_p99_alone",
                     purge_pickups.0.len(),
                     purge_p99 / quiet_p99.max(f64::MIN_POSITIVE)
                 ),
@@ -629,7 +629,7 @@ impl Bench<'_> {
         report.push_curve(Curve {
             key: "purge",
             title: "Pick-up p99 per second, alone and during the purge".to_owned(),
-            x_label: "seconds since the load started",
+            x_label: "seconds into the phase",
             y_label: "ms",
             log_x: false,
             series: vec![
@@ -1200,7 +1200,7 @@ async fn steady(
     Ok(sent)
 }
 
-/// Per message of `sent` (those started before `until`, when given): when its request started
+/// Per message of `sent` (those started within `window`, when given): when its request started
 /// and its pick-up time (202 → webhook received), in milliseconds.
 struct Pickups(Vec<(Instant, f64)>);
 
@@ -1232,7 +1232,11 @@ impl Pickups {
 }
 
 /// Waits for every message of `sent` (each exactly once) and measures their pick-up times.
-async fn pickups(receiver: &Receiver, sent: &[Sent], until: Option<Instant>) -> Result<Pickups> {
+async fn pickups(
+    receiver: &Receiver,
+    sent: &[Sent],
+    window: Option<std::ops::Range<Instant>>,
+) -> Result<Pickups> {
     let ids: Vec<Uuid> = sent.iter().flat_map(|s| s.ids.iter().copied()).collect();
     let arrivals = receiver
         .expect_exactly(&ids, Duration::from_secs(120))
@@ -1245,7 +1249,10 @@ async fn pickups(receiver: &Receiver, sent: &[Sent], until: Option<Instant>) -> 
             let at = arrival
                 .next()
                 .ok_or_else(|| anyhow!("fewer arrivals than messages"))?;
-            if until.is_none_or(|until| s.started <= until) {
+            if window
+                .as_ref()
+                .is_none_or(|window| window.contains(&s.started))
+            {
                 // A webhook can arrive before the 202 reaches the client: that counts as 0.
                 out.push((s.started, millis(at.saturating_duration_since(answered))));
             }
