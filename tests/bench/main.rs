@@ -13,11 +13,18 @@
 //! Run: `cargo xtask bench` (or `--quick`, about a minute). Options: `--clients N`,
 //! `--batch-events N`, `--lease-count N`, `--buffer N`, `--sync-interval-ms N` (the server's
 //! notifier tuning), `--herald PATH`, `--report PATH`, `--markdown PATH`.
+//!
+//! `--scale` adds the scale scenarios (`scale.rs`: large backlogs, tables and fan-outs, each
+//! figure on a curve drawn as an SVG plot by `plot.rs`, in `docs/bench/` beside the Markdown
+//! report and in the JSON report's directory); `--scale-factor F` runs them at F × their full
+//! sizes, `--only scale` runs them alone (no Markdown report).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod plot;
 mod raw;
 mod receiver;
 mod report;
+mod scale;
 mod server;
 
 use std::path::PathBuf;
@@ -87,6 +94,11 @@ struct Options {
     quick: bool,
     /// `--only mixed`: only the mixed drain (a diagnostic run; no Markdown report).
     only_mixed: bool,
+    /// `--scale`: the scale scenarios too (`--only scale`: them alone, no Markdown report).
+    scale: bool,
+    only_scale: bool,
+    /// `--scale-factor F`: the scale scenarios at F × their full sizes (development runs).
+    scale_factor: f64,
     /// Events per batch request, instead of the sizes' default.
     batch_events: Option<usize>,
     /// Connections for the raw inserts and the API clients, instead of the sizes' default.
@@ -112,6 +124,9 @@ fn options() -> Result<Options> {
     let mut options = Options {
         quick: false,
         only_mixed: false,
+        scale: false,
+        only_scale: false,
+        scale_factor: 1.0,
         batch_events: None,
         clients: None,
         herald,
@@ -131,8 +146,22 @@ fn options() -> Result<Options> {
             "--quick" => options.quick = true,
             "--only" => match value("--only")?.as_str() {
                 "mixed" => options.only_mixed = true,
-                other => bail!("--only {other:?}: the one group that runs alone is `mixed`"),
+                "scale" => {
+                    options.only_scale = true;
+                    options.scale = true;
+                }
+                other => {
+                    bail!("--only {other:?}: the groups that run alone are `mixed` and `scale`")
+                }
             },
+            "--scale" => options.scale = true,
+            "--scale-factor" => {
+                let factor: f64 = value("--scale-factor")?.parse()?;
+                if !(factor > 0.0 && factor <= 1.0) {
+                    bail!("--scale-factor {factor}: a factor in (0, 1] of the full sizes");
+                }
+                options.scale_factor = factor;
+            }
             "--herald" => options.herald = value("--herald")?.into(),
             "--report" => options.report = value("--report")?.into(),
             "--markdown" => options.markdown = Some(value("--markdown")?.into()),
@@ -252,22 +281,31 @@ async fn run() -> Result<()> {
     )
     .await?;
     eprintln!("bench: {}", report.machine_line());
-    if !options.only_mixed {
+    let only = options.only_mixed || options.only_scale;
+    if !only {
         general_scenarios(&options, sizes, &admin_url, &mut report).await?;
     }
 
     // 3. A drain of webhook messages beside as many emails to the real SMTP test server.
-    let db = Database::create(&admin_url, "herald").await?;
-    let result = mixed_drain(&options, sizes, &db.url, &mut report).await;
-    db.drop_now().await;
-    result?;
+    if !options.only_scale {
+        let db = Database::create(&admin_url, "herald").await?;
+        let result = mixed_drain(&options, sizes, &db.url, &mut report).await;
+        db.drop_now().await;
+        result?;
+    }
+
+    // 4. The scale scenarios.
+    if options.scale {
+        let scale_sizes = scale::ScaleSizes::at(options.scale_factor);
+        scale::run(&options, sizes, scale_sizes, &admin_url, &mut report).await?;
+    }
 
     report.print();
     report.write(&options.report)?;
     eprintln!("bench: report written to {}", options.report.display());
     match &options.markdown {
-        Some(_) if options.only_mixed => {
-            eprintln!("bench: --only mixed: no Markdown report (it would hold one group)");
+        Some(_) if only => {
+            eprintln!("bench: --only: no Markdown report (it would hold one group)");
         }
         Some(markdown) => {
             report.write_markdown(markdown)?;

@@ -125,6 +125,20 @@ impl Receiver {
         expected: &[Uuid],
         within: Duration,
     ) -> Result<Vec<Instant>> {
+        let (times, repeats) = self.expect_each(expected, within).await?;
+        if repeats > 0 {
+            bail!("{repeats} messages were delivered more than once");
+        }
+        Ok(times)
+    }
+
+    /// As [`Receiver::expect_exactly`], but a message that came more than once is counted, not
+    /// an error: returns when each first arrived, and how many deliveries were repeats.
+    pub async fn expect_each(
+        &self,
+        expected: &[Uuid],
+        within: Duration,
+    ) -> Result<(Vec<Instant>, usize)> {
         let deadline = Instant::now() + within;
         loop {
             let received = self.received();
@@ -148,9 +162,6 @@ impl Receiver {
                 seen.unreadable
             );
         }
-        if seen.repeats > 0 {
-            bail!("{} messages were delivered more than once", seen.repeats);
-        }
         let mut times = Vec::with_capacity(expected.len());
         for id in expected {
             match seen.first.get(id) {
@@ -165,6 +176,6 @@ impl Receiver {
                 expected.len()
             );
         }
-        Ok(times)
+        Ok((times, seen.repeats))
     }
 }

@@ -103,39 +103,64 @@ impl Target {
 
 #[derive(Debug)]
 pub struct Scenario {
-    key: &'static str,
+    key: String,
     what: String,
     figure: f64,
     unit: &'static str,
     target: Target,
+    /// Pushed by the scale scenarios (`--scale`): in the report's "Scale" section.
+    scale: bool,
 }
 
 impl Scenario {
-    pub fn baseline(key: &'static str, what: String, figure: f64, unit: &'static str) -> Self {
+    pub fn baseline(key: impl Into<String>, what: String, figure: f64, unit: &'static str) -> Self {
         Self {
-            key,
+            key: key.into(),
             what,
             figure,
             unit,
             target: Target::None,
+            scale: false,
         }
     }
 
     pub fn measured(
-        key: &'static str,
+        key: impl Into<String>,
         what: String,
         figure: f64,
         unit: &'static str,
         target: Target,
     ) -> Self {
         Self {
-            key,
+            key: key.into(),
             what,
             figure,
             unit,
             target,
+            scale: false,
         }
     }
+}
+
+/// A curve of the scale scenarios: how figures grow with a size, one line per series, drawn
+/// as `<key>.svg` ([`crate::plot::svg`]) and linked from the report's "Scale" section.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// The file name, without `.svg`.
+    pub key: &'static str,
+    pub title: String,
+    pub x_label: &'static str,
+    pub y_label: &'static str,
+    /// Sizes spanning decades (10k, 100k, 1M) are drawn on a logarithmic x axis.
+    pub log_x: bool,
+    pub series: Vec<Series>,
+}
+
+/// One line of a [`Curve`]: its points as (size, figure).
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
 }
 
 #[derive(Debug)]
@@ -146,6 +171,9 @@ pub struct Report {
     machine: Value,
     tuning: Tuning,
     scenarios: Vec<Scenario>,
+    /// The scale scenarios' size factor (`--scale-factor`), when they ran.
+    scale_factor: Option<f64>,
+    curves: Vec<Curve>,
 }
 
 fn thousands(value: f64) -> String {
@@ -220,6 +248,8 @@ impl Report {
             machine,
             tuning,
             scenarios: Vec::new(),
+            scale_factor: None,
+            curves: Vec::new(),
         })
     }
 
@@ -246,6 +276,19 @@ impl Report {
             .map(|s| s.figure)
     }
 
+    /// Pushes a row of the scale scenarios (the "Scale" section), run at `factor` × their
+    /// full sizes.
+    pub fn push_scale(&mut self, mut scenario: Scenario, factor: f64) {
+        scenario.scale = true;
+        self.scale_factor = Some(factor);
+        self.push(scenario);
+    }
+
+    /// Adds a curve of the scale scenarios (drawn with the Markdown report and the JSON one).
+    pub fn push_curve(&mut self, curve: Curve) {
+        self.curves.push(curve);
+    }
+
     pub fn push(&mut self, scenario: Scenario) {
         eprintln!(
             "bench: {}: {} {}",
@@ -256,10 +299,11 @@ impl Report {
         self.scenarios.push(scenario);
     }
 
-    /// The Markdown table, on stdout and in the Markdown report.
-    pub fn table(&self) -> String {
+    /// The Markdown table of the scenarios of one section (`scale`: the scale scenarios'), on
+    /// stdout and in the Markdown report.
+    pub fn table(&self, scale: bool) -> String {
         let mut out = String::from("| scenario | figure | target | met |\n|---|---:|---|---|\n");
-        for s in &self.scenarios {
+        for s in self.scenarios.iter().filter(|s| s.scale == scale) {
             let met = match s.target.met(s.figure) {
                 None => "",
                 Some(true) => "yes",
@@ -278,11 +322,11 @@ impl Report {
     }
 
     /// The keys of the scenarios whose target was not met.
-    fn missed(&self) -> Vec<&'static str> {
+    fn missed(&self) -> Vec<&str> {
         self.scenarios
             .iter()
             .filter(|s| s.target.met(s.figure) == Some(false))
-            .map(|s| s.key)
+            .map(|s| s.key.as_str())
             .collect()
     }
 
@@ -339,8 +383,11 @@ impl Report {
             out.push_str(&format!("| {name} | {} |\n", value.replace('|', "\\|")));
         }
         out.push_str("\n## Results\n\n");
-        out.push_str(&self.table());
+        out.push_str(&self.table(false));
         out.push('\n');
+        if let Some(factor) = self.scale_factor {
+            out.push_str(&self.scale_section(factor));
+        }
         if missed.is_empty() {
             out.push_str(&format!(
                 "{scenarios} scenarios; every target met ({targets} of {targets}).\n"
@@ -359,18 +406,68 @@ impl Report {
         out
     }
 
-    /// Writes [`Report::markdown`] to `path`.
-    pub fn write_markdown(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+    /// The "Scale" section: the scale scenarios' table, then each curve's plot (`bench/<key>.svg`
+    /// beside the page).
+    fn scale_section(&self, factor: f64) -> String {
+        let mut out = String::from("## Scale\n\n");
+        out.push_str(
+            "How the cost grows with the work (`--scale`): a backlog after an outage, months of \
+             sent history, the purge of a week's history under load, a huge inbox, an event to a \
+             whole organisation, replicas sharing a drain. Large tables are seeded by PostgreSQL \
+             itself (`generate_series`) in the benchmark's database; each target is checked \
+             against figures of the same run.",
+        );
+        if factor != 1.0 {
+            out.push_str(&format!(
+                " Sizes are {factor} × the full ones (`--scale-factor {factor}`): a development \
+                 run, not the figures to publish."
+            ));
         }
+        out.push_str("\n\n");
+        out.push_str(&self.table(true));
+        out.push('\n');
+        for curve in &self.curves {
+            out.push_str(&format!(
+                "![{}](bench/{}.svg)\n\n",
+                curve.title.replace(['[', ']'], ""),
+                curve.key
+            ));
+        }
+        out
+    }
+
+    /// Writes [`Report::markdown`] to `path`, and the curves' plots to `bench/` beside it.
+    pub fn write_markdown(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        self.write_plots(&dir.join("bench"))?;
         std::fs::write(path, self.markdown()).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Writes each curve as `<dir>/<key>.svg`.
+    fn write_plots(&self, dir: &Path) -> Result<()> {
+        if self.curves.is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir)?;
+        for curve in &self.curves {
+            let path = dir.join(format!("{}.svg", curve.key));
+            std::fs::write(&path, crate::plot::svg(curve)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
     }
 
     pub fn print(&self) {
         println!("{}\n", self.machine_line());
         println!("herald tuning: {}\n", self.tuning_flags());
-        print!("{}", self.table());
+        if self.scenarios.iter().any(|s| !s.scale) {
+            print!("{}", self.table(false));
+        }
+        if self.scale_factor.is_some() {
+            println!("\nscale:\n");
+            print!("{}", self.table(true));
+        }
         let missed = self.missed();
         if missed.is_empty() {
             println!("\nevery target met");
@@ -391,6 +488,23 @@ impl Report {
                     "unit": s.unit,
                     "target": s.target.json(),
                     "met": s.target.met(s.figure),
+                    "scale": s.scale,
+                })
+            })
+            .collect();
+        let curves: Vec<Value> = self
+            .curves
+            .iter()
+            .map(|c| {
+                json!({
+                    "key": c.key,
+                    "title": c.title,
+                    "x": c.x_label,
+                    "y": c.y_label,
+                    "series": c.series.iter().map(|s| json!({
+                        "name": s.name,
+                        "points": s.points.iter().map(|(x, y)| json!([x, y])).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -404,10 +518,13 @@ impl Report {
                 "store_sync_interval_ms": self.tuning.sync_interval_ms,
             },
             "scenarios": scenarios,
+            "scale_factor": self.scale_factor,
+            "curves": curves,
         });
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        // Beside the JSON too, so a run without the Markdown report (`--only scale`) has them.
+        self.write_plots(dir)?;
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))
     }
@@ -458,6 +575,8 @@ mod tests {
                     Target::AtMost(64.0),
                 ),
             ],
+            scale_factor: None,
+            curves: Vec::new(),
         }
     }
 
@@ -519,6 +638,105 @@ mod tests {
             "{}",
             report.markdown()
         );
+    }
+
+    fn with_scale(factor: f64) -> Report {
+        let mut report = sample();
+        report.push_scale(
+            Scenario::measured(
+                "backlog_drain_1m",
+                "drain of 1,000,000".to_owned(),
+                4_800.0,
+                "messages/s",
+                Target::RatioOf {
+                    baseline: "backlog_drain_10k",
+                    at_least: 0.9,
+                    value: 5_000.0,
+                },
+            ),
+            factor,
+        );
+        report.push_curve(Curve {
+            key: "backlog",
+            title: "Drain rate by backlog".to_owned(),
+            x_label: "messages waiting",
+            y_label: "messages/s",
+            log_x: true,
+            series: vec![Series {
+                name: "drain".to_owned(),
+                points: vec![(10_000.0, 5_000.0), (1e6, 4_800.0)],
+            }],
+        });
+        report
+    }
+
+    #[test]
+    fn scale_rows_and_plots_have_a_section_of_their_own() {
+        let page = with_scale(1.0).markdown();
+
+        let (results, scale) = page
+            .split_once("## Scale\n")
+            .unwrap_or_else(|| panic!("no Scale section: {page}"));
+        assert!(!results.contains("backlog_drain_1m"), "{page}");
+        assert!(
+            scale.contains("| `backlog_drain_1m`: drain of 1,000,000 | 4,800 messages/s | ≥ 90 % of backlog_drain_10k = 4,500 | yes |\n"),
+            "{page}"
+        );
+        assert!(
+            scale.contains("![Drain rate by backlog](bench/backlog.svg)"),
+            "{page}"
+        );
+        assert!(!scale.contains("--scale-factor"), "{page}");
+        assert!(
+            page.ends_with("4 scenarios; 2 of 3 targets met; missed: `single`.\n"),
+            "{page}"
+        );
+        assert!(
+            !sample().markdown().contains("## Scale"),
+            "a run without --scale has no Scale section"
+        );
+    }
+
+    #[test]
+    fn a_scale_run_at_a_factor_says_it_is_not_the_full_size() {
+        let page = with_scale(0.05).markdown();
+
+        assert!(
+            page.contains("Sizes are 0.05 × the full ones (`--scale-factor 0.05`)"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn the_json_report_keeps_the_scale_rows_and_curves_and_the_plots_are_written() {
+        let dir = std::env::temp_dir().join(format!("bench-report-{}", uuid::Uuid::new_v4()));
+        let report = with_scale(1.0);
+
+        report
+            .write(&dir.join("report.json"))
+            .unwrap_or_else(|err| panic!("{err}"));
+        report
+            .write_markdown(&dir.join("docs").join("benchmark.md"))
+            .unwrap_or_else(|err| panic!("{err}"));
+
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("report.json")).unwrap_or_default(),
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(json["scenarios"][3]["key"], "backlog_drain_1m");
+        assert_eq!(json["scenarios"][3]["scale"], true);
+        assert_eq!(json["scenarios"][0]["scale"], false);
+        assert_eq!(json["scale_factor"], 1.0);
+        assert_eq!(json["curves"][0]["key"], "backlog");
+        assert_eq!(
+            json["curves"][0]["series"][0]["points"][1],
+            json!([1e6, 4_800.0])
+        );
+        for svg in [dir.join("backlog.svg"), dir.join("docs/bench/backlog.svg")] {
+            let text = std::fs::read_to_string(&svg).unwrap_or_default();
+            assert!(text.starts_with("<svg"), "{}: {text}", svg.display());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

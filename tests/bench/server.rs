@@ -187,6 +187,17 @@ impl Drop for Server {
 
 /// Creates the benchmark's owner with `herald users create`; returns its token.
 pub fn create_owner(herald: &Path, database_url: &str) -> Result<String> {
+    create_user(herald, database_url, "bench", "owner")
+}
+
+/// Creates a user `username` (email `<username>@example.com`) holding `roles` (comma-separated)
+/// with `herald users create`; returns its token.
+pub fn create_user(
+    herald: &Path,
+    database_url: &str,
+    username: &str,
+    roles: &str,
+) -> Result<String> {
     let out = Command::new(herald)
         .args([
             "users",
@@ -194,11 +205,11 @@ pub fn create_owner(herald: &Path, database_url: &str) -> Result<String> {
             "--postgres-url",
             database_url,
             "--email",
-            "bench@example.com",
+            &format!("{username}@example.com"),
             "--username",
-            "bench",
+            username,
             "--roles",
-            "owner",
+            roles,
         ])
         .output()
         .context("running herald users create")?;
@@ -267,6 +278,23 @@ impl Api {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
         Ok((status, value))
+    }
+
+    /// `GET path` (under `/api/v2`): the status and the JSON body.
+    pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("authorization", &self.auth)
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     pub async fn set_paused(&self, paused: bool) -> Result<()> {

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [bench options] | chaos [--quick] [chaos options] | golden>
+const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [--scale] [bench options] | chaos [--quick] [chaos options] | golden>
   ci      format check, clippy with warnings denied, the whole test suite (each test
           bounded by the nextest profile `ci`; under `cargo test`, the whole run)
   bench   build release binaries and run the benchmark against local PostgreSQL (a few
-          minutes once built; --quick about one); prints the table, writes
+          minutes once built; --quick about one; --scale adds the scale scenarios and their
+          SVG plots in docs/bench/, under 30 minutes); prints the table, writes
           target/bench/report.json and docs/benchmark.md.
-          Options after it go to the benchmark (tests/bench/main.rs), e.g. --lease-count 200
+          Options after it go to the benchmark (tests/bench/main.rs), e.g. --lease-count 200,
+          --scale-factor 0.05 (scale scenarios at a fraction of their sizes, for development)
   chaos   build release binaries and run the fault-injection suite against real processes
           (about 15 minutes once built; --quick 3 to 5); prints the table, writes
           target/chaos/report.json and docs/chaos.md; fails when a scenario fails.
