@@ -27,6 +27,7 @@ use herald_application::{
     ConfigError, DefaultMethod, Limits, NotifierConfig, NotifierSettings, RateLimit, WatchLimits,
 };
 use herald_domain::Method;
+use herald_http::AllowedOrigins;
 use herald_smtp::{SmtpConfig, SmtpSettings};
 use herald_webhook::{WebhookConfig, WebhookFormat, WebhookSecret};
 
@@ -145,6 +146,16 @@ pub struct ServerArgs {
     /// the limit on open files (ulimit -n) less what the rest of the server needs.
     #[arg(long, env = "HERALD_HTTP_MAX_CONNECTIONS", value_name = "INT")]
     pub http_max_connections: Option<usize>,
+    /// Comma-separated origins (scheme://host[:port]) whose pages may embed the
+    /// `<herald-inbox>` bell: they get CORS headers on its script and the inbox API. Default:
+    /// none, no CORS headers.
+    #[arg(
+        long,
+        env = "HERALD_WEB_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGINS"
+    )]
+    pub web_allowed_origins: Vec<String>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -740,6 +751,8 @@ pub struct ServerConfig {
     pub http_limits: HttpLimits,
     /// `--notifications-unsubscribe-key`, when given.
     pub unsubscribe_key: Option<UnsubscribeKey>,
+    /// `--web-allowed-origins`.
+    pub web_allowed_origins: AllowedOrigins,
     /// `--notifications-inbox-max-watchers[-per-user]`, `--notifications-custom-rate-limit`.
     pub limits: Limits,
     pub data_dir: PathBuf,
@@ -828,6 +841,9 @@ impl ServerArgs {
                     .map_err(|reason| ConfigError::new("--app-url", reason))
             })
             .transpose()?;
+        let web_allowed_origins =
+            AllowedOrigins::parse(self.web_allowed_origins.iter().map(String::as_str))
+                .map_err(|err| ConfigError::new("--web-allowed-origins", err.to_string()))?;
         let limits = n.limits().map_err(|err| on_command_line(&err))?;
         let unsubscribe_key = n
             .notifications_unsubscribe_key
@@ -857,6 +873,7 @@ impl ServerArgs {
             http_address: self.http_address,
             http_limits,
             unsubscribe_key,
+            web_allowed_origins,
             limits,
             data_dir: self.database.data_dir.clone(),
         })

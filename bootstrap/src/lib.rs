@@ -38,6 +38,7 @@ use herald_application::{
     ReportScheduler, Services, Settings, Templates, Tokens, Users, WebSessions,
 };
 use herald_domain::catalogue;
+use herald_http::AllowedOrigins;
 use herald_inbox::InboxDispatcher;
 use herald_postgres::{PgSignals, PgStore};
 use herald_smtp::{SmtpConfig, SmtpDispatcher, SmtpSettings};
@@ -94,6 +95,7 @@ pub struct HeraldBuilder {
     app_url: Option<String>,
     app_name: String,
     unsubscribe_key: Option<UnsubscribeKey>,
+    web_allowed_origins: AllowedOrigins,
     limits: Limits,
     clock: Arc<dyn Clock>,
     migrate: bool,
@@ -120,6 +122,7 @@ impl fmt::Debug for HeraldBuilder {
                 "unsubscribe_key",
                 &self.unsubscribe_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("web_allowed_origins", &self.web_allowed_origins)
             .field("limits", &self.limits)
             .field("migrate", &self.migrate)
             .field("refused", &self.refused)
@@ -144,6 +147,7 @@ impl HeraldBuilder {
             app_url: None,
             app_name: APP_NAME.to_owned(),
             unsubscribe_key: None,
+            web_allowed_origins: AllowedOrigins::default(),
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             migrate: true,
@@ -171,6 +175,7 @@ impl HeraldBuilder {
         self.access_url = config.access_url;
         self.app_url = config.app_url;
         self.limits = config.limits;
+        self.web_allowed_origins = config.web_allowed_origins;
         if let Some(key) = config.unsubscribe_key {
             self.unsubscribe_key = Some(key);
         }
@@ -290,6 +295,14 @@ impl HeraldBuilder {
 
     pub fn app_name(mut self, name: impl Into<String>) -> Self {
         self.app_name = name.into();
+        self
+    }
+
+    /// The origins whose pages may embed the `<herald-inbox>` bell: [`Herald::http_router`]
+    /// answers their cross-origin requests on the bell's routes ([`herald_http::cors`]).
+    /// Default: none.
+    pub fn web_allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.web_allowed_origins = origins;
         self
     }
 
@@ -477,6 +490,7 @@ impl HeraldBuilder {
             store,
             notifier_store,
             signals: Some(signals),
+            web_allowed_origins: self.web_allowed_origins,
             owns_pool,
             builtin: None,
         })
@@ -559,6 +573,8 @@ pub struct Herald {
     notifier: Option<NotifierHandle>,
     /// The notifier's metrics, shown by `GET /metrics`.
     metrics: Arc<herald_http::PrometheusMetrics>,
+    /// Whose pages may embed the bell ([`HeraldBuilder::web_allowed_origins`]).
+    web_allowed_origins: AllowedOrigins,
     purge: Option<PurgeLoop>,
     /// Sends the weekly failed-builds report when it is due (one replica of all sends it).
     reports: Option<ReportScheduler>,
@@ -612,7 +628,8 @@ impl Herald {
     /// `--http-address`, with [`http_server::serve`]); `None` when the host supplied its own
     /// user directory, whose users the API's `/users` routes cannot manage.
     pub fn http_router(&self) -> Option<axum::Router> {
-        let api = herald_http::Api::new(self.services.clone(), self.metrics.clone())?;
+        let api = herald_http::Api::new(self.services.clone(), self.metrics.clone())?
+            .with_allowed_origins(self.web_allowed_origins.clone());
         let api = match &self.notifier {
             Some(notifier) => {
                 api.with_readiness(herald_http::Readiness::from_settings_and_notifier(

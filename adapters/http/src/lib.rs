@@ -16,9 +16,12 @@
 //! one-click links of emails), `health` and `metrics` (`GET /metrics`, Prometheus text). The
 //! route table in [`routes`] builds the router and writes `GET /api/v2/openapi.json`, so a
 //! route cannot be served without being described. The web pages ([`web`]: sign-in and the
-//! inbox, HTML over session cookies) are added beside the API's routes, outside the table.
+//! inbox, HTML over session cookies, and the embeddable bell's script) are added beside the
+//! API's routes, outside the table; [`cors`] lets the listed origins' pages call the bell's
+//! routes.
 
 mod builds;
+pub mod cors;
 mod error;
 mod extract;
 mod health;
@@ -41,6 +44,7 @@ use std::sync::Arc;
 use axum::Router;
 use herald_application::{NotifierHealth, Services, Settings, Users};
 
+pub use cors::AllowedOrigins;
 pub use error::ApiError;
 pub use metrics::PrometheusMetrics;
 pub use routes::{openapi, routes};
@@ -119,6 +123,8 @@ pub struct Api {
     readiness: Readiness,
     /// What `GET /metrics` shows (the notifier reports into it).
     metrics: Arc<PrometheusMetrics>,
+    /// The origins whose pages may embed the bell ([`cors`]).
+    allowed_origins: AllowedOrigins,
 }
 
 impl Api {
@@ -132,7 +138,16 @@ impl Api {
             users,
             services,
             metrics,
+            allowed_origins: AllowedOrigins::default(),
         })
+    }
+
+    /// Pages on these origins may embed the bell: they get CORS headers on its routes
+    /// ([`cors`]).
+    #[must_use]
+    pub fn with_allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.allowed_origins = origins;
+        self
     }
 
     /// `GET /readyz` runs `readiness` instead of reading the pause switch.
@@ -147,9 +162,12 @@ type State = Arc<Api>;
 
 /// The whole HTTP API: the routes under [`API_PREFIX`], `/healthz`, `/readyz` and `/metrics`.
 /// Routes are added in [`routes`]'s table only: it also writes `GET /api/v2/openapi.json`.
+/// The bell's routes answer the allowed origins' cross-origin requests ([`cors`]).
 pub fn router(api: Api) -> Router {
+    let origins = api.allowed_origins.clone();
     web::add(routes::add_all(Router::new()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(origins, cors::headers))
         .with_state(Arc::new(api))
 }

@@ -1,6 +1,7 @@
 //! The web pages in a real browser: Debian's Chromium, headless, through chromedriver
 //! ([`crate::webdriver`]), against the `herald server` binary on a fresh PostgreSQL database.
-//! Each test saves a screenshot of the page it ends on under `target/ui-screenshots/`.
+//! Each test saves a screenshot of the page it ends on under `target/ui-screenshots/`. The bell
+//! runs on a host page of another origin (`HostPage`), as a host application embeds it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read as _, Write as _};
@@ -24,6 +25,11 @@ struct Site {
 
 impl Site {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The server with these flags added.
+    async fn start_with(flags: &[&str]) -> Self {
         let database = TestDatabase::create().await;
         let create = |username: &str, roles: &str| {
             let (status, stdout, stderr) = support::run(
@@ -56,7 +62,8 @@ impl Site {
             .port();
         let address = format!("127.0.0.1:{port}");
         let data_dir = support::temp_dir("herald-browser-test");
-        let mut process = Process::spawn(&[
+        let access_url = format!("http://{address}");
+        let mut args = vec![
             "server",
             "--postgres-url",
             &database.url,
@@ -65,8 +72,10 @@ impl Site {
             "--http-address",
             &address,
             "--access-url",
-            &format!("http://{address}"),
-        ]);
+            &access_url,
+        ];
+        args.extend_from_slice(flags);
+        let mut process = Process::spawn(&args);
         process.wait_for_line("HTTP API listening on", Duration::from_secs(30));
         let (status, me) = api(&address, "GET", "/api/v2/users/me", &member, None);
         assert_eq!(status, 200, "{me}");
@@ -290,6 +299,146 @@ async fn the_token_form_signs_in_and_a_form_without_its_csrf_token_is_refused() 
     browser.wait_for("the sign-in page for a signed-out browser", || {
         browser.url().ends_with("/sign-in").then_some(())
     });
+    drop(browser);
+    site.stop().await;
+}
+
+/// A host application's page on another origin (`localhost`, where Herald is on `127.0.0.1`,
+/// and another port): a tiny server answering every request with one HTML page.
+struct HostPage {
+    origin: String,
+    listener: TcpListener,
+}
+
+impl HostPage {
+    fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Self {
+            origin: format!("http://localhost:{port}"),
+            listener,
+        }
+    }
+
+    /// Serves `html` until the test ends; the page's URL.
+    fn serve(self, html: String) -> String {
+        std::thread::spawn(move || {
+            for stream in self.listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+            }
+        });
+        format!("{}/", self.origin)
+    }
+}
+
+/// What the bell's shadow root holds at `css`, as `property` (JavaScript).
+fn bell_property(browser: &Browser, css: &str, property: &str) -> Value {
+    browser.run(&format!(
+        "var el = document.querySelector('herald-inbox').shadowRoot.querySelector('{css}'); \
+         return el ? el.{property} : null;"
+    ))
+}
+
+fn wait_for_bell_label(browser: &Browser, label: &str) {
+    browser.wait_for(&format!("the bell labelled {label:?}"), || {
+        (bell_property(browser, ".bell", "getAttribute('aria-label')") == label).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bell_on_a_host_page_of_another_origin_shows_the_unread_count_live() {
+    let host = HostPage::bind();
+    let site = Site::start_with(&["--web-allowed-origins", &host.origin.clone()]).await;
+    site.notify_member("Workspace dev-3 is ready");
+    let page = host.serve(format!(
+        r##"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Acme Cloud</title>
+<script src="{herald}/assets/herald-inbox.js" defer></script>
+<style>
+  body {{ margin: 0; font: 15px system-ui, sans-serif; background: #f6f8fa; color: #1f2328; }}
+  header {{ display: flex; align-items: center; justify-content: space-between; padding: 8px 24px;
+           background: #24292f; color: #fff; }}
+  header nav a {{ color: #d0d7de; margin-right: 18px; text-decoration: none; }}
+  main {{ padding: 24px; }}
+</style></head>
+<body>
+<header><strong>Acme Cloud</strong>
+  <div style="display: flex; align-items: center"><nav><a href="#">Workspaces</a><a href="#">Templates</a></nav>
+  <herald-inbox herald-url="{herald}"></herald-inbox></div>
+</header>
+<script>document.querySelector("herald-inbox").token = "{token}";</script>
+<main><h1>Workspaces</h1><p>The bell in the top bar is Herald's, served from another origin.</p></main>
+</body></html>"##,
+        herald = site.url(""),
+        token = site.member,
+    ));
+    let browser = Browser::start("bell");
+    // The page sets the token as a property before the deferred script defines the element,
+    // as the README shows.
+    browser.goto(&page);
+    browser.find("herald-inbox[data-live='open']");
+
+    // The count of what was there before the page opened, in the bell's accessible name.
+    wait_for_bell_label(&browser, "Notifications, 1 unread");
+    assert_eq!(bell_property(&browser, ".badge", "textContent"), "1");
+    assert_eq!(
+        browser.run("return document.querySelector('herald-inbox').hasAttribute('token');"),
+        false,
+        "the token stays off the element's attributes"
+    );
+
+    // Live: the page is not reloaded, yet the count follows a new notification.
+    browser.run("window.notReloaded = true;");
+    site.notify_member("Build 42 finished");
+    wait_for_bell_label(&browser, "Notifications, 2 unread");
+    assert_eq!(bell_property(&browser, ".badge", "textContent"), "2");
+    assert_eq!(browser.run("return window.notReloaded === true;"), true);
+
+    // The drop-down lists the newest first; the bell says it is open.
+    browser.click(&browser.find_in_shadow("herald-inbox", ".bell"));
+    let first = browser.find_in_shadow("herald-inbox", ".panel li.unread .title");
+    assert_eq!(browser.text(&first), "Build 42 finished");
+    assert_eq!(
+        bell_property(&browser, ".bell", "getAttribute('aria-expanded')"),
+        "true"
+    );
+    browser.screenshot();
+
+    // Mark read from the drop-down.
+    browser.click(&browser.find_in_shadow("herald-inbox", ".panel li.unread .mark-read"));
+    wait_for_bell_label(&browser, "Notifications, 1 unread");
+    assert_eq!(
+        site.member_unread(),
+        1,
+        "marked read in Herald, not only on the page"
+    );
+
+    // Escape closes the drop-down and gives the focus back to the bell.
+    browser.press(crate::webdriver::ESCAPE);
+    browser.wait_for("the drop-down closed", || {
+        (bell_property(&browser, ".panel", "hidden") == true).then_some(())
+    });
+    assert_eq!(
+        bell_property(&browser, ".bell", "getAttribute('aria-expanded')"),
+        "false"
+    );
+    assert_eq!(
+        browser.run(
+            "return document.querySelector('herald-inbox').shadowRoot.activeElement.className;"
+        ),
+        "bell"
+    );
+    browser.screenshot_named("bell-closed");
     drop(browser);
     site.stop().await;
 }

@@ -158,6 +158,7 @@ const SERVER_OPTIONS: &[(&str, &str, Option<&str>)] = &[
     ),
     ("--log-filter", "HERALD_LOG_FILTER", Some("info")),
     ("--email-tls-ca-file", "HERALD_EMAIL_TLS_CAFILE", None),
+    ("--web-allowed-origins", "HERALD_WEB_ALLOWED_ORIGINS", None),
 ];
 
 /// Options whose values are secrets.
@@ -252,6 +253,36 @@ fn the_app_url_is_kept_apart_from_the_access_url() {
     .unwrap();
     assert_eq!(config.access_url, "https://herald.example.com");
     assert_eq!(config.app_url.as_deref(), Some("https://app.example.com"));
+}
+
+#[test]
+fn allowed_origins_are_a_comma_separated_list_from_the_flag_or_the_environment() {
+    let config = server_args(&[
+        "--web-allowed-origins",
+        "https://app.example.com, http://localhost:8080/",
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert_eq!(
+        config.web_allowed_origins.iter().collect::<Vec<_>>(),
+        ["https://app.example.com", "http://localhost:8080"]
+    );
+    let default = server_args(&[]).unwrap().validate().unwrap();
+    assert!(default.web_allowed_origins.is_empty(), "no CORS by default");
+
+    let (status, _, stderr) = support::run(
+        &["server"],
+        &[(
+            "HERALD_WEB_ALLOWED_ORIGINS",
+            "https://app.example.com,ftp://x",
+        )],
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.starts_with("herald: --web-allowed-origins: \"ftp://x\" is not an origin"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -474,6 +505,18 @@ fn bad_configuration_is_refused_with_one_line_naming_the_option() {
         (&["--http-idle-timeout", "200h"], "--http-idle-timeout"),
         (&["--http-request-timeout", "0"], "--http-request-timeout"),
         (&["--http-max-connections", "0"], "--http-max-connections"),
+        (
+            &["--web-allowed-origins", "https://app.example.com/inbox"],
+            "--web-allowed-origins",
+        ),
+        (
+            &[
+                "--web-allowed-origins",
+                "https://app.example.com,app.example.com",
+            ],
+            "--web-allowed-origins",
+        ),
+        (&["--web-allowed-origins", "*"], "--web-allowed-origins"),
     ];
     for (args, option) in cases {
         let err = server_args(args)

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+/// The Escape key, for [`Browser::press`].
+pub const ESCAPE: &str = "\u{E00C}";
+
 /// How long a wait for something on a page lasts before the test fails.
 pub const PAGE_WAIT: Duration = Duration::from_secs(15);
 
@@ -275,6 +278,45 @@ impl Browser {
             "POST",
             &format!("/element/{}/value", element.0),
             Some(json!({ "text": text })),
+        );
+    }
+
+    /// The first element matching `css` inside the open shadow root of the element matching
+    /// `host`, waiting for one to appear (a custom element's insides).
+    pub fn find_in_shadow(&self, host: &str, css: &str) -> Element {
+        let host_element = self.find(host);
+        let root = self.session_call("GET", &format!("/element/{}/shadow", host_element.0), None);
+        let root = root
+            .as_object()
+            .and_then(|root| root.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{host} has no open shadow root: {root}"))
+            .to_owned();
+        self.wait_for(&format!("an element {css} in {host}"), || {
+            self.session_call(
+                "POST",
+                &format!("/shadow/{root}/elements"),
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .as_array()
+            .unwrap()
+            .first()
+            .and_then(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned))
+            .map(Element)
+        })
+    }
+
+    /// Presses one key (a WebDriver key code such as [`ESCAPE`]) where the focus is.
+    pub fn press(&self, key: &str) {
+        self.session_call(
+            "POST",
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                    {"type": "keyDown", "value": key},
+                    {"type": "keyUp", "value": key},
+                ]}]}),
+            ),
         );
     }
 

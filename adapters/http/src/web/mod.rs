@@ -2,7 +2,8 @@
 //! `/sign-out` and `/inbox`, rendered on the server from Handlebars templates compiled into the
 //! binary (`templates/`), with their stylesheet and the inbox's small script embedded too
 //! (`assets/`, served under `/assets/`). The pages work without JavaScript; the script only
-//! adds new notifications live.
+//! adds new notifications live. [`embed`] is the bell other sites' pages embed
+//! (`/assets/herald-inbox.js`).
 //!
 //! Sessions ([`herald_application::WebSessions`]): signing in with an API token (the
 //! `/sign-in` form) or a one-time link ([`sign_in_link_url`], minted by
@@ -15,6 +16,7 @@
 //! Pages answer in HTML, errors included; a page that needs a session redirects to
 //! `/sign-in` without one.
 
+mod embed;
 mod inbox;
 mod page;
 mod sign_in;
@@ -60,6 +62,7 @@ pub(crate) fn add(router: Router<State>) -> Router<State> {
         .route("/inbox/events", get(inbox::events))
         .route("/assets/web.css", get(stylesheet))
         .route("/assets/inbox.js", get(script))
+        .merge(embed::add(Router::new()))
 }
 
 async fn stylesheet() -> Response {
