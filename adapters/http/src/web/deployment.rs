@@ -31,19 +31,10 @@ pub const PAGE_SIZE: usize = 25;
 /// The session of an owner, else a 403 page (a redirect to sign in without a session).
 async fn owner(api: &ApiState, headers: &HeaderMap) -> Result<Session, Response> {
     let session = Session::require(api, headers).await?;
-    refuse_unless_owner(&session)?;
-    Ok(session)
-}
-
-fn refuse_unless_owner(session: &Session) -> Result<(), Response> {
-    if session.user.roles.contains(&Role::Owner) {
-        return Ok(());
+    if !session.user.roles.contains(&Role::Owner) {
+        return Err(not_allowed());
     }
-    Err(Page::message(
-        StatusCode::FORBIDDEN,
-        "Not allowed",
-        "The deployment's notification settings are for owners only.",
-    ))
+    Ok(session)
 }
 
 /// An owner's form: the session and its fields, refused without the CSRF token or the role.
@@ -53,8 +44,19 @@ async fn owner_form(
     body: Body,
 ) -> Result<(Session, Form), Response> {
     let (session, form) = Session::form(api, headers, body).await?;
-    refuse_unless_owner(&session)?;
+    if !session.user.roles.contains(&Role::Owner) {
+        return Err(not_allowed());
+    }
     Ok((session, form))
+}
+
+/// The 403 page of anyone but an owner.
+fn not_allowed() -> Response {
+    Page::message(
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        "The deployment's notification settings are for owners only.",
+    )
 }
 
 pub(crate) async fn page(
@@ -254,9 +256,9 @@ fn duration_label(duration: std::time::Duration) -> String {
     let seconds = duration.as_secs();
     if duration.subsec_nanos() != 0 || seconds == 0 {
         format!("{}ms", duration.as_millis())
-    } else if seconds % 3600 == 0 {
+    } else if seconds.is_multiple_of(3600) {
         format!("{}h", seconds / 3600)
-    } else if seconds % 60 == 0 {
+    } else if seconds.is_multiple_of(60) {
         format!("{}m", seconds / 60)
     } else {
         format!("{seconds}s")
@@ -277,6 +279,7 @@ fn message(m: &Message, templates: &[TemplateView]) -> Value {
         "id": m.id.to_string(),
         "template": template,
         "recipient": m.recipient.to_string(),
+        "recipient_short": m.recipient.to_string().chars().take(8).collect::<String>(),
         "method": m.method.as_str(),
         "status": m.status.as_str(),
         "status_reason": m.status_reason,
