@@ -318,3 +318,74 @@ async fn the_delivery_settings_never_show_a_password_or_secret() {
         assert!(!html.contains(secret), "{secret} is on the page");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messages_show_a_page_at_a_time_newest_first_with_the_filter_kept() {
+    let app = App::start().await;
+    // 13 events, each a webhook and an inbox message: 26, one more than a page.
+    for n in 0..13 {
+        let event = serde_json::json!({
+            "template_id": catalogue::WORKSPACE_DELETED,
+            "user_id": app.member.user.id,
+            "labels": {"name": format!("ws-{n}"), "reason": "tidy", "initiator": "owner"},
+            "created_by": "tests",
+        });
+        app.post("/api/v2/notifications/events", &app.owner, event)
+            .await
+            .expect(StatusCode::ACCEPTED);
+    }
+    let newest = app
+        .services
+        .messages()
+        .list(MessageFilter::default())
+        .await
+        .unwrap()[0]
+        .id;
+    let owner = signed_in(&app, &app.owner).await;
+    let rows = |html: &str| html.matches("<tr data-id=").count();
+
+    let first = page(&app, Method::GET, PATH, Some(&owner), None)
+        .await
+        .text();
+    assert_eq!(rows(&first), 25);
+    assert!(
+        first.find("<tr data-id=").unwrap()
+            == first.find(&format!("<tr data-id=\"{newest}\"")).unwrap(),
+        "newest first"
+    );
+    assert!(
+        first.contains("href=\"/deployment/notifications?limit=50#messages\""),
+        "{first}"
+    );
+
+    let more = page(
+        &app,
+        Method::GET,
+        &format!("{PATH}?limit=50"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .text();
+    assert_eq!(rows(&more), 26);
+    assert!(!more.contains("id=\"show-more\""), "everything is shown");
+
+    let pending = page(
+        &app,
+        Method::GET,
+        &format!("{PATH}?status=pending"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .text();
+    assert_eq!(rows(&pending), 25);
+    assert!(
+        pending.contains("href=\"/deployment/notifications?status=pending&amp;limit=50#messages\""),
+        "{pending}"
+    );
+    assert!(
+        pending.contains("<option value=\"pending\" selected>"),
+        "{pending}"
+    );
+}

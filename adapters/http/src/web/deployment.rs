@@ -26,7 +26,7 @@ use crate::extract::QueryPairs;
 /// The page's path.
 pub(crate) const PATH: &str = "/deployment/notifications";
 /// Messages the troubleshooting list shows at first, and how many more each "Show more" adds.
-pub const PAGE_SIZE: usize = 25;
+pub(crate) const PAGE_SIZE: usize = 25;
 
 /// The session of an owner, else a 403 page (a redirect to sign in without a session).
 async fn owner(api: &ApiState, headers: &HeaderMap) -> Result<Session, Response> {
@@ -165,7 +165,7 @@ fn notice(done: &str) -> Option<String> {
                  messages below.",
                 if sent == 1 { "" } else { "s" },
                 if skipped > 0 {
-                    format!(" ({skipped} skipped: disabled in your preferences)")
+                    format!(" ({skipped} skipped)")
                 } else {
                     String::new()
                 }
