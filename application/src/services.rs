@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use herald_domain::Method;
+
 use crate::config::{DefaultMethod, DeliveryConfig, NotifierSettings};
 use crate::events::{EventPorts, Events};
 use crate::inbox::Inbox;
@@ -17,9 +19,9 @@ use crate::limits::{Limits, RateLimiter};
 use crate::messages::Messages;
 use crate::notifier::{Notifier, NotifierHandle, NotifierPorts};
 use crate::ports::{
-    BuildStore, Clock, Dispatcher, InboxFeed, InboxStore, MessageQueue, NotifierMetrics,
-    PreferenceStore, RateCounter, ReportLog, ResourceStateStore, SessionStore, SettingsStore,
-    TaskStateStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
+    BuildStore, Clock, Dispatcher, DispatcherSetting, InboxFeed, InboxStore, MessageQueue,
+    NotifierMetrics, PreferenceStore, RateCounter, ReportLog, ResourceStateStore, SessionStore,
+    SettingsStore, TaskStateStore, TemplateStore, TokenStore, UserDirectory, UserRegistry, Wakeup,
 };
 use crate::preferences::Preferences;
 use crate::purge::Purger;
@@ -385,6 +387,24 @@ impl Services {
     pub fn spawn_notifier(&self, name: impl Into<String>) -> NotifierHandle {
         let (services, name) = (self.clone(), name.into());
         NotifierHandle::supervise(move || services.notifier(name.clone()))
+    }
+
+    /// The notifier's validated tuning (attempts, retry interval, lease period…).
+    pub fn notifier_settings(&self) -> &NotifierSettings {
+        &self.notifier.settings
+    }
+
+    /// Each dispatcher's method and the configuration it shows an operator (secrets only as
+    /// set or not: [`Dispatcher::settings`]), in method order.
+    pub fn dispatcher_settings(&self) -> Vec<(Method, Vec<DispatcherSetting>)> {
+        let mut listed: Vec<_> = self
+            .notifier
+            .dispatchers
+            .iter()
+            .map(|dispatcher| (dispatcher.method(), dispatcher.settings()))
+            .collect();
+        listed.sort_by_key(|(method, _)| *method);
+        listed
     }
 
     /// The ports a notifier of these services drives (a test may replace some and build its

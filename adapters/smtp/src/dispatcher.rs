@@ -2,7 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_application::ports::{Delivery, DeliveryError, Dispatcher};
+use herald_application::ports::{Delivery, DeliveryError, Dispatcher, DispatcherSetting};
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_domain::Method;
 
@@ -37,6 +37,8 @@ pub struct SmtpDispatcher {
     server: String,
     security: Security,
     timeout: Duration,
+    /// What [`Dispatcher::settings`] shows: the password only as set.
+    shown: Vec<DispatcherSetting>,
 }
 
 impl SmtpDispatcher {
@@ -58,12 +60,30 @@ impl SmtpDispatcher {
         let composer = Composer::new(settings.from.clone(), access_url, app_name, unsubscribe_key);
         let security = settings.security;
         let timeout = settings.timeout;
+        let shown = vec![
+            DispatcherSetting::new("Smarthost", server.clone()),
+            DispatcherSetting::new("From", settings.from.to_string()),
+            DispatcherSetting::new(
+                "Transport security",
+                match security {
+                    Security::Plain => "none",
+                    Security::StartTls => "STARTTLS (required)",
+                    Security::Implicit => "TLS",
+                },
+            ),
+            DispatcherSetting::secret(
+                "Authentication password",
+                settings.credentials.is_some() || settings.plain_identity.is_some(),
+            ),
+            DispatcherSetting::new("Timeout", format!("{timeout:?}")),
+        ];
         Self {
             connections: Connections::new(settings, IDLE_TIMEOUT),
             composer,
             server,
             security,
             timeout,
+            shown,
         }
     }
 }
@@ -84,6 +104,10 @@ impl fmt::Debug for SmtpDispatcher {
 impl Dispatcher for SmtpDispatcher {
     fn method(&self) -> Method {
         Method::Smtp
+    }
+
+    fn settings(&self) -> Vec<DispatcherSetting> {
+        self.shown.clone()
     }
 
     async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_application::ports::{Clock, Delivery, DeliveryError, Dispatcher};
+use herald_application::ports::{Clock, Delivery, DeliveryError, Dispatcher, DispatcherSetting};
 use herald_domain::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -87,10 +87,35 @@ fn parse_endpoint(endpoint: &str) -> Result<Url, String> {
     }
 }
 
+/// The endpoint as an operator may see it: its origin only, since a path or query often holds
+/// a token (a Slack or Teams incoming-webhook URL is its own secret).
+fn shown_endpoint(url: &Url) -> String {
+    let origin = url.origin().ascii_serialization();
+    if url.path() == "/" && url.query().is_none() {
+        origin
+    } else {
+        format!("{origin}/… (path hidden)")
+    }
+}
+
 #[async_trait]
 impl Dispatcher for WebhookDispatcher {
     fn method(&self) -> Method {
         Method::Webhook
+    }
+
+    fn settings(&self) -> Vec<DispatcherSetting> {
+        vec![
+            DispatcherSetting::new(
+                "Endpoint",
+                match &self.endpoint {
+                    Ok(url) => shown_endpoint(url),
+                    Err(_) => "invalid (see the logs)".to_owned(),
+                },
+            ),
+            DispatcherSetting::secret("Signing secret", self.secret.is_some()),
+            DispatcherSetting::new("Format", self.format.to_string()),
+        ]
     }
 
     async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
@@ -231,6 +256,23 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shown_endpoint_keeps_its_path_and_query_hidden() {
+        let url = |raw| Url::parse(raw).unwrap();
+        assert_eq!(
+            shown_endpoint(&url("https://hooks.slack.com/services/T0/B0/s3cr3t")),
+            "https://hooks.slack.com/… (path hidden)"
+        );
+        assert_eq!(
+            shown_endpoint(&url("http://receiver:8080/?token=s3cr3t")),
+            "http://receiver:8080/… (path hidden)"
+        );
+        assert_eq!(
+            shown_endpoint(&url("https://receiver.example")),
+            "https://receiver.example"
+        );
+    }
 
     #[test]
     fn retry_after_takes_seconds_or_an_http_date() {

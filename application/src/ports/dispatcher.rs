@@ -46,6 +46,35 @@ impl DeliveryError {
     }
 }
 
+/// One setting of a dispatcher's configuration, as an operator may see it (the admin page's
+/// delivery settings): never a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatcherSetting {
+    pub name: &'static str,
+    pub value: String,
+}
+
+impl DispatcherSetting {
+    pub fn new(name: &'static str, value: impl Into<String>) -> Self {
+        Self {
+            name,
+            value: value.into(),
+        }
+    }
+
+    /// A secret, shown only as whether it is configured.
+    pub fn secret(name: &'static str, configured: bool) -> Self {
+        Self::new(
+            name,
+            if configured {
+                "set (hidden)"
+            } else {
+                "not set"
+            },
+        )
+    }
+}
+
 /// Delivers messages by one method (SMTP, webhook, inbox).
 ///
 /// Implementations MUST:
@@ -73,6 +102,13 @@ impl DeliveryError {
 #[async_trait]
 pub trait Dispatcher: Send + Sync + std::fmt::Debug {
     fn method(&self) -> Method;
+
+    /// The configuration an operator may see, in the order to show it. MUST NOT carry a
+    /// secret's value (a password, a signing secret, a token in a URL): a secret is shown only
+    /// as whether it is set ([`DispatcherSetting::secret`]). Default: nothing to show.
+    fn settings(&self) -> Vec<DispatcherSetting> {
+        Vec::new()
+    }
 
     async fn dispatch(&self, delivery: &Delivery) -> Result<(), DeliveryError>;
 }

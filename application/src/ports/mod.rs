@@ -25,7 +25,7 @@ mod wakeup;
 
 pub use build_store::BuildStore;
 pub use clock::{Clock, SystemClock};
-pub use dispatcher::{Delivery, DeliveryError, Dispatcher};
+pub use dispatcher::{Delivery, DeliveryError, Dispatcher, DispatcherSetting};
 pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
 pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
 pub use jitter::{Jitter, RandomJitter};

@@ -14,22 +14,22 @@ use crate::support::{self, Process, TestDatabase};
 use crate::webdriver::Browser;
 
 /// A running server whose access URL is its own address, and two users of it.
-struct Site {
-    address: String,
-    owner: String,
-    member: String,
-    member_id: String,
+pub(crate) struct Site {
+    pub(crate) address: String,
+    pub(crate) owner: String,
+    pub(crate) member: String,
+    pub(crate) member_id: String,
     _process: Process,
     database: TestDatabase,
 }
 
 impl Site {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(&[]).await
     }
 
     /// The server with these flags added.
-    async fn start_with(flags: &[&str]) -> Self {
+    pub(crate) async fn start_with(flags: &[&str]) -> Self {
         let database = TestDatabase::create().await;
         let create = |username: &str, roles: &str| {
             let (status, stdout, stderr) = support::run(
@@ -89,12 +89,12 @@ impl Site {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
     /// A one-time sign-in link for the member, minted by the owner.
-    fn sign_in_link(&self) -> String {
+    pub(crate) fn sign_in_link(&self) -> String {
         let (status, body) = api(
             &self.address,
             "POST",
@@ -145,14 +145,20 @@ impl Site {
         assert_eq!(status, 204, "{body}");
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         drop(self._process);
         self.database.drop_now().await;
     }
 }
 
 /// One JSON request: (status, body or `null`).
-fn api(address: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) fn api(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -3,9 +3,10 @@
 //! database, the HTTP API and the client commands against a running server, two replicas on
 //! one database, the notifier's own pool beside the API's, the failed-builds report scheduler,
 //! the built-in PostgreSQL cluster, the embedding example, the webhook body formats, and the web
-//! pages in a headless Chromium (`browser`, driven through `webdriver`).
+//! pages in a headless Chromium (`browser`, `browser_deployment`, driven through `webdriver`).
 
 mod browser;
+mod browser_deployment;
 mod builtin;
 mod cli;
 mod config;

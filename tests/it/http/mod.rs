@@ -4,6 +4,7 @@
 
 mod builds;
 mod cors;
+mod deployment_page;
 mod directory;
 mod failures;
 mod idempotency;

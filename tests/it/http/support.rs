@@ -25,25 +25,26 @@ use tower::ServiceExt as _;
 /// webhook endpoint).
 const NOWHERE: &str = "http://127.0.0.1:9/herald";
 
-/// The dispatchers of an app: a webhook dispatcher posting [`NOWHERE`], and the inbox's.
+/// The webhook settings of an app: posting [`NOWHERE`], unsigned.
+pub fn nowhere_webhook() -> WebhookConfig {
+    WebhookConfig {
+        endpoint: NOWHERE.to_owned(),
+        secret: None,
+        timeout: Duration::from_secs(5),
+        format: WebhookFormat::Herald,
+    }
+}
+
+/// The dispatchers of an app: a webhook dispatcher with `webhook` ([`nowhere_webhook`] unless
+/// a test configures another), and the inbox's.
 fn dispatchers(
     store: &PgStore,
     signals: &Arc<PgSignals>,
     clock: &Arc<dyn Clock>,
+    webhook: WebhookConfig,
 ) -> Vec<Arc<dyn Dispatcher>> {
     vec![
-        Arc::new(
-            WebhookDispatcher::new(
-                WebhookConfig {
-                    endpoint: NOWHERE.to_owned(),
-                    secret: None,
-                    timeout: Duration::from_secs(5),
-                    format: WebhookFormat::Herald,
-                },
-                clock.clone(),
-            )
-            .unwrap(),
-        ),
+        Arc::new(WebhookDispatcher::new(webhook, clock.clone()).unwrap()),
         Arc::new(InboxDispatcher::new(
             Arc::new(store.clone()),
             signals.clone(),
@@ -116,12 +117,23 @@ impl App {
 
     /// The app with these limits, on this clock.
     pub async fn start_with(limits: Limits, clock: Arc<dyn Clock>) -> App {
+        Self::start_delivering(limits, clock, nowhere_webhook(), Vec::new()).await
+    }
+
+    /// The app with this webhook configuration, and `more` dispatchers besides (an SMTP one).
+    pub async fn start_delivering(
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        webhook: WebhookConfig,
+        more: Vec<Arc<dyn Dispatcher>>,
+    ) -> App {
         let database = TestDatabase::create().await;
         let store = database.store.clone();
         let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
         let key = UnsubscribeKey::generate().unwrap();
         let metrics = Arc::new(PrometheusMetrics::new());
-        let dispatchers = dispatchers(&store, &signals, &clock);
+        let mut dispatchers = dispatchers(&store, &signals, &clock, webhook);
+        dispatchers.extend(more);
         let services = Services::build(
             Ports::over(
                 Arc::new(store.clone()),
@@ -198,7 +210,7 @@ impl App {
                 unsubscribe_key: self.key.clone(),
                 limits: Limits::default(),
             },
-            dispatchers(&store, &signals, &clock),
+            dispatchers(&store, &signals, &clock, nowhere_webhook()),
         )
     }
 

@@ -71,6 +71,7 @@ pub(crate) async fn page(
             "title": "Inbox",
             "signed_in": true,
             "user_name": display_name(&session),
+            "owner": session.user.roles.contains(&herald_domain::Role::Owner),
             "csrf": session.secret.csrf_token(),
             "unread_count": listed.unread_count,
             "unread_only": unread_only,
@@ -81,7 +82,7 @@ pub(crate) async fn page(
     ))
 }
 
-fn display_name(session: &Session) -> String {
+pub(super) fn display_name(session: &Session) -> String {
     if session.user.name.is_empty() {
         session.user.username.to_string()
     } else {

@@ -1,9 +1,9 @@
 //! The web pages (DESIGN §10.6), served by `herald server` on the API's origin: `/sign-in`,
-//! `/sign-out` and `/inbox`, rendered on the server from Handlebars templates compiled into the
-//! binary (`templates/`), with their stylesheet and the inbox's small script embedded too
-//! (`assets/`, served under `/assets/`). The pages work without JavaScript; the script only
-//! adds new notifications live. [`embed`] is the bell other sites' pages embed
-//! (`/assets/herald-inbox.js`).
+//! `/sign-out`, `/inbox` and the owners' `/deployment/notifications`, rendered on the server
+//! from Handlebars templates compiled into the binary (`templates/`), with their stylesheet and
+//! the inbox's small script embedded too (`assets/`, served under `/assets/`). The pages work
+//! without JavaScript; the script only adds new notifications live. [`embed`] is the bell other
+//! sites' pages embed (`/assets/herald-inbox.js`).
 //!
 //! Sessions ([`herald_application::WebSessions`]): signing in with an API token (the
 //! `/sign-in` form) or a one-time link ([`sign_in_link_url`], minted by
@@ -16,6 +16,7 @@
 //! Pages answer in HTML, errors included; a page that needs a session redirects to
 //! `/sign-in` without one.
 
+mod deployment;
 mod embed;
 mod inbox;
 mod page;
@@ -60,6 +61,19 @@ pub(crate) fn add(router: Router<State>) -> Router<State> {
         .route("/inbox/read-all", post(inbox::mark_all_read))
         .route("/inbox/{id}/read", post(inbox::set_read))
         .route("/inbox/events", get(inbox::events))
+        .route(deployment::PATH, get(deployment::page))
+        .route(
+            "/deployment/notifications/templates/{id}/method",
+            post(deployment::set_method),
+        )
+        .route(
+            "/deployment/notifications/pause",
+            post(deployment::set_paused),
+        )
+        .route(
+            "/deployment/notifications/test",
+            post(deployment::send_test),
+        )
         .route("/assets/web.css", get(stylesheet))
         .route("/assets/inbox.js", get(script))
         .merge(embed::add(Router::new()))
