@@ -11,6 +11,7 @@ mod malformed;
 mod notifications;
 mod openapi;
 mod scheduled;
+mod settings;
 mod signals;
 mod support;
 mod unsubscribe;

@@ -19,7 +19,7 @@ use tower::ServiceExt as _;
 use super::support::{App, Caller, Reply};
 
 /// A browser-like request: the cookie header, and a form body when given.
-async fn page(
+pub(super) async fn page(
     app: &App,
     method: Method,
     path: &str,
@@ -59,7 +59,7 @@ async fn page(
 }
 
 /// The `Set-Cookie` header of `name`, whole.
-fn set_cookie(reply: &Reply, name: &str) -> String {
+pub(super) fn set_cookie(reply: &Reply, name: &str) -> String {
     reply
         .headers
         .get_all(header::SET_COOKIE)
@@ -70,12 +70,12 @@ fn set_cookie(reply: &Reply, name: &str) -> String {
 }
 
 /// `name=value` of a `Set-Cookie` header, as a browser sends it back.
-fn sent_back(set_cookie: &str) -> String {
+pub(super) fn sent_back(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
 /// The `value` of the first `<input name="{name}">` of a page.
-fn field(html: &str, name: &str) -> String {
+pub(super) fn field(html: &str, name: &str) -> String {
     let at = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no {name} field: {html}"));
@@ -93,7 +93,7 @@ async fn mint(app: &App, minter: &Caller, user: &Caller) -> Reply {
 }
 
 /// Signs `user` in with a link the owner mints: the session cookie as the browser sends it.
-async fn signed_in(app: &App, user: &Caller) -> String {
+pub(super) async fn signed_in(app: &App, user: &Caller) -> String {
     let url = mint(app, &app.owner, user)
         .await
         .expect(StatusCode::CREATED)
@@ -114,7 +114,7 @@ async fn csrf_token(app: &App, cookie: &str) -> String {
     field(&inbox.text(), "csrf")
 }
 
-fn redirects_to(reply: &Reply, location: &str) {
+pub(super) fn redirects_to(reply: &Reply, location: &str) {
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
     assert_eq!(reply.headers[header::LOCATION], location);
 }

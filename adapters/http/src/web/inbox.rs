@@ -81,7 +81,7 @@ pub(crate) async fn page(
     ))
 }
 
-fn display_name(session: &Session) -> String {
+pub(super) fn display_name(session: &Session) -> String {
     if session.user.name.is_empty() {
         session.user.username.to_string()
     } else {

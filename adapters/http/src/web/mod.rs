@@ -1,5 +1,5 @@
 //! The web pages (DESIGN §10.6), served by `herald server` on the API's origin: `/sign-in`,
-//! `/sign-out` and `/inbox`, rendered on the server from Handlebars templates compiled into the
+//! `/sign-out`, `/inbox` and `/settings/notifications`, rendered on the server from Handlebars templates compiled into the
 //! binary (`templates/`), with their stylesheet and the inbox's small script embedded too
 //! (`assets/`, served under `/assets/`). The pages work without JavaScript; the script only
 //! adds new notifications live.
@@ -13,10 +13,11 @@
 //! (a double-submitted cookie). A form posted without it is refused with a 403 page.
 //!
 //! Pages answer in HTML, errors included; a page that needs a session redirects to
-//! `/sign-in` without one.
+//! `/sign-in` without one, which comes back to the page once signed in.
 
 mod inbox;
 mod page;
+mod settings;
 mod sign_in;
 
 use std::sync::Arc;
@@ -58,6 +59,10 @@ pub(crate) fn add(router: Router<State>) -> Router<State> {
         .route("/inbox/read-all", post(inbox::mark_all_read))
         .route("/inbox/{id}/read", post(inbox::set_read))
         .route("/inbox/events", get(inbox::events))
+        .route(
+            settings::SETTINGS_PATH,
+            get(settings::page).post(settings::change),
+        )
         .route("/assets/web.css", get(stylesheet))
         .route("/assets/inbox.js", get(script))
 }
@@ -107,10 +112,21 @@ impl Session {
         }
     }
 
-    /// The request's live session, or a redirect to the sign-in page.
+    /// The request's live session, or a redirect to the sign-in page (which then leads to
+    /// the inbox).
     pub(crate) async fn require(api: &Api, headers: &HeaderMap) -> Result<Self, Response> {
+        Self::require_returning(api, headers, "/inbox").await
+    }
+
+    /// The request's live session, or a redirect to the sign-in page that comes back to
+    /// `path` (this request's path and query) once signed in.
+    pub(crate) async fn require_returning(
+        api: &Api,
+        headers: &HeaderMap,
+        path: &str,
+    ) -> Result<Self, Response> {
         Self::of(api, headers).await?.ok_or_else(|| {
-            let mut response = see_other("/sign-in");
+            let mut response = see_other(&sign_in::sign_in_returning_to(path));
             // A stale cookie is dropped rather than sent again with every request.
             if cookie(headers, SESSION_COOKIE).is_some() {
                 set_cookie(&mut response, &clear_cookie(SESSION_COOKIE));

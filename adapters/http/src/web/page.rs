@@ -16,6 +16,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("signed_in", include_str!("templates/signed_in.hbs")),
     ("inbox", include_str!("templates/inbox.hbs")),
     ("message", include_str!("templates/message.hbs")),
+    ("settings", include_str!("templates/settings.hbs")),
 ];
 
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
