@@ -31,6 +31,8 @@ enum Notice {
     Confirm(TemplateId),
     /// Information (`role="status"`).
     Status(String),
+    /// A switch saved: said beside it, where the page opens after its form.
+    Saved(String),
     /// Something the link or form got wrong (`role="alert"`).
     Error(String),
 }
@@ -91,7 +93,7 @@ pub(crate) async fn page(
             Some(setting) => (
                 StatusCode::OK,
                 Some(setting.template.id),
-                Some(Notice::Status(saved(&api, setting))),
+                Some(Notice::Saved(saved(&api, setting))),
             ),
             None => (StatusCode::OK, None, None),
         },
@@ -107,10 +109,11 @@ pub(crate) async fn page(
         }),
         _ => None,
     };
-    let (status_text, error_text) = match notice {
-        Some(Notice::Status(text)) => (Some(text), None),
-        Some(Notice::Error(text)) => (None, Some(text)),
-        _ => (None, None),
+    let (status_text, error_text, saved_text) = match notice {
+        Some(Notice::Status(text)) => (Some(text), None, None),
+        Some(Notice::Error(text)) => (None, Some(text), None),
+        Some(Notice::Saved(text)) => (None, None, Some(text)),
+        _ => (None, None, None),
     };
     Ok(Page::render(
         status,
@@ -123,7 +126,7 @@ pub(crate) async fn page(
             "confirm": confirm,
             "status": status_text,
             "error": error_text,
-            "groups": groups(&api, &settings, highlighted),
+            "groups": groups(&api, &settings, highlighted, saved_text.as_deref()),
         }),
     ))
 }
@@ -239,11 +242,18 @@ fn method_names(api: &ApiState, setting: &TemplateSetting) -> String {
     }
 }
 
-/// The templates by group, in the order the use case gives them.
-fn groups(api: &ApiState, settings: &[TemplateSetting], highlighted: Option<TemplateId>) -> Value {
+/// The templates by group, in the order the use case gives them; the highlighted one with
+/// `note`.
+fn groups(
+    api: &ApiState,
+    settings: &[TemplateSetting],
+    highlighted: Option<TemplateId>,
+    note: Option<&str>,
+) -> Value {
     let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
     for setting in settings {
-        let item = template_item(api, setting, highlighted == Some(setting.template.id));
+        let note = (highlighted == Some(setting.template.id)).then_some(note);
+        let item = template_item(api, setting, note);
         match groups.last_mut() {
             Some((group, items)) if *group == setting.template.group => items.push(item),
             _ => groups.push((setting.template.group.clone(), vec![item])),
@@ -257,8 +267,9 @@ fn groups(api: &ApiState, settings: &[TemplateSetting], highlighted: Option<Temp
     )
 }
 
-/// What the template shows of one notification template.
-fn template_item(api: &ApiState, setting: &TemplateSetting, highlighted: bool) -> Value {
+/// What the template shows of one notification template: highlighted when `note` is `Some`,
+/// with its text if any.
+fn template_item(api: &ApiState, setting: &TemplateSetting, note: Option<Option<&str>>) -> Value {
     let template = &setting.template;
     let methods: Vec<Value> = shown_methods(api, setting)
         .into_iter()
@@ -275,7 +286,8 @@ fn template_item(api: &ApiState, setting: &TemplateSetting, highlighted: bool) -
         "id": template.id.to_string(),
         "name": template.name,
         "security": template.is_security(),
-        "highlighted": highlighted,
+        "highlighted": note.is_some(),
+        "note": note.flatten(),
         "on": receives_any(api, setting),
         "methods": methods,
     })
