@@ -26,9 +26,9 @@ pub(crate) const SETTINGS_PATH: &str = "/settings/notifications";
 
 /// What the page says above the list.
 #[derive(Debug)]
-enum Notice {
+enum Notice<'a> {
     /// A `?disabled=` link to confirm.
-    Confirm(TemplateId),
+    Confirm(&'a TemplateSetting),
     /// Information (`role="status"`).
     Status(String),
     /// A switch saved: said beside it, where the page opens after its form.
@@ -86,7 +86,7 @@ pub(crate) async fn page(
             Some(setting) => (
                 StatusCode::OK,
                 Some(setting.template.id),
-                Some(Notice::Confirm(setting.template.id)),
+                Some(Notice::Confirm(setting)),
             ),
         },
         (None, Some(raw)) => match find(raw) {
@@ -100,13 +100,11 @@ pub(crate) async fn page(
         (None, None) => (StatusCode::OK, None, None),
     };
     let confirm = match &notice {
-        Some(Notice::Confirm(id)) => find(&id.to_string()).map(|setting| {
-            json!({
-                "id": setting.template.id.to_string(),
-                "name": setting.template.name,
-                "methods": method_names(&api, setting),
-            })
-        }),
+        Some(Notice::Confirm(setting)) => Some(json!({
+            "id": setting.template.id.to_string(),
+            "name": setting.template.name,
+            "methods": method_names(&api, setting),
+        })),
         _ => None,
     };
     let (status_text, error_text, saved_text) = match notice {
