@@ -40,7 +40,7 @@ pub use notifier::{
     Cycle, Decision, Facts, Flushed, Notifier, NotifierHandle, NotifierHealth, NotifierPorts,
     WRITE_BACK_RETRY_DELAYS, decide,
 };
-pub use preferences::{PreferenceUpdate, Preferences, TemplatePreference};
+pub use preferences::{PreferenceUpdate, Preferences, TemplatePreference, TemplateSetting};
 pub use purge::Purger;
 pub use reports::{ReportOutcome, ReportRun, ReportScheduler, ReportSkip, Reports, SentReport};
 pub use services::{Config, NotifierStores, Ports, Services};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Method, PreferenceScope, Template, TemplateId, UserId, receives};
+use herald_domain::{Method, PreferenceScope, Template, TemplateId, UserId, catalogue, receives};
 
 use crate::Error;
 use crate::ports::{Clock, PreferenceChange, PreferenceStore, TemplateStore, UserDirectory};
@@ -35,6 +35,15 @@ pub struct TemplatePreference {
     pub methods: BTreeMap<Method, bool>,
     /// When the latest of the template's rows was written.
     pub updated_at: DateTime<Utc>,
+}
+
+/// One template as a user's settings page shows it: every template has one, rows or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSetting {
+    pub template: Template,
+    /// Per method, whether the user receives the template by it (the method's row, else the
+    /// all-methods row, else the default; always for a security message).
+    pub receives: BTreeMap<Method, bool>,
 }
 
 /// A change to a user's preferences: template-wide values, then per-method ones.
@@ -78,6 +87,46 @@ impl Preferences {
     pub async fn get(&self, user: UserId) -> Result<Vec<TemplatePreference>, Error> {
         self.existing_user(user).await?;
         self.list(user).await
+    }
+
+    /// What the user receives of every template, grouped as the catalogue groups them
+    /// ([`catalogue::GROUPS`] order, any other group after them), by name within a group.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or deleted user.
+    pub async fn settings(&self, user: UserId) -> Result<Vec<TemplateSetting>, Error> {
+        self.existing_user(user).await?;
+        let stored = self.store.for_user(user).await?;
+        let mut settings: Vec<TemplateSetting> = self
+            .templates
+            .list()
+            .await?
+            .into_iter()
+            .map(|template| {
+                let rows = stored
+                    .get(&template.id)
+                    .map(|rows| rows.stored)
+                    .unwrap_or_default();
+                let receives = Method::ALL
+                    .into_iter()
+                    .map(|method| (method, receives(&template, &rows, method)))
+                    .collect();
+                TemplateSetting { template, receives }
+            })
+            .collect();
+        settings.sort_by(|a, b| {
+            let group = |setting: &TemplateSetting| {
+                catalogue::GROUPS
+                    .iter()
+                    .position(|group| *group == setting.template.group)
+                    .unwrap_or(catalogue::GROUPS.len())
+            };
+            group(a)
+                .cmp(&group(b))
+                .then_with(|| a.template.group.cmp(&b.template.group))
+                .then_with(|| a.template.name.cmp(&b.template.name))
+        });
+        Ok(settings)
     }
 
     /// Applies the update (atomically) and returns the user's preferences as

@@ -51,6 +51,15 @@ pub const TEMPLATE_EVENTS: &str = "Template Events";
 pub const TASK_EVENTS: &str = "Task Events";
 pub const NOTIFICATION_EVENTS: &str = "Notification Events";
 pub const CUSTOM_EVENTS: &str = "Custom Events";
+/// The catalogue's groups, in the order pages show them.
+pub const GROUPS: [&str; 6] = [
+    WORKSPACE_EVENTS,
+    USER_EVENTS,
+    TEMPLATE_EVENTS,
+    TASK_EVENTS,
+    NOTIFICATION_EVENTS,
+    CUSTOM_EVENTS,
+];
 
 struct Spec {
     id: TemplateId,
@@ -615,6 +624,17 @@ mod tests {
             assert_eq!(template.name, *name);
             assert_eq!(template.group, *group, "{name}");
             assert_eq!(template.enabled_by_default, *enabled, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_template_is_in_one_of_the_listed_groups() {
+        for template in templates() {
+            assert!(
+                GROUPS.contains(&template.group.as_str()),
+                "{}",
+                template.name
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask bench` runs the
 //! benchmark; `cargo xtask chaos` the fault-injection suite; `cargo xtask golden` regenerates
-//! the rendering golden files and the webhook formats' golden files built from them.
+//! the rendering golden files, the emails' and the webhook formats' golden files built from
+//! the rendering ones.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitCode};
@@ -21,7 +22,8 @@ const USAGE: &str = "usage: cargo xtask <ci | bench [--quick] [--scale] [bench o
           (about 15 minutes once built; --quick 3 to 5); prints the table, writes
           target/chaos/report.json and docs/chaos.md; fails when a scenario fails.
           Options after it go to the suite (tests/chaos/main.rs), e.g. --smtp-outage 20
-  golden  regenerate application/tests/golden/*.md from the catalogue, then the webhook formats'
+  golden  regenerate application/tests/golden/*.md from the catalogue, the emails'
+          adapters/smtp/tests/golden/*, then the webhook formats'
           adapters/webhook/tests/golden/{slack,teams}/*.json from those";
 
 fn main() -> ExitCode {
@@ -319,6 +321,12 @@ fn golden() -> Result<()> {
                 "rendering",
                 "golden",
             ])
+            .env("HERALD_BLESS", "1"),
+    )?;
+    run(
+        "regenerate the email golden files",
+        cargo()
+            .args(["test", "-p", "herald-smtp", "--lib", "golden"])
             .env("HERALD_BLESS", "1"),
     )?;
     // The webhook formats' golden files are built from the rendering ones: regenerated after.

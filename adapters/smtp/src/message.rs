@@ -43,6 +43,15 @@ impl Composer {
         format!("{}{SETTINGS_PATH}", self.access_url)
     }
 
+    /// The "Stop receiving emails like this" link: the settings page, asking to turn the
+    /// delivery's template off.
+    pub fn stop_url(&self, delivery: &Delivery) -> String {
+        format!(
+            "{}{SETTINGS_PATH}?disabled={}",
+            self.access_url, delivery.template_id
+        )
+    }
+
     pub fn unsubscribe_url(&self, delivery: &Delivery) -> String {
         let token = self
             .unsubscribe_key
@@ -96,7 +105,7 @@ impl Composer {
             .map_err(|err| DeliveryError::permanent(format!("could not build the email: {err}")))
     }
 
-    /// The plain-text part: the body, each action as `label: url`, and the settings link.
+    /// The plain-text part: the body, each action as `label: url`, and the settings links.
     pub fn text(&self, delivery: &Delivery) -> String {
         let mut text = delivery.rendered.body.trim_end().to_owned();
         let actions = &delivery.payload.actions;
@@ -116,7 +125,9 @@ impl Composer {
         } else {
             let _ = write!(
                 text,
-                "\n\n-- \nManage your {} notification settings: {}\n",
+                "\n\n-- \nStop receiving emails like this: {}\n\
+                 Manage your {} notification settings: {}\n",
+                self.stop_url(delivery),
                 self.app_name,
                 self.settings_url()
             );
@@ -153,7 +164,8 @@ impl Composer {
             )
         } else {
             format!(
-                r#"You are receiving this because of your {app_name} notification settings. <a href="{settings}" style="color:#2563eb;text-decoration:underline;">Manage your notification settings</a>"#,
+                r#"You are receiving this because of your {app_name} notification settings. <a href="{stop}" style="color:#2563eb;text-decoration:underline;">Stop receiving emails like this</a> · <a href="{settings}" style="color:#2563eb;text-decoration:underline;">Manage your notification settings</a>"#,
+                stop = escape(&self.stop_url(delivery)),
                 settings = escape(&self.settings_url()),
             )
         };
@@ -260,8 +272,8 @@ mod tests {
     }
 
     #[test]
-    fn the_text_part_lists_actions_and_the_settings_link() {
-        let text = composer().text(&delivery(vec![
+    fn the_text_part_lists_actions_and_the_settings_links() {
+        let delivery = delivery(vec![
             Action {
                 label: "View workspaces".into(),
                 url: "https://herald.example.com/workspaces".into(),
@@ -270,14 +282,20 @@ mod tests {
                 label: "View\ntemplates".into(),
                 url: "https://herald.example.com/templates".into(),
             },
-        ]));
+        ]);
+        let text = composer().text(&delivery);
         assert_eq!(
             text,
-            "Hi Danny\n\nYour workspace dev was deleted.\n\n\
+            format!(
+                "Hi Danny\n\nYour workspace dev was deleted.\n\n\
              View workspaces: https://herald.example.com/workspaces\n\
              View templates: https://herald.example.com/templates\n\n\
-             -- \nManage your Herald & Co notification settings: \
-             https://herald.example.com/settings/notifications\n"
+             -- \nStop receiving emails like this: \
+             https://herald.example.com/settings/notifications?disabled={}\n\
+             Manage your Herald & Co notification settings: \
+             https://herald.example.com/settings/notifications\n",
+                delivery.template_id
+            )
         );
     }
 
@@ -301,6 +319,107 @@ mod tests {
         assert!(html.contains("Herald &amp; Co"));
         assert!(html.contains(r#"href="https://herald.example.com/settings/notifications""#));
         assert!(html.contains(r#"<meta name="viewport""#));
+    }
+
+    #[test]
+    fn a_notification_email_links_to_turning_its_template_off_on_the_access_url() {
+        let delivery = delivery(vec![]);
+        let composer = composer();
+        let stop = format!(
+            "https://herald.example.com/settings/notifications?disabled={}",
+            delivery.template_id
+        );
+        assert_eq!(composer.stop_url(&delivery), stop);
+        let html = composer.html(&delivery);
+        assert!(html.contains(&format!(r#"<a href="{stop}" "#)), "{html}");
+        assert!(
+            html.contains(">Stop receiving emails like this</a>"),
+            "{html}"
+        );
+        assert!(
+            composer
+                .text(&delivery)
+                .contains(&format!("Stop receiving emails like this: {stop}\n"))
+        );
+    }
+
+    /// A workspace notification and a One-Time Passcode, with fixed ids.
+    fn golden_deliveries() -> [(&'static str, Delivery); 2] {
+        let mut notification = delivery(vec![Action {
+            label: "View workspaces".into(),
+            url: "https://app.example.com/workspaces".into(),
+        }]);
+        notification.message_id = "00000000-0000-4000-8000-000000000001".parse().unwrap();
+        notification.recipient = "00000000-0000-4000-8000-000000000002".parse().unwrap();
+        notification.template_id = herald_domain::catalogue::WORKSPACE_DELETED;
+        let mut passcode = delivery(vec![]);
+        passcode.message_id = "00000000-0000-4000-8000-000000000003".parse().unwrap();
+        passcode.recipient = "00000000-0000-4000-8000-000000000002".parse().unwrap();
+        passcode.template_id = herald_domain::catalogue::ONE_TIME_PASSCODE;
+        passcode.rendered = RenderedMessage {
+            title: "Your one-time passcode".into(),
+            body: "Hi Danny\n\nYour passcode is 123456.".into(),
+            body_markdown: "Hi Danny\n\nYour passcode is **123456**.".into(),
+            ..RenderedMessage::default()
+        };
+        [
+            ("workspace-deleted", notification),
+            ("one-time-passcode", passcode),
+        ]
+    }
+
+    /// Whether this run rewrites the golden files: `HERALD_BLESS=1`, and never in CI (`CI`
+    /// set), where a rewrite would make the comparison pass whatever the email became.
+    fn blessing() -> bool {
+        let bless = std::env::var("HERALD_BLESS").is_ok_and(|bless| bless == "1");
+        let in_ci = std::env::var("CI").is_ok_and(|ci| !ci.is_empty());
+        assert!(
+            !(bless && in_ci),
+            "HERALD_BLESS=1 is refused because CI is set: golden files are never rewritten in \
+             CI; regenerate them outside CI (`cargo xtask golden`) and commit the reviewed diff"
+        );
+        bless
+    }
+
+    /// The text and HTML parts of each golden delivery match `tests/golden/<name>.txt` and
+    /// `.html` (regenerated by `cargo xtask golden`).
+    #[test]
+    fn emails_match_their_golden_files() {
+        // In the checkout under test: a target directory shared between checkouts can run a
+        // binary another checkout built.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(
+                || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+                std::path::PathBuf::from,
+            )
+            .join("tests/golden");
+        let bless = blessing();
+        let composer = composer();
+        let mut failures = Vec::new();
+        for (name, delivery) in golden_deliveries() {
+            for (ext, part) in [
+                ("txt", composer.text(&delivery)),
+                ("html", composer.html(&delivery)),
+            ] {
+                let path = dir.join(format!("{name}.{ext}"));
+                if bless {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(&path, &part).unwrap();
+                    continue;
+                }
+                let expected = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+                if expected != part {
+                    failures.push(format!("{}:\n{part}", path.display()));
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "emails differ from their golden files (regenerate with `cargo xtask golden` and \
+             review the diff):\n{}",
+            failures.join("\n")
+        );
     }
 
     #[test]

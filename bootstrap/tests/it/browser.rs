@@ -448,3 +448,125 @@ async fn the_bell_on_a_host_page_of_another_origin_shows_the_unread_count_live()
     drop(browser);
     site.stop().await;
 }
+
+/// Custom Notification and Workspace Deleted, as the catalogue names them.
+const CUSTOM_NOTIFICATION: &str = "39b1e189-c857-4b0c-877a-511144c18516";
+const WORKSPACE_DELETED: &str = "f517da0b-cdc9-410f-ab89-a86107c420ed";
+
+/// The `aria-checked` of the settings page's switch with this id.
+fn switch_state(browser: &Browser, id: &str) -> Value {
+    browser.run(&format!(
+        "return document.getElementById('{id}').getAttribute('aria-checked');"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preference_switched_off_on_the_settings_page_skips_the_next_event() {
+    let site = Site::start().await;
+    let browser = Browser::start("settings");
+    browser.goto(&site.sign_in_link());
+    browser.wait_for("the inbox after the sign-in link", || {
+        browser.url().ends_with("/inbox").then_some(())
+    });
+    browser.click(&browser.find("a[href='/settings/notifications']"));
+    let switch = format!("switch-{CUSTOM_NOTIFICATION}-inbox");
+    browser.wait_for("the settings page", || {
+        browser.all(&format!("#{switch}")).first().cloned()
+    });
+    assert_eq!(switch_state(&browser, &switch), "true");
+    browser.screenshot_named("settings-page");
+
+    // Keyboard: focus the switch and press Enter, as a person without a mouse would.
+    browser.run(&format!("document.getElementById('{switch}').focus();"));
+    browser.type_into(&browser.find(&format!("#{switch}")), "\u{E007}");
+    browser.wait_for("the switch turned off", || {
+        (browser.url().contains("saved=") && switch_state(&browser, &switch) == "false")
+            .then_some(())
+    });
+    assert!(browser.source().contains("you will no longer receive it"));
+    browser.screenshot();
+
+    // The owner's next custom notification to the member is skipped for it, and the inbox
+    // stays empty.
+    let (status, body) = api(
+        &site.address,
+        "POST",
+        "/api/v2/notifications/custom",
+        &site.owner,
+        Some(json!({
+            "content": {"title": "Maintenance", "message": "Tonight at 22:00."},
+            "user_ids": [site.member_id],
+        })),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["message_ids"], json!([]), "{body}");
+    assert_eq!(
+        body["skipped"],
+        json!([{"user_id": site.member_id, "reason": "disabled"}]),
+        "{body}"
+    );
+    assert_eq!(site.member_unread(), 0);
+
+    // Switched on again, the next one arrives.
+    browser.click(&browser.find(&format!("#{switch}")));
+    browser.wait_for("the switch turned on", || {
+        (switch_state(&browser, &switch) == "true").then_some(())
+    });
+    site.notify_member("Back on");
+    drop(browser);
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emails_disabled_link_signs_in_then_turns_the_template_off_once_confirmed() {
+    let site = Site::start().await;
+    let browser = Browser::start_sized("settings-disabled-link", 390, 844);
+    let link = format!("/settings/notifications?disabled={WORKSPACE_DELETED}");
+    browser.goto(&site.url(&link));
+    browser.wait_for("the sign-in page", || {
+        browser.url().contains("/sign-in?next=").then_some(())
+    });
+    browser.type_into(&browser.find("#token"), &site.member);
+    browser.click(&browser.find("form.card button[type=submit]"));
+    browser.wait_for("the settings page asking to confirm", || {
+        browser.all("#confirm-disable").first().cloned()
+    });
+    assert!(browser.url().ends_with(&link), "{}", browser.url());
+    let highlighted = browser.all(".setting.highlighted");
+    assert_eq!(highlighted.len(), 1);
+    assert_eq!(
+        browser.run("return document.querySelector('.setting.highlighted').id;"),
+        format!("template-{WORKSPACE_DELETED}")
+    );
+    let all = format!("switch-{WORKSPACE_DELETED}-all");
+    assert_eq!(
+        switch_state(&browser, &all),
+        "true",
+        "nothing off before confirming"
+    );
+    browser.screenshot_named("settings-disabled-link-confirm");
+
+    browser.click(&browser.find("#confirm-disable"));
+    browser.wait_for("the template turned off", || {
+        (switch_state(&browser, &all) == "false").then_some(())
+    });
+    assert_eq!(
+        switch_state(&browser, &format!("switch-{WORKSPACE_DELETED}-inbox")),
+        "false"
+    );
+    assert!(browser.source().contains("you will no longer receive it"));
+    browser.screenshot();
+
+    // An id that names no notification: the page says so.
+    browser.goto(&site.url("/settings/notifications?disabled=not-a-template"));
+    browser.wait_for("the message about the link", || {
+        browser
+            .source()
+            .contains("is not the id of a notification")
+            .then_some(())
+    });
+    assert!(browser.all("#confirm-disable").is_empty());
+    browser.screenshot_named("settings-disabled-unknown");
+    drop(browser);
+    site.stop().await;
+}

@@ -13,6 +13,7 @@ mod malformed;
 mod notifications;
 mod openapi;
 mod scheduled;
+mod settings;
 mod signals;
 mod support;
 mod unsubscribe;

@@ -495,3 +495,72 @@ async fn the_unsubscribe_link_turns_off_the_templates_email_only() {
         BTreeSet::from([Method::Smtp, Method::Inbox])
     );
 }
+
+#[tokio::test]
+async fn the_settings_list_every_template_by_catalogue_group_with_what_applies_per_method() {
+    let h = Harness::new();
+    let user = h.user("u", &[]).await;
+    h.preferences
+        .update(
+            user.id,
+            PreferenceUpdate {
+                templates: BTreeMap::from([(WORKSPACE_DELETED, true)]),
+                methods: methods(&[
+                    (WORKSPACE_DELETED, &[(Method::Inbox, false)]),
+                    (WORKSPACE_CREATED, &[(Method::Webhook, false)]),
+                ]),
+            },
+        )
+        .await
+        .unwrap();
+    // Written straight to the store, as before security messages were refused.
+    let off = PreferenceChange {
+        template: ONE_TIME_PASSCODE,
+        scope: PreferenceScope::AllMethods,
+        disabled: Some(true),
+    };
+    h.store.set(user.id, &[off], h.clock.now()).await.unwrap();
+
+    let settings = h.preferences.settings(user.id).await.unwrap();
+    assert_eq!(settings.len(), herald_domain::catalogue::templates().len());
+    let groups: Vec<&str> = settings
+        .iter()
+        .map(|setting| setting.template.group.as_str())
+        .collect();
+    let mut in_catalogue_order = groups.clone();
+    in_catalogue_order.sort_by_key(|group| {
+        herald_domain::catalogue::GROUPS
+            .iter()
+            .position(|g| g == group)
+            .unwrap()
+    });
+    assert_eq!(groups, in_catalogue_order);
+    let names: Vec<&str> = settings
+        .iter()
+        .filter(|setting| setting.template.group == herald_domain::catalogue::WORKSPACE_EVENTS)
+        .map(|setting| setting.template.name.as_str())
+        .collect();
+    assert!(names.is_sorted(), "{names:?}");
+
+    let receives = |template| {
+        let setting = settings
+            .iter()
+            .find(|setting| setting.template.id == template)
+            .unwrap();
+        Method::ALL.map(|method| setting.receives[&method])
+    };
+    // The method's row, else the all-methods row.
+    assert_eq!(receives(WORKSPACE_DELETED), [false, false, true]);
+    // The method's row, else the default (off).
+    assert_eq!(receives(WORKSPACE_CREATED), [false, true, false]);
+    // No row: the default.
+    assert_eq!(receives(WORKSPACE_MARKED_DORMANT), [true, true, true]);
+    // A security message whatever its rows.
+    assert_eq!(receives(ONE_TIME_PASSCODE), [true, true, true]);
+
+    let gone = UserId::random();
+    assert!(matches!(
+        h.preferences.settings(gone).await,
+        Err(Error::NotFound(_))
+    ));
+}

@@ -1,9 +1,9 @@
 //! The web pages (DESIGN §10.6), served by `herald server` on the API's origin: `/sign-in`,
-//! `/sign-out`, `/inbox` and the owners' `/deployment/notifications`, rendered on the server
-//! from Handlebars templates compiled into the binary (`templates/`), with their stylesheet and
-//! the inbox's small script embedded too (`assets/`, served under `/assets/`). The pages work
-//! without JavaScript; the script only adds new notifications live. [`embed`] is the bell other
-//! sites' pages embed (`/assets/herald-inbox.js`).
+//! `/sign-out`, `/inbox`, `/settings/notifications` and the owners' `/deployment/notifications`,
+//! rendered on the server from Handlebars templates compiled into the binary (`templates/`),
+//! with their stylesheet and the inbox's small script embedded too (`assets/`, served under
+//! `/assets/`). The pages work without JavaScript; the script only adds new notifications live.
+//! [`embed`] is the bell other sites' pages embed (`/assets/herald-inbox.js`).
 //!
 //! Sessions ([`herald_application::WebSessions`]): signing in with an API token (the
 //! `/sign-in` form) or a one-time link ([`sign_in_link_url`], minted by
@@ -14,12 +14,13 @@
 //! (a double-submitted cookie). A form posted without it is refused with a 403 page.
 //!
 //! Pages answer in HTML, errors included; a page that needs a session redirects to
-//! `/sign-in` without one.
+//! `/sign-in` without one, which comes back to the page once signed in.
 
 mod deployment;
 mod embed;
 mod inbox;
 mod page;
+mod settings;
 mod sign_in;
 
 use std::sync::Arc;
@@ -74,6 +75,10 @@ pub(crate) fn add(router: Router<State>) -> Router<State> {
             "/deployment/notifications/test",
             post(deployment::send_test),
         )
+        .route(
+            settings::SETTINGS_PATH,
+            get(settings::page).post(settings::change),
+        )
         .route("/assets/web.css", get(stylesheet))
         .route("/assets/inbox.js", get(script))
         .merge(embed::add(Router::new()))
@@ -124,10 +129,21 @@ impl Session {
         }
     }
 
-    /// The request's live session, or a redirect to the sign-in page.
+    /// The request's live session, or a redirect to the sign-in page (which then leads to
+    /// the inbox).
     pub(crate) async fn require(api: &Api, headers: &HeaderMap) -> Result<Self, Response> {
+        Self::require_returning(api, headers, "/inbox").await
+    }
+
+    /// The request's live session, or a redirect to the sign-in page that comes back to
+    /// `path` (this request's path and query) once signed in.
+    pub(crate) async fn require_returning(
+        api: &Api,
+        headers: &HeaderMap,
+        path: &str,
+    ) -> Result<Self, Response> {
         Self::of(api, headers).await?.ok_or_else(|| {
-            let mut response = see_other("/sign-in");
+            let mut response = see_other(&sign_in::sign_in_returning_to(path));
             // A stale cookie is dropped rather than sent again with every request.
             if cookie(headers, SESSION_COOKIE).is_some() {
                 set_cookie(&mut response, &clear_cookie(SESSION_COOKIE));

@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("inbox", include_str!("templates/inbox.hbs")),
     ("message", include_str!("templates/message.hbs")),
     ("deployment", include_str!("templates/deployment.hbs")),
+    ("settings", include_str!("templates/settings.hbs")),
 ];
 
 static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
