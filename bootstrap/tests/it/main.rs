@@ -19,6 +19,7 @@ mod replicas;
 mod reports;
 mod running;
 mod support;
+mod throttle;
 mod webdriver;
 mod webhook_formats;
 
