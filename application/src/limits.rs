@@ -162,7 +162,7 @@ fn span_text(span: Duration) -> String {
     let units = [(3_600, "h"), (60, "m")];
     match units
         .into_iter()
-        .find(|(unit, _)| seconds > 0 && seconds % unit == 0 && span.subsec_nanos() == 0)
+        .find(|(unit, _)| seconds > 0 && seconds.is_multiple_of(*unit) && span.subsec_nanos() == 0)
     {
         Some((unit, suffix)) => format!("{}{suffix}", seconds / unit),
         None if span.subsec_nanos() == 0 => format!("{seconds}s"),
