@@ -137,9 +137,10 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
 /// counter's row lock and reads its newest version even when that was committed after the
 /// statement began, so concurrent leases on any replica are counted one after the other: the
 /// places it finds free (`limit − (count − wanted)`) are its own. Counters are upserted in
-/// key order, so two leases cannot deadlock on them. The messages held back (`over`) are
-/// found once (`MATERIALIZED`): with the row estimates of a fresh table the planner joins
-/// them to the chosen rows in a nested loop, which would find them again for each row.
+/// key order, so two leases cannot deadlock on them. Only the counters past the limit
+/// (`past_limit`, usually none) are joined to the chosen rows, and the messages held back
+/// (`over`) are found once (`MATERIALIZED`): with the row estimates of a fresh table the
+/// planner joins in nested loops, which would otherwise find them again for each row.
 #[must_use]
 pub fn throttled_lease_statement() -> &'static str {
     &THROTTLED_LEASE_STATEMENT
@@ -195,11 +196,13 @@ static THROTTLED_LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyL
                      THEN excluded.count ELSE held.count + excluded.count END, \
                  window_start = GREATEST(held.window_start, excluded.window_start) \
              RETURNING scope, user_id, count), \
+         past_limit AS MATERIALIZED ( \
+             SELECT scope, user_id, count FROM counted WHERE count > $11), \
          over AS MATERIALIZED ( \
              SELECT ranked.id FROM ranked \
-             JOIN counted ON counted.scope = ranked.scope \
-                 AND counted.user_id = ranked.recipient \
-             WHERE ranked.place > $11 - (counted.count - ranked.wanted)), \
+             JOIN past_limit ON past_limit.scope = ranked.scope \
+                 AND past_limit.user_id = ranked.recipient \
+             WHERE ranked.place > $11 - (past_limit.count - ranked.wanted)), \
          leasable AS ( \
              SELECT chosen.id, chosen.expired, chosen.give_up, over.id IS NOT NULL AS hold \
              FROM chosen LEFT JOIN over ON over.id = chosen.id) \
