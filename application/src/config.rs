@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use herald_domain::{Method, RetryPolicy, Template};
 
+use crate::limits::RateLimit;
 use crate::notifier::{Backoff, RetryWaits};
 
 /// A configuration value refused: the key at fault and why. A reason that mentions another key
@@ -203,6 +204,10 @@ pub struct NotifierConfig {
     /// The longest the notifier waits for one store call (a lease, an extension, a write-back)
     /// before taking the store for unreachable, so a silently dead connection cannot hold it.
     pub store_timeout: Duration,
+    /// The throttle (DESIGN §10.3): at most this many messages per recipient and method per
+    /// window; the excess waits for a later window. `None`: no throttle. Built with
+    /// [`RateLimit::new`] under [`notifier_keys::USER_RATE_LIMIT`].
+    pub user_rate_limit: Option<RateLimit>,
 }
 
 impl Default for NotifierConfig {
@@ -220,6 +225,7 @@ impl Default for NotifierConfig {
             store_sync_buffer_size: 50,
             max_lease_expiries: 3,
             store_timeout: Duration::from_secs(10),
+            user_rate_limit: None,
         }
     }
 }
@@ -242,6 +248,7 @@ pub mod notifier_keys {
     pub const STORE_SYNC_BUFFER_SIZE: &str = "notifier.store_sync_buffer_size";
     pub const MAX_LEASE_EXPIRIES: &str = "notifier.max_lease_expiries";
     pub const STORE_TIMEOUT: &str = "notifier.store_timeout";
+    pub const USER_RATE_LIMIT: &str = "notifier.user_rate_limit";
 }
 
 impl NotifierConfig {

@@ -17,7 +17,7 @@ use herald_domain::UserId;
 
 use crate::Error;
 use crate::config::{ConfigError, MAX_DURATION};
-use crate::ports::{Clock, RateCounter};
+use crate::ports::{Clock, RateCounter, ThrottleWindow};
 
 /// The keys of the limits, as [`ConfigError`]s and refusals name them.
 pub mod limit_keys {
@@ -117,10 +117,7 @@ impl RateLimit {
     /// second or longer than 7 days.
     pub fn new(key: &'static str, count: u32, window: Duration) -> Result<Self, ConfigError> {
         if count == 0 {
-            return Err(ConfigError::new(
-                key,
-                "must allow at least 1 request per window",
-            ));
+            return Err(ConfigError::new(key, "must allow at least 1 per window"));
         }
         if window < Duration::from_secs(1) || window > MAX_DURATION {
             return Err(ConfigError::new(
@@ -137,6 +134,39 @@ impl RateLimit {
 
     pub fn window(self) -> Duration {
         self.window
+    }
+}
+
+impl RateLimit {
+    /// The throttle a lease at `now` applies with this limit per recipient and method: the
+    /// epoch-aligned window `now` falls in, and the reason a message held back shows.
+    pub fn throttle_at(self, now: DateTime<Utc>) -> ThrottleWindow {
+        let length = TimeDelta::from_std(self.window).unwrap_or(TimeDelta::MAX);
+        let start = window_start(now, length);
+        ThrottleWindow {
+            limit: self.count,
+            start,
+            end: start + length,
+            reason: format!(
+                "throttled: {} per {} for this recipient and method",
+                self.count,
+                span_text(self.window)
+            ),
+        }
+    }
+}
+
+/// A window's length in its largest whole unit of those the command line takes (`1h`, `90s`).
+fn span_text(span: Duration) -> String {
+    let seconds = span.as_secs();
+    let units = [(3_600, "h"), (60, "m")];
+    match units
+        .into_iter()
+        .find(|(unit, _)| seconds > 0 && seconds.is_multiple_of(*unit) && span.subsec_nanos() == 0)
+    {
+        Some((unit, suffix)) => format!("{}{suffix}", seconds / unit),
+        None if span.subsec_nanos() == 0 => format!("{seconds}s"),
+        None => format!("{}ms", span.as_millis()),
     }
 }
 
@@ -224,6 +254,25 @@ mod tests {
         assert_eq!(start.to_rfc3339(), "2025-03-01T10:17:00+00:00");
         let start = window_start(now, TimeDelta::minutes(5));
         assert_eq!(start.to_rfc3339(), "2025-03-01T10:15:00+00:00");
+    }
+
+    #[test]
+    fn a_throttle_window_is_the_epoch_aligned_window_of_now_and_names_its_limit() {
+        let now = DateTime::parse_from_rfc3339("2025-03-01T10:17:42Z")
+            .unwrap()
+            .to_utc();
+        let limit = RateLimit::new("k", 5, Duration::from_secs(3_600)).unwrap();
+        let throttle = limit.throttle_at(now);
+        assert_eq!(throttle.limit, 5);
+        assert_eq!(throttle.start.to_rfc3339(), "2025-03-01T10:00:00+00:00");
+        assert_eq!(throttle.end.to_rfc3339(), "2025-03-01T11:00:00+00:00");
+        assert_eq!(
+            throttle.reason,
+            "throttled: 5 per 1h for this recipient and method"
+        );
+        assert_eq!(span_text(Duration::from_secs(90)), "90s");
+        assert_eq!(span_text(Duration::from_secs(120)), "2m");
+        assert_eq!(span_text(Duration::from_secs(2 * 86_400)), "48h");
     }
 
     #[test]

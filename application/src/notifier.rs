@@ -161,6 +161,7 @@ impl Notifier {
             lease_period,
             max_attempts: config.max_send_attempts,
             max_lease_expiries: config.max_lease_expiries,
+            throttle: config.user_rate_limit,
             timeout: config.store_timeout,
         });
         Self {
@@ -352,7 +353,7 @@ impl Notifier {
                         Ok(Ok(Some(batch))) => {
                             paused_until = None;
                             let leased = batch.requested > 0;
-                            let short = leased && batch.leased < batch.requested;
+                            let short = leased && batch.leased + batch.held_back < batch.requested;
                             self.accept(batch).await;
                             // Short: nothing more of the methods it asked for.
                             let asked = every.without(leasing_skip);

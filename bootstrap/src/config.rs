@@ -329,6 +329,11 @@ pub struct NotificationArgs {
     /// every replica (N/DURATION, e.g. 30/1m), or `off` for no limit.
     #[arg(long, env = "HERALD_NOTIFICATIONS_CUSTOM_RATE_LIMIT", default_value = "30/1m", value_parser = parse_rate, value_name = "N/DURATION")]
     pub notifications_custom_rate_limit: Rate,
+    /// The throttle: how many messages one recipient may get by one method per window of
+    /// time, counted across every replica (N/DURATION, e.g. 5/1h), or `off`. The excess waits
+    /// for a later window, oldest first; nothing is dropped.
+    #[arg(long, env = "HERALD_NOTIFICATIONS_USER_RATE_LIMIT", default_value = "off", value_parser = parse_rate, value_name = "N/DURATION")]
+    pub notifications_user_rate_limit: Rate,
 }
 
 /// A rate as given on the command line: `N/DURATION`, or `off`. Its range is checked by
@@ -679,6 +684,10 @@ pub const FLAGS: &[(&str, &str)] = &[
         notifier_keys::STORE_TIMEOUT,
         "--notifications-store-timeout",
     ),
+    (
+        notifier_keys::USER_RATE_LIMIT,
+        "--notifications-user-rate-limit",
+    ),
     (DefaultMethod::KEY, "--notifications-method"),
     ("delivery.inbox_enabled", "--notifications-inbox-enabled"),
     ("smtp.from", "--email-from"),
@@ -818,6 +827,7 @@ impl ServerArgs {
             store_sync_buffer_size: n.notifications_store_sync_buffer_size,
             max_lease_expiries: n.notifications_max_lease_expiries,
             store_timeout: n.notifications_store_timeout,
+            user_rate_limit: n.user_rate_limit().map_err(|err| on_command_line(&err))?,
         }
         .validate()
         .map_err(|err| on_command_line(&err))?;
@@ -914,6 +924,22 @@ impl ServerArgs {
 }
 
 impl NotificationArgs {
+    /// `--notifications-user-rate-limit`, checked (`None` when off).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming [`notifier_keys::USER_RATE_LIMIT`] when the count is zero or the
+    /// window out of range.
+    pub fn user_rate_limit(&self) -> Result<Option<RateLimit>, ConfigError> {
+        match self.notifications_user_rate_limit {
+            Rate::Off => Ok(None),
+            Rate::Per(count, window) => Ok(Some(RateLimit::new(
+                notifier_keys::USER_RATE_LIMIT,
+                count,
+                window,
+            )?)),
+        }
+    }
+
     /// The watcher caps and the custom-notification rate limit, checked.
     ///
     /// # Errors

@@ -12,6 +12,8 @@
 //!        temporary_failure when attempted before; leasable at once, attempt NOT counted,
 //!        no expiry counted
 //!
+//! pending ──held back (throttled)──▶ pending, not leasable before `next_retry_after`
+//!
 //! A holder may also extend its lease (`leased_until` moves later) while it still holds it.
 //! ```
 //!
@@ -380,6 +382,26 @@ impl Message {
         };
         self.status_reason = Some(GIVEN_BACK_REASON.to_owned());
         self.leased_until = None;
+        Ok(())
+    }
+
+    /// Holds a pending message back until `until` instead of leasing it (its recipient and
+    /// method reached the throttle's limit for the window): it stays pending, not leasable
+    /// before `until`, with `reason` saying why. Its `updated_at` stays, so the wait counts
+    /// in its `queued_seconds` once leased.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] unless the message is pending.
+    pub fn hold_back(
+        &mut self,
+        until: DateTime<Utc>,
+        reason: impl Into<String>,
+    ) -> Result<(), IllegalTransition> {
+        if self.status != MessageStatus::Pending {
+            return Err(self.refuse("be held back"));
+        }
+        self.next_retry_after = Some(until);
+        self.status_reason = Some(reason.into());
         Ok(())
     }
 

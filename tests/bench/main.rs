@@ -12,7 +12,8 @@
 //!
 //! Run: `cargo xtask bench` (or `--quick`, about a minute). Options: `--clients N`,
 //! `--batch-events N`, `--lease-count N`, `--buffer N`, `--sync-interval-ms N` (the server's
-//! notifier tuning), `--herald PATH`, `--report PATH`, `--markdown PATH`.
+//! notifier tuning), `--herald PATH`, `--report PATH`, `--markdown PATH`, `--only
+//! mixed|throttle|scale` (one group alone, no Markdown report).
 //!
 //! `--scale` adds the scale scenarios (`scale.rs`: large backlogs, tables and fan-outs, each
 //! figure on a curve drawn as an SVG plot by `plot.rs`, in `docs/bench/` beside the Markdown
@@ -99,6 +100,9 @@ struct Options {
     only_scale: bool,
     /// `--scale-factor F`: the scale scenarios at F × their full sizes (development runs).
     scale_factor: f64,
+    /// `--only throttle`: only the throttled drain, beside a plain drain of its own (a
+    /// diagnostic run; no Markdown report).
+    only_throttle: bool,
     /// Events per batch request, instead of the sizes' default.
     batch_events: Option<usize>,
     /// Connections for the raw inserts and the API clients, instead of the sizes' default.
@@ -127,6 +131,7 @@ fn options() -> Result<Options> {
         scale: false,
         only_scale: false,
         scale_factor: 1.0,
+        only_throttle: false,
         batch_events: None,
         clients: None,
         herald,
@@ -150,8 +155,12 @@ fn options() -> Result<Options> {
                     options.only_scale = true;
                     options.scale = true;
                 }
+                "throttle" => options.only_throttle = true,
                 other => {
-                    bail!("--only {other:?}: the groups that run alone are `mixed` and `scale`")
+                    bail!(
+                        "--only {other:?}: the groups that run alone are `mixed`, `throttle` and \
+                         `scale`"
+                    )
                 }
             },
             "--scale" => options.scale = true,
@@ -281,13 +290,16 @@ async fn run() -> Result<()> {
     )
     .await?;
     eprintln!("bench: {}", report.machine_line());
-    let only = options.only_mixed || options.only_scale;
+    let only = options.only_mixed || options.only_throttle || options.only_scale;
     if !only {
         general_scenarios(&options, sizes, &admin_url, &mut report).await?;
     }
+    if !only || options.only_throttle {
+        throttled_drain(&options, sizes, &admin_url, &mut report).await?;
+    }
 
     // 3. A drain of webhook messages beside as many emails to the real SMTP test server.
-    if !options.only_scale {
+    if !only || options.only_mixed {
         let db = Database::create(&admin_url, "herald").await?;
         let result = mixed_drain(&options, sizes, &db.url, &mut report).await;
         db.drop_now().await;
@@ -714,6 +726,103 @@ fn p99_since(started: Instant, arrivals: &[Instant]) -> f64 {
         .get((waits.len() * 99 / 100).min(waits.len().saturating_sub(1)))
         .copied()
         .unwrap_or(0.0)
+}
+
+/// The drain of 2 again with the throttle on at a limit no recipient reaches (every message
+/// is counted in the lease, none held back), as a ratio of the same run's plain drain. With
+/// `--only throttle` the plain drain is measured here first, as this one is.
+async fn throttled_drain(
+    options: &Options,
+    sizes: Sizes,
+    admin_url: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let plain = match report.figure("drain") {
+        Some(drain) => drain,
+        None => {
+            eprintln!(
+                "bench: drain {} webhook messages, no throttle…",
+                sizes.drain_messages
+            );
+            let (rate, cpu) = drain_alone(options, sizes, admin_url, &[]).await?;
+            report.push(Scenario::baseline(
+                "drain",
+                format!(
+                    "drain {} queued webhook messages on a fresh database (lease {}, buffer {}; {cpu})",
+                    sizes.drain_messages, options.tuning.lease_count, options.tuning.buffer
+                ),
+                rate,
+                "messages/s",
+            ));
+            rate
+        }
+    };
+    eprintln!(
+        "bench: drain {} webhook messages, throttled…",
+        sizes.drain_messages
+    );
+    let limit = [
+        "--notifications-user-rate-limit".to_owned(),
+        "1000000/1h".to_owned(),
+    ];
+    let (rate, cpu) = drain_alone(options, sizes, admin_url, &limit).await?;
+    report.push(Scenario::measured(
+        "drain_throttled",
+        format!(
+            "the drain with --notifications-user-rate-limit 1000000/1h, every message counted \
+             per recipient in its lease and none held back ({cpu}); {:.0} % of the drain",
+            100.0 * rate / plain
+        ),
+        rate,
+        "messages/s",
+        Target::RatioOf {
+            baseline: "drain",
+            at_least: 0.90,
+            value: plain,
+        },
+    ));
+    Ok(())
+}
+
+/// Queues `sizes.drain_messages` webhook messages for 1,000 users on a fresh database and a
+/// server started with `extra`, paused, then drains them: messages per second and the CPU
+/// per message.
+async fn drain_alone(
+    options: &Options,
+    sizes: Sizes,
+    admin_url: &str,
+    extra: &[String],
+) -> Result<(f64, String)> {
+    let db = Database::create(admin_url, "herald").await?;
+    let result = async {
+        let receiver = Receiver::start().await?;
+        let server = Server::start(
+            &options.herald,
+            &db.url,
+            &receiver.url,
+            options.tuning,
+            extra,
+        )?;
+        let token = server::create_owner(&options.herald, &db.url)?;
+        let api = Api::new(&server.url, &token)?;
+        let subjects = insert_users(&db.url, 1_000, "member").await?;
+        api.set_paused(true).await?;
+        let (_, ids) = batches(&api, &subjects, sizes, "drain").await?;
+        let cpu_before = server::CpuSample::take(&server);
+        let started = Instant::now();
+        api.set_paused(false).await?;
+        let arrivals = receiver
+            .expect_exactly(&ids, Duration::from_secs(300))
+            .await?;
+        let rate = Receiver::rate_since(started, &arrivals);
+        wait_all_sent(&db.url, &ids).await?;
+        let cpu = server::CpuSample::take(&server).per_message_since(&cpu_before, ids.len());
+        server.stop();
+        anyhow::Ok((rate, cpu.to_string()))
+    }
+    .await;
+    db.drop_now().await;
+    result
 }
 
 /// Webhook messages drained alone, then the same number beside as many emails (queued

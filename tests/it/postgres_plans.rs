@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use herald_application::ports::MessageQueue;
 use herald_domain::{Completion, Message, RetryPolicy, UserId};
-use herald_postgres::{WRITE_BACK_STATEMENT, lease_statement};
+use herald_postgres::{WRITE_BACK_STATEMENT, lease_statement, throttled_lease_statement};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::sample::{self, lease_request, t0};
 use serde_json::Value;
@@ -171,6 +171,38 @@ async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
     assert_eq!(plan["Actual Rows"], 3, "the three oldest pending: {plan:#}");
     // Three pending (walking their index in order, not reading all five and sorting), then
     // each found again by its id for the update.
+    assert_reads_exactly(&plan, 6);
+}
+
+#[tokio::test]
+async fn a_throttled_lease_reads_no_more_messages_than_the_plain_lease() {
+    let database = TestDatabase::create().await;
+    queue_after_a_quiet_moment(&database).await;
+    let now = t0() + Duration::minutes(1);
+
+    let plan = explain(
+        &database,
+        (
+            "throttled_lease",
+            "timestamptz, timestamptz, int4, int8, int4, text, text[], text, timestamptz, \
+             timestamptz, int8, text",
+            throttled_lease_statement(),
+        ),
+        &format!(
+            "{}, {}, {}, 3, {}, 'expired %s times', '{{}}', 'leased by notifier plans', {}, {}, \
+             1000, 'throttled'",
+            timestamp(now),
+            timestamp(now + Duration::minutes(2)),
+            POLICY.max_attempts,
+            sample::MAX_LEASE_EXPIRIES,
+            timestamp(t0()),
+            timestamp(t0() + Duration::hours(1)),
+        ),
+    )
+    .await;
+
+    assert_eq!(plan["Actual Rows"], 3, "the three oldest pending: {plan:#}");
+    // As the plain lease: three pending from their index, then each found by its id.
     assert_reads_exactly(&plan, 6);
 }
 

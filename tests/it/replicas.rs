@@ -701,3 +701,66 @@ fn the_test_server_is_the_url_given_else_docker_else_a_local_cluster_else_how_to
     );
     assert!(nothing.contains("no initdb"), "{nothing}");
 }
+
+/// DESIGN §10.3: the throttle is counted in the database, so two replicas leasing at the same
+/// moment together send no recipient more than the limit in a window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_leasing_at_once_send_no_recipient_more_than_the_throttle_allows() {
+    let database = TestDatabase::create().await;
+    let clock = ManualClock::default();
+    // Ten users, six messages each.
+    let ids = queue_messages(&database.store, 60, clock.now()).await;
+    let delivered = Arc::new(Counting::default());
+    let config = NotifierConfig {
+        lease_count: 20,
+        user_rate_limit: Some(
+            herald_application::RateLimit::new(
+                "notifier.user_rate_limit",
+                3,
+                Duration::from_secs(3_600),
+            )
+            .unwrap(),
+        ),
+        ..config()
+    };
+    let mut notifiers = Vec::new();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = database.replica().await;
+        let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
+        notifiers.push(notifier(
+            &store,
+            &signals,
+            Arc::new(clock.clone()),
+            config.clone(),
+            delivered.clone(),
+        ));
+        replicas.push((store, signals));
+    }
+    let [mut first, mut second] = <[Notifier; 2]>::try_from(notifiers).unwrap();
+
+    // Both lease at once, again and again, until neither finds anything more.
+    loop {
+        let (a, b) = tokio::join!(first.run_cycle(), second.run_cycle());
+        if (a.unwrap(), b.unwrap()) == (Cycle::Dispatched(0), Cycle::Dispatched(0)) {
+            break;
+        }
+    }
+    first.flush().await;
+    second.flush().await;
+
+    let counts = delivered.delivered.lock().unwrap().clone();
+    assert_eq!(counts.len(), 30, "three for each of ten users");
+    let mut per_user: HashMap<UserId, usize> = HashMap::new();
+    for id in counts.keys() {
+        let message = database.store.get(*id).await.unwrap().unwrap();
+        *per_user.entry(message.recipient).or_default() += 1;
+    }
+    assert!(per_user.values().all(|n| *n == 3), "{per_user:?}");
+    assert_eq!(
+        statuses(&database.store).await,
+        HashMap::from([(MessageStatus::Sent, 30), (MessageStatus::Pending, 30)])
+    );
+    let waiting = ids.iter().filter(|id| !counts.contains_key(id)).count();
+    assert_eq!(waiting, 30);
+}

@@ -29,7 +29,10 @@ mod tokens;
 mod users;
 
 pub use builds::REPORT_LOCK_KEY;
-pub use queue::{PURGE_LOCK_KEY, PurgeLockHolder, WRITE_BACK_STATEMENT, lease_statement};
+pub use queue::{
+    PURGE_LOCK_KEY, PurgeLockHolder, WRITE_BACK_STATEMENT, lease_statement,
+    throttled_lease_statement,
+};
 pub use signals::{INBOX_CHANNEL, PgSignals, RESUMED_PAYLOAD, WAKEUP_CHANNEL};
 
 use herald_application::ports::StoreError;

@@ -22,6 +22,11 @@
 //! (`lease_expiries`); the one that reaches the maximum moves the message to
 //! `permanent_failure` in the same statement instead of leasing it (`Message::lease`).
 //!
+//! **A throttled lease** ([`throttled_lease_statement`], when the notifier has a per-recipient
+//! rate limit) chooses the same rows, then counts the pending ones per recipient and method in
+//! `rate_counts` and holds back those past the window's limit, in the same statement; the plain
+//! lease is left as it is for a notifier without a throttle.
+//!
 //! **Write-back** ([`WRITE_BACK_STATEMENT`]) is one `UPDATE … FROM UNNEST` per buffer of
 //! results. It only touches rows still holding the lease the change completes, so a result
 //! that arrives after the lease expired and another notifier took the message changes
@@ -36,7 +41,7 @@ use chrono::{DateTime, Utc};
 use herald_application::ports::{
     CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
     KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
-    StoredAnswer,
+    StoredAnswer, ThrottleWindow, ThrottledLease,
 };
 use herald_domain::message::{
     GIVEN_BACK_REASON, StatusChange, lease_expiries_reason, leased_by_reason,
@@ -115,6 +120,110 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              lease_expiries = m.lease_expiries + leasable.expired::int4, \
              queued_seconds = GREATEST(FLOOR(EXTRACT(EPOCH FROM ($1 - m.updated_at)) * 1000) / 1000, 0), \
              updated_at = $1 \
+         FROM leasable WHERE m.id = leasable.id \
+         RETURNING {}",
+        MESSAGE_COLUMNS
+            .split(", ")
+            .map(|column| format!("m.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+});
+
+/// The statement a throttled lease runs: [`lease_statement`]'s `$1`–`$8`, then `$9` the
+/// throttle window's start, `$10` its end (`timestamptz`), `$11` the limit (`int8`), `$12` the
+/// reason of a message held back (`text`). Returns the messages it changed: leased, given up,
+/// and held back (still `pending`). Public for plan checks like [`lease_statement`].
+///
+/// It chooses as the plain lease does (the same three `SKIP LOCKED` selections, the oldest of
+/// them), then counts the pending ones chosen per recipient and method in `rate_counts` (scope
+/// `throttle:<method>`) in one upsert, and leases only the oldest of each that still fit the
+/// window; the rest are held back, pending until the window's end. The upsert takes each
+/// counter's row lock and reads its newest version even when that was committed after the
+/// statement began, so concurrent leases on any replica are counted one after the other: the
+/// places it finds free (`limit − (count − wanted)`) are its own. Counters are upserted in
+/// key order, so two leases cannot deadlock on them. Only the counters past the limit
+/// (`past_limit`, usually none) are joined to the chosen rows, and the messages held back
+/// (`over`) are found once (`MATERIALIZED`): with the row estimates of a fresh table the
+/// planner joins in nested loops, which would otherwise find them again for each row.
+#[must_use]
+pub fn throttled_lease_statement() -> &'static str {
+    &THROTTLED_LEASE_STATEMENT
+}
+
+/// See [`throttled_lease_statement`].
+static THROTTLED_LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH pending AS ( \
+             SELECT id, created_at, recipient, method, false AS expired, false AS give_up, \
+                 true AS counted \
+             FROM messages \
+             WHERE status = 'pending' AND attempt_count < $3 \
+               AND method::text <> ALL($7::text[]) \
+               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
+             ORDER BY created_at, id LIMIT $4 \
+             FOR UPDATE SKIP LOCKED), \
+         retries AS ( \
+             SELECT id, created_at, recipient, method, false AS expired, false AS give_up, \
+                 false AS counted \
+             FROM messages \
+             WHERE status = 'temporary_failure' AND attempt_count < $3 \
+               AND method::text <> ALL($7::text[]) \
+               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
+             ORDER BY created_at, id LIMIT $4 \
+             FOR UPDATE SKIP LOCKED), \
+         expired AS ( \
+             SELECT id, created_at, recipient, method, true AS expired, \
+                 lease_expiries + 1 >= $5 AS give_up, false AS counted \
+             FROM messages \
+             WHERE status = 'leased' AND attempt_count < $3 \
+               AND method::text <> ALL($7::text[]) \
+               AND COALESCE(leased_until, '-infinity'::timestamptz) < $1 \
+             ORDER BY created_at, id LIMIT $4 \
+             FOR UPDATE SKIP LOCKED), \
+         chosen AS ( \
+             SELECT * FROM ( \
+                 SELECT * FROM pending UNION ALL SELECT * FROM retries \
+                 UNION ALL SELECT * FROM expired) AS due \
+             ORDER BY created_at, id LIMIT $4), \
+         ranked AS ( \
+             SELECT id, 'throttle:' || method::text AS scope, recipient, \
+                 row_number() OVER (PARTITION BY recipient, method ORDER BY created_at, id) \
+                     AS place, \
+                 count(*) OVER (PARTITION BY recipient, method) AS wanted \
+             FROM chosen WHERE counted), \
+         counted AS ( \
+             INSERT INTO rate_counts AS held (scope, user_id, window_start, count) \
+             SELECT DISTINCT scope, recipient, $9::timestamptz, wanted FROM ranked \
+             ORDER BY scope, recipient \
+             ON CONFLICT ON CONSTRAINT rate_counts_pkey DO UPDATE SET \
+                 count = CASE WHEN held.window_start < excluded.window_start \
+                     THEN excluded.count ELSE held.count + excluded.count END, \
+                 window_start = GREATEST(held.window_start, excluded.window_start) \
+             RETURNING scope, user_id, count), \
+         past_limit AS MATERIALIZED ( \
+             SELECT scope, user_id, count FROM counted WHERE count > $11), \
+         over AS MATERIALIZED ( \
+             SELECT ranked.id FROM ranked \
+             JOIN past_limit ON past_limit.scope = ranked.scope \
+                 AND past_limit.user_id = ranked.recipient \
+             WHERE ranked.place > $11 - (past_limit.count - ranked.wanted)), \
+         leasable AS ( \
+             SELECT chosen.id, chosen.expired, chosen.give_up, over.id IS NOT NULL AS hold \
+             FROM chosen LEFT JOIN over ON over.id = chosen.id) \
+         UPDATE messages AS m SET \
+             status = CASE WHEN leasable.give_up THEN 'permanent_failure'::message_status \
+                 WHEN leasable.hold THEN 'pending'::message_status \
+                 ELSE 'leased'::message_status END, \
+             status_reason = CASE WHEN leasable.give_up THEN format($6, m.lease_expiries + 1) \
+                 WHEN leasable.hold THEN $12 ELSE $8 END, \
+             leased_until = CASE WHEN leasable.give_up OR leasable.hold THEN NULL ELSE $2 END, \
+             next_retry_after = CASE WHEN leasable.give_up THEN NULL \
+                 WHEN leasable.hold THEN $10 ELSE m.next_retry_after END, \
+             lease_expiries = m.lease_expiries + leasable.expired::int4, \
+             queued_seconds = CASE WHEN leasable.hold THEN m.queued_seconds ELSE \
+                 GREATEST(FLOOR(EXTRACT(EPOCH FROM ($1 - m.updated_at)) * 1000) / 1000, 0) END, \
+             updated_at = CASE WHEN leasable.hold THEN m.updated_at ELSE $1 END \
          FROM leasable WHERE m.id = leasable.id \
          RETURNING {}",
         MESSAGE_COLUMNS
@@ -757,6 +866,47 @@ impl MessageQueue for PgStore {
         leased.retain(|m| m.status == MessageStatus::Leased);
         leased.sort_by_key(|m| (m.created_at, *m.id.as_uuid()));
         Ok(leased)
+    }
+
+    /// [`throttled_lease_statement`]: one statement, as the plain lease.
+    async fn lease_throttled(
+        &self,
+        request: LeaseRequest,
+        throttle: &ThrottleWindow,
+    ) -> Result<ThrottledLease, StoreError> {
+        let count = i64::try_from(request.count).unwrap_or(i64::MAX);
+        let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
+        let max_lease_expiries = i32::try_from(request.max_lease_expiries).unwrap_or(i32::MAX);
+        let until = request.now + request.lease_period;
+        let mut connection = self.connection().await?;
+        let rows: Vec<MessageRow> = sqlx::query_as(throttled_lease_statement())
+            .bind(request.now)
+            .bind(until)
+            .bind(max_attempts)
+            .bind(count)
+            .bind(max_lease_expiries)
+            .bind(lease_expiries_reason("%s"))
+            .bind(request.skip.names())
+            .bind(leased_by_reason(&request.notifier))
+            .bind(throttle.start)
+            .bind(throttle.end)
+            .bind(i64::from(throttle.limit))
+            .bind(&throttle.reason)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(store_error)?;
+        connection.done();
+        let changed = messages(rows)?;
+        let held_back = changed
+            .iter()
+            .filter(|m| m.status == MessageStatus::Pending)
+            .count();
+        let mut leased: Vec<Message> = changed
+            .into_iter()
+            .filter(|m| m.status == MessageStatus::Leased)
+            .collect();
+        leased.sort_by_key(|m| (m.created_at, *m.id.as_uuid()));
+        Ok(ThrottledLease { leased, held_back })
     }
 
     async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use herald_domain::{Completion, Message, Method, Template, TemplateId};
 
 use super::{Decision, Facts, NotifierPorts, UNKNOWN_TEMPLATE, bounded, decide};
-use crate::ports::{Delivery, Dispatcher, LeaseRequest, SkipMethods, StoreError};
+use crate::limits::RateLimit;
+use crate::ports::{Delivery, Dispatcher, LeaseRequest, SkipMethods, StoreError, ThrottledLease};
 use crate::rendering::Renderer;
 
 /// A leased message decided for dispatch, waiting for a free slot.
@@ -35,6 +36,8 @@ pub(super) struct Batch {
     pub requested: usize,
     /// How many messages were leased (those whose facts could not be read included).
     pub leased: usize,
+    /// How many messages the throttle held back instead of leasing them.
+    pub held_back: usize,
     pub ready: Vec<Ready>,
     /// Messages decided without a dispatch (inhibited, unknown template, render failure…),
     /// with their template's name.
@@ -51,6 +54,8 @@ pub(super) struct Intake {
     pub lease_period: chrono::Duration,
     pub max_attempts: u32,
     pub max_lease_expiries: u32,
+    /// At most this many messages per recipient and method per window (`None`: no throttle).
+    pub throttle: Option<RateLimit>,
     /// How long one store call may take ([`super::bounded`]).
     pub timeout: std::time::Duration,
 }
@@ -67,7 +72,7 @@ impl Intake {
             return Ok(Some(Batch::default()));
         }
         let now = self.ports.clock.now();
-        let leasing = self.ports.queue.lease(LeaseRequest {
+        let request = LeaseRequest {
             notifier: Arc::clone(&self.name),
             now,
             lease_period: self.lease_period,
@@ -75,13 +80,24 @@ impl Intake {
             max_attempts: self.max_attempts,
             max_lease_expiries: self.max_lease_expiries,
             skip,
-        });
-        let leased = bounded(self.timeout, "lease", leasing).await?;
-        if !leased.is_empty() {
-            tracing::debug!(notifier = %self.name, count = leased.len(), "notifications: leased messages");
+        };
+        let ThrottledLease { leased, held_back } = match self.throttle {
+            None => ThrottledLease {
+                leased: bounded(self.timeout, "lease", self.ports.queue.lease(request)).await?,
+                held_back: 0,
+            },
+            Some(limit) => {
+                let throttle = limit.throttle_at(now);
+                let leasing = self.ports.queue.lease_throttled(request, &throttle);
+                bounded(self.timeout, "lease", leasing).await?
+            }
+        };
+        if !leased.is_empty() || held_back > 0 {
+            tracing::debug!(notifier = %self.name, count = leased.len(), held_back, "notifications: leased messages");
         }
         let mut batch = self.prepare(leased, now).await;
         batch.requested = count;
+        batch.held_back = held_back;
         Ok(Some(batch))
     }
 

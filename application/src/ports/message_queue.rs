@@ -92,6 +92,33 @@ pub struct LeaseRequest {
     pub skip: SkipMethods,
 }
 
+/// The throttle a lease applies (DESIGN §10.3): at most `limit` messages per recipient and
+/// method in the window `start`..`end`. Built by the notifier from its
+/// [`RateLimit`](crate::RateLimit) for the lease's `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleWindow {
+    pub limit: u32,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The `status_reason` of a message held back ("throttled: 5 per 1h for this recipient
+    /// and method").
+    pub reason: String,
+}
+
+/// What a throttled lease did: the messages it leased, and how many it held back.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ThrottledLease {
+    pub leased: Vec<Message>,
+    pub held_back: usize,
+}
+
+/// The scope a store counts a recipient's throttled messages of `method` under, beside the
+/// [`RateCounter`](super::RateCounter)'s scopes.
+#[must_use]
+pub fn throttle_scope(method: Method) -> String {
+    format!("throttle:{}", method.as_str())
+}
+
 /// A set of delivery methods a lease leaves alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SkipMethods(u8);
@@ -199,7 +226,16 @@ pub enum PurgeOutcome {
 ///   claimed less than [`IDEMPOTENCY_WINDOW`] before `now` (committed, or in a transaction
 ///   still running, which it waits for) makes it store nothing and return `None`; an older
 ///   claim is replaced. `claimed_answers` sees a claim only with its answer, once committed;
-/// - in `purge_idempotency_keys`, delete the keys claimed before the cutoff.
+/// - in `purge_idempotency_keys`, delete the keys claimed before the cutoff;
+/// - in `lease_throttled`, choose the messages as `lease` does, and lease them as `lease` does
+///   except pending ones past the throttle: each pending message chosen counts one against its
+///   recipient and method (in the counter [`RateCounter`](super::RateCounter) keeps, scope
+///   [`throttle_scope`], window `throttle.start`), and those of a recipient and method beyond
+///   `throttle.limit` in the window, the newest of them first, are held back instead
+///   ([`Message::hold_back`] until `throttle.end` with `throttle.reason`), not returned, and
+///   counted in `held_back` (they count toward `count`). Messages already attempted (retries,
+///   expired leases) are neither counted nor held. The count MUST hold across concurrent
+///   leases on any replica: two leases never both take the last places of one window.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`] when the store cannot be reached (nothing was written);
@@ -237,6 +273,13 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError>;
+
+    /// [`MessageQueue::lease`] under a throttle, in one statement: see the contract above.
+    async fn lease_throttled(
+        &self,
+        request: LeaseRequest,
+        throttle: &ThrottleWindow,
+    ) -> Result<ThrottledLease, StoreError>;
 
     /// Writes back a buffer of successful dispatches in one statement.
     async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError>;

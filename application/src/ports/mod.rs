@@ -32,7 +32,7 @@ pub use jitter::{Jitter, RandomJitter};
 pub use message_queue::{
     CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
     KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, SkipMethods,
-    StoredAnswer,
+    StoredAnswer, ThrottleWindow, ThrottledLease, throttle_scope,
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::{PreferenceChange, PreferenceStore, TemplatePreferences};

@@ -657,3 +657,51 @@ fn the_cli_has_the_designed_commands() {
         ]
     );
 }
+
+#[test]
+fn the_user_rate_limit_is_off_by_default_and_reaches_the_notifier_as_n_per_duration() {
+    let limit = |args: &[&str]| {
+        server_args(args)
+            .unwrap()
+            .validate()
+            .unwrap()
+            .notifier
+            .config()
+            .user_rate_limit
+    };
+    assert_eq!(limit(&[]), None);
+    assert_eq!(limit(&["--notifications-user-rate-limit", "off"]), None);
+    let five_an_hour = limit(&["--notifications-user-rate-limit", "5/1h"]).unwrap();
+    assert_eq!(five_an_hour.count(), 5);
+    assert_eq!(five_an_hour.window(), std::time::Duration::from_secs(3_600));
+}
+
+#[test]
+fn a_bad_user_rate_limit_is_refused_naming_the_flag_and_the_reason() {
+    const FLAG: &str = "--notifications-user-rate-limit";
+    for (value, reason) in [
+        ("0/1h", "must allow at least 1 per window"),
+        ("5/0s", "the window must be from 1s to 7 days"),
+        ("5/200h", "the window must be from 1s to 7 days"),
+    ] {
+        let err = server_args(&[FLAG, value])
+            .unwrap()
+            .validate()
+            .expect_err(&format!("{value} was accepted"))
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{FLAG}: {reason}")),
+            "{value}: {err}"
+        );
+    }
+    for (value, reason) in [
+        ("x/1h", "is not a rate; expected N/DURATION"),
+        ("5/abc", "is not a duration"),
+        ("5", "is not a rate; expected N/DURATION"),
+    ] {
+        let err = server_args(&[FLAG, value])
+            .expect_err(&format!("{value} was accepted"))
+            .to_string();
+        assert!(err.contains(FLAG) && err.contains(reason), "{value}: {err}");
+    }
+}

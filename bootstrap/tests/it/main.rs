@@ -20,6 +20,7 @@ mod replicas;
 mod reports;
 mod running;
 mod support;
+mod throttle;
 mod webdriver;
 mod webhook_formats;
 

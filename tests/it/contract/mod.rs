@@ -14,6 +14,7 @@ mod sessions;
 mod settings;
 mod signal_states;
 mod templates;
+mod throttle;
 mod tokens;
 mod users;
 mod wakeup;

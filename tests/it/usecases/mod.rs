@@ -17,4 +17,5 @@ mod services;
 mod signals;
 mod support;
 mod template_cache;
+mod throttle;
 mod tokens;

@@ -15,7 +15,7 @@ use herald_application::ports::{
     CallerKey, CancelOutcome, ClaimAnswers, Delivery, DeliveryError, DispatchOutcome, Dispatcher,
     EnqueueOutcome, HeldLease, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage,
     NotifierMetrics, PreferenceStore, PurgeOutcome, StoreError, StoredAnswer, TemplateStore,
-    UserDirectory,
+    ThrottleWindow, ThrottledLease, UserDirectory,
 };
 use herald_application::{Cycle, NotifierConfig, WRITE_BACK_RETRY_DELAYS};
 use herald_domain::catalogue::{self, WORKSPACE_DELETED};
@@ -198,6 +198,15 @@ impl MessageQueue for FaultyQueue {
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
         apply(self.faults.lease(), "lease")?;
         self.inner.lease(request).await
+    }
+
+    async fn lease_throttled(
+        &self,
+        request: LeaseRequest,
+        throttle: &ThrottleWindow,
+    ) -> Result<ThrottledLease, StoreError> {
+        apply(self.faults.lease(), "lease")?;
+        self.inner.lease_throttled(request, throttle).await
     }
 
     async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use herald_application::ports::{
     CallerKey, CancelOutcome, ClaimAnswers, Delivery, DeliveryError, Dispatcher, EnqueueOutcome,
     HeldLease, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome,
-    StoreError, StoredAnswer, Wakeup as _,
+    StoreError, StoredAnswer, ThrottleWindow, ThrottledLease, Wakeup as _,
 };
 use herald_application::unsubscribe::UnsubscribeKey;
 use herald_application::{
@@ -418,6 +418,14 @@ impl MessageQueue for GatedQueue {
             )));
         }
         self.inner.lease(request).await
+    }
+
+    async fn lease_throttled(
+        &self,
+        request: LeaseRequest,
+        throttle: &ThrottleWindow,
+    ) -> Result<ThrottledLease, StoreError> {
+        self.inner.lease_throttled(request, throttle).await
     }
 
     async fn mark_sent(&self, changes: &[StatusChange]) -> Result<u64, StoreError> {

@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use herald_application::ports::{
     CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
     KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
-    StoredAnswer,
+    StoredAnswer, ThrottleWindow, ThrottledLease, throttle_scope,
 };
 use herald_domain::message::{StatusChange, leased_by_reason};
-use herald_domain::{DedupeHash, Leasing, Message, MessageId, MessageStatus, UserId};
+use herald_domain::{DedupeHash, Leasing, Message, MessageId, MessageStatus, Method, UserId};
 
 use super::MemoryStore;
+use super::rates::Rates;
 
 /// Where a message sits in age order: its creation time, then the order it was queued in.
 type AgeKey = (DateTime<Utc>, u64);
@@ -148,32 +149,71 @@ impl Queue {
 
     /// Leases up to `request.count` messages, oldest first; those given up on (their lease
     /// expired once too often) count toward it but are not returned, as in PostgreSQL.
-    fn lease(&mut self, request: LeaseRequest) -> Vec<Message> {
-        let mut leased = Vec::new();
-        let mut taken = 0;
-        for message in self.by_age.values_mut() {
-            if taken >= request.count {
-                break;
-            }
-            if request.skip.contains(message.method) {
-                continue;
-            }
-            // `lease` refuses messages that are not leasable now.
-            let Ok(leasing) = message.lease(
-                request.now,
-                request.lease_period,
-                request.max_attempts,
-                request.max_lease_expiries,
-            ) else {
-                continue;
-            };
-            taken += 1;
-            if leasing == Leasing::Leased {
-                message.status_reason = Some(leased_by_reason(&request.notifier));
-                leased.push(message.clone());
+    fn lease(&mut self, request: &LeaseRequest) -> Vec<Message> {
+        let chosen = self.leasable(request);
+        chosen
+            .into_iter()
+            .filter_map(|key| lease_one(self.by_age.get_mut(&key)?, request))
+            .collect()
+    }
+
+    /// `lease` under `throttle`: the pending messages chosen are counted in `rates` per
+    /// recipient and method, and those past the window's limit (the newest of each) are held
+    /// back instead of leased.
+    fn lease_throttled(
+        &mut self,
+        request: &LeaseRequest,
+        throttle: &ThrottleWindow,
+        rates: &mut Rates,
+    ) -> ThrottledLease {
+        let chosen = self.leasable(request);
+        let mut wanted: HashMap<(UserId, Method), Vec<AgeKey>> = HashMap::new();
+        for key in &chosen {
+            if let Some(message) = self.by_age.get(key)
+                && message.status == MessageStatus::Pending
+            {
+                wanted
+                    .entry((message.recipient, message.method))
+                    .or_default()
+                    .push(*key);
             }
         }
-        leased
+        let mut held = HashSet::new();
+        for ((recipient, method), keys) in wanted {
+            let n = keys.len() as u64;
+            let counted = rates.add(&throttle_scope(method), recipient, throttle.start, n);
+            let places = u64::from(throttle.limit).saturating_sub(counted - n);
+            let places = usize::try_from(places).unwrap_or(usize::MAX);
+            held.extend(keys.into_iter().skip(places));
+        }
+        let mut lease = ThrottledLease::default();
+        for key in chosen {
+            let Some(message) = self.by_age.get_mut(&key) else {
+                continue;
+            };
+            if held.contains(&key) {
+                if message.hold_back(throttle.end, &throttle.reason).is_ok() {
+                    lease.held_back += 1;
+                }
+            } else if let Some(leased) = lease_one(message, request) {
+                lease.leased.push(leased);
+            }
+        }
+        lease
+    }
+
+    /// The keys of the messages a lease takes: up to `request.count` leasable ones of the
+    /// methods it asks for, oldest first.
+    fn leasable(&self, request: &LeaseRequest) -> Vec<AgeKey> {
+        self.by_age
+            .iter()
+            .filter(|(_, message)| {
+                !request.skip.contains(message.method)
+                    && message.is_leasable(request.now, request.max_attempts)
+            })
+            .take(request.count)
+            .map(|(key, _)| *key)
+            .collect()
     }
 
     /// Applies each change to a message that is still leased; returns how many changed.
@@ -265,6 +305,24 @@ impl Queue {
     }
 }
 
+/// Leases one leasable message as [`Message::lease`] does; returns it when leased (not when
+/// given up on).
+fn lease_one(message: &mut Message, request: &LeaseRequest) -> Option<Message> {
+    let leasing = message
+        .lease(
+            request.now,
+            request.lease_period,
+            request.max_attempts,
+            request.max_lease_expiries,
+        )
+        .ok()?;
+    if leasing != Leasing::Leased {
+        return None;
+    }
+    message.status_reason = Some(leased_by_reason(&request.notifier));
+    Some(message.clone())
+}
+
 /// A freshly queued message: pending, never attempted.
 fn pending(new: &NewMessage) -> Message {
     Message {
@@ -317,7 +375,19 @@ impl MessageQueue for MemoryStore {
     }
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
-        self.with(|state| state.queue.lease(request))
+        self.with(|state| state.queue.lease(&request))
+    }
+
+    async fn lease_throttled(
+        &self,
+        request: LeaseRequest,
+        throttle: &ThrottleWindow,
+    ) -> Result<ThrottledLease, StoreError> {
+        self.with(|state| {
+            state
+                .queue
+                .lease_throttled(&request, throttle, &mut state.rates)
+        })
     }
 
     async fn cancel(&self, id: MessageId) -> Result<CancelOutcome, StoreError> {
