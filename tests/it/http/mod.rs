@@ -3,6 +3,7 @@
 //! unsubscribe links, and malformed input that must never be answered with a 5xx.
 
 mod builds;
+mod digests;
 mod directory;
 mod failures;
 mod idempotency;
