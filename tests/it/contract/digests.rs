@@ -127,6 +127,23 @@ async fn a_row_after_the_close_or_the_lease_opens_a_new_digest(backend: Backend)
     );
 }
 
+async fn a_leased_digest_is_never_appended_to_even_by_a_clock_behind(backend: Backend) {
+    let recipient = UserId::random();
+    let first = digest_row(recipient, t0(), "alpha");
+    enqueue_one(&backend, &first).await;
+    let leased = backend
+        .queue
+        .lease(lease_request(t0() + WINDOW, 10))
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+
+    // A replica whose clock is behind still sees the window open: the status decides.
+    let late = digest_row(recipient, t0() + Duration::minutes(30), "beta");
+    assert_eq!(enqueue_one(&backend, &late).await, late.id);
+    assert_eq!(item_names(&stored(&backend, first.id).await), ["alpha"]);
+}
+
 async fn digests_are_kept_apart_by_recipient_template_and_method(backend: Backend) {
     let recipient = UserId::random();
     let first = digest_row(recipient, t0(), "alpha");
@@ -228,6 +245,7 @@ herald_tests::contract_suite! {
     backends: [memory, postgres];
     later_rows_inside_the_window_append_to_the_open_digest,
     a_row_after_the_close_or_the_lease_opens_a_new_digest,
+    a_leased_digest_is_never_appended_to_even_by_a_clock_behind,
     digests_are_kept_apart_by_recipient_template_and_method,
     rows_for_one_recipient_in_one_batch_make_one_digest,
     concurrent_enqueues_on_two_replicas_open_one_digest_and_lose_no_item,
