@@ -80,16 +80,14 @@ impl TryFrom<TemplateRow> for Template {
 impl TemplateStore for PgStore {
     async fn seed(&self, catalogue: &[Template]) -> Result<(), StoreError> {
         // One transaction: a half-seeded catalogue is never visible. A new template takes its
-        // own method override and digest window; an existing one keeps the admins' (not in
-        // the UPDATE list).
+        // own method override and no digest window (only an owner sets one); an existing one
+        // keeps the admins' (neither is in the UPDATE list).
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         for template in catalogue {
             sqlx::query(
                 "INSERT INTO templates (id, name, \"group\", kind, title, body, actions, \
-                     enabled_by_default, method_override, audience, inbox_allowed, deduplicate, \
-                     digest_window_seconds) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::notification_method, $10, $11, $12, \
-                     $13) \
+                     enabled_by_default, method_override, audience, inbox_allowed, deduplicate) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::notification_method, $10, $11, $12) \
                  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, \
                      \"group\" = EXCLUDED.\"group\", kind = EXCLUDED.kind, \
                      title = EXCLUDED.title, body = EXCLUDED.body, actions = EXCLUDED.actions, \
@@ -109,7 +107,6 @@ impl TemplateStore for PgStore {
             .bind(Json(&template.audience))
             .bind(template.inbox_allowed)
             .bind(template.deduplicate)
-            .bind(template.digest_window.map(window_seconds))
             .execute(&mut *tx)
             .await
             .map_err(|err| match unique_violation(&err) {

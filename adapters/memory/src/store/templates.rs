@@ -16,10 +16,13 @@ impl Templates {
     /// Inserts or refreshes each template, keeping a stored method override and digest window.
     pub(super) fn seed(&mut self, catalogue: &[Template]) {
         for template in catalogue {
-            let (method_override, digest_window) = self.by_id.get(&template.id).map_or(
-                (template.method_override, template.digest_window),
-                |stored| (stored.method_override, stored.digest_window),
-            );
+            // A new template takes no digest window, as in PostgreSQL: only an owner sets one.
+            let (method_override, digest_window) = self
+                .by_id
+                .get(&template.id)
+                .map_or((template.method_override, None), |stored| {
+                    (stored.method_override, stored.digest_window)
+                });
             self.by_id.insert(
                 template.id,
                 Template {
