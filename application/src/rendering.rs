@@ -26,7 +26,7 @@ use handlebars::{
     Context, Handlebars, Helper, HelperDef, Output, RenderContext, Renderable, ScopedJson,
     TemplateError,
 };
-use herald_domain::{Action, Payload, Template};
+use herald_domain::{Action, Labels, Payload, Template, digest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
@@ -234,6 +234,65 @@ impl Renderer {
             .engine
             .render(markdown, &template.body, &context)
             .map_err(|reason| failure(template, "body", reason))?;
+        Ok(RenderedMessage {
+            title: markdown_to_text(&title_markdown),
+            body: markdown_to_text(&body_markdown),
+            title_markdown,
+            body_markdown,
+        })
+    }
+
+    /// A digest's title and body, its template's digest form: the title names the template
+    /// and counts the items; the body lists each item by the template's own title, rendered
+    /// with that item's labels and data (see [`herald_domain::digest`]).
+    ///
+    /// # Errors
+    /// [`RenderError`] when the template's title does not parse or render.
+    pub fn render_digest(
+        &self,
+        template: &Template,
+        payload: &Payload,
+        now: DateTime<Utc>,
+    ) -> Result<RenderedMessage, RenderError> {
+        let items = digest::items(payload.data.as_ref());
+        let count = items.len();
+        let noun = if count == 1 {
+            "notification"
+        } else {
+            "notifications"
+        };
+        let name = escape_markdown(&template.name);
+        let title_markdown = format!("{name}: {count} {noun}");
+        let mut body_markdown = format!("{count} {noun} of {name}:\n\n");
+        let markdown = &self.engine.markdown;
+        for item in items {
+            let labels: Labels = item
+                .get("labels")
+                .and_then(serde_json::Value::as_object)
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let data = item.get("data").filter(|data| !data.is_null()).cloned();
+            let one = Payload {
+                labels,
+                data,
+                ..payload.clone()
+            };
+            let context = self.context(template, &one, now)?;
+            let title = self
+                .engine
+                .render(markdown, &template.title, &context)
+                .map_err(|reason| failure(template, "title", reason))?;
+            let _ = writeln!(
+                body_markdown,
+                "- {}",
+                title.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }
         Ok(RenderedMessage {
             title: markdown_to_text(&title_markdown),
             body: markdown_to_text(&body_markdown),

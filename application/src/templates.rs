@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 mod cache;
 
-use herald_domain::{Method, Template, TemplateId, TemplateKind};
+use herald_domain::{DigestWindow, Method, Template, TemplateId, TemplateKind};
 
 use crate::Error;
 use crate::config::DeliveryConfig;
@@ -103,6 +103,38 @@ impl Templates {
         }
         self.store
             .set_method_override(id, method)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("template {id}")))
+    }
+
+    /// Sets the template's digest window (`None` clears it: each event is a message of its
+    /// own again); returns whether it changed. Digests already open go out when their window
+    /// closes.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown template; [`Error::Invalid`] on `window` for a
+    /// security message (One-Time Passcode), which must go out at once.
+    pub async fn set_digest(
+        &self,
+        id: TemplateId,
+        window: Option<DigestWindow>,
+    ) -> Result<bool, Error> {
+        let template = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("template {id}")))?;
+        if window.is_some() && template.is_security() {
+            return Err(Error::invalid(
+                "window",
+                format!(
+                    "{:?} is a security message, sent at once, never in a digest",
+                    template.name
+                ),
+            ));
+        }
+        self.store
+            .set_digest_window(id, window)
             .await?
             .ok_or_else(|| Error::NotFound(format!("template {id}")))
     }

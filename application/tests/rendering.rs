@@ -1,7 +1,8 @@
 //! Rendering: escaping of substituted values, Markdown → text and HTML, action URLs, errors,
 //! and golden files of every catalogue template.
 //!
-//! Golden files live in `tests/golden/<slug>.md`. After an intended change, regenerate them with
+//! Golden files live in `tests/golden/<slug>.md`, each template's digest form in
+//! `tests/golden/digest/<slug>.md`. After an intended change, regenerate them with
 //! `HERALD_BLESS=1 cargo test -p herald-application --test rendering` and review the diff.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,10 +16,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use herald_application::rendering::{
     RenderError, RenderedMessage, Renderer, markdown_to_html, markdown_to_text,
 };
-use herald_domain::catalogue;
 use herald_domain::{
-    Action, ActionTemplate, Audience, Payload, Template, TemplateId, TemplateKind, UserId,
+    Action, ActionTemplate, Audience, Labels, Payload, Template, TemplateId, TemplateKind, UserId,
 };
+use herald_domain::{catalogue, digest};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -52,6 +53,7 @@ fn template(title: &str, body: &str, actions: &[(&str, &str)]) -> Template {
         audience: Audience::Caller,
         inbox_allowed: true,
         deduplicate: false,
+        digest_window: None,
     }
 }
 
@@ -794,6 +796,8 @@ struct Golden {
     template: Template,
     message: RenderedMessage,
     actions: Vec<Action>,
+    /// The template's digest form rather than one event's message.
+    digest: bool,
 }
 
 fn render_catalogue() -> Vec<Golden> {
@@ -813,6 +817,44 @@ fn render_catalogue() -> Vec<Golden> {
                 template,
                 message,
                 actions,
+                digest: false,
+            }
+        })
+        .collect()
+}
+
+/// Every catalogue template's digest form over two events: the sample's, and the sample with
+/// each label changed, as a digest's `data.items` holds them. Security messages (One-Time
+/// Passcode) are never gathered into a digest, so they have none.
+fn render_digests() -> Vec<Golden> {
+    let renderer = renderer();
+    catalogue::templates()
+        .into_iter()
+        .filter(|template| !template.is_security())
+        .map(|template| {
+            let (labels, data) = sample(&template.name);
+            let first: Labels = labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let second: Labels = labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), format!("{v}-2")))
+                .collect();
+            let items = vec![
+                digest::item(&first, data.as_ref()),
+                digest::item(&second, data.as_ref()),
+            ];
+            let mut payload = payload(&template, &[], None);
+            payload.data = Some(digest::data(items));
+            let message = renderer
+                .render_digest(&template, &payload, now())
+                .unwrap_or_else(|error| panic!("{error}"));
+            Golden {
+                template,
+                message,
+                actions: Vec::new(),
+                digest: true,
             }
         })
         .collect()
@@ -820,8 +862,13 @@ fn render_catalogue() -> Vec<Golden> {
 
 fn golden_file(golden: &Golden) -> String {
     let message = &golden.message;
+    let form = if golden.digest {
+        "digest form"
+    } else {
+        "rendering"
+    };
     let mut file = format!(
-        "Golden rendering of the {:?} template.\n\
+        "Golden {form} of the {:?} template.\n\
          Regenerate: HERALD_BLESS=1 cargo test -p herald-application --test rendering\n",
         golden.template.name
     );
@@ -910,19 +957,29 @@ fn blessing_is_refused_in_ci() {
 
 #[test]
 fn every_catalogue_template_renders_as_its_golden_file() {
-    let dir = golden_dir();
+    check_golden_files(&golden_dir(), &render_catalogue());
+}
+
+#[test]
+fn every_catalogue_template_has_a_digest_form_as_its_golden_file() {
+    check_golden_files(&golden_dir().join("digest"), &render_digests());
+}
+
+/// Compares each golden file of `dir` with its rendering (or rewrites them all when blessing);
+/// a file matching no rendering fails too. Directories are other golden sets.
+fn check_golden_files(dir: &std::path::Path, renderings: &[Golden]) {
     let bless = blessing(
         std::env::var("HERALD_BLESS").ok().as_deref(),
         std::env::var("CI").ok().as_deref(),
     );
     let mut expected_files = BTreeSet::new();
     let mut failures = Vec::new();
-    for golden in render_catalogue() {
+    for golden in renderings {
         let file_name = format!("{}.md", slug(&golden.template.name));
         let path = dir.join(&file_name);
-        let actual = golden_file(&golden);
+        let actual = golden_file(golden);
         if bless {
-            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::create_dir_all(dir).unwrap();
             std::fs::write(&path, &actual).unwrap();
         } else {
             match std::fs::read_to_string(&path) {
@@ -936,9 +993,12 @@ fn every_catalogue_template_renders_as_its_golden_file() {
         }
         expected_files.insert(file_name);
     }
-    let existing = std::fs::read_dir(&dir).into_iter().flatten();
+    let existing = std::fs::read_dir(dir).into_iter().flatten();
     for entry in existing {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue;
+        }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if !expected_files.contains(&name) {
             if bless {
@@ -969,6 +1029,7 @@ fn catalogue_renderings_are_complete_and_link_under_the_access_url() {
         template,
         message,
         actions,
+        ..
     } in render_catalogue()
     {
         let name = &template.name;

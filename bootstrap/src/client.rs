@@ -1,5 +1,5 @@
 //! The commands that talk to a running `herald server` over its HTTP API (`herald templates
-//! list`, `herald notifications pause | resume | test | custom`, `herald preferences list |
+//! list | digest`, `herald notifications pause | resume | test | custom`, `herald preferences list |
 //! disable | enable`), with `--url`/`--token`.
 //!
 //! Each command prints what happened as plain lines on stdout; every failure becomes one
@@ -47,8 +47,23 @@ pub struct ServerConnection {
 /// `herald templates …`.
 #[derive(Debug, Subcommand)]
 pub enum TemplatesCommand {
-    /// List the notification templates: name, group, id, enabled by default, method.
+    /// List the notification templates: name, group, id, enabled by default, method, digest
+    /// window.
     List(ServerConnection),
+    /// Gather a template's events for each recipient into one message per window (e.g. `1h`),
+    /// or send each at once again with `""` (needs the owner role).
+    Digest(DigestArgs),
+}
+
+/// `herald templates digest <template id> <window|"">`.
+#[derive(Debug, Clone, Args)]
+pub struct DigestArgs {
+    /// The template's id (`herald templates list` shows them).
+    pub template: String,
+    /// The window, such as `30m`, `1h` or `1h30m` (at most `7d`); `""` clears it.
+    pub window: String,
+    #[command(flatten)]
+    pub connection: ServerConnection,
 }
 
 /// `herald notifications …`.
@@ -131,6 +146,38 @@ pub async fn templates(command: TemplatesCommand) -> Result<()> {
         TemplatesCommand::List(connection) => {
             let templates = list_templates(&Client::new(&connection)?).await?;
             print!("{}", templates_table(&templates));
+            Ok(())
+        }
+        TemplatesCommand::Digest(args) => {
+            let client = Client::new(&args.connection)?;
+            let body = json!({ "window": args.window });
+            let (status, body) = client
+                .send(
+                    Method::PUT,
+                    &format!("notifications/templates/{}/digest", args.template),
+                    Some(&body),
+                )
+                .await?;
+            if status == StatusCode::NOT_MODIFIED {
+                println!(
+                    "The digest window of template {} is unchanged.",
+                    args.template
+                );
+                return Ok(());
+            }
+            let row: TemplateRow = serde_json::from_slice(&body).map_err(|err| {
+                anyhow!(
+                    "the server at {} answered a template Herald does not understand: {err}",
+                    client.base
+                )
+            })?;
+            match row.digest_window.as_str() {
+                "" => println!("{} ({}): each event is sent at once.", row.name, row.id),
+                window => println!(
+                    "{} ({}): events are gathered into one message per recipient every {window}.",
+                    row.name, row.id
+                ),
+            }
             Ok(())
         }
     }
@@ -342,6 +389,9 @@ struct TemplateRow {
     /// The methods its events go out by now.
     #[serde(default)]
     methods: Vec<String>,
+    /// The digest window, `""` when there is none.
+    #[serde(default)]
+    digest_window: String,
 }
 
 impl TemplateRow {
@@ -371,11 +421,23 @@ fn templates_table(rows: &[TemplateRow]) -> String {
                 row.id.clone(),
                 if row.enabled_by_default { "yes" } else { "no" }.to_owned(),
                 row.method_column(),
+                if row.digest_window.is_empty() {
+                    "-".to_owned()
+                } else {
+                    row.digest_window.clone()
+                },
             ]
         })
         .collect();
     aligned_table(
-        &["NAME", "GROUP", "ID", "ENABLED BY DEFAULT", "METHOD"],
+        &[
+            "NAME",
+            "GROUP",
+            "ID",
+            "ENABLED BY DEFAULT",
+            "METHOD",
+            "DIGEST",
+        ],
         &lines,
     )
 }
@@ -664,12 +726,14 @@ mod tests {
             enabled_by_default: true,
             method: String::new(),
             methods: vec!["smtp".into(), "inbox".into()],
+            digest_window: "1h".into(),
         }];
         let table = templates_table(&rows);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("NAME"));
         assert_eq!(lines[0].find("GROUP"), lines[1].find("Notification Events"));
-        assert!(lines[1].ends_with("smtp,inbox (default)"), "{table}");
+        assert_eq!(lines[0].find("DIGEST"), lines[1].find("1h"));
+        assert!(lines[1].ends_with("smtp,inbox (default)  1h"), "{table}");
     }
 }

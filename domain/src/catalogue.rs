@@ -456,6 +456,7 @@ pub fn templates() -> Vec<Template> {
                 audience: spec.audience,
                 inbox_allowed: spec.id != ONE_TIME_PASSCODE,
                 deduplicate: !never_deduplicated,
+                digest_window: None,
             }
         })
         .collect()

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod catalogue;
 pub mod dedupe;
+pub mod digest;
 pub mod email;
 pub mod id;
 pub mod idempotency;
@@ -21,6 +22,7 @@ pub mod user;
 
 pub use build::{Build, BuildInitiator, BuildInput, BuildStatus, BuildTransition};
 pub use dedupe::DedupeHash;
+pub use digest::DigestWindow;
 pub use email::EmailAddress;
 pub use id::{InboxNotificationId, MessageId, TemplateId, UserId};
 pub use idempotency::IdempotencyKey;

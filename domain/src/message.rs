@@ -196,6 +196,10 @@ pub struct Message {
     #[serde(default)]
     pub lease_expiries: u32,
     pub dedupe_hash: Option<DedupeHash>,
+    /// A digest: its payload's `data.items` lists the events it gathers, and it is rendered by
+    /// its template's digest form (see [`crate::digest`]).
+    #[serde(default)]
+    pub digest: bool,
 }
 
 impl Message {
@@ -483,6 +487,7 @@ mod tests {
             queued_seconds: 0.0,
             lease_expiries: 0,
             dedupe_hash: None,
+            digest: false,
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Method, Role, TemplateId};
+use crate::{DigestWindow, Method, Role, TemplateId};
 
 /// Whether a template ships with Herald or is the host's free-form custom notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,6 +83,10 @@ pub struct Template {
     /// False for events that are never deduplicated (test, custom and task events): the
     /// enqueue adds a timestamp to their data.
     pub deduplicate: bool,
+    /// The owner's digest window: events of this template for one recipient and method within
+    /// it go out as one message (see [`crate::digest`]). `None`: each event is its own message.
+    #[serde(default)]
+    pub digest_window: Option<DigestWindow>,
 }
 
 impl Template {

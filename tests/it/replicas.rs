@@ -764,3 +764,83 @@ async fn two_replicas_leasing_at_once_send_no_recipient_more_than_the_throttle_a
     let waiting = ids.iter().filter(|id| !counts.contains_key(id)).count();
     assert_eq!(waiting, 30);
 }
+
+/// DESIGN §10.3: digests opened and filled on two replicas are closed by the lease like any
+/// due message, so two notifiers reaching a window's close send each digest once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_closing_the_same_digest_windows_send_each_digest_once() {
+    let database = TestDatabase::create().await;
+    let clock = ManualClock::default();
+    let window = chrono::Duration::hours(1);
+    let (a, b) = (database.replica().await, database.replica().await);
+    let mut digests = std::collections::BTreeSet::new();
+    for i in 0..5 {
+        let user = sample::user(&format!("digest-user-{i}"), &[]);
+        a.upsert(&user).await.unwrap();
+        for (n, store) in [&a, &b, &a].into_iter().enumerate() {
+            let mut row = NewMessage {
+                method: Method::Webhook,
+                ..sample::new_message(user.id, clock.now())
+            };
+            let labels = herald_domain::Labels::from([("name".to_owned(), format!("ws-{n}"))]);
+            row.payload.data = Some(herald_domain::digest::data(vec![
+                herald_domain::digest::item(&labels, None),
+            ]));
+            row.send_after = Some(clock.now() + window);
+            row.digest = true;
+            match store.enqueue(&[row]).await.unwrap()[..] {
+                [herald_application::ports::EnqueueOutcome::Queued(id)] => digests.insert(id),
+                ref other => panic!("not queued: {other:?}"),
+            };
+        }
+    }
+    assert_eq!(digests.len(), 5, "one digest per recipient");
+    let delivered = Arc::new(Counting::default());
+    let mut notifiers = Vec::new();
+    let mut signals_kept = Vec::new();
+    for store in [&a, &b] {
+        let signals = Arc::new(PgSignals::start(store.pool().clone()).await.unwrap());
+        notifiers.push(notifier(
+            store,
+            &signals,
+            Arc::new(clock.clone()),
+            config(),
+            delivered.clone(),
+        ));
+        signals_kept.push(signals);
+    }
+    let [mut first, mut second] = <[Notifier; 2]>::try_from(notifiers).unwrap();
+    assert_eq!(
+        first.run_cycle().await.unwrap(),
+        Cycle::Dispatched(0),
+        "windows open"
+    );
+
+    clock.advance(window);
+    let (one, two) = tokio::join!(first.run_cycle(), second.run_cycle());
+    first.flush().await;
+    second.flush().await;
+
+    let dispatched = [one.unwrap(), two.unwrap()];
+    let total: usize = dispatched
+        .iter()
+        .map(|cycle| match cycle {
+            Cycle::Dispatched(n) => *n,
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(total, 5, "{dispatched:?}");
+    let counts = delivered.delivered.lock().unwrap().clone();
+    assert!(
+        digests.iter().all(|id| counts.get(id) == Some(&1)),
+        "{counts:?}"
+    );
+    for id in &digests {
+        let message = a.get(*id).await.unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Sent);
+        assert_eq!(
+            herald_domain::digest::items(message.payload.data.as_ref()).len(),
+            3
+        );
+    }
+}

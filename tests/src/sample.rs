@@ -87,6 +87,7 @@ pub fn new_message(recipient: UserId, created_at: DateTime<Utc>) -> NewMessage {
         created_at,
         dedupe_hash: None,
         send_after: None,
+        digest: false,
     }
 }
 

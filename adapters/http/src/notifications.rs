@@ -13,8 +13,8 @@ use herald_application::{
     Skipped, TemplatePreference, TemplateRef, TemplateView,
 };
 use herald_domain::{
-    ActionTemplate, IdempotencyKey, Labels, Message, MessageId, MessageStatus, Method, Role,
-    TemplateId, TemplateKind, UserId,
+    ActionTemplate, DigestWindow, IdempotencyKey, Labels, Message, MessageId, MessageStatus,
+    Method, Role, TemplateId, TemplateKind, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -312,6 +312,9 @@ pub(crate) struct TemplateJson<'a> {
     /// The methods events of this template go out by now.
     #[schema(schema_with = vocabulary::methods)]
     methods: Vec<&'static str>,
+    /// The digest window (e.g. `1h`), `""` when each event is a message of its own.
+    #[schema(example = "1h")]
+    digest_window: String,
 }
 
 impl<'a> From<&'a TemplateView> for TemplateJson<'a> {
@@ -331,6 +334,10 @@ impl<'a> From<&'a TemplateView> for TemplateJson<'a> {
             enabled_by_default: t.enabled_by_default,
             method: t.method_override.map_or("", Method::as_str),
             methods: view.methods.iter().map(|m| m.as_str()).collect(),
+            digest_window: t
+                .digest_window
+                .map(|window| window.to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -411,6 +418,36 @@ pub(crate) async fn put_template_method(
         ),
     };
     if !api.services.templates().set_method(id, method).await? {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let view = api.services.templates().get(id).await?;
+    Ok(json(StatusCode::OK, &TemplateJson::from(&view)))
+}
+
+/// A template's digest window: a duration such as `30m`, `1h` or `1h30m` (at most `7d`), or
+/// `""` to send each event at once again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = TemplateDigest)]
+pub(crate) struct DigestBody {
+    #[schema(example = "1h")]
+    window: String,
+}
+
+pub(crate) async fn put_template_digest(
+    State(api): State<ApiState>,
+    caller: Caller,
+    PathId(id): PathId<TemplateId>,
+    JsonBody(body): JsonBody<DigestBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Owner])?;
+    let window = match body.window.trim() {
+        "" => None,
+        text => Some(
+            DigestWindow::parse(text).map_err(|err| ApiError::invalid(err.field, err.reason))?,
+        ),
+    };
+    if !api.services.templates().set_digest(id, window).await? {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let view = api.services.templates().get(id).await?;
@@ -635,6 +672,10 @@ pub(crate) struct MessageJson<'a> {
     updated_at: DateTime<Utc>,
     next_retry_after: Option<DateTime<Utc>>,
     leased_until: Option<DateTime<Utc>>,
+    /// For a digest, how many events it gathers (its window closes at `next_retry_after`);
+    /// absent for other messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest_items: Option<usize>,
 }
 
 impl<'a> From<&'a Message> for MessageJson<'a> {
@@ -652,6 +693,9 @@ impl<'a> From<&'a Message> for MessageJson<'a> {
             updated_at: m.updated_at,
             next_retry_after: m.next_retry_after,
             leased_until: m.leased_until,
+            digest_items: m
+                .digest
+                .then(|| herald_domain::digest::items(m.payload.data.as_ref()).len()),
         }
     }
 }

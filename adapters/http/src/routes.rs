@@ -178,8 +178,8 @@ pub(crate) fn table() -> Vec<Route> {
     use builds::BuildBody;
     use inbox::{PageJson, ReadStatusBody, UpdateJson};
     use notifications::{
-        BatchBody, CustomBody, DispatchMethodsJson, EnqueueBatchJson, EnqueueJson, EventBody,
-        MessageListJson, MethodBody, PreferenceListJson, PreferencesBody, SettingsBody,
+        BatchBody, CustomBody, DigestBody, DispatchMethodsJson, EnqueueBatchJson, EnqueueJson,
+        EventBody, MessageListJson, MethodBody, PreferenceListJson, PreferencesBody, SettingsBody,
         TemplateJson, TemplateListJson,
     };
     use users::{SignInLinkJson, TokenJson, UserBody, UserJson};
@@ -292,6 +292,14 @@ pub(crate) fn table() -> Vec<Route> {
             "Set a template's delivery method",
         )
         .body::<MethodBody>()
+        .returns::<TemplateJson>(&[200, 304, 400, 401, 403, 404, 413]),
+        Route::api(
+            Put,
+            "/notifications/templates/{id}/digest",
+            notifications::put_template_digest,
+            "Set or clear a template's digest window",
+        )
+        .body::<DigestBody>()
         .returns::<TemplateJson>(&[200, 304, 400, 401, 403, 404, 413]),
         Route::api(
             Get,

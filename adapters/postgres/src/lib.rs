@@ -15,6 +15,7 @@
 
 mod builds;
 mod connections;
+mod digests;
 mod error;
 mod inbox;
 mod preferences;

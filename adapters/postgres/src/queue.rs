@@ -65,7 +65,7 @@ const DEFAULT_LIST_LIMIT: i64 = 100;
 const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS method, \
     status::text AS status, status_reason, attempt_count, payload, targets, created_by, \
     created_at, updated_at, leased_until, next_retry_after, queued_seconds, lease_expiries, \
-    dedupe_hash";
+    dedupe_hash, digest";
 
 /// The statement a lease runs: `$1` now (`timestamptz`), `$2` the lease's end (`timestamptz`),
 /// `$3` the maximum attempts (`int4`), `$4` the count (`int8`), `$5` the maximum lease
@@ -294,6 +294,7 @@ struct MessageRow {
     queued_seconds: f64,
     lease_expiries: i32,
     dedupe_hash: Option<String>,
+    digest: bool,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -321,6 +322,7 @@ impl TryFrom<MessageRow> for Message {
             queued_seconds: row.queued_seconds,
             lease_expiries: u32::try_from(row.lease_expiries).unwrap_or(0),
             dedupe_hash: row.dedupe_hash.map(DedupeHash::from_hex),
+            digest: row.digest,
         })
     }
 }
@@ -343,7 +345,7 @@ fn payload_text(payload: &Payload) -> Result<String, StoreError> {
 }
 
 /// Translates an enqueue's error: a message id already stored is the caller's conflict.
-fn insert_error(err: sqlx::Error) -> StoreError {
+pub(crate) fn insert_error(err: sqlx::Error) -> StoreError {
     match crate::error::unique_violation(&err) {
         Some("messages_pkey") => {
             StoreError::Conflict("id: a message with this id is already queued".to_owned())
@@ -677,6 +679,44 @@ async fn insert_one(
     Ok(queued)
 }
 
+/// Stores `batch` as `enqueue` does on `connection`, which is a transaction's when the batch
+/// holds a digest row (`digests::gather` locks its keys until commit).
+async fn store_rows(
+    connection: &mut PgConnection,
+    batch: &[NewMessage],
+) -> Result<Vec<EnqueueOutcome>, StoreError> {
+    if !batch.iter().any(|m| m.digest) {
+        let queued = match batch {
+            [] => Vec::new(),
+            [message] => insert_one(connection, message).await?,
+            _ => insert_batch(connection, batch).await?,
+        };
+        return Ok(outcomes(batch, queued));
+    }
+    let plain: Vec<NewMessage> = batch.iter().filter(|m| !m.digest).cloned().collect();
+    let digest_rows: Vec<&NewMessage> = batch.iter().filter(|m| m.digest).collect();
+    let queued = match plain.as_slice() {
+        [] => Vec::new(),
+        [message] => insert_one(connection, message).await?,
+        _ => insert_batch(connection, &plain).await?,
+    };
+    let mut plain_outcomes = outcomes(&plain, queued).into_iter();
+    let mut digests = crate::digests::gather(connection, &digest_rows)
+        .await?
+        .into_iter();
+    batch
+        .iter()
+        .map(|m| {
+            let next = if m.digest {
+                digests.next().map(EnqueueOutcome::Queued)
+            } else {
+                plain_outcomes.next()
+            };
+            next.ok_or_else(|| StoreError::Other("an enqueue lost track of its rows".to_owned()))
+        })
+        .collect()
+}
+
 /// One outcome per message of `batch`, from the ids its insert returned.
 fn outcomes(batch: &[NewMessage], queued: Vec<Uuid>) -> Vec<EnqueueOutcome> {
     let queued: std::collections::HashSet<Uuid> = queued.into_iter().collect();
@@ -700,6 +740,12 @@ fn caller_uuid(key: &CallerKey) -> Uuid {
 #[async_trait]
 impl MessageQueue for PgStore {
     async fn enqueue(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        if batch.iter().any(|m| m.digest) {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let outcomes = store_rows(&mut tx, batch).await?;
+            tx.commit().await.map_err(store_error)?;
+            return Ok(outcomes);
+        }
         let queued = match batch {
             [] => return Ok(Vec::new()),
             [message] => self.insert_one(message).await?,
@@ -709,7 +755,7 @@ impl MessageQueue for PgStore {
     }
 
     /// First as one statement that stores everything only if nothing of it is stored yet
-    /// (`enqueue_claiming_fresh`, the common case: new keys, new messages). Else one
+    /// (`enqueue_claiming_fresh`, the common case: new keys, new messages, no digest). Else one
     /// transaction: the keys' claim first (so a concurrent claim of one of them waits here, or
     /// makes this one wait), then the messages as `enqueue` stores them, then each key's
     /// answer. A claim older than the window is taken over in place.
@@ -720,8 +766,10 @@ impl MessageQueue for PgStore {
         now: DateTime<Utc>,
         answers: ClaimAnswers<'_>,
     ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
-        if let Some(queued) =
-            enqueue_claiming_fresh(&self.pool, batch, claims, now, answers).await?
+        // A digest row may join an open digest: only the transaction's `store_rows` knows.
+        if !batch.iter().any(|m| m.digest)
+            && let Some(queued) =
+                enqueue_claiming_fresh(&self.pool, batch, claims, now, answers).await?
         {
             return Ok(Some(outcomes(batch, queued)));
         }
@@ -755,12 +803,7 @@ impl MessageQueue for PgStore {
             tx.rollback().await.map_err(store_error)?;
             return Ok(None);
         }
-        let queued = match batch {
-            [] => Vec::new(),
-            [message] => insert_one(&mut tx, message).await?,
-            _ => insert_batch(&mut tx, batch).await?,
-        };
-        let outcomes = outcomes(batch, queued);
+        let outcomes = store_rows(&mut tx, batch).await?;
         let answers = answers(&outcomes);
         if answers.len() != claims.len() {
             return Err(StoreError::Other(format!(

@@ -1,6 +1,8 @@
 use async_trait::async_trait;
 use herald_application::ports::{StoreError, TemplateStore};
-use herald_domain::{ActionTemplate, Audience, Method, Template, TemplateId, TemplateKind};
+use herald_domain::{
+    ActionTemplate, Audience, DigestWindow, Method, Template, TemplateId, TemplateKind,
+};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -14,7 +16,7 @@ const NAME_KEY: &str = "templates_name_key";
 /// is a `notification_method` enum, read as its text.
 const TEMPLATE_COLUMNS: &str = "id, name, \"group\", kind, title, body, actions, \
     enabled_by_default, method_override::text AS method_override, audience, inbox_allowed, \
-    deduplicate";
+    deduplicate, digest_window_seconds";
 
 /// A `templates` row as stored; parsed into a [`Template`] on the way out.
 #[derive(Debug, sqlx::FromRow)]
@@ -31,6 +33,7 @@ struct TemplateRow {
     audience: Json<Audience>,
     inbox_allowed: bool,
     deduplicate: bool,
+    digest_window_seconds: Option<i32>,
 }
 
 impl TryFrom<TemplateRow> for Template {
@@ -50,6 +53,11 @@ impl TryFrom<TemplateRow> for Template {
             .map(str::parse::<Method>)
             .transpose()
             .map_err(|err| invalid(err.to_string()))?;
+        let digest_window = row
+            .digest_window_seconds
+            .map(|seconds| DigestWindow::from_seconds(i64::from(seconds)))
+            .transpose()
+            .map_err(|reason| invalid(format!("a digest window out of range: {reason}")))?;
         Ok(Template {
             id: row.id.into(),
             name: row.name,
@@ -63,6 +71,7 @@ impl TryFrom<TemplateRow> for Template {
             audience: row.audience.0,
             inbox_allowed: row.inbox_allowed,
             deduplicate: row.deduplicate,
+            digest_window,
         })
     }
 }
@@ -71,7 +80,8 @@ impl TryFrom<TemplateRow> for Template {
 impl TemplateStore for PgStore {
     async fn seed(&self, catalogue: &[Template]) -> Result<(), StoreError> {
         // One transaction: a half-seeded catalogue is never visible. A new template takes its
-        // own method override; an existing one keeps the admins' (not in the UPDATE list).
+        // own method override and no digest window (only an owner sets one); an existing one
+        // keeps the admins' (neither is in the UPDATE list).
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         for template in catalogue {
             sqlx::query(
@@ -167,4 +177,30 @@ impl TemplateStore for PgStore {
         .map_err(store_error)?;
         Ok(changed)
     }
+
+    async fn set_digest_window(
+        &self,
+        id: TemplateId,
+        window: Option<DigestWindow>,
+    ) -> Result<Option<bool>, StoreError> {
+        // As `set_method_override`: the old value read under the row's lock.
+        let changed: Option<bool> = sqlx::query_scalar(
+            "WITH old AS ( \
+                 SELECT id, digest_window_seconds FROM templates WHERE id = $1 FOR UPDATE) \
+             UPDATE templates AS t SET digest_window_seconds = $2, updated_at = now() \
+             FROM old WHERE t.id = old.id \
+             RETURNING old.digest_window_seconds IS DISTINCT FROM t.digest_window_seconds",
+        )
+        .bind(id.as_uuid())
+        .bind(window.map(window_seconds))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(changed)
+    }
+}
+
+/// A window as its column stores it (at most 7 days, so it fits).
+fn window_seconds(window: DigestWindow) -> i32 {
+    i32::try_from(window.seconds()).unwrap_or(i32::MAX)
 }

@@ -5,7 +5,9 @@
 //!
 //! The golden files live in `tests/golden/{slack,teams}/<slug>.json` and are built from the
 //! rendering golden files of `herald-application` (`application/tests/golden/<slug>.md`), so
-//! both follow one reviewed rendering of each catalogue template. After an intended change,
+//! both follow one reviewed rendering of each catalogue template; the digest forms' bodies
+//! live in `tests/golden/{slack,teams}/digest/`, built from `application/tests/golden/digest/`.
+//! After an intended change,
 //! regenerate them with `HERALD_BLESS=1 cargo test -p herald-webhook --test formats` (or
 //! `cargo xtask golden`) and review the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -117,8 +119,8 @@ fn sections(file: &str) -> Vec<(String, String)> {
     sections
 }
 
-fn read_renderings() -> Vec<Rendering> {
-    let dir = application_golden_dir();
+fn read_renderings(set: GoldenSet) -> Vec<Rendering> {
+    let dir = set.under(application_golden_dir());
     let mut renderings = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
         let path = entry.unwrap().path();
@@ -139,6 +141,7 @@ fn read_renderings() -> Vec<Rendering> {
         };
         let actions = section("actions")
             .lines()
+            .filter(|line| !line.is_empty())
             .map(|line| {
                 let (label, url) = line.rsplit_once(" -> ").unwrap();
                 Action {
@@ -216,14 +219,35 @@ fn line_diff(expected: &str, actual: &str) -> String {
     diff
 }
 
-fn check_golden_files(format: WebhookFormat) {
-    let renderings = read_renderings();
+/// The golden files of one message each, or of the templates' digest forms (in `digest/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoldenSet {
+    Messages,
+    Digests,
+}
+
+impl GoldenSet {
+    fn under(self, dir: PathBuf) -> PathBuf {
+        match self {
+            GoldenSet::Messages => dir,
+            GoldenSet::Digests => dir.join("digest"),
+        }
+    }
+}
+
+fn check_golden_files(format: WebhookFormat, set: GoldenSet) {
+    let renderings = read_renderings(set);
+    // Security messages are never digested: they have no digest form.
+    let expected = catalogue::templates()
+        .iter()
+        .filter(|template| set == GoldenSet::Messages || !template.is_security())
+        .count();
     assert_eq!(
         renderings.len(),
-        catalogue::templates().len(),
+        expected,
         "one rendering golden file per catalogue template"
     );
-    let dir = golden_dir(format);
+    let dir = set.under(golden_dir(format));
     let bless = blessing();
     let mut expected_files = BTreeSet::new();
     let mut failures = Vec::new();
@@ -248,6 +272,9 @@ fn check_golden_files(format: WebhookFormat) {
     }
     for entry in std::fs::read_dir(&dir).into_iter().flatten() {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue;
+        }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if !expected_files.contains(&name) {
             if bless {
@@ -267,17 +294,27 @@ fn check_golden_files(format: WebhookFormat) {
 
 #[test]
 fn every_catalogue_template_as_slack_matches_its_golden_file() {
-    check_golden_files(WebhookFormat::Slack);
+    check_golden_files(WebhookFormat::Slack, GoldenSet::Messages);
 }
 
 #[test]
 fn every_catalogue_template_as_teams_matches_its_golden_file() {
-    check_golden_files(WebhookFormat::Teams);
+    check_golden_files(WebhookFormat::Teams, GoldenSet::Messages);
+}
+
+#[test]
+fn every_catalogue_digest_form_as_slack_matches_its_golden_file() {
+    check_golden_files(WebhookFormat::Slack, GoldenSet::Digests);
+}
+
+#[test]
+fn every_catalogue_digest_form_as_teams_matches_its_golden_file() {
+    check_golden_files(WebhookFormat::Teams, GoldenSet::Digests);
 }
 
 #[test]
 fn rendering_golden_files_are_read_back_whole() {
-    let renderings = read_renderings();
+    let renderings = read_renderings(GoldenSet::Messages);
     let custom = renderings
         .iter()
         .find(|r| r.slug == "custom-notification")

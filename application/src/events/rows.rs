@@ -9,10 +9,16 @@
 //! hashes are built, so a role audience's fan-out does not re-serialise the event's labels and
 //! data for each recipient. Events of templates that never deduplicate get the enqueue time in
 //! their data, so that two of them always differ.
+//!
+//! A template with a digest window makes digest rows instead (see
+//! [`herald_domain::digest`]): the event's labels and data become the one item of the row's
+//! `data.items`, the row waits for the window's close, and the queue appends it to the
+//! recipient's open digest when there is one. A throttle folding held-back messages into a
+//! digest would build its rows here too.
 
 use chrono::{DateTime, Utc};
 use herald_domain::dedupe::DedupeBasis;
-use herald_domain::{MessageId, Method, Payload, Template, User, UserId};
+use herald_domain::{Labels, MessageId, Method, Payload, Template, User, UserId, digest};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -44,7 +50,7 @@ impl Events {
             Some(with_timestamp(event.data, now))
         };
         // The event's payload; each recipient's differs only in the user fields and actions.
-        let shared = Payload {
+        let mut shared = Payload {
             version: Payload::VERSION.to_owned(),
             notification_name: template.name.clone(),
             notification_template_id: template.id,
@@ -57,14 +63,26 @@ impl Events {
             data,
             targets: event.targets,
         };
+        let mut send_after = event.send_after;
         let internal = |err: RenderError| Error::Internal(err.to_string());
-        let mut actions = self
-            .renderer
-            .event_actions(template, &shared, now)
-            .map_err(internal)?;
-        let dedupe = template
-            .deduplicate
-            .then(|| DedupeBasis::new(template.id, &shared, &shared.targets, now.date_naive()));
+        let (mut actions, dedupe) = if let Some(window) = template.digest_window {
+            // A digest row: the event is its one item; the window opens when the event is due.
+            // A digest has no actions (each item's would name one event) and no dedupe hash.
+            let item = digest::item(&shared.labels, shared.data.as_ref());
+            shared.data = Some(digest::data(vec![item]));
+            shared.labels = Labels::new();
+            send_after = Some(send_after.unwrap_or(now) + window.duration());
+            (None, None)
+        } else {
+            let actions = self
+                .renderer
+                .event_actions(template, &shared, now)
+                .map_err(internal)?;
+            let dedupe = template
+                .deduplicate
+                .then(|| DedupeBasis::new(template.id, &shared, &shared.targets, now.date_naive()));
+            (Some(actions), dedupe)
+        };
         rows.reserve(recipients.iter().map(|(_, methods)| methods.len()).sum());
         for (user, methods) in recipients {
             let Some((&last_method, other_methods)) = methods.split_last() else {
@@ -77,7 +95,9 @@ impl Events {
                 user_username: user.username.to_string(),
                 ..shared.clone()
             };
-            payload.actions = actions.render(&payload).map_err(internal)?;
+            if let Some(actions) = &mut actions {
+                payload.actions = actions.render(&payload).map_err(internal)?;
+            }
             let mut hashes = dedupe
                 .as_ref()
                 .map(|basis| basis.hashes(user.id, &payload, methods).into_iter());
@@ -91,7 +111,8 @@ impl Events {
                 created_by: event.created_by.clone(),
                 created_at: now,
                 dedupe_hash: hashes.as_mut().and_then(Iterator::next),
-                send_after: event.send_after,
+                send_after,
+                digest: template.digest_window.is_some(),
             };
             for &method in other_methods {
                 rows.push(row(method, payload.clone()));

@@ -73,7 +73,12 @@ pub fn decide(
             message.method
         ));
     }
-    match renderer.render_message(template, &message.payload, now) {
+    let rendered = if message.digest {
+        renderer.render_digest(template, &message.payload, now)
+    } else {
+        renderer.render_message(template, &message.payload, now)
+    };
+    match rendered {
         Ok(rendered) => Decision::Dispatch(Box::new(Delivery {
             message_id: message.id,
             method: message.method,

@@ -25,7 +25,11 @@ pub struct NewMessage {
     /// `None` for events that are never deduplicated.
     pub dedupe_hash: Option<DedupeHash>,
     /// A scheduled message is not leased before this time (stored as its `next_retry_after`).
+    /// For a digest, the close of its window.
     pub send_after: Option<DateTime<Utc>>,
+    /// A digest row: its payload's `data.items` go into the open digest of its template,
+    /// recipient and method, if there is one (see [`MessageQueue`]).
+    pub digest: bool,
 }
 
 /// What a cancellation found.
@@ -236,6 +240,14 @@ pub enum PurgeOutcome {
 ///   counted in `held_back` (they count toward `count`). Messages already attempted (retries,
 ///   expired leases) are neither counted nor held. The count MUST hold across concurrent
 ///   leases on any replica: two leases never both take the last places of one window.
+/// - store a row with `digest` set (it has no dedupe hash) as follows: when a digest of the
+///   same template, recipient and method is open — `pending`, `digest`, and its
+///   `next_retry_after` later than the row's `created_at` — append the row's `data.items` to
+///   that message's (setting its `updated_at` to the row's `created_at`) and answer
+///   `Queued` with that message's id; else store the row as a new message (`digest`, not
+///   leasable before its `send_after`). Concurrent enqueues, on any replica, never leave two
+///   open digests for one template, recipient and method, and never lose an item: an append
+///   racing a lease either lands before the lease takes the message or opens a new digest.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`] when the store cannot be reached (nothing was written);

@@ -1,12 +1,12 @@
 use async_trait::async_trait;
-use herald_domain::{Method, Template, TemplateId};
+use herald_domain::{DigestWindow, Method, Template, TemplateId};
 
 use super::StoreError;
 
-/// The templates and the admins' per-template method overrides.
+/// The templates and the admins' per-template method overrides and digest windows.
 ///
-/// Implementations MUST keep method overrides across `seed` calls, and look names up
-/// case-insensitively.
+/// Implementations MUST keep method overrides and digest windows across `seed` calls, and look
+/// names up case-insensitively.
 ///
 /// # Errors
 /// [`StoreError`] when the store fails.
@@ -28,5 +28,13 @@ pub trait TemplateStore: Send + Sync + std::fmt::Debug {
         &self,
         id: TemplateId,
         method: Option<Method>,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// Sets (`Some`) or clears (`None`) a template's digest window. `Ok(None)` when the
+    /// template does not exist, else whether the window changed.
+    async fn set_digest_window(
+        &self,
+        id: TemplateId,
+        window: Option<DigestWindow>,
     ) -> Result<Option<bool>, StoreError>;
 }

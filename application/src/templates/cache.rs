@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use herald_domain::{Method, Template, TemplateId};
+use herald_domain::{DigestWindow, Method, Template, TemplateId};
 
 use crate::ports::{Clock, StoreError, TemplateStore};
 
@@ -152,6 +152,16 @@ impl TemplateStore for CachedTemplates {
         method: Option<Method>,
     ) -> Result<Option<bool>, StoreError> {
         let changed = self.store.set_method_override(id, method).await;
+        self.forget();
+        changed
+    }
+
+    async fn set_digest_window(
+        &self,
+        id: TemplateId,
+        window: Option<DigestWindow>,
+    ) -> Result<Option<bool>, StoreError> {
+        let changed = self.store.set_digest_window(id, window).await;
         self.forget();
         changed
     }

@@ -1,4 +1,4 @@
-//! The client commands (`herald templates list`, `herald notifications pause | resume | test |
+//! The client commands (`herald templates list | digest`, `herald notifications pause | resume | test |
 //! custom`) against a real `herald server` on a free port over a fresh database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -64,6 +64,59 @@ async fn client_commands_pause_resume_and_send_notifications_through_a_running_s
         row.find(test_template["id"].as_str().unwrap()),
         Some(column),
         "the id column is aligned:\n{table}"
+    );
+
+    // templates digest: set (shown by the listing and the API), unchanged, cleared; a bad
+    // window and a member are refused in one line naming why.
+    let id = test_template["id"].as_str().unwrap();
+    let digest = |window: &str, token: &str| {
+        herald(&[
+            "templates",
+            "digest",
+            id,
+            window,
+            "--url",
+            url,
+            "--token",
+            token,
+        ])
+    };
+    let (status, out, err) = digest("90m", owner.as_str());
+    assert!(status.success(), "{out}{err}");
+    assert_eq!(
+        out,
+        format!(
+            "Test Notification ({id}): events are gathered into one message per recipient every 1h30m.\n"
+        )
+    );
+    let listed = api.get("/notifications/templates/system").await;
+    let shown = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap();
+    assert_eq!(shown["digest_window"], "1h30m");
+    let table = run_ok(&["templates", "list"]);
+    let row = table
+        .lines()
+        .find(|line| line.starts_with("Test Notification "))
+        .unwrap();
+    assert!(row.ends_with("1h30m"), "{table}");
+    let (_, out, _) = digest("1h30m", owner.as_str());
+    assert_eq!(
+        out,
+        format!("The digest window of template {id} is unchanged.\n")
+    );
+    let (status, _, err) = digest("soon", owner.as_str());
+    assert!(!status.success() && err.contains("window"), "{err}");
+    let (status, _, err) = digest("1h", member.as_str());
+    assert!(!status.success(), "{err}");
+    let (status, out, err) = digest("", owner.as_str());
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        out,
+        format!("Test Notification ({id}): each event is sent at once.\n")
     );
 
     // pause / resume, each twice: the second says nothing changed; the settings agree.

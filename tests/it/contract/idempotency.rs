@@ -138,6 +138,41 @@ async fn a_claimed_key_answers_the_outcomes_of_a_batch_holding_a_duplicate(backe
     assert_eq!(answer, serde_json::json!({"queued": 1}));
 }
 
+/// A keyed digest row joins the digest already open for its template, recipient and method,
+/// as an enqueue's would, and the key's answer names that digest.
+async fn a_keyed_digest_row_joins_the_open_digest(backend: Backend) {
+    let recipient = UserId::random();
+    let digest_row = || {
+        let mut row = sample::new_message(recipient, t0());
+        let labels = herald_domain::Labels::from([("name".to_owned(), "ws".to_owned())]);
+        row.payload.data = Some(herald_domain::digest::data(vec![
+            herald_domain::digest::item(&labels, None),
+        ]));
+        row.send_after = Some(t0() + Duration::hours(1));
+        row.digest = true;
+        row
+    };
+    let opened = backend.queue.enqueue(&[digest_row()]).await.unwrap();
+    let [EnqueueOutcome::Queued(open)] = opened[..] else {
+        panic!("the digest was not opened: {opened:?}");
+    };
+    let order = key(Some(UserId::random()), "order-9");
+
+    let outcomes = backend
+        .queue
+        .enqueue_claiming(&[digest_row()], &[claim(&order, "f1")], t0(), &counted(1))
+        .await
+        .unwrap();
+
+    assert_eq!(outcomes, Some(vec![EnqueueOutcome::Queued(open)]));
+    let digest = backend.queue.get(open).await.unwrap().expect("the digest");
+    assert_eq!(
+        herald_domain::digest::items(digest.payload.data.as_ref()).len(),
+        2
+    );
+    assert!(answer(&backend, &order, t0()).await.is_some());
+}
+
 /// A number no other test's dedupe hash shares.
 fn rand_suffix() -> u128 {
     uuid::Uuid::new_v4().as_u128()
@@ -296,6 +331,7 @@ herald_tests::contract_suite! {
     backends: [memory, postgres];
     a_claimed_key_holds_its_answer_and_its_batch_is_stored,
     a_claimed_key_answers_the_outcomes_of_a_batch_holding_a_duplicate,
+    a_keyed_digest_row_joins_the_open_digest,
     a_key_claimed_within_the_window_stores_nothing_again,
     keys_are_per_caller,
     a_key_claimed_before_the_window_is_claimed_anew,

@@ -3,6 +3,7 @@
 //! contract, so the in-memory fakes cannot drift from PostgreSQL.
 
 mod builds;
+mod digests;
 mod idempotency;
 mod inbox;
 mod inbox_feed;

@@ -1,7 +1,8 @@
-//! The `TemplateStore` contract: the catalogue, names, and the admins' method overrides.
+//! The `TemplateStore` contract: the catalogue, names, and the admins' method overrides and
+//! digest windows.
 
 use herald_domain::catalogue::{self, CUSTOM_NOTIFICATION, WORKSPACE_DELETED};
-use herald_domain::{Method, Template, TemplateId};
+use herald_domain::{DigestWindow, Method, Template, TemplateId};
 use herald_tests::fixture::Backend;
 
 async fn stored(backend: &Backend, id: TemplateId) -> Template {
@@ -128,8 +129,49 @@ async fn seeding_adds_templates_it_did_not_hold(backend: Backend) {
     );
 }
 
+async fn a_digest_window_is_set_kept_across_seeds_and_cleared(backend: Backend) {
+    seed_catalogue(&backend).await;
+    let hour = DigestWindow::parse("1h").unwrap();
+    let set = |window| {
+        backend
+            .templates
+            .set_digest_window(WORKSPACE_DELETED, window)
+    };
+
+    assert_eq!(set(Some(hour)).await.unwrap(), Some(true));
+    assert_eq!(set(Some(hour)).await.unwrap(), Some(false), "unchanged");
+    seed_catalogue(&backend).await;
+    assert_eq!(
+        stored(&backend, WORKSPACE_DELETED).await.digest_window,
+        Some(hour),
+        "kept across a seed"
+    );
+    let listed = backend.templates.list().await.unwrap();
+    let windows: Vec<_> = listed
+        .iter()
+        .filter(|t| t.digest_window.is_some())
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(windows, [WORKSPACE_DELETED]);
+    assert_eq!(set(None).await.unwrap(), Some(true));
+    assert_eq!(
+        stored(&backend, WORKSPACE_DELETED).await.digest_window,
+        None
+    );
+    assert_eq!(
+        backend
+            .templates
+            .set_digest_window(TemplateId::random(), Some(hour))
+            .await
+            .unwrap(),
+        None,
+        "no such template"
+    );
+}
+
 herald_tests::contract_suite! {
     backends: [memory, postgres, postgres_cached];
+    a_digest_window_is_set_kept_across_seeds_and_cleared,
     the_catalogue_is_listed_by_group_then_name,
     a_template_is_found_by_its_name_whatever_the_case,
     a_method_override_is_set_and_cleared_reporting_each_change,

@@ -41,6 +41,11 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
         "/api/v2/notifications/templates/{id}/method",
         ANY_QUERY,
     ),
+    (
+        "PUT",
+        "/api/v2/notifications/templates/{id}/digest",
+        ANY_QUERY,
+    ),
     ("POST", "/api/v2/notifications/custom", ANY_QUERY),
     (
         "GET",

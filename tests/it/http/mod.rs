@@ -5,6 +5,7 @@
 mod builds;
 mod cors;
 mod deployment_page;
+mod digests;
 mod directory;
 mod failures;
 mod idempotency;

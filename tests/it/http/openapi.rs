@@ -501,6 +501,16 @@ async fn every_json_answer_matches_its_documented_schema() {
             catalogue::WORKSPACE_DELETED
         ))
         .with(json!({"method": "webhook"})),
+        Probe::new(
+            Put,
+            "/api/v2/notifications/templates/{id}/digest",
+            &app.owner,
+        )
+        .at(format!(
+            "/api/v2/notifications/templates/{}/digest",
+            catalogue::WORKSPACE_DELETED
+        ))
+        .with(json!({"window": "1h"})),
         Probe::new(Get, "/api/v2/notifications/dispatch-methods", &app.member),
         Probe::new(Get, "/api/v2/notifications/messages", &app.owner),
         Probe::new(Get, "/api/v2/notifications/inbox", &app.member),

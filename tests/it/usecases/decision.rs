@@ -44,6 +44,7 @@ fn leased(template: &Template) -> Message {
         queued_seconds: 0.0,
         lease_expiries: 0,
         dedupe_hash: None,
+        digest: false,
     }
 }
 

@@ -782,6 +782,14 @@ impl ports::TemplateStore for CountedReads {
     ) -> Result<Option<bool>, StoreError> {
         ports::TemplateStore::set_method_override(&self.inner, id, method).await
     }
+
+    async fn set_digest_window(
+        &self,
+        id: TemplateId,
+        window: Option<herald_domain::DigestWindow>,
+    ) -> Result<Option<bool>, StoreError> {
+        ports::TemplateStore::set_digest_window(&self.inner, id, window).await
+    }
 }
 
 /// Enqueueing over the harness's store, its reads counted.

@@ -2,6 +2,7 @@
 
 mod backoff;
 mod decision;
+mod digests;
 mod enqueue;
 mod group_enqueue;
 mod idempotency;

@@ -737,6 +737,7 @@ async fn without_a_wake_up_the_fallback_poll_still_delivers() {
             created_at: h.clock_now(),
             dedupe_hash: None,
             send_after: None,
+            digest: false,
         }])
         .await
         .unwrap();
@@ -857,6 +858,14 @@ impl herald_application::ports::TemplateStore for CountingTemplates {
         method: Option<Method>,
     ) -> Result<Option<bool>, herald_application::ports::StoreError> {
         self.inner.set_method_override(id, method).await
+    }
+
+    async fn set_digest_window(
+        &self,
+        id: herald_domain::TemplateId,
+        window: Option<herald_domain::DigestWindow>,
+    ) -> Result<Option<bool>, herald_application::ports::StoreError> {
+        self.inner.set_digest_window(id, window).await
     }
 }
 

@@ -86,6 +86,11 @@ mock! {
             id: TemplateId,
             method: Option<Method>,
         ) -> Result<Option<bool>, StoreError>;
+        async fn set_digest_window(
+            &self,
+            id: TemplateId,
+            window: Option<herald_domain::DigestWindow>,
+        ) -> Result<Option<bool>, StoreError>;
     }
 }
 

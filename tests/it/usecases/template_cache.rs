@@ -82,6 +82,14 @@ impl TemplateStore for CountingTemplates {
     ) -> Result<Option<bool>, StoreError> {
         self.inner.set_method_override(id, method).await
     }
+
+    async fn set_digest_window(
+        &self,
+        id: TemplateId,
+        window: Option<herald_domain::DigestWindow>,
+    ) -> Result<Option<bool>, StoreError> {
+        self.inner.set_digest_window(id, window).await
+    }
 }
 
 fn cache_over(h: &Harness, store: Arc<CountingTemplates>) -> Arc<CachedTemplates> {

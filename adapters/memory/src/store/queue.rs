@@ -8,7 +8,9 @@ use herald_application::ports::{
     StoredAnswer, ThrottleWindow, ThrottledLease, throttle_scope,
 };
 use herald_domain::message::{StatusChange, leased_by_reason};
-use herald_domain::{DedupeHash, Leasing, Message, MessageId, MessageStatus, Method, UserId};
+use herald_domain::{
+    DedupeHash, Leasing, Message, MessageId, MessageStatus, Method, TemplateId, UserId, digest,
+};
 
 use super::MemoryStore;
 use super::rates::Rates;
@@ -26,6 +28,9 @@ pub(super) struct Queue {
     queued: u64,
     /// Idempotency keys: when each was claimed, and what it holds.
     claims: HashMap<CallerKey, (DateTime<Utc>, StoredAnswer)>,
+    /// The latest digest of each template, recipient and method: open while it is pending
+    /// and its window has not closed ([`Queue::open_digest`]).
+    digests: HashMap<(TemplateId, UserId, Method), MessageId>,
 }
 
 impl Queue {
@@ -47,6 +52,9 @@ impl Queue {
         let outcomes = batch
             .iter()
             .map(|new| {
+                if new.digest {
+                    return self.gather(new);
+                }
                 if let Some(hash) = &new.dedupe_hash
                     && !self.hashes.insert(hash.clone())
                 {
@@ -133,6 +141,41 @@ impl Queue {
             }
         }
         CancelOutcome::Cancelled
+    }
+
+    /// Appends a digest row's items to the open digest of its template, recipient and method,
+    /// else stores it as a new digest.
+    fn gather(&mut self, new: &NewMessage) -> EnqueueOutcome {
+        let key = (new.template_id, new.recipient, new.method);
+        if let Some(id) = self.open_digest(key, new.created_at)
+            && let Some(open) = self.get_mut(id)
+        {
+            let added = digest::items(new.payload.data.as_ref()).to_vec();
+            let mut items = digest::items(open.payload.data.as_ref()).to_vec();
+            items.extend(added);
+            open.payload.data = Some(digest::data(items));
+            open.updated_at = new.created_at;
+            return EnqueueOutcome::Queued(id);
+        }
+        self.insert(pending(new));
+        self.digests.insert(key, new.id);
+        EnqueueOutcome::Queued(new.id)
+    }
+
+    /// The digest still open at `now` for a template, recipient and method: pending, its
+    /// window not closed yet.
+    fn open_digest(
+        &mut self,
+        key: (TemplateId, UserId, Method),
+        now: DateTime<Utc>,
+    ) -> Option<MessageId> {
+        let id = *self.digests.get(&key)?;
+        let open = self.get_mut(id).is_some_and(|message| {
+            message.digest
+                && message.status == MessageStatus::Pending
+                && message.next_retry_after.is_some_and(|closes| closes > now)
+        });
+        open.then_some(id)
     }
 
     fn insert(&mut self, message: Message) {
@@ -343,6 +386,7 @@ fn pending(new: &NewMessage) -> Message {
         queued_seconds: 0.0,
         lease_expiries: 0,
         dedupe_hash: new.dedupe_hash.clone(),
+        digest: new.digest,
     }
 }
 

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use herald_application::ports::{StoreError, TemplateStore};
-use herald_domain::{Method, Template, TemplateId};
+use herald_domain::{DigestWindow, Method, Template, TemplateId};
 
 use super::MemoryStore;
 
@@ -13,17 +13,21 @@ pub(super) struct Templates {
 }
 
 impl Templates {
-    /// Inserts or refreshes each template, keeping a stored method override.
+    /// Inserts or refreshes each template, keeping a stored method override and digest window.
     pub(super) fn seed(&mut self, catalogue: &[Template]) {
         for template in catalogue {
-            let method_override = self
+            // A new template takes no digest window, as in PostgreSQL: only an owner sets one.
+            let (method_override, digest_window) = self
                 .by_id
                 .get(&template.id)
-                .map_or(template.method_override, |stored| stored.method_override);
+                .map_or((template.method_override, None), |stored| {
+                    (stored.method_override, stored.digest_window)
+                });
             self.by_id.insert(
                 template.id,
                 Template {
                     method_override,
+                    digest_window,
                     ..template.clone()
                 },
             );
@@ -70,6 +74,19 @@ impl TemplateStore for MemoryStore {
             let template = state.templates.by_id.get_mut(&id)?;
             let changed = template.method_override != method;
             template.method_override = method;
+            Some(changed)
+        })
+    }
+
+    async fn set_digest_window(
+        &self,
+        id: TemplateId,
+        window: Option<DigestWindow>,
+    ) -> Result<Option<bool>, StoreError> {
+        self.with(|state| {
+            let template = state.templates.by_id.get_mut(&id)?;
+            let changed = template.digest_window != window;
+            template.digest_window = window;
             Some(changed)
         })
     }
