@@ -148,3 +148,61 @@ async fn a_lease_the_throttle_held_back_is_not_short_so_other_recipients_go_out_
         "{delivered:?}"
     );
 }
+
+/// DESIGN §10.3: a digest the throttle holds back stays open, so the events of its template
+/// that arrive while it waits fold into it, and it goes out once, whole, when the window allows.
+#[tokio::test]
+async fn a_digest_held_back_by_the_throttle_gathers_the_events_that_arrive_meanwhile() {
+    use herald_domain::catalogue::WORKSPACE_DELETED;
+    use herald_domain::{DigestWindow, digest};
+
+    let h = webhook_only();
+    assert!(
+        h.templates
+            .set_digest(WORKSPACE_DELETED, Some(DigestWindow::parse("10m").unwrap()))
+            .await
+            .unwrap()
+    );
+    let ann = h.user("ann", &[Role::Member]).await;
+    let start = h.clock_now();
+    let webhook = ScriptedDispatcher::ok(Method::Webhook);
+    let mut notifier = h.notifier(throttled(1), as_dispatchers(&webhook));
+    let deleted = |name: &str| {
+        let mut event = herald_application::Event::new(WORKSPACE_DELETED);
+        event.subject = Some(ann.id);
+        event.labels.insert("name".into(), name.into());
+        event
+    };
+
+    // The first digest takes the window's one place.
+    let first = h.events.enqueue(deleted("alpha")).await.unwrap().message_ids;
+    h.clock.set(start + Age::minutes(10));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    notifier.flush().await;
+    assert_eq!(webhook.delivered_ids(), first);
+
+    // The second closes when the window is full: held back until the hour ends.
+    h.clock.set(start + Age::minutes(11));
+    let second = h.events.enqueue(deleted("beta")).await.unwrap().message_ids;
+    h.clock.set(start + Age::minutes(21));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(0));
+    let held = h.message(second[0]).await;
+    assert_eq!(held.status, MessageStatus::Pending);
+    assert_eq!(held.next_retry_after, Some(start + Age::hours(1)));
+
+    // An event while it waits joins it rather than waiting on its own.
+    h.clock.set(start + Age::minutes(30));
+    let third = h.events.enqueue(deleted("gamma")).await.unwrap().message_ids;
+    assert_eq!(third, second, "folded into the held-back digest");
+
+    h.clock.set(start + Age::hours(1));
+    assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
+    notifier.flush().await;
+    assert_eq!(webhook.delivered_ids(), [first[0], second[0]]);
+    let sent = h.message(second[0]).await;
+    let names: Vec<&str> = digest::items(sent.payload.data.as_ref())
+        .iter()
+        .map(|item| item["labels"]["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["beta", "gamma"]);
+}
