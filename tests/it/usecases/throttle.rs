@@ -175,7 +175,12 @@ async fn a_digest_held_back_by_the_throttle_gathers_the_events_that_arrive_meanw
     };
 
     // The first digest takes the window's one place.
-    let first = h.events.enqueue(deleted("alpha")).await.unwrap().message_ids;
+    let first = h
+        .events
+        .enqueue(deleted("alpha"))
+        .await
+        .unwrap()
+        .message_ids;
     h.clock.set(start + Age::minutes(10));
     assert_eq!(notifier.run_cycle().await.unwrap(), Cycle::Dispatched(1));
     notifier.flush().await;
@@ -192,7 +197,12 @@ async fn a_digest_held_back_by_the_throttle_gathers_the_events_that_arrive_meanw
 
     // An event while it waits joins it rather than waiting on its own.
     h.clock.set(start + Age::minutes(30));
-    let third = h.events.enqueue(deleted("gamma")).await.unwrap().message_ids;
+    let third = h
+        .events
+        .enqueue(deleted("gamma"))
+        .await
+        .unwrap()
+        .message_ids;
     assert_eq!(third, second, "folded into the held-back digest");
 
     h.clock.set(start + Age::hours(1));
