@@ -24,8 +24,10 @@
 //! differs.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::event::CheckedEvent;
@@ -247,22 +249,115 @@ fn reused(key: &CallerKey) -> Error {
     ))
 }
 
-/// The SHA-256 (hex) of everything an event asks for but its key.
+/// The SHA-256 (hex) of everything an event asks for but its key: the compact JSON object of
+/// its fields, keys in sorted order, streamed into the hash.
 pub(super) fn fingerprint(event: &Event) -> String {
-    let template = match &event.template {
-        TemplateRef::Id(id) => serde_json::json!({ "id": id }),
-        TemplateRef::Name(name) => serde_json::json!({ "name": name }),
+    let content = Fingerprinted {
+        created_by: &event.created_by,
+        data: &event.data,
+        initiator: &event.initiator,
+        labels: &event.labels,
+        send_after: &event.send_after,
+        subject: &event.subject,
+        targets: &event.targets,
+        template: match &event.template {
+            TemplateRef::Id(id) => TemplateKey::Id(id),
+            TemplateRef::Name(name) => TemplateKey::Name(name),
+        },
     };
-    let content = serde_json::json!({
-        "template": template,
-        "subject": event.subject,
-        "initiator": event.initiator,
-        "labels": event.labels,
-        "data": event.data,
-        "targets": event.targets,
-        "created_by": event.created_by,
-        "send_after": event.send_after,
-    });
-    let digest = Sha256::digest(content.to_string().as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    let mut hash = Hashing(Sha256::new());
+    if serde_json::to_writer(&mut hash, &content).is_err() {
+        // Serializing these types into a hash cannot fail; were it to, the content could
+        // not be told apart, which its debug form still can.
+        hash.0.update(format!("{event:?}").as_bytes());
+    }
+    let mut hex = String::with_capacity(64);
+    for byte in hash.0.finalize() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// What [`fingerprint`] hashes: the fields in sorted order, so the bytes are those of the
+/// event as a JSON object with sorted keys (as fingerprints stored earlier were computed).
+#[derive(Serialize)]
+struct Fingerprinted<'a> {
+    created_by: &'a str,
+    data: &'a Option<serde_json::Value>,
+    initiator: &'a Option<herald_domain::UserId>,
+    labels: &'a herald_domain::Labels,
+    send_after: &'a Option<DateTime<Utc>>,
+    subject: &'a Option<herald_domain::UserId>,
+    targets: &'a [uuid::Uuid],
+    template: TemplateKey<'a>,
+}
+
+/// A template as the fingerprint names it: `{"id": …}` or `{"name": …}`.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum TemplateKey<'a> {
+    Id(&'a herald_domain::TemplateId),
+    Name(&'a str),
+}
+
+/// Serialized bytes written straight into the hash.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_domain::{TemplateId, UserId};
+
+    use super::*;
+
+    /// The fingerprint as it was first defined: the SHA-256 of the event's fields as a JSON
+    /// value. Keys claimed before must keep matching their repeats.
+    fn as_value_fingerprint(event: &Event) -> String {
+        let template = match &event.template {
+            TemplateRef::Id(id) => serde_json::json!({ "id": id }),
+            TemplateRef::Name(name) => serde_json::json!({ "name": name }),
+        };
+        let content = serde_json::json!({
+            "template": template,
+            "subject": event.subject,
+            "initiator": event.initiator,
+            "labels": event.labels,
+            "data": event.data,
+            "targets": event.targets,
+            "created_by": event.created_by,
+            "send_after": event.send_after,
+        });
+        let digest = Sha256::digest(content.to_string().as_bytes());
+        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    #[test]
+    fn fingerprints_are_those_of_the_event_as_a_json_value_with_sorted_keys() {
+        let mut full = Event::new(TemplateId::random());
+        full.subject = Some(UserId::random());
+        full.initiator = Some(UserId::random());
+        full.labels.insert("zeta".into(), "last \"quoted\"".into());
+        full.labels.insert("alpha".into(), "first".into());
+        full.data = Some(serde_json::json!({"b": [1, 2.5, null], "a": {"y": true, "x": "é"}}));
+        full.targets = vec![uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
+        full.created_by = "host".into();
+        full.send_after = Some(chrono::Utc::now());
+        let mut named = Event::new(TemplateId::random());
+        named.template = TemplateRef::Name("Workspace Deleted".into());
+
+        for event in [&full, &named] {
+            assert_eq!(fingerprint(event), as_value_fingerprint(event));
+        }
+        assert_ne!(fingerprint(&full), fingerprint(&named));
+    }
 }
