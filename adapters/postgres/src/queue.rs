@@ -506,14 +506,29 @@ impl<'a> BatchColumns<'a> {
     }
 }
 
-/// [`PgStore::insert_batch`]'s statement, on `connection` (a transaction's, for a claiming
-/// enqueue).
-async fn insert_batch(
-    connection: &mut PgConnection,
-    batch: &[NewMessage],
-) -> Result<Vec<Uuid>, StoreError> {
-    let c = BatchColumns::of(batch)?;
-    let queued = sqlx::query_scalar(
+/// The batch's messages from `$1`–`$9` and `$11` (arrays: ids, templates, recipients, methods,
+/// payloads, targets, creators, creation times, dedupe hashes, send-after times), as both batch
+/// statements insert them; `{only}` is the rest of the `WHERE` (at least `true`).
+const INSERT_MESSAGES: &str = "INSERT INTO messages (id, template_id, recipient, method, payload, \
+         targets, created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
+     SELECT id, template_id, recipient, method::notification_method, payload::json, \
+            targets::uuid[], created_by, created_at, created_at, dedupe_hash, send_after \
+     FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+                 $7::text[], $8::timestamptz[], $9::text[], $11::timestamptz[]) \
+          AS b(id, template_id, recipient, method, payload, targets, created_by, created_at, \
+               dedupe_hash, send_after) \
+     WHERE {only} \
+     RETURNING id";
+
+/// The end of both batch statements: `pg_notify($10, …)` once any row went in, and the ids.
+const WAKE_AND_RETURN: &str = "woken AS ( \
+         SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
+     SELECT inserted.id FROM inserted LEFT JOIN woken ON true";
+
+/// [`PgStore::insert_batch`]'s statement: dedupe hashes claimed in array order (`ON CONFLICT
+/// DO NOTHING`), the messages whose claim went in.
+static INSERT_BATCH_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "WITH claimed AS ( \
              INSERT INTO message_dedupe (dedupe_hash, message_id) \
              SELECT dedupe_hash, id \
@@ -523,38 +538,71 @@ async fn insert_batch(
              ORDER BY position \
              ON CONFLICT (dedupe_hash) DO NOTHING \
              RETURNING message_id), \
-         inserted AS ( \
-             INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                 created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
-             SELECT id, template_id, recipient, method::notification_method, payload::json, \
-                    targets::uuid[], created_by, created_at, created_at, dedupe_hash, \
-                    send_after \
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-                         $6::text[], $7::text[], $8::timestamptz[], $9::text[], \
-                         $11::timestamptz[]) \
-                  AS b(id, template_id, recipient, method, payload, targets, created_by, \
-                       created_at, dedupe_hash, send_after) \
-             WHERE dedupe_hash IS NULL OR id IN (SELECT message_id FROM claimed) \
-             RETURNING id), \
-         woken AS ( \
-             SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
-         SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
+         inserted AS ({}), {WAKE_AND_RETURN}",
+        INSERT_MESSAGES.replace(
+            "{only}",
+            "dedupe_hash IS NULL OR id IN (SELECT message_id FROM claimed)"
+        )
     )
-    .bind(&c.ids)
-    .bind(&c.templates)
-    .bind(&c.recipients)
-    .bind(&c.methods)
-    .bind(&c.payloads)
-    .bind(&c.targets)
-    .bind(&c.created_by)
-    .bind(&c.created_at)
-    .bind(&c.hashes)
-    .bind(crate::signals::WAKEUP_CHANNEL)
-    .bind(&c.send_after)
-    .fetch_all(&mut *connection)
-    .await
-    .map_err(insert_error)?;
-    Ok(queued)
+});
+
+/// [`enqueue_claiming_fresh`]'s statement: keys (`$12`–`$16`), dedupe hashes and messages, all
+/// with plain INSERTs.
+static CLAIMING_FRESH_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH keys AS ( \
+             INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
+             SELECT caller, key, fingerprint, answer::jsonb, $16 \
+             FROM UNNEST($12::uuid[], $13::text[], $14::text[], $15::text[]) \
+                  AS k(caller, key, fingerprint, answer) \
+             ORDER BY caller, key), \
+         hashes AS ( \
+             INSERT INTO message_dedupe (dedupe_hash, message_id) \
+             SELECT dedupe_hash, id FROM UNNEST($1::uuid[], $9::text[]) AS c(id, dedupe_hash) \
+             WHERE dedupe_hash IS NOT NULL \
+             ORDER BY dedupe_hash), \
+         inserted AS ({}), {WAKE_AND_RETURN}",
+        INSERT_MESSAGES.replace("{only}", "true")
+    )
+});
+
+type BatchQuery<'q> = sqlx::query::QueryScalar<
+    'q,
+    sqlx::Postgres,
+    Uuid,
+    <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
+>;
+
+impl BatchColumns<'_> {
+    /// Binds `$1`–`$11` of the batch statements.
+    fn bind<'q>(&'q self, query: BatchQuery<'q>) -> BatchQuery<'q> {
+        query
+            .bind(&self.ids)
+            .bind(&self.templates)
+            .bind(&self.recipients)
+            .bind(&self.methods)
+            .bind(&self.payloads)
+            .bind(&self.targets)
+            .bind(&self.created_by)
+            .bind(&self.created_at)
+            .bind(&self.hashes)
+            .bind(crate::signals::WAKEUP_CHANNEL)
+            .bind(&self.send_after)
+    }
+}
+
+/// [`PgStore::insert_batch`]'s statement, on `connection` (a transaction's, for a claiming
+/// enqueue).
+async fn insert_batch(
+    connection: &mut PgConnection,
+    batch: &[NewMessage],
+) -> Result<Vec<Uuid>, StoreError> {
+    let columns = BatchColumns::of(batch)?;
+    columns
+        .bind(sqlx::query_scalar(&INSERT_BATCH_STATEMENT))
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(insert_error)
 }
 
 /// A claiming enqueue's first try: one statement, no transaction around it, storing every key
@@ -586,53 +634,16 @@ async fn enqueue_claiming_fresh(
     let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
     let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
     let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();
-    let c = BatchColumns::of(batch)?;
-    let stored = sqlx::query_scalar(
-        "WITH keys AS ( \
-             INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
-             SELECT caller, key, fingerprint, answer::jsonb, $16 \
-             FROM UNNEST($12::uuid[], $13::text[], $14::text[], $15::text[]) \
-                  AS k(caller, key, fingerprint, answer) \
-             ORDER BY caller, key), \
-         hashes AS ( \
-             INSERT INTO message_dedupe (dedupe_hash, message_id) \
-             SELECT dedupe_hash, id FROM UNNEST($1::uuid[], $9::text[]) AS c(id, dedupe_hash) \
-             WHERE dedupe_hash IS NOT NULL \
-             ORDER BY dedupe_hash), \
-         inserted AS ( \
-             INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
-                 created_by, created_at, updated_at, dedupe_hash, next_retry_after) \
-             SELECT id, template_id, recipient, method::notification_method, payload::json, \
-                    targets::uuid[], created_by, created_at, created_at, dedupe_hash, \
-                    send_after \
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-                         $6::text[], $7::text[], $8::timestamptz[], $9::text[], \
-                         $11::timestamptz[]) \
-                  AS b(id, template_id, recipient, method, payload, targets, created_by, \
-                       created_at, dedupe_hash, send_after) \
-             RETURNING id), \
-         woken AS ( \
-             SELECT pg_notify($10, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row) \
-         SELECT inserted.id FROM inserted LEFT JOIN woken ON true",
-    )
-    .bind(&c.ids)
-    .bind(&c.templates)
-    .bind(&c.recipients)
-    .bind(&c.methods)
-    .bind(&c.payloads)
-    .bind(&c.targets)
-    .bind(&c.created_by)
-    .bind(&c.created_at)
-    .bind(&c.hashes)
-    .bind(crate::signals::WAKEUP_CHANNEL)
-    .bind(&c.send_after)
-    .bind(&callers)
-    .bind(&keys)
-    .bind(&fingerprints)
-    .bind(&answers)
-    .bind(now)
-    .fetch_all(pool)
-    .await;
+    let columns = BatchColumns::of(batch)?;
+    let stored = columns
+        .bind(sqlx::query_scalar(&CLAIMING_FRESH_STATEMENT))
+        .bind(&callers)
+        .bind(&keys)
+        .bind(&fingerprints)
+        .bind(&answers)
+        .bind(now)
+        .fetch_all(pool)
+        .await;
     match stored {
         Ok(queued) => Ok(Some(queued)),
         Err(err) if crate::error::unique_violation(&err).is_some() => Ok(None),
