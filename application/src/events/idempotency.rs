@@ -139,7 +139,8 @@ impl Events {
                     return Err(Failure::Refused(index, err));
                 }
             };
-            let claimed: Vec<(usize, KeyClaim)> = positions
+            // Each key claimed, and the index among the stored events of the event it answers.
+            let (claimed, claims): (Vec<usize>, Vec<KeyClaim>) = positions
                 .iter()
                 .enumerate()
                 .filter_map(|(stored, &index)| {
@@ -147,15 +148,14 @@ impl Events {
                     let fingerprint = fingerprints[index].clone()?;
                     Some((stored, KeyClaim { key, fingerprint }))
                 })
-                .collect();
-            let claims: Vec<KeyClaim> = claimed.iter().map(|(_, claim)| claim.clone()).collect();
+                .unzip();
             let answers = |outcomes: &[crate::ports::EnqueueOutcome]| -> Vec<String> {
                 let Ok((results, _)) = results(&rows, &plans, outcomes) else {
                     return Vec::new();
                 };
                 claimed
                     .iter()
-                    .filter_map(|(stored, _)| serde_json::to_string(&results[*stored]).ok())
+                    .filter_map(|stored| serde_json::to_string(&results[*stored]).ok())
                     .collect()
             };
             let Some(outcomes) = self
