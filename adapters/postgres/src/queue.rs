@@ -469,6 +469,24 @@ impl PurgeLockHolder {
     }
 }
 
+/// A lease statement with its first parameters, `$1`–`$8`, bound from `request`: now, the
+/// lease's end, the most attempts, the count, the most lease expiries, the give-up reason's
+/// format, the methods skipped and the "leased by" reason.
+fn bind_lease<'q>(
+    statement: &'q str,
+    request: &LeaseRequest,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, MessageRow, sqlx::postgres::PgArguments> {
+    sqlx::query_as(statement)
+        .bind(request.now)
+        .bind(request.now + request.lease_period)
+        .bind(i32::try_from(request.max_attempts).unwrap_or(i32::MAX))
+        .bind(i64::try_from(request.count).unwrap_or(i64::MAX))
+        .bind(i32::try_from(request.max_lease_expiries).unwrap_or(i32::MAX))
+        .bind(lease_expiries_reason("%s"))
+        .bind(request.skip.names())
+        .bind(leased_by_reason(&request.notifier))
+}
+
 /// A batch as the arrays its `UNNEST` statements take.
 struct BatchColumns<'a> {
     ids: Vec<Uuid>,
@@ -566,12 +584,9 @@ static CLAIMING_FRESH_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLo
     )
 });
 
-type BatchQuery<'q> = sqlx::query::QueryScalar<
-    'q,
-    sqlx::Postgres,
-    Uuid,
-    <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
->;
+/// A batch statement (its ids returned) being bound.
+type BatchQuery<'q> =
+    sqlx::query::QueryScalar<'q, sqlx::Postgres, Uuid, sqlx::postgres::PgArguments>;
 
 impl BatchColumns<'_> {
     /// Binds `$1`–`$11` of the batch statements.
@@ -888,10 +903,6 @@ impl MessageQueue for PgStore {
     }
 
     async fn lease(&self, request: LeaseRequest) -> Result<Vec<Message>, StoreError> {
-        let count = i64::try_from(request.count).unwrap_or(i64::MAX);
-        let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
-        let max_lease_expiries = i32::try_from(request.max_lease_expiries).unwrap_or(i32::MAX);
-        let until = request.now + request.lease_period;
         // The same rule as `Message::is_leasable`, oldest first, one kind at a time, each from
         // its own index (migration 0005): up to `count` pending, up to `count` failures whose
         // retry time has come, up to `count` expired leases; the oldest `count` of those are
@@ -903,15 +914,7 @@ impl MessageQueue for PgStore {
         // counts an expiry, and the one reaching the maximum gives the message up instead: it
         // comes back as `permanent_failure`, and is not handed to the notifier.
         let mut connection = self.connection().await?;
-        let rows: Vec<MessageRow> = sqlx::query_as(lease_statement())
-            .bind(request.now)
-            .bind(until)
-            .bind(max_attempts)
-            .bind(count)
-            .bind(max_lease_expiries)
-            .bind(lease_expiries_reason("%s"))
-            .bind(request.skip.names())
-            .bind(leased_by_reason(&request.notifier))
+        let rows: Vec<MessageRow> = bind_lease(lease_statement(), &request)
             .fetch_all(&mut *connection)
             .await
             .map_err(store_error)?;
@@ -928,20 +931,8 @@ impl MessageQueue for PgStore {
         request: LeaseRequest,
         throttle: &ThrottleWindow,
     ) -> Result<ThrottledLease, StoreError> {
-        let count = i64::try_from(request.count).unwrap_or(i64::MAX);
-        let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
-        let max_lease_expiries = i32::try_from(request.max_lease_expiries).unwrap_or(i32::MAX);
-        let until = request.now + request.lease_period;
         let mut connection = self.connection().await?;
-        let rows: Vec<MessageRow> = sqlx::query_as(throttled_lease_statement())
-            .bind(request.now)
-            .bind(until)
-            .bind(max_attempts)
-            .bind(count)
-            .bind(max_lease_expiries)
-            .bind(lease_expiries_reason("%s"))
-            .bind(request.skip.names())
-            .bind(leased_by_reason(&request.notifier))
+        let rows: Vec<MessageRow> = bind_lease(throttled_lease_statement(), &request)
             .bind(throttle.start)
             .bind(throttle.end)
             .bind(i64::from(throttle.limit))
