@@ -80,31 +80,43 @@ pub fn lease_statement() -> &'static str {
     &LEASE_STATEMENT
 }
 
-/// See [`lease_statement`].
-static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// The three selections both lease statements start from, as CTEs `pending`, `retries` and
+/// `expired`: the rule of `Message::is_leasable`, each kind on its own partial index (migration
+/// 0005), oldest first, up to `$4`, `FOR UPDATE SKIP LOCKED`. Each selects `id, created_at`, then
+/// its own `extra` columns (pending, retries, expired), then `expired` and `give_up` (an expired
+/// lease reaching `$5` expiries).
+fn due_selections(extra: [&str; 3]) -> String {
+    let [pending, retries, expired] = extra;
     format!(
-        "WITH pending AS ( \
-             SELECT id, created_at, false AS expired, false AS give_up FROM messages \
+        "pending AS ( \
+             SELECT id, created_at{pending}, false AS expired, false AS give_up FROM messages \
              WHERE status = 'pending' AND attempt_count < $3 \
                AND method::text <> ALL($7::text[]) \
                AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          retries AS ( \
-             SELECT id, created_at, false AS expired, false AS give_up FROM messages \
+             SELECT id, created_at{retries}, false AS expired, false AS give_up FROM messages \
              WHERE status = 'temporary_failure' AND attempt_count < $3 \
                AND method::text <> ALL($7::text[]) \
                AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
              FOR UPDATE SKIP LOCKED), \
          expired AS ( \
-             SELECT id, created_at, true AS expired, lease_expiries + 1 >= $5 AS give_up \
+             SELECT id, created_at{expired}, true AS expired, lease_expiries + 1 >= $5 AS give_up \
              FROM messages \
              WHERE status = 'leased' AND attempt_count < $3 \
                AND method::text <> ALL($7::text[]) \
                AND COALESCE(leased_until, '-infinity'::timestamptz) < $1 \
              ORDER BY created_at, id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED), \
+             FOR UPDATE SKIP LOCKED)"
+    )
+}
+
+/// See [`lease_statement`].
+static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH {}, \
          leasable AS ( \
              SELECT id, expired, give_up FROM ( \
                  SELECT * FROM pending UNION ALL SELECT * FROM retries \
@@ -122,6 +134,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              updated_at = $1 \
          FROM leasable WHERE m.id = leasable.id \
          RETURNING {}",
+        due_selections(["", "", ""]),
         MESSAGE_COLUMNS
             .split(", ")
             .map(|column| format!("m.{column}"))
@@ -154,33 +167,7 @@ pub fn throttled_lease_statement() -> &'static str {
 /// See [`throttled_lease_statement`].
 static THROTTLED_LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "WITH pending AS ( \
-             SELECT id, created_at, recipient, method, false AS expired, false AS give_up, \
-                 true AS counted \
-             FROM messages \
-             WHERE status = 'pending' AND attempt_count < $3 \
-               AND method::text <> ALL($7::text[]) \
-               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
-             ORDER BY created_at, id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED), \
-         retries AS ( \
-             SELECT id, created_at, recipient, method, false AS expired, false AS give_up, \
-                 false AS counted \
-             FROM messages \
-             WHERE status = 'temporary_failure' AND attempt_count < $3 \
-               AND method::text <> ALL($7::text[]) \
-               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
-             ORDER BY created_at, id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED), \
-         expired AS ( \
-             SELECT id, created_at, recipient, method, true AS expired, \
-                 lease_expiries + 1 >= $5 AS give_up, false AS counted \
-             FROM messages \
-             WHERE status = 'leased' AND attempt_count < $3 \
-               AND method::text <> ALL($7::text[]) \
-               AND COALESCE(leased_until, '-infinity'::timestamptz) < $1 \
-             ORDER BY created_at, id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED), \
+        "WITH {}, \
          chosen AS ( \
              SELECT * FROM ( \
                  SELECT * FROM pending UNION ALL SELECT * FROM retries \
@@ -226,6 +213,11 @@ static THROTTLED_LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyL
              updated_at = CASE WHEN leasable.hold THEN m.updated_at ELSE $1 END \
          FROM leasable WHERE m.id = leasable.id \
          RETURNING {}",
+        due_selections([
+            ", recipient, method, true AS counted",
+            ", recipient, method, false AS counted",
+            ", recipient, method, false AS counted",
+        ]),
         MESSAGE_COLUMNS
             .split(", ")
             .map(|column| format!("m.{column}"))
