@@ -433,13 +433,7 @@ async fn herald_scenarios(
             value: raw_insert,
         },
     ));
-    api.set_paused(false).await?;
-    receiver
-        .expect_exactly(&ids, Duration::from_secs(120))
-        .await?;
-    receiver.reset();
-    api.set_paused(true).await?;
-    between_scenarios(url).await?;
+    deliver_queued(&api, &receiver, &ids, url).await?;
 
     // 3a'. Enqueue, one event per request, each with an idempotency key of its own.
     eprintln!("bench: enqueue via the API, one event per request with an idempotency key…");
@@ -461,13 +455,7 @@ async fn herald_scenarios(
             value: single_rate,
         },
     ));
-    api.set_paused(false).await?;
-    receiver
-        .expect_exactly(&ids, Duration::from_secs(120))
-        .await?;
-    receiver.reset();
-    api.set_paused(true).await?;
-    between_scenarios(url).await?;
+    deliver_queued(&api, &receiver, &ids, url).await?;
 
     // 3b. Enqueue, batches of events.
     eprintln!("bench: enqueue via the API, batches…");
@@ -1024,6 +1012,18 @@ impl MixedCpu {
 
 /// The receiver's latency tail in the tail scenarios: every 200th request waits 50 ms.
 const TAIL: (usize, Duration) = (200, Duration::from_millis(50));
+
+/// After an enqueue scenario (the notifier paused): lets the notifier deliver what it queued,
+/// then pauses it again and tidies the database for the next scenario.
+async fn deliver_queued(api: &Api, receiver: &Receiver, ids: &[Uuid], url: &str) -> Result<()> {
+    api.set_paused(false).await?;
+    receiver
+        .expect_exactly(ids, Duration::from_secs(120))
+        .await?;
+    receiver.reset();
+    api.set_paused(true).await?;
+    between_scenarios(url).await
+}
 
 async fn between_scenarios(url: &str) -> Result<()> {
     let pool = sqlx::postgres::PgPoolOptions::new()

@@ -244,6 +244,16 @@ impl App {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        self.send_request(request, body).await
+    }
+
+    /// Sends a request built elsewhere (a browser-like one, say) with this body, and collects
+    /// the reply.
+    pub async fn send_request(
+        &self,
+        request: axum::http::request::Builder,
+        body: Vec<u8>,
+    ) -> Reply {
         let response = self
             .router
             .clone()

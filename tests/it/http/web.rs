@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use herald_application::Limits;
 use herald_application::ports::InboxStore as _;
@@ -14,7 +13,6 @@ use herald_domain::{InboxNotification, catalogue};
 use herald_memory::ManualClock;
 use herald_tests::sample;
 use serde_json::Value;
-use tower::ServiceExt as _;
 
 use super::support::{App, Caller, Reply};
 
@@ -39,23 +37,7 @@ pub(super) async fn page(
         }
         None => String::new(),
     };
-    let response = app
-        .router
-        .clone()
-        .oneshot(request.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    app.send_request(request, body.into_bytes()).await
 }
 
 /// The `Set-Cookie` header of `name`, whole.
