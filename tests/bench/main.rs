@@ -18,7 +18,8 @@
 //! `--scale` adds the scale scenarios (`scale.rs`: large backlogs, tables and fan-outs, each
 //! figure on a curve drawn as an SVG plot by `plot.rs`, in `docs/bench/` beside the Markdown
 //! report and in the JSON report's directory); `--scale-factor F` runs them at F × their full
-//! sizes, `--only scale` runs them alone (no Markdown report).
+//! sizes, `--only scale` runs them alone (no Markdown report), `--scale-phases backlog,purge`
+//! only those named (alone too).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod plot;
@@ -100,6 +101,8 @@ struct Options {
     only_scale: bool,
     /// `--scale-factor F`: the scale scenarios at F × their full sizes (development runs).
     scale_factor: f64,
+    /// `--scale-phases backlog,purge`: only these scale scenarios (implies `--only scale`).
+    scale_phases: Option<Vec<String>>,
     /// `--only throttle`: only the throttled drain, beside a plain drain of its own (a
     /// diagnostic run; no Markdown report).
     only_throttle: bool,
@@ -131,6 +134,7 @@ fn options() -> Result<Options> {
         scale: false,
         only_scale: false,
         scale_factor: 1.0,
+        scale_phases: None,
         only_throttle: false,
         batch_events: None,
         clients: None,
@@ -170,6 +174,22 @@ fn options() -> Result<Options> {
                     bail!("--scale-factor {factor}: a factor in (0, 1] of the full sizes");
                 }
                 options.scale_factor = factor;
+            }
+            "--scale-phases" => {
+                let phases: Vec<String> = value("--scale-phases")?
+                    .split(',')
+                    .map(|phase| phase.trim().to_owned())
+                    .collect();
+                if let Some(unknown) = phases.iter().find(|p| !scale::PHASES.contains(&p.as_str()))
+                {
+                    bail!(
+                        "--scale-phases: no scale scenario {unknown:?}; they are {}",
+                        scale::PHASES.join(", ")
+                    );
+                }
+                options.scale_phases = Some(phases);
+                options.only_scale = true;
+                options.scale = true;
             }
             "--herald" => options.herald = value("--herald")?.into(),
             "--report" => options.report = value("--report")?.into(),

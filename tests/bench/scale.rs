@@ -138,15 +138,20 @@ pub async fn run(
         sizes,
         scale,
     };
-    let phases: [(&str, Phase); 6] = [
-        ("backlog", Phase::Backlog),
-        ("history", Phase::History),
-        ("purge", Phase::Purge),
-        ("inbox", Phase::Inbox),
-        ("fan-out", Phase::Fanout),
-        ("replicas", Phase::Replicas),
+    let phases = [
+        Phase::Backlog,
+        Phase::History,
+        Phase::Purge,
+        Phase::Inbox,
+        Phase::Fanout,
+        Phase::Replicas,
     ];
-    for (name, phase) in phases {
+    for (name, phase) in PHASES.into_iter().zip(phases) {
+        if let Some(chosen) = &options.scale_phases
+            && !chosen.iter().any(|c| c == name)
+        {
+            continue;
+        }
         let started = Instant::now();
         eprintln!("bench: scale: {name}…");
         let db = Database::create(admin_url, "scale").await?;
@@ -167,6 +172,11 @@ pub async fn run(
     }
     Ok(())
 }
+
+/// The scale scenarios' names, in the order they run (`--scale-phases` picks among them).
+pub const PHASES: [&str; 6] = [
+    "backlog", "history", "purge", "inbox", "fan-out", "replicas",
+];
 
 #[derive(Debug, Clone, Copy)]
 enum Phase {
