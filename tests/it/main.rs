@@ -10,6 +10,7 @@ mod dispatchers;
 mod http;
 mod postgres_plans;
 mod postgres_pool;
+mod postgres_purge;
 mod replicas;
 mod troubleshooting;
 mod usecases;

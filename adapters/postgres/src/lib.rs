@@ -31,8 +31,8 @@ mod users;
 
 pub use builds::REPORT_LOCK_KEY;
 pub use queue::{
-    PURGE_LOCK_KEY, PurgeLockHolder, WRITE_BACK_STATEMENT, lease_statement,
-    throttled_lease_statement,
+    PURGE_CHUNK_PAUSE, PURGE_CHUNK_ROWS, PURGE_LOCK_KEY, PurgeLockHolder, WRITE_BACK_STATEMENT,
+    lease_statement, throttled_lease_statement,
 };
 pub use signals::{INBOX_CHANNEL, PgSignals, RESUMED_PAYLOAD, WAKEUP_CHANNEL};
 

@@ -33,8 +33,13 @@
 //! nothing. Both statements are public so `tests/it/postgres_plans.rs` can check their plans
 //! (generic plans, statistics from a quiet moment).
 //!
-//! **Purge** runs under `pg_try_advisory_xact_lock(PURGE_LOCK_KEY)`, so one replica purges at
-//! a time; `PgStore::hold_purge_lock` holds the lock for tests.
+//! **Purge** holds `pg_try_advisory_lock(PURGE_LOCK_KEY)` on a connection of its own for the
+//! whole purge, so one replica purges at a time, and deletes in chunks of [`PURGE_CHUNK_ROWS`]
+//! (each its own transaction, freeing its rows' dedupe claims in the same statement),
+//! [`PURGE_CHUNK_PAUSE`] apart, so a large purge never holds up the enqueues and leases running
+//! beside it. The lock is released at the end, or by the server when the connection is lost;
+//! a purge cut off half-way leaves whole chunks and the next one deletes the rest.
+//! `PgStore::hold_purge_lock` holds the lock for tests.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -54,8 +59,8 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::error::store_error;
 
-/// The advisory lock key purges take (`pg_try_advisory_xact_lock`), so one replica purges at a
-/// time. Any 64-bit constant works; this one spells "herald p" in ASCII.
+/// The advisory lock key purges take (`pg_try_advisory_lock`, for the whole purge), so one
+/// replica purges at a time. Any 64-bit constant works; this one spells "herald p" in ASCII.
 pub const PURGE_LOCK_KEY: i64 = 0x6865_7261_6c64_2070;
 
 /// How many messages a listing returns when the filter gives no limit (as the memory store).
@@ -458,6 +463,81 @@ impl PurgeLockHolder {
             .await
             .map_err(store_error)?;
         self.connection.close().await.map_err(store_error)
+    }
+}
+
+/// The most messages one statement of a purge deletes. Each chunk is a transaction of its own,
+/// short enough that the enqueues and leases running beside it never wait long for the CPU,
+/// the WAL or a commit behind it; a purge cut off half-way leaves every chunk whole.
+pub const PURGE_CHUNK_ROWS: i64 = 1_000;
+
+/// The pause between two chunks of a purge, in which the live traffic has the server to
+/// itself: a purge is never urgent, an enqueue always is.
+pub const PURGE_CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// One chunk of a purge: `$1` the cutoff, `$2` where the previous chunk ended (its newest
+/// `updated_at`, or null for the first chunk), `$3` the chunk's size. Deletes up to `$3` of the
+/// oldest messages not updated since `$1`, from `messages_updated_at_idx`, and frees their
+/// dedupe claims in the same statement; returns how many it deleted and the newest `updated_at`
+/// among them. Starting from `$2` keeps a chunk from walking the index entries of the rows
+/// earlier chunks deleted. Rows another transaction holds (a lease) are skipped
+/// (`SKIP LOCKED`): they are being changed, so no longer expired, or are left for the next
+/// purge.
+const PURGE_CHUNK_STATEMENT: &str = "WITH chunk AS ( \
+         SELECT id FROM messages \
+         WHERE updated_at < $1 \
+           AND updated_at >= COALESCE($2::timestamptz, '-infinity'::timestamptz) \
+         ORDER BY updated_at LIMIT $3 \
+         FOR UPDATE SKIP LOCKED), \
+     purged AS ( \
+         DELETE FROM messages AS m USING chunk WHERE m.id = chunk.id \
+         RETURNING m.dedupe_hash, m.updated_at), \
+     freed AS ( \
+         DELETE FROM message_dedupe \
+         WHERE dedupe_hash IN (SELECT dedupe_hash FROM purged)) \
+     SELECT count(*), max(updated_at) FROM purged";
+
+/// How [`PURGE_KEYS_CHUNK_STATEMENT`] deletes idempotency keys claimed before `$1`, as
+/// [`PURGE_CHUNK_STATEMENT`] deletes messages: from the index on `claimed_at`, where the
+/// previous chunk ended, up to `$3` rows.
+const PURGE_KEYS_CHUNK_STATEMENT: &str = "WITH chunk AS ( \
+         SELECT caller, key FROM idempotency_keys \
+         WHERE claimed_at < $1 \
+           AND claimed_at >= COALESCE($2::timestamptz, '-infinity'::timestamptz) \
+         ORDER BY claimed_at LIMIT $3 \
+         FOR UPDATE SKIP LOCKED), \
+     purged AS ( \
+         DELETE FROM idempotency_keys AS k USING chunk \
+         WHERE k.caller = chunk.caller AND k.key = chunk.key \
+         RETURNING k.claimed_at) \
+     SELECT count(*), max(claimed_at) FROM purged";
+
+/// Runs `statement` ([`PURGE_CHUNK_STATEMENT`] or [`PURGE_KEYS_CHUNK_STATEMENT`]) until it
+/// deletes a chunk short of [`PURGE_CHUNK_ROWS`], [`PURGE_CHUNK_PAUSE`] apart, each chunk its
+/// own statement and so its own transaction; returns how many rows it deleted.
+async fn delete_in_chunks(
+    connection: &mut PgConnection,
+    statement: &'static str,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut deleted_in_all: u64 = 0;
+    let mut from: Option<DateTime<Utc>> = None;
+    loop {
+        let (deleted, newest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(statement)
+            .bind(cutoff)
+            .bind(from)
+            .bind(PURGE_CHUNK_ROWS)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(store_error)?;
+        deleted_in_all += u64::try_from(deleted).unwrap_or(0);
+        // A chunk short of its size walked every expired row left: the limit counts only the
+        // rows it could lock.
+        if deleted < PURGE_CHUNK_ROWS {
+            return Ok(deleted_in_all);
+        }
+        from = newest;
+        tokio::time::sleep(PURGE_CHUNK_PAUSE).await;
     }
 }
 
@@ -879,13 +959,11 @@ impl MessageQueue for PgStore {
         Ok(answers)
     }
 
+    /// In chunks, as the messages' purge: under heavy API traffic an hour of keys is many
+    /// rows. No lock: replicas purging at once share the rows out (`SKIP LOCKED`).
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE claimed_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(deleted.rows_affected())
+        let mut connection = self.pool.acquire().await.map_err(store_error)?;
+        delete_in_chunks(&mut connection, PURGE_KEYS_CHUNK_STATEMENT, cutoff).await
     }
 
     /// `enqueue` NOTIFYs [`crate::signals::WAKEUP_CHANNEL`], which [`crate::PgSignals`] listens
@@ -1046,31 +1124,31 @@ impl MessageQueue for PgStore {
     }
 
     async fn purge(&self, cutoff: DateTime<Utc>) -> Result<PurgeOutcome, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // Released with the transaction; a replica that does not get it skips this round.
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        // A connection of its own, not the pool's: the session lock lives as long as it does,
+        // so a purge that fails or is dropped half-way never hands a pooled connection back
+        // still holding the lock; the server releases it when the connection closes.
+        let options = self.pool.connect_options();
+        let mut connection = PgConnection::connect_with(&options)
+            .await
+            .map_err(store_error)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(PURGE_LOCK_KEY)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut connection)
             .await
             .map_err(store_error)?;
         if !locked {
+            let _ = connection.close().await;
             return Ok(PurgeOutcome::Skipped);
         }
-        // A purged message's hash is freed with it (its claim in `message_dedupe` goes too).
-        let deleted: i64 = sqlx::query_scalar(
-            "WITH purged AS ( \
-                 DELETE FROM messages WHERE updated_at < $1 RETURNING dedupe_hash), \
-             freed AS ( \
-                 DELETE FROM message_dedupe \
-                 WHERE dedupe_hash IN (SELECT dedupe_hash FROM purged)) \
-             SELECT count(*) FROM purged",
-        )
-        .bind(cutoff)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(PurgeOutcome::Purged(u64::try_from(deleted).unwrap_or(0)))
+        // On an error the connection is dropped, which closes it: the lock goes with it.
+        let purged = delete_in_chunks(&mut connection, PURGE_CHUNK_STATEMENT, cutoff).await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PURGE_LOCK_KEY)
+            .execute(&mut connection)
+            .await
+            .map_err(store_error)?;
+        let _ = connection.close().await;
+        Ok(PurgeOutcome::Purged(purged))
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<Message>, StoreError> {

@@ -6,6 +6,7 @@ use herald_application::ports::{
     CallerKey, EnqueueOutcome, IDEMPOTENCY_WINDOW, KeyClaim, NewMessage, StoredAnswer,
 };
 use herald_domain::{DedupeHash, IdempotencyKey, UserId};
+use herald_postgres::PURGE_CHUNK_ROWS;
 use herald_tests::fixture::{Backend, within};
 use herald_tests::sample::{self, t0};
 
@@ -327,6 +328,50 @@ async fn purging_keys_deletes_only_those_claimed_before_the_cutoff(backend: Back
     assert!(answer(&backend, &fresh, now).await.is_some());
 }
 
+async fn purging_more_keys_than_one_chunk_deletes_them_all(backend: Backend) {
+    let caller = Some(UserId::random());
+    let count = usize::try_from(PURGE_CHUNK_ROWS).unwrap() * 2 + 7;
+    let old: Vec<CallerKey> = (0..count)
+        .map(|n| key(caller, &format!("old-{n}")))
+        .collect();
+    let claims: Vec<KeyClaim> = old.iter().map(|k| claim(k, "f")).collect();
+    backend
+        .queue
+        .enqueue_claiming(&messages(count), &claims, t0(), &counted(count))
+        .await
+        .unwrap();
+    let fresh = key(caller, "fresh");
+    backend
+        .queue
+        .enqueue_claiming(
+            &messages(1),
+            &[claim(&fresh, "f")],
+            t0() + Duration::hours(2),
+            &counted(1),
+        )
+        .await
+        .unwrap();
+
+    let purged = backend
+        .queue
+        .purge_idempotency_keys(t0() + Duration::hours(1))
+        .await
+        .unwrap();
+
+    assert_eq!(purged, count as u64);
+    let now = t0() + Duration::hours(3);
+    let left = backend
+        .queue
+        .claimed_answers(&old, now - IDEMPOTENCY_WINDOW)
+        .await
+        .unwrap();
+    assert!(
+        left.iter().all(Option::is_none),
+        "the purge kept an old key"
+    );
+    assert!(answer(&backend, &fresh, now).await.is_some());
+}
+
 herald_tests::contract_suite! {
     backends: [memory, postgres];
     a_claimed_key_holds_its_answer_and_its_batch_is_stored,
@@ -338,4 +383,5 @@ herald_tests::contract_suite! {
     a_refused_batch_claims_no_key,
     concurrent_claims_of_one_key_store_one_batch,
     purging_keys_deletes_only_those_claimed_before_the_cutoff,
+    purging_more_keys_than_one_chunk_deletes_them_all,
 }

@@ -13,6 +13,7 @@ use herald_domain::{
     Completion, DedupeHash, Message, MessageId, MessageStatus, Method, RetryPolicy, UserId,
     catalogue,
 };
+use herald_postgres::PURGE_CHUNK_ROWS;
 use herald_tests::fixture::{Backend, within};
 use herald_tests::sample::{self, LEASE_PERIOD, lease_request, t0};
 
@@ -988,6 +989,90 @@ async fn purge_is_skipped_while_another_replica_holds_the_purge_lock(backend: Ba
     assert_eq!(backend.queue.get(id).await.unwrap(), None);
 }
 
+/// More expired messages than PostgreSQL's purge deletes in one chunk, most of them last
+/// updated at the very same instant, so chunks end in the middle of a run of equal times.
+fn more_than_one_chunk() -> usize {
+    usize::try_from(PURGE_CHUNK_ROWS).unwrap() * 2 + 7
+}
+
+async fn a_purge_larger_than_one_chunk_deletes_every_expired_message_and_frees_its_hash(
+    backend: Backend,
+) {
+    let expired: Vec<NewMessage> = (0..more_than_one_chunk())
+        .map(|n| {
+            let at = if n % 10 == 0 {
+                t0() - secs(i64::try_from(n).unwrap())
+            } else {
+                t0()
+            };
+            hashed(&sample::dedupe_hash(), at)
+        })
+        .collect();
+    let young: Vec<NewMessage> = (0..3)
+        .map(|n| hashed(&sample::dedupe_hash(), t0() + secs(1 + n)))
+        .collect();
+    enqueue(&backend, &expired).await;
+    enqueue(&backend, &young).await;
+
+    let purged = backend.queue.purge(t0() + secs(1)).await.unwrap();
+
+    assert_eq!(purged, PurgeOutcome::Purged(expired.len() as u64));
+    for message in &expired {
+        assert_eq!(backend.queue.get(message.id).await.unwrap(), None);
+    }
+    for message in &young {
+        assert_eq!(
+            stored(&backend, message.id).await.status,
+            MessageStatus::Pending
+        );
+    }
+    let again: Vec<NewMessage> = expired
+        .iter()
+        .chain(&young)
+        .map(|m| hashed(m.dedupe_hash.as_ref().unwrap(), t0() + Duration::days(1)))
+        .collect();
+    let outcomes = enqueue(&backend, &again).await;
+    let (freed, kept) = outcomes.split_at(expired.len());
+    assert!(
+        freed.iter().all(|o| matches!(o, EnqueueOutcome::Queued(_))),
+        "a purged message's hash stayed claimed"
+    );
+    assert_eq!(
+        kept,
+        [
+            EnqueueOutcome::Duplicate,
+            EnqueueOutcome::Duplicate,
+            EnqueueOutcome::Duplicate
+        ],
+        "a young message lost its hash"
+    );
+}
+
+async fn the_purge_lock_is_released_after_a_purge(backend: Backend) {
+    let expired: Vec<NewMessage> = (0..more_than_one_chunk())
+        .map(|_| sample::new_message(UserId::random(), t0()))
+        .collect();
+    enqueue(&backend, &expired).await;
+    let cutoff = t0() + Duration::days(8);
+    assert_eq!(
+        backend.queue.purge(cutoff).await.unwrap(),
+        PurgeOutcome::Purged(expired.len() as u64)
+    );
+    let [late] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
+        unreachable!()
+    };
+
+    let other = backend.replica().await;
+
+    assert_eq!(
+        other.queue.purge(cutoff).await.unwrap(),
+        PurgeOutcome::Purged(1),
+        "the next purge, on another replica, ran"
+    );
+    assert_eq!(backend.queue.get(late).await.unwrap(), None);
+    backend.hold_purge_lock().await.release().await;
+}
+
 async fn list_shows_messages_newest_first_up_to_the_limit(backend: Backend) {
     let ids = queue_at(
         &backend,
@@ -1132,6 +1217,8 @@ herald_tests::contract_suite! {
     inhibiting_a_recipient_stops_its_unfinished_messages_but_not_sent_ones,
     purge_deletes_only_messages_not_updated_since_the_cutoff,
     purge_is_skipped_while_another_replica_holds_the_purge_lock,
+    a_purge_larger_than_one_chunk_deletes_every_expired_message_and_frees_its_hash,
+    the_purge_lock_is_released_after_a_purge,
     list_shows_messages_newest_first_up_to_the_limit,
     list_keeps_only_messages_matching_status_recipient_and_template,
 }
