@@ -466,14 +466,19 @@ impl PurgeLockHolder {
     }
 }
 
-/// The most messages one statement of a purge deletes. Each chunk is a transaction of its own,
-/// short enough that the enqueues and leases running beside it never wait long for the CPU,
-/// the WAL or a commit behind it; a purge cut off half-way leaves every chunk whole.
+/// The most rows one statement of a purge deletes. Each chunk is a transaction of its own, and
+/// its commit flushes its WAL (after a checkpoint, a full-page image of every heap page it
+/// touched): small enough that an enqueue committing beside it never waits long behind that
+/// flush, large enough that the index descent and round trip per chunk stay a small part of
+/// its cost (chosen with the scale benchmark's purge phase). A purge cut off half-way leaves
+/// every chunk whole.
 pub const PURGE_CHUNK_ROWS: i64 = 1_000;
 
 /// The pause between two chunks of a purge, in which the live traffic has the server to
-/// itself: a purge is never urgent, an enqueue always is.
-pub const PURGE_CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+/// itself: a purge is never urgent, an enqueue always is. Long enough that the purge takes the
+/// smaller share of a core while it runs, short enough that a week of history still goes in
+/// minutes (chosen with the scale benchmark's purge phase).
+pub const PURGE_CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One chunk of a purge: `$1` the cutoff, `$2` where the previous chunk ended (its newest
 /// `updated_at`, or null for the first chunk), `$3` the chunk's size. Deletes up to `$3` of the
@@ -497,9 +502,9 @@ const PURGE_CHUNK_STATEMENT: &str = "WITH chunk AS ( \
          WHERE dedupe_hash IN (SELECT dedupe_hash FROM purged)) \
      SELECT count(*), max(updated_at) FROM purged";
 
-/// How [`PURGE_KEYS_CHUNK_STATEMENT`] deletes idempotency keys claimed before `$1`, as
-/// [`PURGE_CHUNK_STATEMENT`] deletes messages: from the index on `claimed_at`, where the
-/// previous chunk ended, up to `$3` rows.
+/// One chunk of the idempotency keys' purge, as [`PURGE_CHUNK_STATEMENT`] is for messages: up
+/// to `$3` of the keys claimed before `$1`, from the index on `claimed_at`, starting where the
+/// previous chunk ended (`$2`).
 const PURGE_KEYS_CHUNK_STATEMENT: &str = "WITH chunk AS ( \
          SELECT caller, key FROM idempotency_keys \
          WHERE claimed_at < $1 \
