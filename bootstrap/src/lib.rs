@@ -733,25 +733,14 @@ impl PurgeLoop {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => {
-                        match purger.purge().await {
-                            Ok(PurgeOutcome::Purged(_)) => {}
-                            Ok(PurgeOutcome::Skipped) => {
-                                tracing::debug!("notifications: another replica is purging");
-                            }
-                            Err(err) => {
-                                tracing::warn!(error = %err, "notifications: could not purge old messages");
-                            }
-                        }
-                        if let Err(err) = sessions.purge_expired().await {
-                            tracing::warn!(error = %err, "web: could not purge expired sessions");
-                        }
-                    }
-                    changed = stopped.changed() => {
-                        if changed.is_err() || *stopped.borrow() {
-                            break;
-                        }
-                    }
+                    _ = ticks.tick() => {}
+                    () = stop_asked(&mut stopped) => break,
+                }
+                // A purge paces its chunks and can run for minutes: a stop gives it up at once.
+                // The chunk in flight rolls back whole and the next purge deletes the rest.
+                tokio::select! {
+                    () = purge_round(&purger, &sessions) => {}
+                    () = stop_asked(&mut stopped) => break,
                 }
             }
         });
@@ -763,6 +752,31 @@ impl PurgeLoop {
         if let Err(err) = self.task.await {
             tracing::error!(error = %err, "notifications: purge task ended abnormally");
         }
+    }
+}
+
+/// Resolves once the purge loop is told to stop (or its stop sender is gone).
+async fn stop_asked(stopped: &mut watch::Receiver<bool>) {
+    while !*stopped.borrow_and_update() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One round of the purge loop: old messages, keys and builds, then expired web sessions.
+async fn purge_round(purger: &Purger, sessions: &WebSessions) {
+    match purger.purge().await {
+        Ok(PurgeOutcome::Purged(_)) => {}
+        Ok(PurgeOutcome::Skipped) => {
+            tracing::debug!("notifications: another replica is purging");
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "notifications: could not purge old messages");
+        }
+    }
+    if let Err(err) = sessions.purge_expired().await {
+        tracing::warn!(error = %err, "web: could not purge expired sessions");
     }
 }
 

@@ -16,6 +16,7 @@ mod http;
 mod http_limits;
 mod logging;
 mod pools;
+mod purging;
 mod replicas;
 mod reports;
 mod running;
