@@ -127,6 +127,14 @@ impl Connection<'_> {
     }
 }
 
+impl Connection<'_> {
+    /// The connection is closed when dropped, rather than going back to the pool: for one left
+    /// inside a transaction it never finished.
+    pub(crate) fn close_on_drop(&mut self) {
+        self.connection.close_on_drop();
+    }
+}
+
 impl Deref for Connection<'_> {
     type Target = PgConnection;
 

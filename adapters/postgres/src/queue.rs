@@ -44,9 +44,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_application::ports::{
-    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
-    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, StoreError,
-    StoredAnswer, ThrottleWindow, ThrottledLease,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, EnqueueTransaction, HeldLease,
+    IDEMPOTENCY_WINDOW, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage,
+    PurgeOutcome, StoreError, StoredAnswer, ThrottleWindow, ThrottledLease,
 };
 use herald_domain::message::{
     GIVEN_BACK_REASON, StatusChange, lease_expiries_reason, leased_by_reason,
@@ -835,6 +835,52 @@ fn outcomes(batch: &[NewMessage], queued: Vec<Uuid>) -> Vec<EnqueueOutcome> {
         .collect()
 }
 
+/// [`PgStore::begin_enqueue`]'s transaction, on a connection taken as any statement's is (a
+/// kept one when there is one), so a transaction held open while the enqueue reads its next
+/// part does not take a connection from the reads beside it. Dropped without a commit, its
+/// connection is closed, which rolls the transaction back.
+struct PgEnqueue<'a> {
+    /// `None` once committed.
+    connection: Option<crate::connections::Connection<'a>>,
+    outcomes: Vec<EnqueueOutcome>,
+}
+
+impl PgEnqueue<'_> {
+    fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        self.connection
+            .as_deref_mut()
+            .ok_or_else(|| StoreError::Other("the enqueue was committed already".to_owned()))
+    }
+}
+
+#[async_trait]
+impl EnqueueTransaction for PgEnqueue<'_> {
+    async fn add(&mut self, messages: Vec<NewMessage>) -> Result<(), StoreError> {
+        let outcomes = store_rows(self.connection()?, &messages).await?;
+        self.outcomes.extend(outcomes);
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        sqlx::query("COMMIT")
+            .execute(self.connection()?)
+            .await
+            .map_err(store_error)?;
+        if let Some(connection) = self.connection.take() {
+            connection.done();
+        }
+        Ok(std::mem::take(&mut self.outcomes))
+    }
+}
+
+impl Drop for PgEnqueue<'_> {
+    fn drop(&mut self) {
+        if let Some(connection) = &mut self.connection {
+            connection.close_on_drop();
+        }
+    }
+}
+
 /// The `caller` column of a key: the nil UUID for a host's own key.
 fn caller_uuid(key: &CallerKey) -> Uuid {
     key.caller.map_or(Uuid::nil(), |caller| *caller.as_uuid())
@@ -855,6 +901,20 @@ impl MessageQueue for PgStore {
             _ => self.insert_batch(batch).await?,
         };
         Ok(outcomes(batch, queued))
+    }
+
+    /// One transaction; each part is stored on it as `enqueue` stores a batch (its NOTIFY is
+    /// delivered at commit), so only a part's rows and arrays are held at once.
+    async fn begin_enqueue(&self) -> Result<Box<dyn EnqueueTransaction + '_>, StoreError> {
+        let mut connection = self.connection().await?;
+        sqlx::query("BEGIN")
+            .execute(&mut *connection)
+            .await
+            .map_err(store_error)?;
+        Ok(Box::new(PgEnqueue {
+            connection: Some(connection),
+            outcomes: Vec::new(),
+        }))
     }
 
     /// First as one statement that stores everything only if nothing of it is stored yet

@@ -101,6 +101,31 @@ impl UserDirectory for PgStore {
         .map_err(store_error)?;
         users(rows)
     }
+
+    async fn with_any_role_page(
+        &self,
+        roles: &BTreeSet<Role>,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        // Keyset pagination on the primary key; the nil id is below every other.
+        let after = after.map_or(Uuid::nil(), |id| *id.as_uuid());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut connection = self.connection().await?;
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE NOT deleted AND roles && $1::text[] AND id > $2 \
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(role_names(roles))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(store_error)?;
+        connection.done();
+        users(rows)
+    }
 }
 
 #[async_trait]

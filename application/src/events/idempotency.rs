@@ -31,7 +31,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::event::CheckedEvent;
-use super::planning::{Plan, Refusal};
+use super::planning::{Holders, Plan, Refusal};
 use super::{EnqueueResult, Event, Events, TemplateRef, results};
 use crate::Error;
 use crate::ports::{CallerKey, IDEMPOTENCY_WINDOW, KeyClaim};
@@ -128,10 +128,13 @@ impl Events {
                 .take()
                 .unwrap_or_default()
                 .moved(|_| positions.len());
-            let plan = self.plan(to_store, planned_refusal, now).await;
+            let plan = self
+                .plan(to_store, planned_refusal, now, Holders::All)
+                .await;
             let Plan {
                 rows,
                 events: plans,
+                ..
             } = match plan {
                 Ok(plan) => plan,
                 Err((index, err)) => {

@@ -6,7 +6,9 @@
 //! - `planning`: a batch resolved to its rows with store reads that do not grow with it, and
 //!   which event refuses it;
 //! - `rows`: an event's messages, payloads, actions and dedupe hashes;
-//! - `idempotency`: events with an idempotency key, answered once and replayed after.
+//! - `idempotency`: events with an idempotency key, answered once and replayed after;
+//! - `paging`: a single event planned and stored a page of role holders at a time, so its
+//!   memory does not grow with its audience.
 //!
 //! A refused event's error names its own field (`user_id`); a batch's caller also learns the
 //! event's index ([`Error::InvalidEvent`]), which the HTTP layer spells `events[i].user_id`.
@@ -15,6 +17,7 @@ mod custom;
 mod event;
 mod grouping;
 mod idempotency;
+mod paging;
 mod planning;
 mod rows;
 
@@ -29,7 +32,7 @@ pub use self::custom::{CustomRecipients, MAX_CUSTOM_USER_IDS};
 use self::event::CheckedEvent;
 pub use self::event::{CustomContent, Event, TemplateRef};
 use self::grouping::Group;
-use self::planning::{EventPlan, Plan, Refusal};
+use self::planning::{EventPlan, Holders, Plan, Refusal};
 use crate::Error;
 use crate::config::DeliveryConfig;
 use crate::limits::RateLimiter;
@@ -96,6 +99,8 @@ pub struct Events {
     batches: Arc<tokio::sync::Semaphore>,
     /// Holds each user to a number of custom notifications per window (`None`: unlimited).
     custom_limit: Option<RateLimiter>,
+    /// How many role holders a single event plans and stores at a time.
+    audience_page: usize,
 }
 
 /// The most batches planned and stored at once by one [`Events`] (a group of single events
@@ -103,6 +108,12 @@ pub struct Events {
 /// beyond a few at once they would only queue for a database connection while holding that
 /// memory.
 pub const MAX_BATCHES_AT_ONCE: usize = 4;
+
+/// How many holders of a role audience a single event plans and stores at a time, unless
+/// [`Events::with_audience_page`] says otherwise. An audience that fits in one page is stored
+/// with one statement; a larger one page by page in one transaction, holding one page's rows
+/// at a time.
+pub const AUDIENCE_PAGE: usize = 1000;
 
 impl Events {
     pub fn new(ports: EventPorts, delivery: DeliveryConfig, renderer: Renderer) -> Self {
@@ -113,7 +124,16 @@ impl Events {
             group: Arc::default(),
             batches: Arc::new(tokio::sync::Semaphore::new(MAX_BATCHES_AT_ONCE)),
             custom_limit: None,
+            audience_page: AUDIENCE_PAGE,
         }
+    }
+
+    /// The same use cases, planning and storing a single event's role audience `holders` at a
+    /// time (at least one) instead of [`AUDIENCE_PAGE`].
+    #[must_use]
+    pub fn with_audience_page(mut self, holders: usize) -> Self {
+        self.audience_page = holders.max(1);
+        self
     }
 
     /// The same use cases, with custom notifications held to `limiter` per user.
@@ -195,12 +215,12 @@ impl Events {
     /// Plans and stores a batch (all or nothing) and wakes the notifiers; results in event
     /// order. `refusal` holds what the events were refused before planning; `name` words a
     /// refused event's error from its index. A batch with idempotency keys goes through
-    /// [`Events::store_keyed`].
+    /// [`Events::store_keyed`], a single event without one through [`Events::store_paged`].
     async fn store(
         &self,
         events: Vec<CheckedEvent>,
         refusal: Refusal,
-        name: impl FnOnce(usize, Error) -> Error,
+        name: impl Fn(usize, Error) -> Error,
     ) -> Result<Vec<EnqueueResult>, Error> {
         let _storing = self
             .batches
@@ -210,11 +230,23 @@ impl Events {
         if events.iter().any(|event| event.idempotency.is_some()) {
             return self.store_keyed(events, refusal, name).await;
         }
+        if refusal.index().is_none()
+            && let [event] = events.as_slice()
+        {
+            return self.store_paged(event.clone(), name).await;
+        }
         let now = self.ports.clock.now();
-        let Plan { rows, events } = self
-            .plan(events, refusal, now)
+        let plan = self
+            .plan(events, refusal, now, Holders::All)
             .await
             .map_err(|(index, err)| name(index, err))?;
+        self.store_plan(plan).await
+    }
+
+    /// Stores a planned batch with one `enqueue` and wakes the notifiers; results in event
+    /// order.
+    async fn store_plan(&self, plan: Plan) -> Result<Vec<EnqueueResult>, Error> {
+        let Plan { rows, events, .. } = plan;
         let outcomes = if rows.is_empty() {
             Vec::new()
         } else {
@@ -243,14 +275,29 @@ fn results(
     events: &[EventPlan],
     outcomes: &[EnqueueOutcome],
 ) -> Result<(Vec<EnqueueResult>, bool), Error> {
-    if outcomes.len() != rows.len() {
+    results_by_recipient(
+        rows.iter().map(|row| row.recipient),
+        rows.len(),
+        events,
+        outcomes,
+    )
+}
+
+/// [`results`] from the recipients of the rows (`count` of them), in row order.
+fn results_by_recipient(
+    recipients: impl Iterator<Item = UserId>,
+    count: usize,
+    events: &[EventPlan],
+    outcomes: &[EnqueueOutcome],
+) -> Result<(Vec<EnqueueResult>, bool), Error> {
+    if outcomes.len() != count {
         return Err(Error::Internal(format!(
             "the queue answered {} outcomes for {} messages",
             outcomes.len(),
-            rows.len()
+            count
         )));
     }
-    let mut stored = rows.iter().zip(outcomes);
+    let mut stored = recipients.zip(outcomes);
     let mut queued_any = false;
     let results = events
         .iter()
@@ -261,16 +308,16 @@ fn results(
             };
             // Planning skips no one as a duplicate; report each recipient once.
             let mut duplicates = HashSet::new();
-            for (row, outcome) in stored.by_ref().take(plan.rows) {
+            for (recipient, outcome) in stored.by_ref().take(plan.rows) {
                 match outcome {
                     EnqueueOutcome::Queued(id) => {
                         queued_any = true;
                         result.message_ids.push(*id);
                     }
                     EnqueueOutcome::Duplicate => {
-                        if duplicates.insert(row.recipient) {
+                        if duplicates.insert(recipient) {
                             result.skipped.push(Skipped {
-                                user_id: row.recipient,
+                                user_id: recipient,
                                 reason: SkipReason::Duplicate,
                                 method: None,
                             });

@@ -30,6 +30,20 @@ use crate::ports::{NewMessage, StoreError};
 pub(super) struct Plan {
     pub(super) rows: Vec<NewMessage>,
     pub(super) events: Vec<EventPlan>,
+    /// When a page of role holders came back full ([`Holders::Page`]), the last holder's id:
+    /// the next page starts after it.
+    pub(super) next_page: Option<UserId>,
+}
+
+/// Which holders of the role audiences a plan covers.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Holders {
+    /// Every holder, read at once.
+    All,
+    /// One page: at most `limit` holders, those with the lowest ids above `after`. Only the
+    /// first page (`after` is `None`) also plans the subject of a subject-and-roles audience,
+    /// so the subject gets one message however many pages follow.
+    Page { after: Option<UserId>, limit: usize },
 }
 
 pub(super) struct EventPlan {
@@ -126,9 +140,21 @@ impl Events {
         events: Vec<CheckedEvent>,
         mut refusal: Refusal,
         now: DateTime<Utc>,
+        holders: Holders,
     ) -> Result<Plan, (usize, Error)> {
         let templates = self.templates(&events, &mut refusal).await;
-        let wanted = wanted(&events, &templates, &mut refusal);
+        let mut wanted = wanted(&events, &templates, &mut refusal);
+        if let Holders::Page { after: Some(_), .. } = holders {
+            // A later page: the subject was planned with the first, and is left out here too.
+            for want in &mut wanted {
+                if let Wanted::SubjectAndRoles { roles, .. } = *want {
+                    *want = Wanted::Roles {
+                        roles,
+                        exclude_subject: true,
+                    };
+                }
+            }
+        }
         // The preferences of the users the events name are read alongside the users
         // themselves: the pairs are known before the directory answers.
         let mut methods: Vec<Vec<Method>> = templates
@@ -141,7 +167,7 @@ impl Events {
             refusal.refuse(index, err);
             HashMap::new()
         });
-        let role_holders = self.role_holders(&wanted, &mut refusal).await;
+        let (role_holders, next_page) = self.role_holders(&wanted, holders, &mut refusal).await;
 
         let mut audiences = Vec::with_capacity(refusal.planned(events.len()));
         for (index, want) in wanted
@@ -196,6 +222,7 @@ impl Events {
         let mut plan = Plan {
             rows: Vec::new(),
             events: Vec::with_capacity(events.len()),
+            next_page,
         };
         let planned = refusal.planned(events.len());
         for (index, (event, audience)) in
@@ -373,13 +400,16 @@ impl Events {
     }
 
     /// The live holders of each distinct role audience of the planned events (one directory
-    /// read each), once per user.
+    /// read each), once per user, all of them or one page (`page`); and, when a page came
+    /// back full, the id the next page starts after.
     async fn role_holders<'a>(
         &self,
         wanted: &[Wanted<'a>],
+        page: Holders,
         refusal: &mut Refusal,
-    ) -> Vec<(&'a BTreeSet<Role>, Vec<User>)> {
+    ) -> (Vec<(&'a BTreeSet<Role>, Vec<User>)>, Option<UserId>) {
         let mut holders: Vec<(&BTreeSet<Role>, Vec<User>)> = Vec::new();
+        let mut next_page = None;
         for (index, want) in wanted.iter().enumerate() {
             if index >= refusal.planned(wanted.len()) {
                 break;
@@ -390,7 +420,23 @@ impl Events {
             if holders.iter().any(|(held, _)| *held == roles) {
                 continue;
             }
-            match self.ports.directory.with_any_role(roles).await {
+            let read = match page {
+                Holders::All => self.ports.directory.with_any_role(roles).await,
+                Holders::Page { after, limit } => {
+                    let read = self
+                        .ports
+                        .directory
+                        .with_any_role_page(roles, after, limit)
+                        .await;
+                    if let Ok(users) = &read
+                        && users.len() >= limit
+                    {
+                        next_page = next_page.max(users.last().map(|user| user.id));
+                    }
+                    read
+                }
+            };
+            match read {
                 Ok(mut users) => {
                     users.retain(|u| !u.deleted && u.has_any_role(roles));
                     // One message per user even if a directory returns someone twice.
@@ -404,7 +450,7 @@ impl Events {
                 }
             }
         }
-        holders
+        (holders, next_page)
     }
 }
 

@@ -79,6 +79,47 @@ pub struct StoredAnswer {
 /// Words each claim's answer from the batch's outcomes: one answer per claim, in claim order.
 pub type ClaimAnswers<'a> = &'a (dyn Fn(&[EnqueueOutcome]) -> Vec<String> + Send + Sync);
 
+/// An enqueue stored a part at a time ([`MessageQueue::begin_enqueue`]).
+///
+/// Implementations MUST store the parts given to `add` as one [`MessageQueue::enqueue`] of
+/// all of them in order would, atomically: nothing is visible to others before `commit`, and
+/// nothing is stored when the transaction is dropped without one (or a part fails). A dedupe
+/// hash stored by an earlier part makes a later row with that hash a duplicate. `commit`
+/// returns one outcome per message added, in order, and wakes the notifiers as `enqueue`
+/// does when [`MessageQueue::wakes_notifiers`] says so.
+///
+/// # Errors
+/// As [`MessageQueue::enqueue`]; after an error nothing is stored.
+#[async_trait]
+pub trait EnqueueTransaction: Send {
+    /// Stores (or keeps, until commit) the next part of the batch.
+    async fn add(&mut self, messages: Vec<NewMessage>) -> Result<(), StoreError>;
+
+    /// Makes every part stored; the outcomes of all the messages added, in order.
+    async fn commit(self: Box<Self>) -> Result<Vec<EnqueueOutcome>, StoreError>;
+}
+
+/// [`MessageQueue::begin_enqueue`]'s default: every part kept, one `enqueue` at commit.
+struct BufferedEnqueue<'q, Q: ?Sized> {
+    queue: &'q Q,
+    messages: Vec<NewMessage>,
+}
+
+#[async_trait]
+impl<Q: MessageQueue + ?Sized> EnqueueTransaction for BufferedEnqueue<'_, Q> {
+    async fn add(&mut self, mut messages: Vec<NewMessage>) -> Result<(), StoreError> {
+        self.messages.append(&mut messages);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        if self.messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.queue.enqueue(&self.messages).await
+    }
+}
+
 /// A notifier's request for work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRequest {
@@ -261,6 +302,18 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     /// own); the enqueue use case then does not call [`super::Wakeup::wake`]. Default: `false`.
     fn wakes_notifiers(&self) -> bool {
         false
+    }
+
+    /// Opens an enqueue that stores its messages a part at a time, all or nothing: see
+    /// [`EnqueueTransaction`]. For a batch too large to hold at once.
+    ///
+    /// The default keeps every part and stores them with one [`MessageQueue::enqueue`] at
+    /// commit; a store that can hold a transaction open SHOULD write each part as it comes.
+    async fn begin_enqueue(&self) -> Result<Box<dyn EnqueueTransaction + '_>, StoreError> {
+        Ok(Box::new(BufferedEnqueue {
+            queue: self,
+            messages: Vec::new(),
+        }))
     }
 
     /// Stores a batch as [`MessageQueue::enqueue`] does and claims `claims` with it, all or

@@ -30,9 +30,9 @@ pub use inbox_feed::{InboxFanout, InboxFeed, InboxSubscription};
 pub use inbox_store::{InboxQuery, InboxStore, ReadStatus};
 pub use jitter::{Jitter, RandomJitter};
 pub use message_queue::{
-    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, HeldLease, IDEMPOTENCY_WINDOW,
-    KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage, PurgeOutcome, SkipMethods,
-    StoredAnswer, ThrottleWindow, ThrottledLease, throttle_scope,
+    CallerKey, CancelOutcome, ClaimAnswers, EnqueueOutcome, EnqueueTransaction, HeldLease,
+    IDEMPOTENCY_WINDOW, KeyClaim, LeaseRequest, MessageFilter, MessageQueue, NewMessage,
+    PurgeOutcome, SkipMethods, StoredAnswer, ThrottleWindow, ThrottledLease, throttle_scope,
 };
 pub use notifier_metrics::{CycleOutcome, DispatchOutcome, NoMetrics, NotifierMetrics};
 pub use preference_store::{PreferenceChange, PreferenceStore, TemplatePreferences};

@@ -22,4 +22,24 @@ pub trait UserDirectory: Send + Sync + std::fmt::Debug {
 
     /// Every non-deleted user holding at least one of `roles`.
     async fn with_any_role(&self, roles: &BTreeSet<Role>) -> Result<Vec<User>, StoreError>;
+
+    /// One page of [`UserDirectory::with_any_role`]: at most `limit` of those users, the ones
+    /// with the lowest ids above `after` (from the lowest id when `None`), in id order. Reading
+    /// page after page, each from the last id of the one before, reads every holder once while
+    /// holding only a page of them.
+    ///
+    /// The default reads every holder and keeps the page; a directory that can read a page
+    /// alone SHOULD.
+    async fn with_any_role_page(
+        &self,
+        roles: &BTreeSet<Role>,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut users = self.with_any_role(roles).await?;
+        users.retain(|user| after.is_none_or(|after| user.id > after));
+        users.sort_unstable_by_key(|user| user.id);
+        users.truncate(limit);
+        Ok(users)
+    }
 }

@@ -1180,9 +1180,71 @@ async fn a_leased_message_says_which_notifier_holds_it(backend: Backend) {
     );
 }
 
+/// An enqueue in parts is one batch: nothing visible before its commit, a hash stored by an
+/// earlier part makes a later row a duplicate, and the outcomes come in the order added.
+async fn an_enqueue_in_parts_stores_every_part_at_its_commit(backend: Backend) {
+    let hash = sample::dedupe_hash();
+    let first = [
+        hashed(&hash, t0()),
+        sample::new_message(UserId::random(), t0()),
+    ];
+    let second = [
+        hashed(&hash, t0()),
+        sample::new_message(UserId::random(), t0()),
+    ];
+    let mut transaction = backend.queue.begin_enqueue().await.unwrap();
+    transaction.add(first.to_vec()).await.unwrap();
+    transaction.add(second.to_vec()).await.unwrap();
+    assert_eq!(backend.queue.get(first[0].id).await.unwrap(), None);
+
+    let outcomes = transaction.commit().await.unwrap();
+
+    assert_eq!(
+        outcomes,
+        [
+            queued(first[0].id),
+            queued(first[1].id),
+            EnqueueOutcome::Duplicate,
+            queued(second[1].id),
+        ]
+    );
+    for id in [first[0].id, first[1].id, second[1].id] {
+        assert_eq!(stored(&backend, id).await.status, MessageStatus::Pending);
+    }
+    assert_eq!(backend.queue.get(second[0].id).await.unwrap(), None);
+}
+
+/// An enqueue in parts dropped before its commit stores none of its parts, nor their hashes.
+async fn an_enqueue_in_parts_dropped_before_its_commit_stores_nothing(backend: Backend) {
+    let hash = sample::dedupe_hash();
+    let parts = [
+        vec![hashed(&hash, t0())],
+        vec![
+            sample::new_message(UserId::random(), t0()),
+            sample::new_message(UserId::random(), t0()),
+        ],
+    ];
+    let mut transaction = backend.queue.begin_enqueue().await.unwrap();
+    for part in &parts {
+        transaction.add(part.clone()).await.unwrap();
+    }
+    drop(transaction);
+
+    for message in parts.iter().flatten() {
+        assert_eq!(backend.queue.get(message.id).await.unwrap(), None);
+    }
+    let again = hashed(&hash, t0());
+    assert_eq!(
+        enqueue(&backend, std::slice::from_ref(&again)).await,
+        [queued(again.id)]
+    );
+}
+
 herald_tests::contract_suite! {
     backends: [memory, postgres];
     enqueue_reports_one_outcome_per_message_in_input_order,
+    an_enqueue_in_parts_stores_every_part_at_its_commit,
+    an_enqueue_in_parts_dropped_before_its_commit_stores_nothing,
     a_queued_message_is_stored_pending_and_never_attempted,
     a_repeated_hash_in_one_batch_is_a_duplicate,
     an_enqueue_wakes_the_notifiers_exactly_when_the_queue_says_it_does,

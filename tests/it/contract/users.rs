@@ -192,6 +192,42 @@ async fn with_any_role_returns_every_live_holder_of_any_of_the_roles(backend: Ba
     assert!(found.is_empty());
 }
 
+async fn with_any_role_page_reads_the_live_holders_a_page_at_a_time_in_id_order(backend: Backend) {
+    let mut holders: Vec<User> = (0..5)
+        .map(|i| sample::user(&format!("owner{i}"), &[Role::Owner]))
+        .collect();
+    let member = sample::user("member", &[Role::Member]);
+    let gone = sample::user("gone", &[Role::Owner]);
+    for user in holders.iter().chain([&member, &gone]) {
+        backend.users.upsert(user).await.unwrap();
+    }
+    backend.users.delete(gone.id).await.unwrap();
+    holders.sort_by_key(|user| user.id);
+    let owners = BTreeSet::from([Role::Owner]);
+
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = backend
+            .users
+            .with_any_role_page(&owners, after, 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2, "a page of {}", page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        pages.push(page);
+        assert!(
+            pages.len() <= holders.len(),
+            "the pages never end: {pages:?}"
+        );
+    }
+
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(pages.concat(), holders);
+}
+
 herald_tests::contract_suite! {
     backends: [memory, postgres];
     an_upserted_user_reads_back_as_stored,
@@ -203,4 +239,5 @@ herald_tests::contract_suite! {
     a_deleted_users_username_and_email_may_be_taken_by_a_new_user,
     get_many_returns_the_known_users_with_deleted_ones_flagged,
     with_any_role_returns_every_live_holder_of_any_of_the_roles,
+    with_any_role_page_reads_the_live_holders_a_page_at_a_time_in_id_order,
 }

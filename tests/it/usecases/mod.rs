@@ -10,6 +10,7 @@ mod limits;
 mod metrics;
 mod notifier;
 mod notifier_failures;
+mod paged_enqueue;
 mod pipeline;
 mod preferences;
 mod reports;
