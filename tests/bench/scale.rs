@@ -4,7 +4,8 @@
 //! benchmark's database, not through the API), and checks its targets against figures of the
 //! same run:
 //!
-//! - backlog: drain rate and lease p99 with 10k, 100k and 1M messages waiting;
+//! - backlog: drain rate and lease p99 with 10k, 100k and 1M messages waiting, and beside the
+//!   smallest and the largest the raw limit: the same backlog drained by a plain SQL worker;
 //! - history: single and batch enqueue rates with 0 and 5M rows of sent history;
 //! - purge: 1M expired rows purged while 500 events/s flow (pick-up p99 with and without it,
 //!   the slowest enqueue meanwhile);
@@ -248,6 +249,7 @@ impl Bench<'_> {
         let store = PgStore::connect(url).await?;
         let mut rates = Vec::new();
         let mut leases = Vec::new();
+        let mut raw_rates = Vec::new();
         for (i, &n) in self.scale.backlog.iter().enumerate() {
             let prototype = self.prototype(&herald).await?;
             // An hour of outage's worth of messages, oldest first.
@@ -286,6 +288,33 @@ impl Bench<'_> {
             leases.push((n as f64, lease_p99));
             let full = label(FULL.backlog[i]);
             let last = i == self.scale.backlog.len() - 1;
+            if i == 0 || last {
+                let raw_rate = self.raw_backlog_drain(&herald, url, n).await?;
+                raw_rates.push(raw_rate);
+                let of_smallest = if last {
+                    format!(
+                        "; {:.0} % of the raw drain at {} (Herald: {:.0} %)",
+                        100.0 * raw_rate / raw_rates[0],
+                        count(self.scale.backlog[0]),
+                        100.0 * rate / rates[0].1
+                    )
+                } else {
+                    String::new()
+                };
+                self.push(
+                    report,
+                    Scenario::baseline(
+                        format!("raw_backlog_drain_{full}"),
+                        format!(
+                            "raw limit: one SQL worker leasing {} (oldest first, FOR UPDATE SKIP LOCKED) and marking them sent in one statement, over the same backlog of {} seeded again{of_smallest}",
+                            self.options.tuning.lease_count,
+                            count(n)
+                        ),
+                        raw_rate,
+                        "messages/s",
+                    ),
+                );
+            }
             let drain_target = if last {
                 Target::RatioOf {
                     baseline: "backlog_drain_10k",
@@ -352,6 +381,37 @@ impl Bench<'_> {
             }],
         });
         Ok(())
+    }
+
+    /// The raw limit of a backlog's drain: `n` messages seeded again as for Herald's drain
+    /// (Herald paused), drained by one plain SQL worker (`raw::lease_and_mark_sent`, the
+    /// default benchmark's `raw_lease_mark_sent`) with nothing delivered; messages per second.
+    /// The table is emptied again afterwards.
+    async fn raw_backlog_drain(&self, herald: &Herald, url: &str, n: usize) -> Result<f64> {
+        let prototype = self.prototype(herald).await?;
+        let first = Utc::now() - chrono::Duration::hours(1);
+        seed_messages(
+            url,
+            prototype,
+            n - 1,
+            "pending",
+            first,
+            3_600.0 / n as f64,
+            &herald.subjects,
+        )
+        .await?;
+        vacuum(url, "messages").await?;
+        let (rate, drained, _) =
+            crate::raw::lease_and_mark_sent(url, self.options.tuning.lease_count).await?;
+        if drained != n {
+            bail!("the raw worker drained {drained} of {n} messages");
+        }
+        eprintln!(
+            "bench: scale: raw drain of a backlog of {}: {rate:.0} messages/s",
+            count(n)
+        );
+        truncate_messages(url).await?;
+        Ok(rate)
     }
 
     /// History: single and batch enqueue rates on an empty table, then with the sent history
