@@ -920,6 +920,25 @@ async fn a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged(back
     assert_eq!(stored(&backend, fresh).await.status, MessageStatus::Leased);
 }
 
+async fn leases_given_back_behind_a_later_lease_are_leased_first(backend: Backend) {
+    let ids = queue_at(
+        &backend,
+        UserId::random(),
+        &[secs(0), secs(1), secs(2), secs(3), secs(4)],
+    )
+    .await;
+    let now = t0() + Duration::minutes(1);
+    let first = lease(&backend, now, 2).await;
+    let second = lease(&backend, now, 2).await;
+    assert_eq!(id_set(&second), BTreeSet::from([ids[2], ids[3]]));
+
+    let held_leases: Vec<HeldLease> = first.iter().map(held).collect();
+    assert_eq!(backend.queue.give_back(&held_leases).await.unwrap(), 2);
+    let again = lease(&backend, now, 2).await;
+
+    assert_eq!(id_set(&again), BTreeSet::from([ids[0], ids[1]]));
+}
+
 async fn write_back_skips_unknown_messages_and_messages_never_leased(backend: Backend) {
     let [id] = queue_at(&backend, UserId::random(), &[secs(0)]).await[..] else {
         unreachable!()
@@ -1174,6 +1193,7 @@ herald_tests::contract_suite! {
     a_scheduled_message_coming_due_behind_leased_messages_is_leased_a_second_later,
     extending_moves_only_the_leases_still_held,
     a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged,
+    leases_given_back_behind_a_later_lease_are_leased_first,
     inhibiting_a_recipient_stops_its_unfinished_messages_but_not_sent_ones,
     purge_deletes_only_messages_not_updated_since_the_cutoff,
     purge_is_skipped_while_another_replica_holds_the_purge_lock,
