@@ -79,6 +79,63 @@ pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Re
     ))
 }
 
+/// Who the rows of [`single_enqueues`] are created by, so they can be deleted after.
+pub const RAW_ENQUEUE_CREATOR: &str = "bench-raw-enqueue";
+
+/// Single enqueues of Herald's shape with nothing of Herald around them: from `clients`
+/// connections for `duration`, each one statement (autocommit) that claims a fresh dedupe hash
+/// in `message_dedupe` and inserts a pending webhook message with a time-ordered id, as
+/// Herald's single-message insert does. Rows per second.
+pub async fn single_enqueues(url: &str, clients: usize, duration: Duration) -> Result<f64> {
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(PgConnection::connect(url).await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, mut connection) in connections.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let recipient = Uuid::new_v4();
+            let mut rows = 0usize;
+            while started.elapsed() < duration {
+                let inserted = sqlx::query(
+                    "WITH claimed AS ( \
+                         INSERT INTO message_dedupe (dedupe_hash, message_id) VALUES ($6, $1) \
+                         ON CONFLICT (dedupe_hash) DO NOTHING RETURNING message_id) \
+                     INSERT INTO messages (id, template_id, recipient, method, payload, \
+                         targets, created_by, created_at, updated_at, dedupe_hash) \
+                     SELECT $1, $2, $3, 'webhook', $4::json, '{}', $7, $5, $5, $6 \
+                     WHERE EXISTS (SELECT FROM claimed)",
+                )
+                .bind(Uuid::now_v7())
+                .bind(workspace_deleted())
+                .bind(recipient)
+                .bind(payload(recipient, client * 1_000_000 + rows).to_string())
+                .bind(Utc::now())
+                .bind(format!(
+                    "{:x}{:x}",
+                    Uuid::new_v4().as_u128(),
+                    Uuid::new_v4().as_u128()
+                ))
+                .bind(RAW_ENQUEUE_CREATOR)
+                .execute(&mut connection)
+                .await?;
+                if inserted.rows_affected() != 1 {
+                    anyhow::bail!("a raw enqueue stored {} rows", inserted.rows_affected());
+                }
+                rows += 1;
+            }
+            let _ = connection.close().await;
+            anyhow::Ok(rows)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Inserts one pending webhook message for `recipient` (autocommit, one statement), as the raw
 /// single inserts do; returns its id.
 async fn insert_one<'c>(

@@ -4,8 +4,10 @@
 //! benchmark's database, not through the API), and checks its targets against figures of the
 //! same run:
 //!
-//! - backlog: drain rate and lease p99 with 10k, 100k and 1M messages waiting;
-//! - history: single and batch enqueue rates with 0 and 5M rows of sent history;
+//! - backlog: drain rate and lease p99 with 10k, 100k and 1M messages waiting, and beside the
+//!   smallest and the largest the raw limit: the same backlog drained by a plain SQL worker;
+//! - history: single and batch enqueue rates with 0 and 5M rows of sent history, and the raw
+//!   limit of single enqueue statements of Herald's shape on the same tables;
 //! - purge: 1M expired rows purged while 500 events/s flow (pick-up p99 with and without it,
 //!   the slowest enqueue meanwhile);
 //! - inbox: the inbox page and the unread page p99 of a user with 1k, 10k, 100k notifications;
@@ -248,6 +250,7 @@ impl Bench<'_> {
         let store = PgStore::connect(url).await?;
         let mut rates = Vec::new();
         let mut leases = Vec::new();
+        let mut raw_rates = Vec::new();
         for (i, &n) in self.scale.backlog.iter().enumerate() {
             let prototype = self.prototype(&herald).await?;
             // An hour of outage's worth of messages, oldest first.
@@ -286,6 +289,23 @@ impl Bench<'_> {
             leases.push((n as f64, lease_p99));
             let full = label(FULL.backlog[i]);
             let last = i == self.scale.backlog.len() - 1;
+            if i == 0 || last {
+                let raw_rate = self.raw_backlog_drain(&herald, url, n).await?;
+                raw_rates.push(raw_rate);
+                self.push(
+                    report,
+                    Scenario::baseline(
+                        format!("raw_backlog_drain_{full}"),
+                        format!(
+                            "raw limit: one SQL worker leasing {} (oldest first, FOR UPDATE SKIP LOCKED) and marking them sent in one statement, over the same backlog of {} seeded again",
+                            self.options.tuning.lease_count,
+                            count(n)
+                        ),
+                        raw_rate,
+                        "messages/s",
+                    ),
+                );
+            }
             let drain_target = if last {
                 Target::RatioOf {
                     baseline: "backlog_drain_10k",
@@ -326,6 +346,40 @@ impl Bench<'_> {
                     },
                 ),
             );
+            if last {
+                // What each keeps at the largest backlog of its drain at the smallest, so the
+                // issue's target can be read beside the database's own limit of the same run.
+                let raw_kept = 100.0 * raw_rates[1] / raw_rates[0];
+                self.push(
+                    report,
+                    Scenario::baseline(
+                        format!("raw_backlog_drain_kept_{full}"),
+                        format!(
+                            "raw limit: raw_backlog_drain_{full} as a share of raw_backlog_drain_{}",
+                            label(FULL.backlog[0])
+                        ),
+                        raw_kept,
+                        "%",
+                    ),
+                );
+                self.push(
+                    report,
+                    Scenario::measured(
+                        format!("backlog_drain_kept_{full}"),
+                        format!(
+                            "backlog_drain_{full} as a share of backlog_drain_{}: at least what the raw worker keeps",
+                            label(FULL.backlog[0])
+                        ),
+                        100.0 * rate / rates[0].1,
+                        "%",
+                        Target::RatioOf {
+                            baseline: "raw_backlog_drain_kept_1m",
+                            at_least: 1.0,
+                            value: raw_kept,
+                        },
+                    ),
+                );
+            }
         }
         store.close().await;
         herald.server.stop();
@@ -354,12 +408,44 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// The raw limit of a backlog's drain: `n` messages seeded again as for Herald's drain
+    /// (Herald paused), drained by one plain SQL worker (`raw::lease_and_mark_sent`, the
+    /// default benchmark's `raw_lease_mark_sent`) with nothing delivered; messages per second.
+    /// The table is emptied again afterwards.
+    async fn raw_backlog_drain(&self, herald: &Herald, url: &str, n: usize) -> Result<f64> {
+        let prototype = self.prototype(herald).await?;
+        let first = Utc::now() - chrono::Duration::hours(1);
+        seed_messages(
+            url,
+            prototype,
+            n - 1,
+            "pending",
+            first,
+            3_600.0 / n as f64,
+            &herald.subjects,
+        )
+        .await?;
+        vacuum(url, "messages").await?;
+        let (rate, drained, _) =
+            crate::raw::lease_and_mark_sent(url, self.options.tuning.lease_count).await?;
+        if drained != n {
+            bail!("the raw worker drained {drained} of {n} messages");
+        }
+        eprintln!(
+            "bench: scale: raw drain of a backlog of {}: {rate:.0} messages/s",
+            count(n)
+        );
+        truncate_messages(url).await?;
+        Ok(rate)
+    }
+
     /// History: single and batch enqueue rates on an empty table, then with the sent history
     /// seeded (a week of it).
     async fn history(&self, url: &str, report: &mut Report) -> Result<()> {
         let herald = self.herald(url).await?;
         let mut single = Vec::new();
         let mut batch = Vec::new();
+        let mut raw_single = Vec::new();
         for rows in [0, self.scale.history_rows] {
             let mut prototype = None;
             if rows > 0 {
@@ -378,6 +464,7 @@ impl Bench<'_> {
             } else {
                 insert_users(url, 1_000, "member").await?
             };
+            let writes_before = checkpoint_writes(url).await?;
             let (single_rate, mut ids) = crate::single_events(
                 &herald.api,
                 &subjects,
@@ -386,15 +473,25 @@ impl Bench<'_> {
                 false,
             )
             .await?;
+            let writes = checkpoint_writes(url).await?;
+            eprintln!(
+                "bench: scale: during the single enqueues with {} rows of history: {} checkpoints, {} buffers written by checkpoints, {} by backends",
+                count(rows),
+                writes.0 - writes_before.0,
+                writes.1 - writes_before.1,
+                writes.2 - writes_before.2
+            );
             let mut sizes = self.sizes;
             sizes.drain_messages = self.scale.history_batch_messages;
             let (batch_rate, batch_ids) =
                 crate::batches(&herald.api, &subjects, sizes, "history").await?;
+            let raw_rate =
+                raw_single_enqueues(url, self.sizes.clients, self.scale.history_single_for).await?;
             ids.extend(batch_ids);
             // The prototype is delivered with them.
             ids.extend(prototype);
             eprintln!(
-                "bench: scale: {} rows of history: single {single_rate:.0} events/s, batch {batch_rate:.0} messages/s",
+                "bench: scale: {} rows of history: single {single_rate:.0} events/s, batch {batch_rate:.0} messages/s, raw single enqueue {raw_rate:.0} rows/s",
                 count(rows)
             );
             herald.api.set_paused(false).await?;
@@ -406,6 +503,7 @@ impl Bench<'_> {
             wait_drained(url).await?;
             single.push((rows as f64, single_rate));
             batch.push((rows as f64, batch_rate));
+            raw_single.push(raw_rate);
         }
         herald.server.stop();
         let full = label(FULL.history_rows);
@@ -436,6 +534,32 @@ impl Bench<'_> {
                     at_least: 0.90,
                     value: single[0].1,
                 },
+            ),
+        );
+        self.push(
+            report,
+            Scenario::baseline(
+                "raw_history_single_empty",
+                format!(
+                    "raw limit: single enqueue statements of Herald's shape (dedupe claim and insert, time-ordered id), {} connections, on the same empty table",
+                    self.sizes.clients
+                ),
+                raw_single[0],
+                "rows/s",
+            ),
+        );
+        self.push(
+            report,
+            Scenario::baseline(
+                format!("raw_history_single_{full}"),
+                format!(
+                    "the same with {} rows of sent history; {:.0} % of the empty table's (Herald: {:.0} %)",
+                    count(self.scale.history_rows),
+                    100.0 * raw_single[1] / raw_single[0],
+                    100.0 * single[1].1 / single[0].1
+                ),
+                raw_single[1],
+                "rows/s",
             ),
         );
         self.push(
@@ -967,6 +1091,37 @@ impl Bench<'_> {
         });
         Ok(())
     }
+}
+
+/// PostgreSQL's checkpoints so far, the buffers they wrote and those backends wrote themselves
+/// (`pg_stat_bgwriter`): what a measurement shares the machine with.
+async fn checkpoint_writes(url: &str) -> Result<(i64, i64, i64)> {
+    let mut connection = PgConnection::connect(url).await?;
+    let writes = sqlx::query_as(
+        "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint, buffers_backend \
+         FROM pg_stat_bgwriter",
+    )
+    .fetch_one(&mut connection)
+    .await?;
+    let _ = connection.close().await;
+    Ok(writes)
+}
+
+/// The raw limit of single enqueues (`raw::single_enqueues`) on the scenario's table while
+/// Herald is paused; its rows are deleted after, so Herald never delivers them. Rows per
+/// second.
+async fn raw_single_enqueues(url: &str, clients: usize, duration: Duration) -> Result<f64> {
+    let rate = crate::raw::single_enqueues(url, clients, duration).await?;
+    let mut connection = PgConnection::connect(url).await?;
+    sqlx::query(
+        "WITH raw AS (DELETE FROM messages WHERE created_by = $1 RETURNING dedupe_hash) \
+         DELETE FROM message_dedupe WHERE dedupe_hash IN (SELECT dedupe_hash FROM raw)",
+    )
+    .bind(crate::raw::RAW_ENQUEUE_CREATOR)
+    .execute(&mut connection)
+    .await?;
+    let _ = connection.close().await;
+    Ok(rate)
 }
 
 /// How long a drain of `n` messages may take before the run fails (far above the rates seen).

@@ -18,6 +18,7 @@ mod connections;
 mod digests;
 mod error;
 mod inbox;
+mod pending_start;
 mod preferences;
 mod queue;
 mod rates;
@@ -50,6 +51,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Connections the hot statements keep between them (see `connections`).
     connections: std::sync::Arc<connections::Connections>,
+    /// Where the next plain lease starts in the pending index (see `pending_start`).
+    pending_start: std::sync::Arc<pending_start::PendingStart>,
 }
 
 /// Connections of a pool [`PgStore::connect`] opens: enough for one replica's API requests,
@@ -116,6 +119,7 @@ impl PgStore {
         Self {
             pool,
             connections: std::sync::Arc::new(connections::Connections::keeping(half)),
+            pending_start: std::sync::Arc::default(),
         }
     }
 
@@ -125,6 +129,7 @@ impl PgStore {
         Self {
             pool,
             connections: std::sync::Arc::new(connections::Connections::none()),
+            pending_start: std::sync::Arc::default(),
         }
     }
 

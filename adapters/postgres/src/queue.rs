@@ -18,7 +18,9 @@
 //! `SELECT … FOR UPDATE SKIP LOCKED`: pending messages, failures whose retry time has come, and
 //! expired leases. Each walks a partial index of its own (one per leasable kind, see the
 //! migrations), so live leases and failures still waiting for their retry are never read, and
-//! two notifiers never lease the same row. Taking over an expired lease counts an expiry
+//! two notifiers never lease the same row. The pending selection starts where the store's last
+//! lease took its oldest message (`pending_start`), past the index entries that earlier leases
+//! left behind. Taking over an expired lease counts an expiry
 //! (`lease_expiries`); the one that reaches the maximum moves the message to
 //! `permanent_failure` in the same statement instead of leasing it (`Message::lease`).
 //!
@@ -76,10 +78,11 @@ const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS metho
 /// `$3` the maximum attempts (`int4`), `$4` the count (`int8`), `$5` the maximum lease
 /// expiries (`int4`), `$6` the reason of a message given up, a `format` string taking the
 /// expiries (`text`), `$7` the methods left queued (`text[]`, usually empty), `$8` the status
-/// reason of a leased message (`text`, naming the notifier); returns the messages it changed:
-/// the leased ones, and those given up
-/// (`permanent_failure`). Public so that its plan can be checked (`PREPARE` +
-/// `EXPLAIN EXECUTE`).
+/// reason of a leased message (`text`, naming the notifier), `$9` and `$10` where it starts in
+/// the pending index (`timestamptz` and `uuid`, the creation time and id of the first pending
+/// message it may take; both `NULL` for the index's start); returns the messages it changed:
+/// the leased ones, and those given up (`permanent_failure`). Public so that its plan can be
+/// checked (`PREPARE` + `EXPLAIN EXECUTE`).
 #[must_use]
 pub fn lease_statement() -> &'static str {
     &LEASE_STATEMENT
@@ -89,13 +92,14 @@ pub fn lease_statement() -> &'static str {
 /// `expired`: the rule of `Message::is_leasable`, each kind on its own partial index (migration
 /// 0005), oldest first, up to `$4`, `FOR UPDATE SKIP LOCKED`. Each selects `id, created_at`, then
 /// its own `extra` columns (pending, retries, expired), then `expired` and `give_up` (an expired
-/// lease reaching `$5` expiries).
-fn due_selections(extra: [&str; 3]) -> String {
+/// lease reaching `$5` expiries). `pending_from` is added to the pending selection's condition
+/// (the plain lease's start in the pending index, or nothing).
+fn due_selections(extra: [&str; 3], pending_from: &str) -> String {
     let [pending, retries, expired] = extra;
     format!(
         "pending AS ( \
              SELECT id, created_at{pending}, false AS expired, false AS give_up FROM messages \
-             WHERE status = 'pending' AND attempt_count < $3 \
+             WHERE status = 'pending'{pending_from} AND attempt_count < $3 \
                AND method::text <> ALL($7::text[]) \
                AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
@@ -118,6 +122,14 @@ fn due_selections(extra: [&str; 3]) -> String {
     )
 }
 
+/// The plain lease's start in the pending index: `$9`, `$10` the creation time and id of the
+/// first pending message it may take (`NULL`: the index's start, see `pending_start`). A row
+/// comparison on the index's own columns, so the scan begins there rather than stepping over
+/// the entries before it.
+const PENDING_FROM: &str = " AND (created_at, id) >= \
+    (COALESCE($9::timestamptz, '-infinity'::timestamptz), \
+     COALESCE($10::uuid, '00000000-0000-0000-0000-000000000000'::uuid))";
+
 /// See [`lease_statement`].
 static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -139,7 +151,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              updated_at = $1 \
          FROM leasable WHERE m.id = leasable.id \
          RETURNING {}",
-        due_selections(["", "", ""]),
+        due_selections(["", "", ""], PENDING_FROM),
         MESSAGE_COLUMNS
             .split(", ")
             .map(|column| format!("m.{column}"))
@@ -218,11 +230,14 @@ static THROTTLED_LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyL
              updated_at = CASE WHEN leasable.hold THEN m.updated_at ELSE $1 END \
          FROM leasable WHERE m.id = leasable.id \
          RETURNING {}",
-        due_selections([
-            ", recipient, method, true AS counted",
-            ", recipient, method, false AS counted",
-            ", recipient, method, false AS counted",
-        ]),
+        due_selections(
+            [
+                ", recipient, method, true AS counted",
+                ", recipient, method, false AS counted",
+                ", recipient, method, false AS counted",
+            ],
+            ""
+        ),
         MESSAGE_COLUMNS
             .split(", ")
             .map(|column| format!("m.{column}"))
@@ -402,6 +417,91 @@ impl PgStore {
         let queued = insert_one(&mut connection, message).await?;
         connection.done();
         Ok(queued)
+    }
+
+    /// [`MessageQueue::enqueue`]'s statements.
+    async fn store_batch(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
+        if batch.iter().any(|m| m.digest) {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let outcomes = store_rows(&mut tx, batch).await?;
+            tx.commit().await.map_err(store_error)?;
+            return Ok(outcomes);
+        }
+        let queued = match batch {
+            [] => return Ok(Vec::new()),
+            [message] => self.insert_one(message).await?,
+            _ => self.insert_batch(batch).await?,
+        };
+        Ok(outcomes(batch, queued))
+    }
+
+    /// [`MessageQueue::enqueue_claiming`]'s statements.
+    async fn store_claiming(
+        &self,
+        batch: &[NewMessage],
+        claims: &[KeyClaim],
+        now: DateTime<Utc>,
+        answers: ClaimAnswers<'_>,
+    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
+        // A digest row may join an open digest: only the transaction's `store_rows` knows.
+        if !batch.iter().any(|m| m.digest)
+            && let Some(queued) =
+                enqueue_claiming_fresh(&self.pool, batch, claims, now, answers).await?
+        {
+            return Ok(Some(outcomes(batch, queued)));
+        }
+        let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
+        let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
+        let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // In key order, so two batches claiming the same keys cannot deadlock.
+        let claimed: i64 = sqlx::query_scalar(
+            "WITH claimed AS ( \
+                 INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
+                 SELECT caller, key, fingerprint, 'null'::jsonb, $4 \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS c(caller, key, fingerprint) \
+                 ORDER BY caller, key \
+                 ON CONFLICT (caller, key) DO UPDATE \
+                     SET fingerprint = EXCLUDED.fingerprint, answer = EXCLUDED.answer, \
+                         claimed_at = EXCLUDED.claimed_at \
+                     WHERE idempotency_keys.claimed_at < $5 \
+                 RETURNING 1) \
+             SELECT count(*) FROM claimed",
+        )
+        .bind(&callers)
+        .bind(&keys)
+        .bind(&fingerprints)
+        .bind(now)
+        .bind(now - IDEMPOTENCY_WINDOW)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if usize::try_from(claimed).ok() != Some(claims.len()) {
+            tx.rollback().await.map_err(store_error)?;
+            return Ok(None);
+        }
+        let outcomes = store_rows(&mut tx, batch).await?;
+        let answers = answers(&outcomes);
+        if answers.len() != claims.len() {
+            return Err(StoreError::Other(format!(
+                "{} answers for {} idempotency keys",
+                answers.len(),
+                claims.len()
+            )));
+        }
+        sqlx::query(
+            "UPDATE idempotency_keys AS k SET answer = a.answer::jsonb \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS a(caller, key, answer) \
+             WHERE k.caller = a.caller AND k.key = a.key",
+        )
+        .bind(&callers)
+        .bind(&keys)
+        .bind(&answers)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(outcomes))
     }
 
     /// Applies a buffer of changes in one statement, only to messages still holding the lease
@@ -888,19 +988,13 @@ fn caller_uuid(key: &CallerKey) -> Uuid {
 
 #[async_trait]
 impl MessageQueue for PgStore {
+    /// Notes the creation times once the rows are stored (or not), so that no lease started
+    /// meanwhile can begin past them.
     async fn enqueue(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        if batch.iter().any(|m| m.digest) {
-            let mut tx = self.pool.begin().await.map_err(store_error)?;
-            let outcomes = store_rows(&mut tx, batch).await?;
-            tx.commit().await.map_err(store_error)?;
-            return Ok(outcomes);
-        }
-        let queued = match batch {
-            [] => return Ok(Vec::new()),
-            [message] => self.insert_one(message).await?,
-            _ => self.insert_batch(batch).await?,
-        };
-        Ok(outcomes(batch, queued))
+        let stored = self.store_batch(batch).await;
+        self.pending_start
+            .queued(batch.iter().map(|m| m.created_at));
+        stored
     }
 
     /// One transaction; each part is stored on it as `enqueue` stores a batch (its NOTIFY is
@@ -929,65 +1023,10 @@ impl MessageQueue for PgStore {
         now: DateTime<Utc>,
         answers: ClaimAnswers<'_>,
     ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
-        // A digest row may join an open digest: only the transaction's `store_rows` knows.
-        if !batch.iter().any(|m| m.digest)
-            && let Some(queued) =
-                enqueue_claiming_fresh(&self.pool, batch, claims, now, answers).await?
-        {
-            return Ok(Some(outcomes(batch, queued)));
-        }
-        let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
-        let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
-        let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // In key order, so two batches claiming the same keys cannot deadlock.
-        let claimed: i64 = sqlx::query_scalar(
-            "WITH claimed AS ( \
-                 INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
-                 SELECT caller, key, fingerprint, 'null'::jsonb, $4 \
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS c(caller, key, fingerprint) \
-                 ORDER BY caller, key \
-                 ON CONFLICT (caller, key) DO UPDATE \
-                     SET fingerprint = EXCLUDED.fingerprint, answer = EXCLUDED.answer, \
-                         claimed_at = EXCLUDED.claimed_at \
-                     WHERE idempotency_keys.claimed_at < $5 \
-                 RETURNING 1) \
-             SELECT count(*) FROM claimed",
-        )
-        .bind(&callers)
-        .bind(&keys)
-        .bind(&fingerprints)
-        .bind(now)
-        .bind(now - IDEMPOTENCY_WINDOW)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if usize::try_from(claimed).ok() != Some(claims.len()) {
-            tx.rollback().await.map_err(store_error)?;
-            return Ok(None);
-        }
-        let outcomes = store_rows(&mut tx, batch).await?;
-        let answers = answers(&outcomes);
-        if answers.len() != claims.len() {
-            return Err(StoreError::Other(format!(
-                "{} answers for {} idempotency keys",
-                answers.len(),
-                claims.len()
-            )));
-        }
-        sqlx::query(
-            "UPDATE idempotency_keys AS k SET answer = a.answer::jsonb \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS a(caller, key, answer) \
-             WHERE k.caller = a.caller AND k.key = a.key",
-        )
-        .bind(&callers)
-        .bind(&keys)
-        .bind(&answers)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(Some(outcomes))
+        let stored = self.store_claiming(batch, claims, now, answers).await;
+        self.pending_start
+            .queued(batch.iter().map(|m| m.created_at));
+        stored
     }
 
     async fn claimed_answers(
@@ -1048,8 +1087,14 @@ impl MessageQueue for PgStore {
         // vacuumed) cannot send a lease through every queued row. An expired lease taken over
         // counts an expiry, and the one reaching the maximum gives the message up instead: it
         // comes back as `permanent_failure`, and is not handed to the notifier.
+        // The pending selection starts where the last lease took its oldest message, not at
+        // the index's start, so it does not step over the entries every lease since the last
+        // VACUUM left behind (`pending_start`).
+        let start = self.pending_start.start(request.now);
         let mut connection = self.connection().await?;
         let rows: Vec<MessageRow> = bind_lease(lease_statement(), &request)
+            .bind(start.key.map(|(created_at, _)| created_at))
+            .bind(start.key.map(|(_, id)| id))
             .fetch_all(&mut *connection)
             .await
             .map_err(store_error)?;
@@ -1057,6 +1102,13 @@ impl MessageQueue for PgStore {
         let mut leased = messages(rows)?;
         leased.retain(|m| m.status == MessageStatus::Leased);
         leased.sort_by_key(|m| (m.created_at, *m.id.as_uuid()));
+        // A lease that skipped methods left their messages pending behind what it took.
+        if request.skip.is_empty() {
+            self.pending_start.leased(
+                start,
+                leased.first().map(|m| (m.created_at, *m.id.as_uuid())),
+            );
+        }
         Ok(leased)
     }
 
@@ -1067,14 +1119,17 @@ impl MessageQueue for PgStore {
         throttle: &ThrottleWindow,
     ) -> Result<ThrottledLease, StoreError> {
         let mut connection = self.connection().await?;
-        let rows: Vec<MessageRow> = bind_lease(throttled_lease_statement(), &request)
+        let rows = bind_lease(throttled_lease_statement(), &request)
             .bind(throttle.start)
             .bind(throttle.end)
             .bind(i64::from(throttle.limit))
             .bind(&throttle.reason)
             .fetch_all(&mut *connection)
-            .await
-            .map_err(store_error)?;
+            .await;
+        // Messages held back stay pending where they were: a plain lease reads the pending
+        // index from its start again.
+        self.pending_start.forget();
+        let rows: Vec<MessageRow> = rows.map_err(store_error)?;
         connection.done();
         let changed = messages(rows)?;
         let held_back = changed
@@ -1129,8 +1184,11 @@ impl MessageQueue for PgStore {
             .bind(&leases)
             .bind(GIVEN_BACK_REASON)
             .execute(&mut *connection)
-            .await
-            .map_err(store_error)?;
+            .await;
+        // Given back, they are pending again where they were, behind where leases start; a
+        // lease that read the point before this cannot move it any more.
+        self.pending_start.forget();
+        let result = result.map_err(store_error)?;
         connection.done();
         Ok(result.rows_affected())
     }
