@@ -917,7 +917,21 @@ async fn mixed_drain(
         webhook_p99.push(p99);
         // The CPU spent while the webhook messages drained (up to their last arrival).
         let spent = MixedCpu::take(&server, &smtp).since(&cpu_before);
-        let cpu = spent.describe(started.elapsed());
+        let wall = started.elapsed();
+        // How much of the SMTP half competed with the webhook messages: the emails the
+        // server took while they drained (those of earlier phases left out).
+        let taken_before = if phase == Mixed::BesideRawEmail {
+            count
+        } else {
+            0
+        };
+        let meanwhile = smtp.messages().len().saturating_sub(taken_before);
+        let mut cpu = spent.describe(wall);
+        if phase != Mixed::Alone {
+            cpu.push_str(&format!(
+                "; {meanwhile} of the {count} emails sent meanwhile"
+            ));
+        }
         eprintln!("bench: mixed drain ({phase:?}): webhook p99 {p99:.0} ms; {cpu}");
         cpu_lines.push(cpu);
         wait_all_sent(url, &[webhooks, emails].concat()).await?;
