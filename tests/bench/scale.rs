@@ -243,8 +243,8 @@ impl Bench<'_> {
             .ok_or_else(|| anyhow!("the prototype event queued no message"))
     }
 
-    /// Backlog: `n` messages waiting (seeded while the notifier is paused), the lease's p99
-    /// over them (Herald's lease, given back at once), then the drain to the receiver.
+    /// Backlog: each size drained by Herald (`backlog_drain`), the smallest and the largest
+    /// by the raw worker too (`raw_backlog_drain`), and what each keeps at the largest.
     async fn backlog(&self, url: &str, report: &mut Report) -> Result<()> {
         let herald = self.herald(url).await?;
         let store = PgStore::connect(url).await?;
@@ -252,54 +252,36 @@ impl Bench<'_> {
         let mut leases = Vec::new();
         let mut raw_rates = Vec::new();
         for (i, &n) in self.scale.backlog.iter().enumerate() {
-            let prototype = self.prototype(&herald).await?;
-            // An hour of outage's worth of messages, oldest first.
-            let first = Utc::now() - chrono::Duration::hours(1);
-            seed_messages(
-                url,
-                prototype,
-                n - 1,
-                "pending",
-                first,
-                3_600.0 / n as f64,
-                &herald.subjects,
-            )
-            .await?;
-            vacuum(url, "messages").await?;
-            let ids = ids_with_status(url, "pending").await?;
-            if ids.len() != n {
-                bail!("{} messages wait, {n} seeded", ids.len());
+            // The smallest backlog drains in well under a second, where one slow moment weighs
+            // much: it is drained three times, and the median counts.
+            let rounds = if i == 0 { 3 } else { 1 };
+            let mut drains = Vec::new();
+            for _ in 0..rounds {
+                drains.push(self.backlog_drain(&herald, &store, url, n).await?);
             }
-            let lease_p99 = lease_p99(&store, self.options.tuning.lease_count, 100).await?;
-            let started = Instant::now();
-            herald.api.set_paused(false).await?;
-            let arrivals = herald
-                .receiver
-                .expect_exactly(&ids, drain_timeout(n))
-                .await?;
-            let rate = Receiver::rate_since(started, &arrivals);
-            eprintln!(
-                "bench: scale: backlog of {}: {rate:.0} messages/s, lease p99 {lease_p99:.2} ms",
-                count(n)
-            );
-            all_sent(url, n).await?;
-            herald.receiver.reset();
-            truncate_messages(url).await?;
+            drains.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (rate, lease_p99) = drains[drains.len() / 2];
             rates.push((n as f64, rate));
             leases.push((n as f64, lease_p99));
             let full = label(FULL.backlog[i]);
             let last = i == self.scale.backlog.len() - 1;
             if i == 0 || last {
-                let raw_rate = self.raw_backlog_drain(&herald, url, n).await?;
+                let mut raw = Vec::new();
+                for _ in 0..rounds {
+                    raw.push(self.raw_backlog_drain(&herald, url, n).await?);
+                }
+                raw.sort_by(f64::total_cmp);
+                let raw_rate = raw[raw.len() / 2];
                 raw_rates.push(raw_rate);
                 self.push(
                     report,
                     Scenario::baseline(
                         format!("raw_backlog_drain_{full}"),
                         format!(
-                            "raw limit: one SQL worker leasing {} (oldest first, FOR UPDATE SKIP LOCKED) and marking them sent in one statement, over the same backlog of {} seeded again",
+                            "raw limit: one SQL worker leasing {} (oldest first, FOR UPDATE SKIP LOCKED) and marking them sent in one statement, over the same backlog of {} seeded again{}",
                             self.options.tuning.lease_count,
-                            count(n)
+                            count(n),
+                            if rounds > 1 { " (median of 3)" } else { "" }
                         ),
                         raw_rate,
                         "messages/s",
@@ -320,9 +302,10 @@ impl Bench<'_> {
                 Scenario::measured(
                     format!("backlog_drain_{full}"),
                     format!(
-                        "drain of a backlog of {} webhook messages seeded while paused (lease {})",
+                        "drain of a backlog of {} webhook messages seeded while paused (lease {}){}",
                         count(n),
-                        self.options.tuning.lease_count
+                        self.options.tuning.lease_count,
+                        if rounds > 1 { "; median of 3" } else { "" }
                     ),
                     rate,
                     "messages/s",
@@ -406,6 +389,52 @@ impl Bench<'_> {
             }],
         });
         Ok(())
+    }
+
+    /// One drain of a backlog of `n` messages seeded while Herald is paused: the lease's p99
+    /// over them first (Herald's lease, given back at once), then the drain to the receiver;
+    /// messages per second and the p99 in ms. The table is emptied again afterwards.
+    async fn backlog_drain(
+        &self,
+        herald: &Herald,
+        store: &PgStore,
+        url: &str,
+        n: usize,
+    ) -> Result<(f64, f64)> {
+        let prototype = self.prototype(herald).await?;
+        // An hour of outage's worth of messages, oldest first.
+        let first = Utc::now() - chrono::Duration::hours(1);
+        seed_messages(
+            url,
+            prototype,
+            n - 1,
+            "pending",
+            first,
+            3_600.0 / n as f64,
+            &herald.subjects,
+        )
+        .await?;
+        vacuum(url, "messages").await?;
+        let ids = ids_with_status(url, "pending").await?;
+        if ids.len() != n {
+            bail!("{} messages wait, {n} seeded", ids.len());
+        }
+        let lease_p99 = lease_p99(store, self.options.tuning.lease_count, 100).await?;
+        let started = Instant::now();
+        herald.api.set_paused(false).await?;
+        let arrivals = herald
+            .receiver
+            .expect_exactly(&ids, drain_timeout(n))
+            .await?;
+        let rate = Receiver::rate_since(started, &arrivals);
+        eprintln!(
+            "bench: scale: backlog of {}: {rate:.0} messages/s, lease p99 {lease_p99:.2} ms",
+            count(n)
+        );
+        all_sent(url, n).await?;
+        herald.receiver.reset();
+        truncate_messages(url).await?;
+        Ok((rate, lease_p99))
     }
 
     /// The raw limit of a backlog's drain: `n` messages seeded again as for Herald's drain
