@@ -572,13 +572,13 @@ impl PurgeLockHolder {
 /// flush, large enough that the index descent and round trip per chunk stay a small part of
 /// its cost (chosen with the scale benchmark's purge phase). A purge cut off half-way leaves
 /// every chunk whole.
-pub const PURGE_CHUNK_ROWS: i64 = 1_000;
+pub const PURGE_CHUNK_ROWS: i64 = 100;
 
 /// The pause between two chunks of a purge, in which the live traffic has the server to
 /// itself: a purge is never urgent, an enqueue always is. Long enough that the purge takes the
 /// smaller share of a core while it runs, short enough that a week of history still goes in
 /// minutes (chosen with the scale benchmark's purge phase).
-pub const PURGE_CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+pub const PURGE_CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// One chunk of a purge: `$1` the cutoff, `$2` where the previous chunk ended (its newest
 /// `updated_at`, or null for the first chunk), `$3` the chunk's size. Deletes up to `$3` of the
