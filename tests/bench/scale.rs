@@ -391,18 +391,10 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// One drain of a backlog of `n` messages seeded while Herald is paused: the lease's p99
-    /// over them first (Herald's lease, given back at once), then the drain to the receiver;
-    /// messages per second and the p99 in ms. The table is emptied again afterwards.
-    async fn backlog_drain(
-        &self,
-        herald: &Herald,
-        store: &PgStore,
-        url: &str,
-        n: usize,
-    ) -> Result<(f64, f64)> {
+    /// A backlog of `n` pending messages, an hour of outage's worth, oldest first: Herald's
+    /// prototype (queued while paused) and its copies, vacuumed.
+    async fn seed_backlog(&self, herald: &Herald, url: &str, n: usize) -> Result<()> {
         let prototype = self.prototype(herald).await?;
-        // An hour of outage's worth of messages, oldest first.
         let first = Utc::now() - chrono::Duration::hours(1);
         seed_messages(
             url,
@@ -414,7 +406,20 @@ impl Bench<'_> {
             &herald.subjects,
         )
         .await?;
-        vacuum(url, "messages").await?;
+        vacuum(url, "messages").await
+    }
+
+    /// One drain of a backlog of `n` messages seeded while Herald is paused: the lease's p99
+    /// over them first (Herald's lease, given back at once), then the drain to the receiver;
+    /// messages per second and the p99 in ms. The table is emptied again afterwards.
+    async fn backlog_drain(
+        &self,
+        herald: &Herald,
+        store: &PgStore,
+        url: &str,
+        n: usize,
+    ) -> Result<(f64, f64)> {
+        self.seed_backlog(herald, url, n).await?;
         let ids = ids_with_status(url, "pending").await?;
         if ids.len() != n {
             bail!("{} messages wait, {n} seeded", ids.len());
@@ -442,19 +447,7 @@ impl Bench<'_> {
     /// default benchmark's `raw_lease_mark_sent`) with nothing delivered; messages per second.
     /// The table is emptied again afterwards.
     async fn raw_backlog_drain(&self, herald: &Herald, url: &str, n: usize) -> Result<f64> {
-        let prototype = self.prototype(herald).await?;
-        let first = Utc::now() - chrono::Duration::hours(1);
-        seed_messages(
-            url,
-            prototype,
-            n - 1,
-            "pending",
-            first,
-            3_600.0 / n as f64,
-            &herald.subjects,
-        )
-        .await?;
-        vacuum(url, "messages").await?;
+        self.seed_backlog(herald, url, n).await?;
         let (rate, drained, _) =
             crate::raw::lease_and_mark_sent(url, self.options.tuning.lease_count).await?;
         if drained != n {
