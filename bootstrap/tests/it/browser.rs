@@ -21,6 +21,16 @@ pub(crate) struct Site {
     pub(crate) member_id: String,
     _process: Process,
     database: TestDatabase,
+    _data_dir: DataDir,
+}
+
+/// The server's data directory, removed when the site is dropped.
+struct DataDir(std::path::PathBuf);
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
 }
 
 impl Site {
@@ -86,6 +96,7 @@ impl Site {
             member,
             _process: process,
             database,
+            _data_dir: DataDir(data_dir),
         }
     }
 
