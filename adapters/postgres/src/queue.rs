@@ -943,10 +943,6 @@ struct PgEnqueue<'a> {
     /// `None` once committed.
     connection: Option<crate::connections::Connection<'a>>,
     outcomes: Vec<EnqueueOutcome>,
-    /// Told the creation time of the oldest message stored, once the commit is done, as
-    /// `enqueue` tells it.
-    pending_start: &'a crate::pending_start::PendingStart,
-    oldest: Option<DateTime<Utc>>,
 }
 
 impl PgEnqueue<'_> {
@@ -960,17 +956,16 @@ impl PgEnqueue<'_> {
 #[async_trait]
 impl EnqueueTransaction for PgEnqueue<'_> {
     async fn add(&mut self, messages: Vec<NewMessage>) -> Result<(), StoreError> {
-        let oldest = messages.iter().map(|m| m.created_at).min();
-        self.oldest = self.oldest.into_iter().chain(oldest).min();
         let outcomes = store_rows(self.connection()?, &messages).await?;
         self.outcomes.extend(outcomes);
         Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        let committed = sqlx::query("COMMIT").execute(self.connection()?).await;
-        self.pending_start.queued(self.oldest);
-        committed.map_err(store_error)?;
+        sqlx::query("COMMIT")
+            .execute(self.connection()?)
+            .await
+            .map_err(store_error)?;
         if let Some(connection) = self.connection.take() {
             connection.done();
         }
@@ -1013,8 +1008,6 @@ impl MessageQueue for PgStore {
         Ok(Box::new(PgEnqueue {
             connection: Some(connection),
             outcomes: Vec::new(),
-            pending_start: &self.pending_start,
-            oldest: None,
         }))
     }
 

@@ -779,18 +779,6 @@ async fn a_lease_leaves_the_methods_it_skips_queued(backend: Backend) {
 }
 
 async fn a_message_queued_older_than_the_last_lease_took_is_leased_first(backend: Backend) {
-    queued_older_than_the_last_lease_took(backend, false).await;
-}
-
-/// As [`a_message_queued_older_than_the_last_lease_took_is_leased_first`], for a message
-/// queued in parts (`begin_enqueue`), as a large fan-out is.
-async fn a_message_queued_in_parts_older_than_the_last_lease_took_is_leased_first(
-    backend: Backend,
-) {
-    queued_older_than_the_last_lease_took(backend, true).await;
-}
-
-async fn queued_older_than_the_last_lease_took(backend: Backend, in_parts: bool) {
     let user = UserId::random();
     let newer = queue_at(&backend, user, &[secs(10), secs(11), secs(12), secs(13)]).await;
     let now = t0() + Duration::minutes(1);
@@ -803,15 +791,7 @@ async fn queued_older_than_the_last_lease_took(backend: Backend, in_parts: bool)
     assert_eq!(backend.queue.mark_sent(&sent).await.unwrap(), 2);
 
     // Created before the messages just leased (its request began earlier), queued after.
-    let older = if in_parts {
-        let message = sample::new_message(user, t0() + secs(1));
-        let mut transaction = backend.queue.begin_enqueue().await.unwrap();
-        transaction.add(vec![message.clone()]).await.unwrap();
-        transaction.commit().await.unwrap();
-        vec![message.id]
-    } else {
-        queue_at(&backend, user, &[secs(1)]).await
-    };
+    let older = queue_at(&backend, user, &[secs(1)]).await;
     let next = lease(&backend, now, 2).await;
 
     assert_eq!(
@@ -1354,7 +1334,6 @@ herald_tests::contract_suite! {
     write_back_skips_unknown_messages_and_messages_never_leased,
     a_lease_leaves_the_methods_it_skips_queued,
     a_message_queued_older_than_the_last_lease_took_is_leased_first,
-    a_message_queued_in_parts_older_than_the_last_lease_took_is_leased_first,
     a_scheduled_message_coming_due_behind_leased_messages_is_leased_a_second_later,
     extending_moves_only_the_leases_still_held,
     a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged,
