@@ -8,7 +8,6 @@ mod contract;
 mod delivery;
 mod dispatchers;
 mod http;
-mod postgres_lease_start;
 mod postgres_plans;
 mod postgres_pool;
 mod postgres_purge;

@@ -8,12 +8,10 @@
 //! with autovacuum off or behind, without bound).
 //!
 //! So the store remembers the oldest message its last lease took, and the next lease reads the
-//! pending index from [`IN_FLIGHT_ALLOWANCE`] before its creation time (`(created_at, id) >=
-//! …`): nothing before it was leasable when that lease ran, but for enqueues still in flight,
-//! whose messages carry the time their request began and commit a little later. A message can
-//! still become pending behind that point: one whose enqueue took longer than the allowance (or
-//! came from a replica whose clock is behind), one given back, a scheduled message or a retry
-//! time coming due, a row another lease had locked and let go. This store forgets the point when it enqueues an older message,
+//! pending index from there (`(created_at, id) >= …`): nothing before it was leasable when that
+//! lease ran. A message can still become pending behind that point: one enqueued with an older
+//! creation time, one given back, a scheduled message or a retry time coming due, a row another
+//! lease had locked and let go. This store forgets the point when it enqueues an older message,
 //! gives a lease back or holds messages back in a throttled lease, does not move it after a
 //! lease that skipped methods (their messages stay pending behind), and in any case reads the
 //! index from its start again once [`RESCAN_INTERVAL`] of the lease's clock has passed since it
@@ -29,10 +27,6 @@ use uuid::Uuid;
 /// How long a lease may start from the remembered point before one reads the pending index
 /// from its start again, by the lease's clock (`LeaseRequest::now`).
 pub(crate) const RESCAN_INTERVAL: TimeDelta = TimeDelta::seconds(1);
-
-/// How far before the oldest message a lease took the next one starts: messages created that
-/// long before it may still be committing (their enqueue began earlier, and stamped them then).
-pub(crate) const IN_FLIGHT_ALLOWANCE: TimeDelta = TimeDelta::seconds(2);
 
 /// A pending message's place in the pending index.
 pub(crate) type Key = (DateTime<Utc>, Uuid);
@@ -89,17 +83,16 @@ impl PendingStart {
     }
 
     /// A lease from `start` took `oldest` first (`None`: it took nothing): the next one starts
-    /// [`IN_FLIGHT_ALLOWANCE`] before it. A lease from the index's start that took nothing
-    /// leaves no point.
+    /// there. A lease from the index's start that took nothing leaves no point.
     pub(crate) fn leased(&self, start: Start, oldest: Option<Key>) {
         let mut state = self.state();
         if state.forgotten != start.forgotten {
             return;
         }
         match (oldest, start.key) {
-            (Some((created_at, _)), _) => {
+            (Some(key), _) => {
                 state.mark = Some(Mark {
-                    key: (created_at - IN_FLIGHT_ALLOWANCE, Uuid::nil()),
+                    key,
                     scanned_at: start.scanned_at,
                 });
             }
@@ -114,7 +107,7 @@ impl PendingStart {
         let Some(mark) = state.mark else {
             return;
         };
-        if created.into_iter().any(|at| at < mark.key.0) {
+        if created.into_iter().any(|at| at <= mark.key.0) {
             state.forget();
         }
     }
@@ -145,18 +138,13 @@ mod tests {
         (at(seconds), Uuid::from_u128(seconds as u128))
     }
 
-    /// Where a lease starts after one that took `key(seconds)` first.
-    fn after(seconds: i64) -> Option<Key> {
-        Some((at(seconds) - IN_FLIGHT_ALLOWANCE, Uuid::nil()))
-    }
-
     #[test]
     fn a_lease_starts_where_the_last_one_took_its_oldest_message() {
         let point = PendingStart::default();
         let first = point.start(at(0));
         assert_eq!(first.key, None);
         point.leased(first, Some(key(-50)));
-        assert_eq!(point.start(at(0)).key, after(-50));
+        assert_eq!(point.start(at(0)).key, Some(key(-50)));
     }
 
     #[test]
@@ -164,7 +152,7 @@ mod tests {
         let point = PendingStart::default();
         point.leased(point.start(at(0)), Some(key(-50)));
         let later = point.start(at(0) + RESCAN_INTERVAL - TimeDelta::milliseconds(1));
-        assert_eq!(later.key, after(-50));
+        assert_eq!(later.key, Some(key(-50)));
         // Leases from the point do not put the next read from the start off.
         point.leased(later, Some(key(-40)));
         assert_eq!(point.start(at(0) + RESCAN_INTERVAL).key, None);
@@ -181,13 +169,9 @@ mod tests {
     fn an_older_message_queued_or_a_lease_given_back_forgets_the_point() {
         let point = PendingStart::default();
         point.leased(point.start(at(0)), Some(key(-50)));
-        point.queued([at(-10), at(-51)]);
-        assert_eq!(
-            point.start(at(0)).key,
-            after(-50),
-            "messages past the point"
-        );
-        point.queued([at(-10), at(-53)]);
+        point.queued([at(-10)]);
+        assert_eq!(point.start(at(0)).key, Some(key(-50)), "a newer message");
+        point.queued([at(-10), at(-50)]);
         assert_eq!(point.start(at(0)).key, None);
 
         point.leased(point.start(at(0)), Some(key(-50)));
@@ -213,7 +197,7 @@ mod tests {
         point.leased(from_point, None);
         assert_eq!(
             point.start(at(0)).key,
-            after(-50),
+            Some(key(-50)),
             "kept after a lease from it"
         );
         let from_start = point.start(at(0) + RESCAN_INTERVAL);

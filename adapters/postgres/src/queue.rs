@@ -419,91 +419,6 @@ impl PgStore {
         Ok(queued)
     }
 
-    /// [`MessageQueue::enqueue`]'s statements.
-    async fn store_batch(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        if batch.iter().any(|m| m.digest) {
-            let mut tx = self.pool.begin().await.map_err(store_error)?;
-            let outcomes = store_rows(&mut tx, batch).await?;
-            tx.commit().await.map_err(store_error)?;
-            return Ok(outcomes);
-        }
-        let queued = match batch {
-            [] => return Ok(Vec::new()),
-            [message] => self.insert_one(message).await?,
-            _ => self.insert_batch(batch).await?,
-        };
-        Ok(outcomes(batch, queued))
-    }
-
-    /// [`MessageQueue::enqueue_claiming`]'s statements.
-    async fn store_claiming(
-        &self,
-        batch: &[NewMessage],
-        claims: &[KeyClaim],
-        now: DateTime<Utc>,
-        answers: ClaimAnswers<'_>,
-    ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
-        // A digest row may join an open digest: only the transaction's `store_rows` knows.
-        if !batch.iter().any(|m| m.digest)
-            && let Some(queued) =
-                enqueue_claiming_fresh(&self.pool, batch, claims, now, answers).await?
-        {
-            return Ok(Some(outcomes(batch, queued)));
-        }
-        let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
-        let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
-        let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // In key order, so two batches claiming the same keys cannot deadlock.
-        let claimed: i64 = sqlx::query_scalar(
-            "WITH claimed AS ( \
-                 INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
-                 SELECT caller, key, fingerprint, 'null'::jsonb, $4 \
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS c(caller, key, fingerprint) \
-                 ORDER BY caller, key \
-                 ON CONFLICT (caller, key) DO UPDATE \
-                     SET fingerprint = EXCLUDED.fingerprint, answer = EXCLUDED.answer, \
-                         claimed_at = EXCLUDED.claimed_at \
-                     WHERE idempotency_keys.claimed_at < $5 \
-                 RETURNING 1) \
-             SELECT count(*) FROM claimed",
-        )
-        .bind(&callers)
-        .bind(&keys)
-        .bind(&fingerprints)
-        .bind(now)
-        .bind(now - IDEMPOTENCY_WINDOW)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if usize::try_from(claimed).ok() != Some(claims.len()) {
-            tx.rollback().await.map_err(store_error)?;
-            return Ok(None);
-        }
-        let outcomes = store_rows(&mut tx, batch).await?;
-        let answers = answers(&outcomes);
-        if answers.len() != claims.len() {
-            return Err(StoreError::Other(format!(
-                "{} answers for {} idempotency keys",
-                answers.len(),
-                claims.len()
-            )));
-        }
-        sqlx::query(
-            "UPDATE idempotency_keys AS k SET answer = a.answer::jsonb \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS a(caller, key, answer) \
-             WHERE k.caller = a.caller AND k.key = a.key",
-        )
-        .bind(&callers)
-        .bind(&keys)
-        .bind(&answers)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(Some(outcomes))
-    }
-
     /// Applies a buffer of changes in one statement, only to messages still holding the lease
     /// each change completes.
     ///
@@ -988,13 +903,21 @@ fn caller_uuid(key: &CallerKey) -> Uuid {
 
 #[async_trait]
 impl MessageQueue for PgStore {
-    /// Notes the creation times once the rows are stored (or not), so that no lease started
-    /// meanwhile can begin past them.
     async fn enqueue(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        let stored = self.store_batch(batch).await;
         self.pending_start
             .queued(batch.iter().map(|m| m.created_at));
-        stored
+        if batch.iter().any(|m| m.digest) {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let outcomes = store_rows(&mut tx, batch).await?;
+            tx.commit().await.map_err(store_error)?;
+            return Ok(outcomes);
+        }
+        let queued = match batch {
+            [] => return Ok(Vec::new()),
+            [message] => self.insert_one(message).await?,
+            _ => self.insert_batch(batch).await?,
+        };
+        Ok(outcomes(batch, queued))
     }
 
     /// One transaction; each part is stored on it as `enqueue` stores a batch (its NOTIFY is
@@ -1023,10 +946,67 @@ impl MessageQueue for PgStore {
         now: DateTime<Utc>,
         answers: ClaimAnswers<'_>,
     ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
-        let stored = self.store_claiming(batch, claims, now, answers).await;
         self.pending_start
             .queued(batch.iter().map(|m| m.created_at));
-        stored
+        // A digest row may join an open digest: only the transaction's `store_rows` knows.
+        if !batch.iter().any(|m| m.digest)
+            && let Some(queued) =
+                enqueue_claiming_fresh(&self.pool, batch, claims, now, answers).await?
+        {
+            return Ok(Some(outcomes(batch, queued)));
+        }
+        let callers: Vec<Uuid> = claims.iter().map(|c| caller_uuid(&c.key)).collect();
+        let keys: Vec<&str> = claims.iter().map(|c| c.key.key.as_str()).collect();
+        let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint.as_str()).collect();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // In key order, so two batches claiming the same keys cannot deadlock.
+        let claimed: i64 = sqlx::query_scalar(
+            "WITH claimed AS ( \
+                 INSERT INTO idempotency_keys (caller, key, fingerprint, answer, claimed_at) \
+                 SELECT caller, key, fingerprint, 'null'::jsonb, $4 \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS c(caller, key, fingerprint) \
+                 ORDER BY caller, key \
+                 ON CONFLICT (caller, key) DO UPDATE \
+                     SET fingerprint = EXCLUDED.fingerprint, answer = EXCLUDED.answer, \
+                         claimed_at = EXCLUDED.claimed_at \
+                     WHERE idempotency_keys.claimed_at < $5 \
+                 RETURNING 1) \
+             SELECT count(*) FROM claimed",
+        )
+        .bind(&callers)
+        .bind(&keys)
+        .bind(&fingerprints)
+        .bind(now)
+        .bind(now - IDEMPOTENCY_WINDOW)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if usize::try_from(claimed).ok() != Some(claims.len()) {
+            tx.rollback().await.map_err(store_error)?;
+            return Ok(None);
+        }
+        let outcomes = store_rows(&mut tx, batch).await?;
+        let answers = answers(&outcomes);
+        if answers.len() != claims.len() {
+            return Err(StoreError::Other(format!(
+                "{} answers for {} idempotency keys",
+                answers.len(),
+                claims.len()
+            )));
+        }
+        sqlx::query(
+            "UPDATE idempotency_keys AS k SET answer = a.answer::jsonb \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS a(caller, key, answer) \
+             WHERE k.caller = a.caller AND k.key = a.key",
+        )
+        .bind(&callers)
+        .bind(&keys)
+        .bind(&answers)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(outcomes))
     }
 
     async fn claimed_answers(
@@ -1118,18 +1098,18 @@ impl MessageQueue for PgStore {
         request: LeaseRequest,
         throttle: &ThrottleWindow,
     ) -> Result<ThrottledLease, StoreError> {
+        // Messages held back stay pending where they were: a plain lease reads the pending
+        // index from its start again.
+        self.pending_start.forget();
         let mut connection = self.connection().await?;
-        let rows = bind_lease(throttled_lease_statement(), &request)
+        let rows: Vec<MessageRow> = bind_lease(throttled_lease_statement(), &request)
             .bind(throttle.start)
             .bind(throttle.end)
             .bind(i64::from(throttle.limit))
             .bind(&throttle.reason)
             .fetch_all(&mut *connection)
-            .await;
-        // Messages held back stay pending where they were: a plain lease reads the pending
-        // index from its start again.
-        self.pending_start.forget();
-        let rows: Vec<MessageRow> = rows.map_err(store_error)?;
+            .await
+            .map_err(store_error)?;
         connection.done();
         let changed = messages(rows)?;
         let held_back = changed
@@ -1178,17 +1158,16 @@ impl MessageQueue for PgStore {
             return Ok(0);
         }
         let (ids, leases) = held_columns(held);
+        // Given back, they are pending again where they were, behind where leases start.
+        self.pending_start.forget();
         let mut connection = self.connection().await?;
         let result = sqlx::query(GIVE_BACK_STATEMENT)
             .bind(&ids)
             .bind(&leases)
             .bind(GIVEN_BACK_REASON)
             .execute(&mut *connection)
-            .await;
-        // Given back, they are pending again where they were, behind where leases start; a
-        // lease that read the point before this cannot move it any more.
-        self.pending_start.forget();
-        let result = result.map_err(store_error)?;
+            .await
+            .map_err(store_error)?;
         connection.done();
         Ok(result.rows_affected())
     }

@@ -922,10 +922,13 @@ async fn a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged(back
 }
 
 async fn leases_given_back_behind_a_later_lease_are_leased_first(backend: Backend) {
-    // Minutes apart: further than a lease's start allows for enqueues still in flight.
-    let minutes = [0, 1, 2, 3, 4].map(Duration::minutes);
-    let ids = queue_at(&backend, UserId::random(), &minutes).await;
-    let now = t0() + Duration::minutes(10);
+    let ids = queue_at(
+        &backend,
+        UserId::random(),
+        &[secs(0), secs(1), secs(2), secs(3), secs(4)],
+    )
+    .await;
+    let now = t0() + Duration::minutes(1);
     let first = lease(&backend, now, 2).await;
     let second = lease(&backend, now, 2).await;
     assert_eq!(id_set(&second), BTreeSet::from([ids[2], ids[3]]));
