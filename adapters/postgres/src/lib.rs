@@ -18,7 +18,6 @@ mod connections;
 mod digests;
 mod error;
 mod inbox;
-mod pending_start;
 mod preferences;
 mod queue;
 mod rates;
@@ -51,8 +50,6 @@ pub struct PgStore {
     pool: PgPool,
     /// Connections the hot statements keep between them (see `connections`).
     connections: std::sync::Arc<connections::Connections>,
-    /// Where the next plain lease starts in the pending index (see `pending_start`).
-    pending_start: std::sync::Arc<pending_start::PendingStart>,
 }
 
 /// Connections of a pool [`PgStore::connect`] opens: enough for one replica's API requests,
@@ -119,7 +116,6 @@ impl PgStore {
         Self {
             pool,
             connections: std::sync::Arc::new(connections::Connections::keeping(half)),
-            pending_start: std::sync::Arc::default(),
         }
     }
 
@@ -129,7 +125,6 @@ impl PgStore {
         Self {
             pool,
             connections: std::sync::Arc::new(connections::Connections::none()),
-            pending_start: std::sync::Arc::default(),
         }
     }
 

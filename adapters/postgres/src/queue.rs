@@ -78,11 +78,10 @@ const MESSAGE_COLUMNS: &str = "id, template_id, recipient, method::text AS metho
 /// `$3` the maximum attempts (`int4`), `$4` the count (`int8`), `$5` the maximum lease
 /// expiries (`int4`), `$6` the reason of a message given up, a `format` string taking the
 /// expiries (`text`), `$7` the methods left queued (`text[]`, usually empty), `$8` the status
-/// reason of a leased message (`text`, naming the notifier), `$9` and `$10` where it starts in
-/// the pending index (`timestamptz` and `uuid`, the creation time and id of the first pending
-/// message it may take; both `NULL` for the index's start); returns the messages it changed:
-/// the leased ones, and those given up (`permanent_failure`). Public so that its plan can be
-/// checked (`PREPARE` + `EXPLAIN EXECUTE`).
+/// reason of a leased message (`text`, naming the notifier); returns the messages it changed:
+/// the leased ones, and those given up
+/// (`permanent_failure`). Public so that its plan can be checked (`PREPARE` +
+/// `EXPLAIN EXECUTE`).
 #[must_use]
 pub fn lease_statement() -> &'static str {
     &LEASE_STATEMENT
@@ -92,14 +91,13 @@ pub fn lease_statement() -> &'static str {
 /// `expired`: the rule of `Message::is_leasable`, each kind on its own partial index (migration
 /// 0005), oldest first, up to `$4`, `FOR UPDATE SKIP LOCKED`. Each selects `id, created_at`, then
 /// its own `extra` columns (pending, retries, expired), then `expired` and `give_up` (an expired
-/// lease reaching `$5` expiries). `pending_from` is added to the pending selection's condition
-/// (the plain lease's start in the pending index, or nothing).
-fn due_selections(extra: [&str; 3], pending_from: &str) -> String {
+/// lease reaching `$5` expiries).
+fn due_selections(extra: [&str; 3]) -> String {
     let [pending, retries, expired] = extra;
     format!(
         "pending AS ( \
              SELECT id, created_at{pending}, false AS expired, false AS give_up FROM messages \
-             WHERE status = 'pending'{pending_from} AND attempt_count < $3 \
+             WHERE status = 'pending' AND attempt_count < $3 \
                AND method::text <> ALL($7::text[]) \
                AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $4 \
@@ -122,14 +120,6 @@ fn due_selections(extra: [&str; 3], pending_from: &str) -> String {
     )
 }
 
-/// The plain lease's start in the pending index: `$9`, `$10` the creation time and id of the
-/// first pending message it may take (`NULL`: the index's start, see `pending_start`). A row
-/// comparison on the index's own columns, so the scan begins there rather than stepping over
-/// the entries before it.
-const PENDING_FROM: &str = " AND (created_at, id) >= \
-    (COALESCE($9::timestamptz, '-infinity'::timestamptz), \
-     COALESCE($10::uuid, '00000000-0000-0000-0000-000000000000'::uuid))";
-
 /// See [`lease_statement`].
 static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -151,7 +141,7 @@ static LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
              updated_at = $1 \
          FROM leasable WHERE m.id = leasable.id \
          RETURNING {}",
-        due_selections(["", "", ""], PENDING_FROM),
+        due_selections(["", "", ""]),
         MESSAGE_COLUMNS
             .split(", ")
             .map(|column| format!("m.{column}"))
@@ -230,14 +220,11 @@ static THROTTLED_LEASE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyL
              updated_at = CASE WHEN leasable.hold THEN m.updated_at ELSE $1 END \
          FROM leasable WHERE m.id = leasable.id \
          RETURNING {}",
-        due_selections(
-            [
-                ", recipient, method, true AS counted",
-                ", recipient, method, false AS counted",
-                ", recipient, method, false AS counted",
-            ],
-            ""
-        ),
+        due_selections([
+            ", recipient, method, true AS counted",
+            ", recipient, method, false AS counted",
+            ", recipient, method, false AS counted",
+        ]),
         MESSAGE_COLUMNS
             .split(", ")
             .map(|column| format!("m.{column}"))
@@ -904,8 +891,6 @@ fn caller_uuid(key: &CallerKey) -> Uuid {
 #[async_trait]
 impl MessageQueue for PgStore {
     async fn enqueue(&self, batch: &[NewMessage]) -> Result<Vec<EnqueueOutcome>, StoreError> {
-        self.pending_start
-            .queued(batch.iter().map(|m| m.created_at));
         if batch.iter().any(|m| m.digest) {
             let mut tx = self.pool.begin().await.map_err(store_error)?;
             let outcomes = store_rows(&mut tx, batch).await?;
@@ -946,8 +931,6 @@ impl MessageQueue for PgStore {
         now: DateTime<Utc>,
         answers: ClaimAnswers<'_>,
     ) -> Result<Option<Vec<EnqueueOutcome>>, StoreError> {
-        self.pending_start
-            .queued(batch.iter().map(|m| m.created_at));
         // A digest row may join an open digest: only the transaction's `store_rows` knows.
         if !batch.iter().any(|m| m.digest)
             && let Some(queued) =
@@ -1067,14 +1050,8 @@ impl MessageQueue for PgStore {
         // vacuumed) cannot send a lease through every queued row. An expired lease taken over
         // counts an expiry, and the one reaching the maximum gives the message up instead: it
         // comes back as `permanent_failure`, and is not handed to the notifier.
-        // The pending selection starts where the last lease took its oldest message, not at
-        // the index's start, so it does not step over the entries every lease since the last
-        // VACUUM left behind (`pending_start`).
-        let start = self.pending_start.start(request.now);
         let mut connection = self.connection().await?;
         let rows: Vec<MessageRow> = bind_lease(lease_statement(), &request)
-            .bind(start.key.map(|(created_at, _)| created_at))
-            .bind(start.key.map(|(_, id)| id))
             .fetch_all(&mut *connection)
             .await
             .map_err(store_error)?;
@@ -1082,13 +1059,6 @@ impl MessageQueue for PgStore {
         let mut leased = messages(rows)?;
         leased.retain(|m| m.status == MessageStatus::Leased);
         leased.sort_by_key(|m| (m.created_at, *m.id.as_uuid()));
-        // A lease that skipped methods left their messages pending behind what it took.
-        if request.skip.is_empty() {
-            self.pending_start.leased(
-                start,
-                leased.first().map(|m| (m.created_at, *m.id.as_uuid())),
-            );
-        }
         Ok(leased)
     }
 
@@ -1098,9 +1068,6 @@ impl MessageQueue for PgStore {
         request: LeaseRequest,
         throttle: &ThrottleWindow,
     ) -> Result<ThrottledLease, StoreError> {
-        // Messages held back stay pending where they were: a plain lease reads the pending
-        // index from its start again.
-        self.pending_start.forget();
         let mut connection = self.connection().await?;
         let rows: Vec<MessageRow> = bind_lease(throttled_lease_statement(), &request)
             .bind(throttle.start)
@@ -1158,8 +1125,6 @@ impl MessageQueue for PgStore {
             return Ok(0);
         }
         let (ids, leases) = held_columns(held);
-        // Given back, they are pending again where they were, behind where leases start.
-        self.pending_start.forget();
         let mut connection = self.connection().await?;
         let result = sqlx::query(GIVE_BACK_STATEMENT)
             .bind(&ids)

@@ -778,49 +778,6 @@ async fn a_lease_leaves_the_methods_it_skips_queued(backend: Backend) {
     assert_eq!(id_set(&rest), BTreeSet::from([batch[0].id, batch[2].id]));
 }
 
-async fn a_message_queued_older_than_the_last_lease_took_is_leased_first(backend: Backend) {
-    let user = UserId::random();
-    let newer = queue_at(&backend, user, &[secs(10), secs(11), secs(12), secs(13)]).await;
-    let now = t0() + Duration::minutes(1);
-    let first = lease(&backend, now, 2).await;
-    assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), newer[..2]);
-    let sent: Vec<StatusChange> = first
-        .iter()
-        .map(|m| completed(m, Completion::Sent, now))
-        .collect();
-    assert_eq!(backend.queue.mark_sent(&sent).await.unwrap(), 2);
-
-    // Created before the messages just leased (its request began earlier), queued after.
-    let older = queue_at(&backend, user, &[secs(1)]).await;
-    let next = lease(&backend, now, 2).await;
-
-    assert_eq!(
-        next.iter().map(|m| m.id).collect::<Vec<_>>(),
-        [older[0], newer[2]]
-    );
-}
-
-/// While a backlog drains, a scheduled message created before it comes due behind the messages
-/// being leased: it is leased by a lease a second after the last one that found the oldest.
-async fn a_scheduled_message_coming_due_behind_leased_messages_is_leased_a_second_later(
-    backend: Backend,
-) {
-    let user = UserId::random();
-    let due = t0() + Duration::hours(1);
-    let scheduled = NewMessage {
-        send_after: Some(due),
-        ..sample::new_message(user, t0())
-    };
-    enqueue(&backend, std::slice::from_ref(&scheduled)).await;
-    let newer = queue_at(&backend, user, &[secs(10), secs(11), secs(12)]).await;
-    let before = lease(&backend, due - secs(1), 1).await;
-    assert_eq!(before[0].id, newer[0], "not due yet");
-
-    let at_due = lease(&backend, due, 1).await;
-
-    assert_eq!(at_due[0].id, scheduled.id);
-}
-
 fn held(message: &Message) -> HeldLease {
     HeldLease {
         id: message.id,
@@ -1336,8 +1293,6 @@ herald_tests::contract_suite! {
     a_stale_write_back_while_the_new_holder_still_dispatches_changes_nothing,
     write_back_skips_unknown_messages_and_messages_never_leased,
     a_lease_leaves_the_methods_it_skips_queued,
-    a_message_queued_older_than_the_last_lease_took_is_leased_first,
-    a_scheduled_message_coming_due_behind_leased_messages_is_leased_a_second_later,
     extending_moves_only_the_leases_still_held,
     a_lease_given_back_is_leasable_at_once_with_its_attempts_unchanged,
     leases_given_back_behind_a_later_lease_are_leased_first,
