@@ -18,9 +18,7 @@
 //! `SELECT … FOR UPDATE SKIP LOCKED`: pending messages, failures whose retry time has come, and
 //! expired leases. Each walks a partial index of its own (one per leasable kind, see the
 //! migrations), so live leases and failures still waiting for their retry are never read, and
-//! two notifiers never lease the same row. The pending selection starts where the store's last
-//! lease took its oldest message (`pending_start`), past the index entries that earlier leases
-//! left behind. Taking over an expired lease counts an expiry
+//! two notifiers never lease the same row. Taking over an expired lease counts an expiry
 //! (`lease_expiries`); the one that reaches the maximum moves the message to
 //! `permanent_failure` in the same statement instead of leasing it (`Message::lease`).
 //!
