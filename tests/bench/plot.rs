@@ -49,35 +49,20 @@ pub fn svg(curve: &Curve) -> Result<String> {
             let mut chart = builder(&root)
                 .build_cartesian_2d((x_min..x_max).log_scale(), 0.0..y_max)
                 .map_err(draw_error)?;
-            chart
-                .configure_mesh()
-                .x_desc(curve.x_label)
-                .y_desc(curve.y_label)
-                .x_label_formatter(&|x| short(*x))
-                .y_label_formatter(&|y| short(*y))
-                .draw()
-                .map_err(draw_error)?;
-            draw_series(&mut chart, curve)?;
+            draw_chart(&mut chart, curve)?;
         } else {
             let mut chart = builder(&root)
                 .build_cartesian_2d(x_min..x_max, 0.0..y_max)
                 .map_err(draw_error)?;
-            chart
-                .configure_mesh()
-                .x_desc(curve.x_label)
-                .y_desc(curve.y_label)
-                .x_label_formatter(&|x| short(*x))
-                .y_label_formatter(&|y| short(*y))
-                .draw()
-                .map_err(draw_error)?;
-            draw_series(&mut chart, curve)?;
+            draw_chart(&mut chart, curve)?;
         }
         root.present().map_err(draw_error)?;
     }
     Ok(out)
 }
 
-fn draw_series<'a, X>(
+/// The chart's mesh (axis names, short numbers), then its series and their legend.
+fn draw_chart<'a, X>(
     chart: &mut ChartContext<
         'a,
         SVGBackend<'a>,
@@ -86,8 +71,16 @@ fn draw_series<'a, X>(
     curve: &Curve,
 ) -> Result<()>
 where
-    X: Ranged<ValueType = f64>,
+    X: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
 {
+    chart
+        .configure_mesh()
+        .x_desc(curve.x_label)
+        .y_desc(curve.y_label)
+        .x_label_formatter(&|x| short(*x))
+        .y_label_formatter(&|y| short(*y))
+        .draw()
+        .map_err(draw_error)?;
     for (i, series) in curve.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
