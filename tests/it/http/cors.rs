@@ -44,6 +44,18 @@ fn has_cors_headers(headers: &HeaderMap) -> bool {
         .any(|name| name.as_str().starts_with("access-control-"))
 }
 
+/// A GET of `path` from a page on `origin`, with `token` when given.
+async fn get_from(app: &App, path: &str, token: Option<&str>, origin: &str) -> Reply {
+    app.raw_with(
+        Method::GET,
+        path,
+        token,
+        &[("origin", origin.as_bytes())],
+        Vec::new(),
+    )
+    .await
+}
+
 /// The browser's preflight before the bell's `fetch` with a bearer token.
 async fn preflight(app: &App, path: &str, origin: &str, method: &str) -> Reply {
     app.raw_with(
@@ -67,16 +79,14 @@ async fn preflight(app: &App, path: &str, origin: &str, method: &str) -> Reply {
 async fn a_listed_origin_reads_the_inbox_with_a_bearer_token() {
     let app = app_embedding_the_bell().await;
 
-    let reply = app
-        .raw_with(
-            Method::GET,
-            "/api/v2/notifications/inbox",
-            Some(&app.member.token),
-            &[("origin", HOST_PAGE.as_bytes())],
-            Vec::new(),
-        )
-        .await
-        .expect(StatusCode::OK);
+    let reply = get_from(
+        &app,
+        "/api/v2/notifications/inbox",
+        Some(app.member.token.as_str()),
+        HOST_PAGE,
+    )
+    .await
+    .expect(StatusCode::OK);
 
     assert_eq!(allowed_origin(&reply.headers), Some(HOST_PAGE));
     assert!(varies_by_origin(&reply.headers));
@@ -142,14 +152,7 @@ async fn the_live_stream_and_the_script_carry_the_listed_origin() {
     );
     drop(stream);
 
-    let script = app
-        .raw_with(
-            Method::GET,
-            "/assets/herald-inbox.js",
-            None,
-            &[("origin", HOST_PAGE.as_bytes())],
-            Vec::new(),
-        )
+    let script = get_from(&app, "/assets/herald-inbox.js", None, HOST_PAGE)
         .await
         .expect(StatusCode::OK);
     assert_eq!(allowed_origin(&script.headers), Some(HOST_PAGE));
@@ -170,16 +173,14 @@ async fn the_live_stream_and_the_script_carry_the_listed_origin() {
 async fn an_unlisted_origin_gets_no_cors_headers() {
     let app = app_embedding_the_bell().await;
 
-    let reply = app
-        .raw_with(
-            Method::GET,
-            "/api/v2/notifications/inbox",
-            Some(&app.member.token),
-            &[("origin", OTHER_SITE.as_bytes())],
-            Vec::new(),
-        )
-        .await
-        .expect(StatusCode::OK);
+    let reply = get_from(
+        &app,
+        "/api/v2/notifications/inbox",
+        Some(app.member.token.as_str()),
+        OTHER_SITE,
+    )
+    .await
+    .expect(StatusCode::OK);
     assert!(!has_cors_headers(&reply.headers), "{:?}", reply.headers);
     assert!(
         varies_by_origin(&reply.headers),
@@ -206,15 +207,7 @@ async fn routes_outside_the_bell_get_no_cors_headers_even_for_a_listed_origin() 
     let app = app_embedding_the_bell().await;
 
     for path in ["/api/v2/users/me", "/inbox", "/assets/inbox.js"] {
-        let reply = app
-            .raw_with(
-                Method::GET,
-                path,
-                Some(&app.member.token),
-                &[("origin", HOST_PAGE.as_bytes())],
-                Vec::new(),
-            )
-            .await;
+        let reply = get_from(&app, path, Some(app.member.token.as_str()), HOST_PAGE).await;
         assert!(!has_cors_headers(&reply.headers), "{path}");
         let refused = preflight(&app, path, HOST_PAGE, "GET").await;
         assert!(!has_cors_headers(&refused.headers), "{path}");
@@ -225,16 +218,14 @@ async fn routes_outside_the_bell_get_no_cors_headers_even_for_a_listed_origin() 
 async fn without_listed_origins_no_route_gets_cors_headers() {
     let app = App::start().await;
 
-    let reply = app
-        .raw_with(
-            Method::GET,
-            "/api/v2/notifications/inbox",
-            Some(&app.member.token),
-            &[("origin", HOST_PAGE.as_bytes())],
-            Vec::new(),
-        )
-        .await
-        .expect(StatusCode::OK);
+    let reply = get_from(
+        &app,
+        "/api/v2/notifications/inbox",
+        Some(app.member.token.as_str()),
+        HOST_PAGE,
+    )
+    .await
+    .expect(StatusCode::OK);
     assert!(!has_cors_headers(&reply.headers));
     assert!(!varies_by_origin(&reply.headers));
     let refused = preflight(&app, "/api/v2/notifications/inbox", HOST_PAGE, "GET").await;
