@@ -4,8 +4,8 @@
 //! write-back reads only the rows it writes (migration 0005).
 
 use chrono::{DateTime, Duration, Utc};
-use herald_application::ports::MessageQueue;
-use herald_domain::{Completion, Message, RetryPolicy, UserId};
+use herald_application::ports::{MessageQueue, NewMessage};
+use herald_domain::{Completion, Message, Method, RetryPolicy, UserId};
 use herald_postgres::{WRITE_BACK_STATEMENT, lease_statement, throttled_lease_statement};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::sample::{self, lease_request, t0};
@@ -171,6 +171,53 @@ async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
     assert_eq!(plan["Actual Rows"], 3, "the three oldest pending: {plan:#}");
     // Three pending (walking their index in order, not reading all five and sorting), then
     // each found again by its id for the update.
+    assert_reads_exactly(&plan, 6);
+}
+
+#[tokio::test]
+async fn a_lease_leaving_a_method_queued_reads_none_of_its_messages() {
+    let database = TestDatabase::create().await;
+    // Emails oldest: failures due for their retry and five pending; five webhook messages
+    // behind them. The live leases are written back, so none has expired by `now`.
+    let leased = queue_after_a_quiet_moment(&database).await;
+    let sent: Vec<_> = leased
+        .iter()
+        .map(|m| m.complete(&Completion::Sent, t0(), POLICY).unwrap())
+        .collect();
+    database.store.mark_sent(&sent).await.unwrap();
+    let user = UserId::random();
+    let webhooks: Vec<_> = (2_000..2_005)
+        .map(|second| NewMessage {
+            method: Method::Webhook,
+            ..sample::new_message(user, t0() + Duration::seconds(second))
+        })
+        .collect();
+    database.store.enqueue(&webhooks).await.unwrap();
+    let now = t0() + Duration::hours(2);
+
+    let plan = explain(
+        &database,
+        (
+            "lease_skipping",
+            "timestamptz, timestamptz, int4, int8, int4, text, text[], text",
+            lease_statement(),
+        ),
+        &format!(
+            "{}, {}, {}, 3, {}, 'expired %s times', '{{smtp}}', 'leased by notifier plans'",
+            timestamp(now),
+            timestamp(now + Duration::minutes(2)),
+            POLICY.max_attempts,
+            sample::MAX_LEASE_EXPIRIES
+        ),
+    )
+    .await;
+
+    assert_eq!(
+        plan["Actual Rows"], 3,
+        "the three oldest webhook messages: {plan:#}"
+    );
+    // Three webhook messages from their method's range of the pending index, then each found
+    // by its id: none of the older emails, pending or due for a retry, read and passed over.
     assert_reads_exactly(&plan, 6);
 }
 

@@ -18,7 +18,8 @@
 //! `SELECT … FOR UPDATE SKIP LOCKED`: pending messages, failures whose retry time has come, and
 //! expired leases. Each walks a partial index of its own (one per leasable kind, see the
 //! migrations), so live leases and failures still waiting for their retry are never read, and
-//! two notifiers never lease the same row. Taking over an expired lease counts an expiry
+//! two notifiers never lease the same row. Pending messages and failures are selected per
+//! method, so the methods a lease leaves queued are never read either. Taking over an expired lease counts an expiry
 //! (`lease_expiries`); the one that reaches the maximum moves the message to
 //! `permanent_failure` in the same statement instead of leasing it (`Message::lease`).
 //!
@@ -90,23 +91,14 @@ pub fn lease_statement() -> &'static str {
 /// 0005), oldest first, up to `$4`, `FOR UPDATE SKIP LOCKED`. Each selects `id, created_at`, then
 /// its own `extra` columns (pending, retries, expired), then `expired` and `give_up` (an expired
 /// lease reaching `$5` expiries).
+///
+/// Pending messages and failures, the kinds that pile up, are selected per method
+/// ([`per_method`]); expired leases, at most what crashed replicas held, in one selection.
 fn due_selections(extra: [&str; 3]) -> String {
     let [pending, retries, expired] = extra;
+    let due = "AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1";
     format!(
-        "pending AS ( \
-             SELECT id, created_at{pending}, false AS expired, false AS give_up FROM messages \
-             WHERE status = 'pending' AND attempt_count < $3 \
-               AND method::text <> ALL($7::text[]) \
-               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
-             ORDER BY created_at, id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED), \
-         retries AS ( \
-             SELECT id, created_at{retries}, false AS expired, false AS give_up FROM messages \
-             WHERE status = 'temporary_failure' AND attempt_count < $3 \
-               AND method::text <> ALL($7::text[]) \
-               AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
-             ORDER BY created_at, id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED), \
+        "{}, {}, \
          expired AS ( \
              SELECT id, created_at{expired}, true AS expired, lease_expiries + 1 >= $5 AS give_up \
              FROM messages \
@@ -114,8 +106,34 @@ fn due_selections(extra: [&str; 3]) -> String {
                AND method::text <> ALL($7::text[]) \
                AND COALESCE(leased_until, '-infinity'::timestamptz) < $1 \
              ORDER BY created_at, id LIMIT $4 \
-             FOR UPDATE SKIP LOCKED)"
+             FOR UPDATE SKIP LOCKED)",
+        per_method("pending", "pending", due, pending),
+        per_method("retries", "temporary_failure", due, retries),
     )
+}
+
+/// The CTE `name`: the messages in `status` meeting `condition`, selected per method as CTEs
+/// `<name>_<method>`, each up to `$4` of the oldest of its method from its range of the kind's
+/// index (on method, then age: migration 0017), `FOR UPDATE SKIP LOCKED`, and a method the
+/// lease leaves queued (`$7`) not read at all. So a lease that skips a slow method's messages
+/// never walks past them, however many of them are oldest.
+fn per_method(name: &str, status: &str, condition: &str, extra: &str) -> String {
+    let selections = Method::ALL.map(|method| {
+        let method = method.as_str();
+        format!(
+            "{name}_{method} AS ( \
+                 SELECT id, created_at{extra}, false AS expired, false AS give_up \
+                 FROM messages \
+                 WHERE status = '{status}' AND method = '{method}' \
+                   AND '{method}' <> ALL($7::text[]) AND attempt_count < $3 {condition} \
+                 ORDER BY created_at, id LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED)"
+        )
+    });
+    let union = Method::ALL
+        .map(|method| format!("SELECT * FROM {name}_{}", method.as_str()))
+        .join(" UNION ALL ");
+    format!("{}, {name} AS ({union})", selections.join(", "))
 }
 
 /// See [`lease_statement`].
