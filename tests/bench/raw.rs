@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -98,31 +98,7 @@ pub async fn single_enqueues(url: &str, clients: usize, duration: Duration) -> R
             let recipient = Uuid::new_v4();
             let mut rows = 0usize;
             while started.elapsed() < duration {
-                let inserted = sqlx::query(
-                    "WITH claimed AS ( \
-                         INSERT INTO message_dedupe (dedupe_hash, message_id) VALUES ($6, $1) \
-                         ON CONFLICT (dedupe_hash) DO NOTHING RETURNING message_id) \
-                     INSERT INTO messages (id, template_id, recipient, method, payload, \
-                         targets, created_by, created_at, updated_at, dedupe_hash) \
-                     SELECT $1, $2, $3, 'webhook', $4::json, '{}', $7, $5, $5, $6 \
-                     WHERE EXISTS (SELECT FROM claimed)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(workspace_deleted())
-                .bind(recipient)
-                .bind(payload(recipient, client * 1_000_000 + rows).to_string())
-                .bind(Utc::now())
-                .bind(format!(
-                    "{:x}{:x}",
-                    Uuid::new_v4().as_u128(),
-                    Uuid::new_v4().as_u128()
-                ))
-                .bind(RAW_ENQUEUE_CREATOR)
-                .execute(&mut connection)
-                .await?;
-                if inserted.rows_affected() != 1 {
-                    anyhow::bail!("a raw enqueue stored {} rows", inserted.rows_affected());
-                }
+                enqueue_one(&mut connection, recipient, client * 1_000_000 + rows).await?;
                 rows += 1;
             }
             let _ = connection.close().await;
@@ -134,6 +110,81 @@ pub async fn single_enqueues(url: &str, clients: usize, duration: Duration) -> R
         total += task.await??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One raw enqueue of Herald's shape (autocommit, one statement): claims a fresh dedupe hash
+/// in `message_dedupe` and inserts a pending webhook message for `recipient` with a
+/// time-ordered id, created by [`RAW_ENQUEUE_CREATOR`].
+async fn enqueue_one<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    recipient: Uuid,
+    i: usize,
+) -> Result<()> {
+    let inserted = sqlx::query(
+        "WITH claimed AS ( \
+             INSERT INTO message_dedupe (dedupe_hash, message_id) VALUES ($6, $1) \
+             ON CONFLICT (dedupe_hash) DO NOTHING RETURNING message_id) \
+         INSERT INTO messages (id, template_id, recipient, method, payload, \
+             targets, created_by, created_at, updated_at, dedupe_hash) \
+         SELECT $1, $2, $3, 'webhook', $4::json, '{}', $7, $5, $5, $6 \
+         WHERE EXISTS (SELECT FROM claimed)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(workspace_deleted())
+    .bind(recipient)
+    .bind(payload(recipient, i).to_string())
+    .bind(Utc::now())
+    .bind(format!(
+        "{:x}{:x}",
+        Uuid::new_v4().as_u128(),
+        Uuid::new_v4().as_u128()
+    ))
+    .bind(RAW_ENQUEUE_CREATOR)
+    .execute(executor)
+    .await?;
+    if inserted.rows_affected() != 1 {
+        anyhow::bail!("a raw enqueue stored {} rows", inserted.rows_affected());
+    }
+    Ok(())
+}
+
+/// Raw enqueues ([`enqueue_one`]) offered at `rate` per second (open loop, over a pool of
+/// `clients` connections, as Herald's API holds one) until `stop` is set or `at_most` has
+/// passed: each one's start and its time to commit, a pool wait included.
+pub async fn steady_enqueues(
+    url: &str,
+    rate: u32,
+    clients: u32,
+    at_most: Duration,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<(Instant, Duration)>> {
+    let pool = PgPoolOptions::new()
+        .max_connections(clients)
+        .min_connections(clients)
+        .connect(url)
+        .await?;
+    let interval = Duration::from_secs(1) / rate;
+    let begun = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0u32.. {
+        let at = begun + interval * i;
+        if stop.load(Ordering::Relaxed) || at.duration_since(begun) >= at_most {
+            break;
+        }
+        tokio::time::sleep_until(at).await;
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            enqueue_one(&pool, Uuid::new_v4(), i as usize).await?;
+            anyhow::Ok((started, started.elapsed()))
+        }));
+    }
+    let mut sent = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        sent.push(task.await??);
+    }
+    pool.close().await;
+    Ok(sent)
 }
 
 /// Inserts one pending webhook message for `recipient` (autocommit, one statement), as the raw
