@@ -543,7 +543,7 @@ async fn post_all(
 }
 
 /// Leases up to `count` webhook messages (every raw scenario's) as [`lease_and_mark_sent`]
-/// does, each kind from its index (pending messages and failures by method, then age): their
+/// does, each kind from its index (pending messages and failures have one per method): their
 /// ids and payloads.
 async fn lease(connection: &mut PgConnection, count: usize) -> Result<Vec<(Uuid, String)>> {
     Ok(sqlx::query_as(

@@ -4,8 +4,8 @@
 //! write-back reads only the rows it writes (migration 0005).
 
 use chrono::{DateTime, Duration, Utc};
-use herald_application::ports::{MessageQueue, NewMessage};
-use herald_domain::{Completion, Message, Method, RetryPolicy, UserId};
+use herald_application::ports::{LeaseRequest, MessageQueue, NewMessage, SkipMethods};
+use herald_domain::{Completion, Message, Method, RetryPolicy, UserId, catalogue};
 use herald_postgres::{WRITE_BACK_STATEMENT, lease_statement, throttled_lease_statement};
 use herald_tests::postgres::TestDatabase;
 use herald_tests::sample::{self, lease_request, t0};
@@ -219,6 +219,137 @@ async fn a_lease_leaving_a_method_queued_reads_none_of_its_messages() {
     // Three webhook messages from their method's range of the pending index, then each found
     // by its id: none of the older emails, pending or due for a retry, read and passed over.
     assert_reads_exactly(&plan, 6);
+}
+
+#[tokio::test]
+async fn a_lease_planned_before_any_statistics_walks_its_methods_index_in_order() {
+    // A fresh deployment's first burst, before autovacuum ever analyzed the table (or with it
+    // off): the sessions plan their lease with no statistics at all, and keep that plan.
+    let database = TestDatabase::create().await;
+    sqlx::query(
+        "INSERT INTO messages (id, template_id, recipient, method, payload, targets, \
+             created_by, created_at, updated_at) \
+         SELECT gen_random_uuid(), $1, gen_random_uuid(), 'webhook', \
+             json_build_object('text', repeat('x', 700)), '{}', 'tests', \
+             $2 + make_interval(secs => g), $2 + make_interval(secs => g) \
+         FROM generate_series(1, 50000) AS g",
+    )
+    .bind(catalogue::WORKSPACE_DELETED.as_uuid())
+    .bind(t0())
+    .execute(database.store.pool())
+    .await
+    .unwrap();
+    let now = t0() + Duration::days(1);
+    let lease_types = "timestamptz, timestamptz, int4, int8, int4, text, text[], text";
+    let throttle_types = format!("{lease_types}, timestamptz, timestamptz, int8, text");
+    let throttle = format!(
+        ", {}, {}, 1000000, 'throttled'",
+        timestamp(now),
+        timestamp(now + Duration::hours(1))
+    );
+
+    for (name, statement, types, extra) in [
+        ("lease", lease_statement(), lease_types, ""),
+        (
+            "throttled_lease",
+            throttled_lease_statement(),
+            &*throttle_types,
+            &*throttle,
+        ),
+    ] {
+        let plan = explain(
+            &database,
+            (name, types, statement),
+            &format!(
+                "{}, {}, {}, 3, {}, 'expired %s times', '{{}}', 'leased by notifier plans'{extra}",
+                timestamp(now),
+                timestamp(now + Duration::minutes(2)),
+                POLICY.max_attempts,
+                sample::MAX_LEASE_EXPIRIES
+            ),
+        )
+        .await;
+
+        assert_eq!(plan["Actual Rows"], 3, "{name}: the three oldest: {plan:#}");
+        // The three oldest from the webhook index, walked in order (not all 50,000 read and
+        // sorted), then each found by its id.
+        assert_reads_exactly(&plan, 6);
+    }
+}
+
+#[tokio::test]
+async fn each_methods_lease_walks_its_own_indexes() {
+    let database = TestDatabase::create().await;
+    let store = &database.store;
+    let retryable = Completion::Failed {
+        reason: "connection refused".to_owned(),
+        retryable: true,
+        retry_after: None,
+    };
+    for (i, method) in Method::ALL.into_iter().enumerate() {
+        let others: Vec<&str> = Method::ALL
+            .into_iter()
+            .filter(|other| *other != method)
+            .map(Method::as_str)
+            .collect();
+        let skip = Method::ALL
+            .into_iter()
+            .filter(|other| *other != method)
+            .fold(SkipMethods::NONE, |skip, other| skip.with(other));
+        // Five failures due for their retry, then five pending, all of `method`.
+        let user = UserId::random();
+        let at = |second: i64| t0() + Duration::seconds(second + 100 * i as i64);
+        let messages = |from: i64| -> Vec<NewMessage> {
+            (from..from + 5)
+                .map(|second| NewMessage {
+                    method,
+                    ..sample::new_message(user, at(second))
+                })
+                .collect()
+        };
+        store.enqueue(&messages(0)).await.unwrap();
+        let leased = store
+            .lease(LeaseRequest {
+                skip,
+                ..lease_request(t0(), 5)
+            })
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 5, "{method}");
+        let failed: Vec<_> = leased
+            .iter()
+            .map(|m| m.complete(&retryable, t0(), POLICY).unwrap())
+            .collect();
+        store.mark_failed(&failed).await.unwrap();
+        store.enqueue(&messages(10)).await.unwrap();
+        let now = t0() + Duration::hours(2);
+
+        let plan = explain(
+            &database,
+            (
+                &format!("lease_{method}"),
+                "timestamptz, timestamptz, int4, int8, int4, text, text[], text",
+                lease_statement(),
+            ),
+            &format!(
+                "{}, {}, {}, 3, {}, 'expired %s times', '{{{}}}', 'leased by notifier plans'",
+                timestamp(now),
+                timestamp(now + Duration::minutes(2)),
+                POLICY.max_attempts,
+                sample::MAX_LEASE_EXPIRIES,
+                others.join(",")
+            ),
+        )
+        .await;
+
+        assert_eq!(
+            plan["Actual Rows"], 3,
+            "{method}: the three oldest failures: {plan:#}"
+        );
+        // Three due failures and three pending, each from its method's index, then the three
+        // oldest found by their id: the other methods' messages, left queued, never read.
+        assert_reads_exactly(&plan, 9);
+    }
 }
 
 #[tokio::test]
