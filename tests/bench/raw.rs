@@ -543,17 +543,19 @@ async fn post_all(
 }
 
 /// Leases up to `count` webhook messages (every raw scenario's) as [`lease_and_mark_sent`]
-/// does, each kind from its index (pending messages and failures have one per method): their
-/// ids and payloads.
+/// does, each kind from its index (pending messages and failures have one per method, whose
+/// predicate names the other methods): their ids and payloads.
 async fn lease(connection: &mut PgConnection, count: usize) -> Result<Vec<(Uuid, String)>> {
     Ok(sqlx::query_as(
         "WITH pending AS ( \
              SELECT id, created_at FROM messages \
-             WHERE status = 'pending' AND method = 'webhook' AND attempt_count < 5 \
+             WHERE status = 'pending' AND method <> 'smtp' AND method <> 'inbox' \
+               AND attempt_count < 5 \
              ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          retries AS ( \
              SELECT id, created_at FROM messages \
-             WHERE status = 'temporary_failure' AND method = 'webhook' AND attempt_count < 5 \
+             WHERE status = 'temporary_failure' AND method <> 'smtp' AND method <> 'inbox' \
+               AND attempt_count < 5 \
                AND COALESCE(next_retry_after, '-infinity'::timestamptz) <= $1 \
              ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          expired AS ( \
