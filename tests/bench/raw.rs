@@ -163,6 +163,33 @@ pub async fn steady_enqueues(
         .min_connections(clients)
         .connect(url)
         .await?;
+    let sent = open_loop(rate, at_most, &stop, |i| {
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            enqueue_one(&pool, Uuid::new_v4(), i as usize).await?;
+            Ok((started, started.elapsed()))
+        }
+    })
+    .await;
+    pool.close().await;
+    sent
+}
+
+/// Starts `start(i)` as a task `rate` times a second (open loop: on schedule, however long the
+/// earlier ones take) until `stop` is set or `at_most` has passed; every task's result, in
+/// order.
+pub async fn open_loop<T, F, Started>(
+    rate: u32,
+    at_most: Duration,
+    stop: &AtomicBool,
+    mut start: F,
+) -> Result<Vec<T>>
+where
+    F: FnMut(u32) -> Started,
+    Started: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
     let interval = Duration::from_secs(1) / rate;
     let begun = tokio::time::Instant::now();
     let mut tasks = Vec::new();
@@ -172,19 +199,13 @@ pub async fn steady_enqueues(
             break;
         }
         tokio::time::sleep_until(at).await;
-        let pool = pool.clone();
-        tasks.push(tokio::spawn(async move {
-            let started = Instant::now();
-            enqueue_one(&pool, Uuid::new_v4(), i as usize).await?;
-            anyhow::Ok((started, started.elapsed()))
-        }));
+        tasks.push(tokio::spawn(start(i)));
     }
-    let mut sent = Vec::with_capacity(tasks.len());
+    let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
-        sent.push(task.await??);
+        results.push(task.await??);
     }
-    pool.close().await;
-    Ok(sent)
+    Ok(results)
 }
 
 /// Inserts one pending webhook message for `recipient` (autocommit, one statement), as the raw

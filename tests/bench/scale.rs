@@ -1430,35 +1430,23 @@ async fn steady(
     at_most: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<Vec<Sent>> {
-    let interval = Duration::from_secs(1) / rate;
-    let begun = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0u32.. {
-        let at = begun + interval * i;
-        if stop.load(Ordering::Relaxed) || at.duration_since(begun) >= at_most {
-            break;
-        }
-        tokio::time::sleep_until(at).await;
+    crate::raw::open_loop(rate, at_most, &stop, |i| {
         let api = api.clone();
         let event = subject_event(
             subjects[i as usize % subjects.len()],
             &format!("steady-{}-{i}", Uuid::new_v4().simple()),
         );
-        tasks.push(tokio::spawn(async move {
+        async move {
             let started = Instant::now();
             let ids = api.event(&event).await?;
-            anyhow::Ok(Sent {
+            Ok(Sent {
                 started,
                 took: started.elapsed(),
                 ids,
             })
-        }));
-    }
-    let mut sent = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        sent.push(task.await??);
-    }
-    Ok(sent)
+        }
+    })
+    .await
 }
 
 /// Per message of `sent` (those started within `window`, when given): when its request started
