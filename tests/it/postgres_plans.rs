@@ -145,6 +145,41 @@ fn timestamp(at: DateTime<Utc>) -> String {
     format!("'{}'", at.to_rfc3339())
 }
 
+/// The parameter types of the lease statement, `$1`–`$8`.
+const LEASE_TYPES: &str = "timestamptz, timestamptz, int4, int8, int4, text, text[], text";
+
+/// The parameter types of the throttled lease statement: the lease's, then `$9`–`$12`.
+const THROTTLED_LEASE_TYPES: &str = "timestamptz, timestamptz, int4, int8, int4, text, text[], \
+                                     text, timestamptz, timestamptz, int8, text";
+
+/// The lease statement's arguments `$1`–`$8`: a lease of three at `now` for two minutes,
+/// leaving the methods `skip` queued.
+fn lease_arguments(now: DateTime<Utc>, skip: &[&str]) -> String {
+    format!(
+        "{}, {}, {}, 3, {}, 'expired %s times', '{{{}}}', 'leased by notifier plans'",
+        timestamp(now),
+        timestamp(now + Duration::minutes(2)),
+        POLICY.max_attempts,
+        sample::MAX_LEASE_EXPIRIES,
+        skip.join(",")
+    )
+}
+
+/// The throttled lease statement's arguments: [`lease_arguments`] leaving nothing queued, then
+/// a throttle window from `from` to `to` of `limit` messages.
+fn throttled_lease_arguments(
+    now: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    limit: u32,
+) -> String {
+    format!(
+        "{}, {}, {}, {limit}, 'throttled'",
+        lease_arguments(now, &[]),
+        timestamp(from),
+        timestamp(to)
+    )
+}
+
 #[tokio::test]
 async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
     let database = TestDatabase::create().await;
@@ -153,18 +188,8 @@ async fn a_lease_reads_no_row_under_a_live_lease_or_waiting_for_its_retry() {
 
     let plan = explain(
         &database,
-        (
-            "lease",
-            "timestamptz, timestamptz, int4, int8, int4, text, text[], text",
-            lease_statement(),
-        ),
-        &format!(
-            "{}, {}, {}, 3, {}, 'expired %s times', '{{}}', 'leased by notifier plans'",
-            timestamp(now),
-            timestamp(now + Duration::minutes(2)),
-            POLICY.max_attempts,
-            sample::MAX_LEASE_EXPIRIES
-        ),
+        ("lease", LEASE_TYPES, lease_statement()),
+        &lease_arguments(now, &[]),
     )
     .await;
 
@@ -197,18 +222,8 @@ async fn a_lease_leaving_a_method_queued_reads_none_of_its_messages() {
 
     let plan = explain(
         &database,
-        (
-            "lease_skipping",
-            "timestamptz, timestamptz, int4, int8, int4, text, text[], text",
-            lease_statement(),
-        ),
-        &format!(
-            "{}, {}, {}, 3, {}, 'expired %s times', '{{smtp}}', 'leased by notifier plans'",
-            timestamp(now),
-            timestamp(now + Duration::minutes(2)),
-            POLICY.max_attempts,
-            sample::MAX_LEASE_EXPIRIES
-        ),
+        ("lease_skipping", LEASE_TYPES, lease_statement()),
+        &lease_arguments(now, &["smtp"]),
     )
     .await;
 
@@ -240,35 +255,23 @@ async fn a_lease_planned_before_any_statistics_walks_its_methods_index_in_order(
     .await
     .unwrap();
     let now = t0() + Duration::days(1);
-    let lease_types = "timestamptz, timestamptz, int4, int8, int4, text, text[], text";
-    let throttle_types = format!("{lease_types}, timestamptz, timestamptz, int8, text");
-    let throttle = format!(
-        ", {}, {}, 1000000, 'throttled'",
-        timestamp(now),
-        timestamp(now + Duration::hours(1))
-    );
+    let throttled = throttled_lease_arguments(now, (now, now + Duration::hours(1)), 1_000_000);
 
-    for (name, statement, types, extra) in [
-        ("lease", lease_statement(), lease_types, ""),
+    for (name, types, statement, arguments) in [
+        (
+            "lease",
+            LEASE_TYPES,
+            lease_statement(),
+            lease_arguments(now, &[]),
+        ),
         (
             "throttled_lease",
+            THROTTLED_LEASE_TYPES,
             throttled_lease_statement(),
-            &*throttle_types,
-            &*throttle,
+            throttled,
         ),
     ] {
-        let plan = explain(
-            &database,
-            (name, types, statement),
-            &format!(
-                "{}, {}, {}, 3, {}, 'expired %s times', '{{}}', 'leased by notifier plans'{extra}",
-                timestamp(now),
-                timestamp(now + Duration::minutes(2)),
-                POLICY.max_attempts,
-                sample::MAX_LEASE_EXPIRIES
-            ),
-        )
-        .await;
+        let plan = explain(&database, (name, types, statement), &arguments).await;
 
         assert_eq!(plan["Actual Rows"], 3, "{name}: the three oldest: {plan:#}");
         // The three oldest from the webhook index, walked in order (not all 50,000 read and
@@ -326,19 +329,8 @@ async fn each_methods_lease_walks_its_own_indexes() {
 
         let plan = explain(
             &database,
-            (
-                &format!("lease_{method}"),
-                "timestamptz, timestamptz, int4, int8, int4, text, text[], text",
-                lease_statement(),
-            ),
-            &format!(
-                "{}, {}, {}, 3, {}, 'expired %s times', '{{{}}}', 'leased by notifier plans'",
-                timestamp(now),
-                timestamp(now + Duration::minutes(2)),
-                POLICY.max_attempts,
-                sample::MAX_LEASE_EXPIRIES,
-                others.join(",")
-            ),
+            (&format!("lease_{method}"), LEASE_TYPES, lease_statement()),
+            &lease_arguments(now, &others),
         )
         .await;
 
@@ -362,20 +354,10 @@ async fn a_throttled_lease_reads_no_more_messages_than_the_plain_lease() {
         &database,
         (
             "throttled_lease",
-            "timestamptz, timestamptz, int4, int8, int4, text, text[], text, timestamptz, \
-             timestamptz, int8, text",
+            THROTTLED_LEASE_TYPES,
             throttled_lease_statement(),
         ),
-        &format!(
-            "{}, {}, {}, 3, {}, 'expired %s times', '{{}}', 'leased by notifier plans', {}, {}, \
-             1000, 'throttled'",
-            timestamp(now),
-            timestamp(now + Duration::minutes(2)),
-            POLICY.max_attempts,
-            sample::MAX_LEASE_EXPIRIES,
-            timestamp(t0()),
-            timestamp(t0() + Duration::hours(1)),
-        ),
+        &throttled_lease_arguments(now, (t0(), t0() + Duration::hours(1)), 1000),
     )
     .await;
 
