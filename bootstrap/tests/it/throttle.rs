@@ -78,4 +78,5 @@ async fn past_the_user_rate_limit_a_message_waits_listed_with_its_reason_and_tim
     let next: DateTime<Utc> = serde_json::from_value(message["next_retry_after"].clone()).unwrap();
     assert_eq!(next, hour_end, "it may go when the window ends");
     assert_eq!(receiver.received_requests().await.unwrap().len(), 2);
+    db.drop_now().await;
 }
