@@ -45,32 +45,9 @@ fn payload(recipient: Uuid, i: usize) -> serde_json::Value {
 /// process, as for Herald's scenarios: the backends, the WAL writer and the rest).
 pub async fn single_inserts(url: &str, clients: usize, duration: Duration) -> Result<(f64, f64)> {
     // Connected first and closed last: a backend's CPU time is gone from `/proc` once it exits.
-    let mut connections = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connections.push(PgConnection::connect(url).await?);
-    }
+    let connections = connect_all(url, clients).await?;
     let cpu_before = crate::server::postgres_cpu_seconds();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (client, mut connection) in connections.into_iter().enumerate() {
-        tasks.push(tokio::spawn(async move {
-            let recipient = Uuid::new_v4();
-            let mut rows = 0usize;
-            while started.elapsed() < duration {
-                insert_one(&mut connection, recipient, client * 1_000_000 + rows).await?;
-                rows += 1;
-            }
-            anyhow::Ok((rows, connection))
-        }));
-    }
-    let mut total = 0;
-    let mut open = Vec::with_capacity(clients);
-    for task in tasks {
-        let (rows, connection) = task.await??;
-        total += rows;
-        open.push(connection);
-    }
-    let elapsed = started.elapsed();
+    let (total, open, elapsed) = back_to_back(connections, duration, Statement::Insert).await?;
     let cpu = crate::server::postgres_cpu_seconds() - cpu_before;
     drop(open);
     Ok((
@@ -87,10 +64,39 @@ pub const RAW_ENQUEUE_CREATOR: &str = "bench-raw-enqueue";
 /// in `message_dedupe` and inserts a pending webhook message with a time-ordered id, as
 /// Herald's single-message insert does. Rows per second.
 pub async fn single_enqueues(url: &str, clients: usize, duration: Duration) -> Result<f64> {
+    let connections = connect_all(url, clients).await?;
+    let (total, open, elapsed) = back_to_back(connections, duration, Statement::Enqueue).await?;
+    for connection in open {
+        let _ = connection.close().await;
+    }
+    Ok(total as f64 / elapsed.as_secs_f64())
+}
+
+/// What each client of [`back_to_back`] runs.
+#[derive(Debug, Clone, Copy)]
+enum Statement {
+    /// [`insert_one`].
+    Insert,
+    /// [`enqueue_one`].
+    Enqueue,
+}
+
+/// `clients` connections to `url`.
+async fn connect_all(url: &str, clients: usize) -> Result<Vec<PgConnection>> {
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
         connections.push(PgConnection::connect(url).await?);
     }
+    Ok(connections)
+}
+
+/// Runs `statement` back to back on each of `connections` (one client each, its own recipient)
+/// for `duration`: how many ran in all, the connections (still open), and the time taken.
+async fn back_to_back(
+    connections: Vec<PgConnection>,
+    duration: Duration,
+    statement: Statement,
+) -> Result<(usize, Vec<PgConnection>, Duration)> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (client, mut connection) in connections.into_iter().enumerate() {
@@ -98,18 +104,26 @@ pub async fn single_enqueues(url: &str, clients: usize, duration: Duration) -> R
             let recipient = Uuid::new_v4();
             let mut rows = 0usize;
             while started.elapsed() < duration {
-                enqueue_one(&mut connection, recipient, client * 1_000_000 + rows).await?;
+                let i = client * 1_000_000 + rows;
+                match statement {
+                    Statement::Insert => {
+                        insert_one(&mut connection, recipient, i).await?;
+                    }
+                    Statement::Enqueue => enqueue_one(&mut connection, recipient, i).await?,
+                }
                 rows += 1;
             }
-            let _ = connection.close().await;
-            anyhow::Ok(rows)
+            anyhow::Ok((rows, connection))
         }));
     }
     let mut total = 0;
+    let mut open = Vec::with_capacity(tasks.len());
     for task in tasks {
-        total += task.await??;
+        let (rows, connection) = task.await??;
+        total += rows;
+        open.push(connection);
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok((total, open, started.elapsed()))
 }
 
 /// One raw enqueue of Herald's shape (autocommit, one statement): claims a fresh dedupe hash

@@ -677,26 +677,19 @@ impl Bench<'_> {
             Arc::new(store.clone()),
             Arc::new(SystemClock),
         );
-        let checkpoints_before = checkpoint_writes(url).await?.0;
-        let stop = Arc::new(AtomicBool::new(false));
-        let load = tokio::spawn({
-            let (api, subjects, stop) = (herald.api.clone(), herald.subjects.clone(), stop.clone());
+        let herald_purge = beside_purge(&purger, url, rows, |stop| {
+            let (api, subjects) = (herald.api.clone(), herald.subjects.clone());
             // Bounded in case the purge never ends; stopped when it does.
             async move { steady(&api, &subjects, rate, Duration::from_secs(600), stop).await }
-        });
-        // The load runs a moment before the purge starts, as in a real deployment.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let started = Instant::now();
-        let outcome = purger.purge().await;
-        let purge_took = started.elapsed();
-        let purge_ended = Instant::now();
-        let checkpoints = checkpoint_writes(url).await?.0 - checkpoints_before;
-        // At least a second of load after the purge's start, so a fast purge has a sample.
-        tokio::time::sleep(Duration::from_secs(1).saturating_sub(purge_took)).await;
-        stop.store(true, Ordering::Relaxed);
-        let during = load.await??;
-        let purged = purged_all(outcome?, rows)?;
-        let purge_pickups = pickups(&herald.receiver, &during, Some(started..purge_ended)).await?;
+        })
+        .await?;
+        let BesidePurge {
+            window: purge_window,
+            checkpoints,
+            load: during,
+        } = herald_purge;
+        let purge_took = purge_window.end - purge_window.start;
+        let purge_pickups = pickups(&herald.receiver, &during, Some(purge_window.clone())).await?;
         herald.receiver.reset();
         wait_drained(url).await?;
         herald.server.stop();
@@ -708,10 +701,8 @@ impl Bench<'_> {
             count(rows)
         );
         seed_expired(url, prototype, rows, &herald.subjects).await?;
-        let raw_checkpoints_before = checkpoint_writes(url).await?.0;
-        let stop = Arc::new(AtomicBool::new(false));
-        let raw_load = tokio::spawn({
-            let (url, stop) = (url.to_owned(), stop.clone());
+        let raw = beside_purge(&purger, url, rows, |stop| {
+            let url = url.to_owned();
             async move {
                 crate::raw::steady_enqueues(
                     &url,
@@ -722,30 +713,24 @@ impl Bench<'_> {
                 )
                 .await
             }
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let raw_started = Instant::now();
-        let raw_outcome = purger.purge().await;
-        let raw_ended = Instant::now();
-        let raw_checkpoints = checkpoint_writes(url).await?.0 - raw_checkpoints_before;
-        tokio::time::sleep(Duration::from_secs(1).saturating_sub(raw_started.elapsed())).await;
-        stop.store(true, Ordering::Relaxed);
-        let raw_during = raw_load.await??;
-        purged_all(raw_outcome?, rows)?;
+        })
+        .await?;
         store.close().await;
         delete_raw_enqueues(url).await?;
-        let raw_enqueue_max = raw_during
+        let raw_checkpoints = raw.checkpoints;
+        let raw_enqueue_max = raw
+            .load
             .iter()
-            .filter(|(at, _)| (raw_started..raw_ended).contains(at))
+            .filter(|(at, _)| raw.window.contains(at))
             .map(|(_, took)| millis(*took))
             .fold(0.0, f64::max);
 
-        let throughput = purged as f64 / purge_took.as_secs_f64();
+        let throughput = rows as f64 / purge_took.as_secs_f64();
         let quiet_p99 = quantile(&quiet_pickups.latencies(), 0.99);
         let purge_p99 = quantile(&purge_pickups.latencies(), 0.99);
         let enqueue_max = during
             .iter()
-            .filter(|sent| (started..purge_ended).contains(&sent.started))
+            .filter(|sent| purge_window.contains(&sent.started))
             .map(|sent| millis(sent.took))
             .fold(0.0, f64::max);
         let quiet_enqueue_max = quiet
@@ -1155,6 +1140,49 @@ impl Bench<'_> {
     }
 }
 
+/// What a load offered beside a purge: the purge's window, the checkpoints PostgreSQL ran in
+/// it, and the load's own result.
+struct BesidePurge<T> {
+    window: std::ops::Range<Instant>,
+    checkpoints: i64,
+    load: T,
+}
+
+/// Starts `load` (it stops when its flag is set) and, half a second later, `purger`'s purge of
+/// the `rows` expired messages; once the purge has ended and the load has run at least a second
+/// beside it, stops the load. Fails unless the purge deleted all `rows`.
+async fn beside_purge<T, Load, Running>(
+    purger: &Purger,
+    url: &str,
+    rows: usize,
+    load: Load,
+) -> Result<BesidePurge<T>>
+where
+    Load: FnOnce(Arc<AtomicBool>) -> Running,
+    Running: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let checkpoints_before = checkpoint_writes(url).await?.0;
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = tokio::spawn(load(stop.clone()));
+    // The load runs a moment before the purge starts, as in a real deployment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let outcome = purger.purge().await;
+    let ended = Instant::now();
+    let checkpoints = checkpoint_writes(url).await?.0 - checkpoints_before;
+    // At least a second of load after the purge's start, so a fast purge has a sample.
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(started.elapsed())).await;
+    stop.store(true, Ordering::Relaxed);
+    let load = running.await??;
+    purged_all(outcome?, rows)?;
+    Ok(BesidePurge {
+        window: started..ended,
+        checkpoints,
+        load,
+    })
+}
+
 /// Seeds `rows` sent messages (copies of `prototype`) sent between 14 and 8 days ago, every one
 /// past the 7 days' retention, and vacuums the table.
 async fn seed_expired(url: &str, prototype: Uuid, rows: usize, recipients: &[Uuid]) -> Result<()> {
@@ -1172,10 +1200,10 @@ async fn seed_expired(url: &str, prototype: Uuid, rows: usize, recipients: &[Uui
     vacuum(url, "messages").await
 }
 
-/// How many rows the purge deleted; fails unless it ran and deleted all `rows` expired messages.
-fn purged_all(outcome: PurgeOutcome, rows: usize) -> Result<u64> {
+/// Fails unless the purge ran and deleted all `rows` expired messages.
+fn purged_all(outcome: PurgeOutcome, rows: usize) -> Result<()> {
     match outcome {
-        PurgeOutcome::Purged(purged) if purged == rows as u64 => Ok(purged),
+        PurgeOutcome::Purged(purged) if purged == rows as u64 => Ok(()),
         PurgeOutcome::Purged(purged) => {
             bail!("the purge deleted {purged} messages, {rows} had expired")
         }
